@@ -76,23 +76,23 @@ class Process(msgspec.Struct, frozen=True, omit_defaults=True):
     lineage: list[Process] = []  # ancestors, nearest first (bounded by the agent)
 
 
-class _Base(msgspec.Struct, frozen=True, omit_defaults=True, tag_field="kind"):
+class _Base(msgspec.Struct, frozen=True, omit_defaults=True, tag_field="kind", kw_only=True):
     time: int  # epoch ns
     seq: int
     v: int = WIRE_VERSION
     host: Host | None = None
 
 
-class ProcessExec(_Base, tag="process_exec"):
+class ProcessExec(_Base, frozen=True, tag="process_exec"):
     process: Process
 
 
-class ProcessExit(_Base, tag="process_exit"):
+class ProcessExit(_Base, frozen=True, tag="process_exit"):
     process: Process
     exit_code: int = 0
 
 
-class _Net(_Base):
+class _Net(_Base, frozen=True):
     process: Process
     protocol: str = "tcp"  # tcp|udp
     family: str = "inet"  # inet|inet6
@@ -103,19 +103,19 @@ class _Net(_Base):
     success: bool = True
 
 
-class NetConnect(_Net, tag="net_connect"):
+class NetConnect(_Net, frozen=True, tag="net_connect"):
     pass
 
 
-class NetAccept(_Net, tag="net_accept"):
+class NetAccept(_Net, frozen=True, tag="net_accept"):
     pass
 
 
-class NetListen(_Net, tag="net_listen"):
+class NetListen(_Net, frozen=True, tag="net_listen"):
     pass
 
 
-class UnixConnect(_Base, tag="unix_connect"):
+class UnixConnect(_Base, frozen=True, tag="unix_connect"):
     process: Process
     path: str
     success: bool = True
@@ -127,7 +127,7 @@ class DnsAnswer(msgspec.Struct, frozen=True, omit_defaults=True):
     ttl: int = 0
 
 
-class DnsQuery(_Base, tag="dns_query"):
+class DnsQuery(_Base, frozen=True, tag="dns_query"):
     hostname: str
     type: str = "A"
     process: Process | None = None  # attributed when audit saw the sending socket
@@ -138,51 +138,51 @@ class DnsQuery(_Base, tag="dns_query"):
     answers: list[DnsAnswer] = []
 
 
-class _File(_Base):
+class _File(_Base, frozen=True):
     process: Process
     path: str
     success: bool = True
 
 
-class FileWrite(_File, tag="file_write"):
+class FileWrite(_File, frozen=True, tag="file_write"):
     pass
 
 
-class FileRename(_File, tag="file_rename"):
+class FileRename(_File, frozen=True, tag="file_rename"):
     new_path: str = ""
 
 
-class FileUnlink(_File, tag="file_unlink"):
+class FileUnlink(_File, frozen=True, tag="file_unlink"):
     pass
 
 
-class FileLink(_File, tag="file_link"):
+class FileLink(_File, frozen=True, tag="file_link"):
     target: str = ""  # the existing file the new link points at
     symbolic: bool = False
 
 
-class FileOpenSensitive(_File, tag="file_open_sensitive"):
+class FileOpenSensitive(_File, frozen=True, tag="file_open_sensitive"):
     flags: str = ""  # O_RDONLY|O_WRONLY|...
 
 
-class Ptrace(_Base, tag="ptrace"):
+class Ptrace(_Base, frozen=True, tag="ptrace"):
     process: Process
     request: str  # PTRACE_ATTACH|PTRACE_POKETEXT|PTRACE_TRACEME|...
     target: Process | None = None
 
 
-class ProcessVmWrite(_Base, tag="process_vm_write"):
+class ProcessVmWrite(_Base, frozen=True, tag="process_vm_write"):
     process: Process
     target: Process | None = None
 
 
-class ProcMemWrite(_Base, tag="proc_mem_write"):
+class ProcMemWrite(_Base, frozen=True, tag="proc_mem_write"):
     process: Process
     path: str  # /proc/<pid>/mem
     target: Process | None = None
 
 
-class ModuleLoad(_Base, tag="module_load"):
+class ModuleLoad(_Base, frozen=True, tag="module_load"):
     process: Process
     name: str = ""
     path: str = ""
@@ -190,12 +190,12 @@ class ModuleLoad(_Base, tag="module_load"):
     syscall: str = "finit_module"
 
 
-class MemfdExec(_Base, tag="memfd_exec"):
+class MemfdExec(_Base, frozen=True, tag="memfd_exec"):
     process: Process
     memfd_name: str = ""
 
 
-class Mount(_Base, tag="mount"):
+class Mount(_Base, frozen=True, tag="mount"):
     process: Process
     source: str = ""
     target: str = ""
@@ -203,11 +203,11 @@ class Mount(_Base, tag="mount"):
     flags: str = ""
 
 
-class Userfaultfd(_Base, tag="userfaultfd"):
+class Userfaultfd(_Base, frozen=True, tag="userfaultfd"):
     process: Process
 
 
-class Setuid(_Base, tag="setuid"):
+class Setuid(_Base, frozen=True, tag="setuid"):
     process: Process
     syscall: str = "setuid"  # setuid|setresuid|setreuid
     new_uid: int = -1
@@ -224,7 +224,7 @@ class Counters(msgspec.Struct, frozen=True, omit_defaults=True):
     send_errors: int = 0
 
 
-class Heartbeat(_Base, tag="heartbeat"):
+class Heartbeat(_Base, frozen=True, tag="heartbeat"):
     agent_version: str = ""
     sensors_active: list[str] = []
     sensors_unavailable: dict[str, str] = {}  # sensor -> reason
@@ -260,11 +260,9 @@ WireEvent = (
     | Heartbeat
 )
 
-KINDS: Final[tuple[str, ...]] = tuple(
-    t.__struct_config__.tag for t in WireEvent.__args__  # type: ignore[attr-defined]
-)
+KINDS: Final[tuple[str, ...]] = tuple(str(t.__struct_config__.tag) for t in WireEvent.__args__)
 
-_decoder: Final = msgspec.json.Decoder(WireEvent)
+_decoder: Final[msgspec.json.Decoder[WireEvent]] = msgspec.json.Decoder(WireEvent)
 _encoder: Final = msgspec.json.Encoder()
 
 

@@ -1,0 +1,1 @@
+"""One module per detection, grouped by GuardDuty threat purpose; discovered by vigil.registry."""

@@ -1,0 +1,93 @@
+"""Persistence:Runtime/SuspiciousCommand: a command that installs persistence (cron, services, users)."""
+
+from __future__ import annotations
+
+from typing import Any, ClassVar
+
+from vigil import sample as s
+from vigil import severity
+from vigil.detection import Context, Detection, Example, Meta
+from vigil.events import ProcessActivity
+from vigil.vocab import base_name
+
+_CRONTAB_READ_ONLY = frozenset({"-l", "-v", "-T"})
+_SYSTEMCTL_PERSIST = frozenset({"enable", "link", "preset", "reenable", "add-wants", "add-requires"})
+
+
+def _mechanism(event: ProcessActivity) -> str:
+    p = event.process
+    name = base_name(p)
+    args = p.args[1:]
+    if name == "crontab":
+        # `crontab FILE`, `crontab -` and `crontab -e` replace the table; -l/-v/-T only read it
+        if args and not all(a in _CRONTAB_READ_ONLY or a.startswith("-u") for a in args) and "-r" not in args:
+            return "crontab"
+        return ""
+    if name == "systemctl" and any(a in _SYSTEMCTL_PERSIST for a in args):
+        return "systemd"
+    if name in ("useradd", "adduser") and args:
+        return "new-user"
+    if (
+        name == "usermod"
+        and any(a in ("-aG", "-G") for a in args)
+        and any(g in ("sudo", "wheel", "admin", "root") for a in args for g in a.split(","))
+    ):
+        return "group-membership"
+    if name == "update-rc.d" and any(a in ("defaults", "enable") for a in args):
+        return "sysv-init"
+    if name == "chkconfig" and "on" in args:
+        return "sysv-init"
+    return ""
+
+
+class PersistenceSuspiciousCommand(Detection):
+    meta = Meta(
+        type="Persistence:Runtime/SuspiciousCommand",
+        severity=severity.MEDIUM,
+        title="A command that installs persistence was executed",
+        description=(
+            "A process ran a command that installs or changes a persistence mechanism: a crontab, an enabled systemd unit, "
+            "a new local user or a new member of an administrative group."
+        ),
+        mitre=("T1053.003", "T1543.002", "T1136.001"),
+        runbook=(
+            "Read runtimeDetails.context.commandLineExample and inspect what was installed (crontab -l -u USER, systemctl cat UNIT, "
+            "/etc/passwd). If no change ticket explains it, remove it and investigate the lineage."
+        ),
+        false_positives=(
+            "Configuration management (Ansible, cloud-init, Chef) enabling services or adding users: suppress by lineage.",
+        ),
+        references=("https://attack.mitre.org/tactics/TA0003/",),
+    )
+    kinds = frozenset({"process_exec"})
+
+    def match(self, event: ProcessActivity, ctx: Context) -> bool:
+        return _mechanism(event) != ""
+
+    def dedup_key(self, event: ProcessActivity) -> str:
+        return f"{_mechanism(event)}|{event.process.cmd_line}"
+
+    def context(self, event: ProcessActivity, ctx: Context) -> dict[str, Any]:
+        out: dict[str, Any] = {"commandLineExample": event.process.cmd_line[:1024]}
+        if _mechanism(event) == "systemd":
+            units = [
+                a for a in event.process.args[1:] if not a.startswith("-") and a not in _SYSTEMCTL_PERSIST
+            ]
+            if units:
+                out["serviceName"] = units[0]
+        return out
+
+    fires: ClassVar = (
+        Example("crontab installed from a file", (s.exec_(s.proc("/usr/bin/crontab", "/tmp/.c")),)),
+        Example(
+            "a new service enabled",
+            (s.exec_(s.proc("/usr/bin/systemctl", "enable", "--now", "kdevtmpfsi.service", uid=0)),),
+        ),
+        Example(
+            "a backdoor user", (s.exec_(s.proc("/usr/sbin/useradd", "-o", "-u", "0", "-m", "sysadm", uid=0)),)
+        ),
+    )
+    near_misses: ClassVar = (
+        Example("listing the crontab", (s.exec_(s.proc("/usr/bin/crontab", "-l")),)),
+        Example("service status", (s.exec_(s.proc("/usr/bin/systemctl", "status", "nginx")),)),
+    )

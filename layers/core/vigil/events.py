@@ -1,0 +1,229 @@
+"""Normalized events: what detections see (DESIGN §3.2).
+
+Frozen msgspec structs whose names follow OCSF 1.x: Process Activity (1007), File System
+Activity (1001), Module Activity (1005), Network Activity (4001), DNS Activity (4003), API
+Activity (6003). Field names are OCSF's (``process.cmd_line``, ``process.file.path``,
+``process.parent_process``, ``dst_endpoint.ip``, ``query.hostname``, ``device.instance_uid``).
+
+Two documented deviations, both for detection speed and GuardDuty parity:
+- every event carries ``process``: the process that *acted* (GuardDuty's runtimeDetails.process);
+  for injection the victim is ``target_process`` (OCSF puts the actor in ``actor.process``).
+- ``kind`` names the source event kind (``process_exec`` ...) so the engine can index rules by it.
+"""
+
+from __future__ import annotations
+
+from typing import Final
+
+import msgspec
+
+
+class Device(msgspec.Struct, frozen=True, omit_defaults=True):
+    instance_uid: str
+    hostname: str = ""
+    region: str = ""
+    account_uid: str = ""
+    boot_uid: str = ""
+    agent_version: str = ""
+    type: str = ""  # instance type
+    image_uid: str = ""
+    zone: str = ""
+    vcpu_count: int = 0
+
+
+class User(msgspec.Struct, frozen=True, omit_defaults=True):
+    uid: int = -1
+    name: str = ""
+
+
+class File(msgspec.Struct, frozen=True, omit_defaults=True):
+    path: str = ""
+    name: str = ""
+    sha256: str = ""  # OCSF: hashes[algorithm_id=3 SHA-256].value
+    modified_time: int = 0  # epoch ns
+
+
+class Endpoint(msgspec.Struct, frozen=True, omit_defaults=True):
+    ip: str = ""
+    port: int = 0
+    path: str = ""  # unix socket path
+    hostname: str = ""
+
+
+class Stdio(msgspec.Struct, frozen=True, omit_defaults=True):
+    """Target of fd 0/1/2: ``type`` is file|pipe|socket|tty|other."""
+
+    type: str
+    path: str = ""
+    family: str = ""
+    protocol: str = ""
+    remote: Endpoint | None = None
+
+
+class Process(msgspec.Struct, frozen=True, omit_defaults=True):
+    pid: int
+    uid: str = ""  # OCSF process.uid: our stable process uuid
+    name: str = ""
+    cmd_line: str = ""
+    args: tuple[str, ...] = ()
+    file: File = File()
+    user: User = User()
+    euid: int = -1
+    working_directory: str = ""
+    created_time: int = 0  # epoch ns
+    container_uid: str = ""
+    ld_preload: str = ""
+    ld_library_path: str = ""
+    tty: str = ""
+    stdin: Stdio | None = None
+    stdout: Stdio | None = None
+    stderr: Stdio | None = None
+    exe_deleted: bool = False
+    namespace_pid: int = 0
+    parent_uid: str = ""
+    parent_process: Process | None = None  # nearest ancestor (its own parent_process unset)
+    lineage: tuple[Process, ...] = ()  # ancestors, nearest first
+
+
+class _Event(msgspec.Struct, frozen=True, omit_defaults=True, kw_only=True):
+    kind: str
+    time: int  # epoch ns
+    device: Device
+    seq: int = 0
+    activity_id: int = 0
+
+
+class ProcessActivity(_Event, frozen=True, kw_only=True):
+    """1007. Launch (exec, memfd_exec), Terminate, Inject (ptrace, process_vm_write, proc_mem_write),
+    Set User ID (setuid), Other (userfaultfd)."""
+
+    class_uid: int = 1007
+    process: Process
+    target_process: Process | None = None
+    exit_code: int = 0
+    injection_type: str = ""  # ptrace|process_vm_writev|proc_mem
+    ptrace_request: str = ""
+    target_path: str = ""  # /proc/<pid>/mem
+    new_uid: int = -1
+    new_euid: int = -1
+    syscall: str = ""
+    memfd_name: str = ""
+
+
+class NetworkActivity(_Event, frozen=True, kw_only=True):
+    """4001. Open (connect), Accept/Listen; unix-socket connects carry ``dst_endpoint.path``."""
+
+    class_uid: int = 4001
+    process: Process
+    src_endpoint: Endpoint = Endpoint()
+    dst_endpoint: Endpoint = Endpoint()
+    protocol_name: str = "tcp"
+    direction: str = "Outbound"  # OCSF connection_info.direction
+    family: str = "inet"
+    success: bool = True
+
+
+class DnsQuery(msgspec.Struct, frozen=True, omit_defaults=True):
+    hostname: str
+    type: str = "A"
+
+
+class DnsAnswer(msgspec.Struct, frozen=True, omit_defaults=True):
+    type: str
+    rdata: str
+    ttl: int = 0
+
+
+class DnsActivity(_Event, frozen=True, kw_only=True):
+    """4003. Query (1) or Response (2) when answers were seen."""
+
+    class_uid: int = 4003
+    query: DnsQuery
+    process: Process | None = None
+    answers: tuple[DnsAnswer, ...] = ()
+    rcode: str = ""
+    src_endpoint: Endpoint = Endpoint()
+    dst_endpoint: Endpoint = Endpoint()
+    protocol_name: str = "udp"
+
+
+class FileSystemActivity(_Event, frozen=True, kw_only=True):
+    """1001. Update (write), Delete (unlink), Rename, Create (link/symlink), Open, Mount."""
+
+    class_uid: int = 1001
+    process: Process
+    file: File
+    file_result: File | None = None  # rename destination / link name
+    symbolic: bool = False
+    open_flags: str = ""
+    mount_source: str = ""
+    fs_type: str = ""
+    mount_flags: str = ""
+    success: bool = True
+
+
+class Module(msgspec.Struct, frozen=True, omit_defaults=True):
+    file: File
+    name: str = ""
+    load_type: str = "finit_module"
+
+
+class ModuleActivity(_Event, frozen=True, kw_only=True):
+    """1005. Load (1): a kernel module loaded by ``process``."""
+
+    class_uid: int = 1005
+    process: Process
+    module: Module
+
+
+class ApiActivity(_Event, frozen=True, kw_only=True):
+    """6003 (CloudTrail)."""
+
+    class_uid: int = 6003
+    api_operation: str
+    api_service: str = ""
+    actor_uid: str = ""
+    src_ip: str = ""
+    user_agent: str = ""
+
+
+class AgentHealth(_Event, frozen=True, kw_only=True):
+    """The agent's heartbeat (no OCSF class is a good fit; closest is Device Inventory 5001)."""
+
+    class_uid: int = 5001
+    agent_version: str = ""
+    sensors_active: tuple[str, ...] = ()
+    sensors_unavailable: dict[str, str] = {}
+    captured: int = 0
+    sent: int = 0
+    dropped: int = 0
+    spooled: int = 0
+    audit_lost: int = 0
+    cpu_percent: float = 0.0
+    rss_bytes: int = 0
+    vcpus: int = 0
+    kernel: str = ""
+
+
+Event = (
+    ProcessActivity
+    | NetworkActivity
+    | DnsActivity
+    | FileSystemActivity
+    | ModuleActivity
+    | ApiActivity
+    | AgentHealth
+)
+EVENT_TYPES: Final = (
+    ProcessActivity,
+    NetworkActivity,
+    DnsActivity,
+    FileSystemActivity,
+    ModuleActivity,
+    ApiActivity,
+    AgentHealth,
+)
+
+
+def acting_process(event: Event) -> Process | None:
+    return getattr(event, "process", None)

@@ -1,0 +1,255 @@
+"""GuardDuty-shaped findings (DESIGN §3.4).
+
+Matches of one batch are grouped by finding id (deterministic: account|region|type|resource|dedup
+key) so a batch yields one occurrence per finding with its count, first/last seen and seq range;
+the document carries the details of the latest occurrence, as GuardDuty's aggregation does.
+The shape is botocore's ``Finding`` (camelCase wire names); a test validates it.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import Any, Final
+
+from vigil import severity as sev
+from vigil.detection import Context, Detection, action_type
+from vigil.engine import Match
+from vigil.events import DnsActivity, Event, NetworkActivity, Process
+
+SCHEMA_VERSION: Final = "2.0"
+SERVICE_NAME: Final = "vigil"
+FEATURE_NAME: Final = "RuntimeMonitoring"
+DEFAULT_DETECTOR_ID: Final = "vigil"
+
+
+def iso(ns: int) -> str:
+    """Epoch ns -> GuardDuty's ISO-8601 UTC with milliseconds ('2026-11-27T22:13:21.123Z')."""
+    dt = datetime.fromtimestamp(ns / 1e9, tz=UTC)
+    return dt.strftime("%Y-%m-%dT%H:%M:%S.") + f"{dt.microsecond // 1000:03d}Z"
+
+
+def finding_id(account_id: str, region: str, finding_type: str, resource_id: str, dedup_key: str) -> str:
+    raw = "|".join((account_id, region, finding_type, resource_id, dedup_key)).encode()
+    return hashlib.sha256(raw).hexdigest()[:32]
+
+
+@dataclass(frozen=True, slots=True)
+class Occurrence:
+    """One finding as seen in one batch: what the store aggregates with an atomic UpdateItem."""
+
+    finding: dict[str, Any]
+    count: int
+    first_seen_ns: int
+    last_seen_ns: int
+    min_seq: int
+    max_seq: int
+    suppressed: bool = False
+
+    @property
+    def id(self) -> str:
+        return str(self.finding["id"])
+
+
+def _process_details(p: Process) -> dict[str, Any]:
+    d: dict[str, Any] = {
+        "name": p.name,
+        "executablePath": p.file.path,
+        "pid": p.pid,
+        "uuid": p.uid,
+        "userId": p.user.uid,
+        "euid": p.euid,
+    }
+    if p.file.sha256:
+        d["executableSha256"] = p.file.sha256
+    if p.working_directory:
+        d["pwd"] = p.working_directory
+    if p.created_time:
+        d["startTime"] = iso(p.created_time)
+    if p.parent_uid:
+        d["parentUuid"] = p.parent_uid
+    if p.user.name:
+        d["user"] = p.user.name
+    if p.namespace_pid:
+        d["namespacePid"] = p.namespace_pid
+    return d
+
+
+def lineage_of(p: Process) -> list[dict[str, Any]]:
+    out: list[dict[str, Any]] = []
+    for a in p.lineage:
+        item: dict[str, Any] = {
+            "name": a.name,
+            "executablePath": a.file.path,
+            "pid": a.pid,
+            "uuid": a.uid,
+            "userId": a.user.uid,
+            "euid": a.euid,
+        }
+        if a.created_time:
+            item["startTime"] = iso(a.created_time)
+        if a.parent_uid:
+            item["parentUuid"] = a.parent_uid
+        out.append(item)
+    return out
+
+
+def process_details(p: Process) -> dict[str, Any]:
+    d = _process_details(p)
+    if p.lineage:
+        d["lineage"] = lineage_of(p)
+    return d
+
+
+def _action(event: Event) -> dict[str, Any] | None:
+    kind = action_type(event)
+    if kind == "DNS_REQUEST" and isinstance(event, DnsActivity):
+        return {
+            "actionType": kind,
+            "dnsRequestAction": {
+                "domain": event.query.hostname,
+                "protocol": event.protocol_name.upper(),
+                "blocked": False,
+            },
+        }
+    if kind == "NETWORK_CONNECTION" and isinstance(event, NetworkActivity):
+        remote, local = event.dst_endpoint, event.src_endpoint
+        ip_key = "ipAddressV6" if ":" in remote.ip else "ipAddressV4"
+        lip_key = "ipAddressV6" if ":" in local.ip else "ipAddressV4"
+        return {
+            "actionType": kind,
+            "networkConnectionAction": {
+                "connectionDirection": event.direction.upper(),
+                "protocol": event.protocol_name.upper(),
+                "blocked": False,
+                "remoteIpDetails": {ip_key: remote.ip},
+                "remotePortDetails": {"port": remote.port},
+                "localIpDetails": {lip_key: local.ip} if local.ip else {},
+                "localPortDetails": {"port": local.port},
+            },
+        }
+    return None
+
+
+def _resource(event: Event) -> dict[str, Any]:
+    d = event.device
+    details: dict[str, Any] = {"instanceId": d.instance_uid}
+    if d.type:
+        details["instanceType"] = d.type
+    if d.image_uid:
+        details["imageId"] = d.image_uid
+    if d.zone:
+        details["availabilityZone"] = d.zone
+    if d.hostname:
+        details["networkInterfaces"] = [{"privateDnsName": d.hostname}]
+    return {"resourceType": "Instance", "instanceDetails": details}
+
+
+def build_finding(
+    det: Detection,
+    event: Event,
+    ctx: Context,
+    *,
+    account_id: str,
+    region: str,
+    partition: str = "aws",
+    detector_id: str = DEFAULT_DETECTOR_ID,
+    count: int = 1,
+    first_seen_ns: int | None = None,
+    now_ns: int | None = None,
+) -> dict[str, Any]:
+    """The GuardDuty-shaped document for ``event`` (the latest occurrence) matched by ``det``."""
+    m = det.meta
+    account = account_id or event.device.account_uid
+    reg = region or event.device.region
+    instance = event.device.instance_uid
+    fid = finding_id(account, reg, m.type, instance, det.dedup_key(event))
+    severity = float(det.severity(event))
+    sev.label(severity)
+    created = iso(now_ns if now_ns is not None else event.time)
+    runtime: dict[str, Any] = {}
+    p = getattr(event, "process", None)
+    if isinstance(p, Process):
+        runtime["process"] = process_details(p)
+    context = det.context(event, ctx)
+    if context:
+        runtime["context"] = context
+    service: dict[str, Any] = {
+        "serviceName": SERVICE_NAME,
+        "detectorId": detector_id,
+        "featureName": FEATURE_NAME,
+        "resourceRole": m.resource_role,
+        "archived": False,
+        "count": count,
+        "eventFirstSeen": iso(first_seen_ns if first_seen_ns is not None else event.time),
+        "eventLastSeen": iso(event.time),
+        "runtimeDetails": runtime,
+        "additionalInfo": {
+            "type": "default",
+            "value": json.dumps(
+                {
+                    "maturity": m.maturity,
+                    "mitre": list(m.mitre),
+                    "agentDetails": {"agentVersion": event.device.agent_version},
+                    "eventKind": event.kind,
+                },
+                separators=(",", ":"),
+            ),
+        },
+    }
+    action = _action(event)
+    if action is not None:
+        service["action"] = action
+    ti = det.threat_intel(event, ctx)
+    if ti:
+        service["evidence"] = {"threatIntelligenceDetails": ti}
+    return {
+        "schemaVersion": SCHEMA_VERSION,
+        "accountId": account,
+        "region": reg,
+        "partition": partition,
+        "id": fid,
+        "arn": f"arn:{partition}:guardduty:{reg}:{account}:detector/{detector_id}/finding/{fid}",
+        "type": m.type,
+        "severity": severity,
+        "title": f"{det.title(event)} on EC2 instance {instance}.",
+        "description": m.description,
+        "resource": _resource(event),
+        "service": service,
+        "createdAt": created,
+        "updatedAt": created,
+    }
+
+
+def occurrences(
+    matches: list[Match],
+    ctx: Context,
+    *,
+    account_id: str,
+    region: str,
+    detector_id: str = DEFAULT_DETECTOR_ID,
+) -> list[Occurrence]:
+    """Group one batch's matches by finding id; the latest event of each group shapes the document."""
+    groups: dict[tuple[str, str, str], list[Match]] = {}
+    for mt in matches:
+        key = (mt.detection.meta.type, mt.event.device.instance_uid, mt.detection.dedup_key(mt.event))
+        groups.setdefault(key, []).append(mt)
+    out: list[Occurrence] = []
+    for group in groups.values():
+        latest = max(group, key=lambda x: (x.event.time, x.event.seq))
+        first = min(x.event.time for x in group)
+        doc = build_finding(
+            latest.detection,
+            latest.event,
+            ctx,
+            account_id=account_id,
+            region=region,
+            detector_id=detector_id,
+            count=len(group),
+            first_seen_ns=first,
+        )
+        seqs = [x.event.seq for x in group]
+        out.append(Occurrence(doc, len(group), first, latest.event.time, min(seqs), max(seqs)))
+    return out

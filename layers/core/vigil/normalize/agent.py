@@ -1,0 +1,363 @@
+"""Agent wire events (vigil.wire) -> normalized OCSF-named events (vigil.events).
+
+Total: ``normalize_batch`` never raises; a wire event it cannot map becomes a Rejection.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterable
+from typing import Final
+
+from vigil import events as ev
+from vigil import wire
+from vigil.normalize.common import Rejection
+
+_UNKNOWN_DEVICE: Final = ev.Device(instance_uid="unknown")
+
+
+def device_of(host: wire.Host) -> ev.Device:
+    return ev.Device(
+        instance_uid=host.instance_id,
+        hostname=host.hostname,
+        region=host.region,
+        account_uid=host.account_id,
+        boot_uid=host.boot_id,
+        agent_version=host.agent_version,
+        type=host.instance_type,
+        image_uid=host.image_id,
+        zone=host.availability_zone,
+        vcpu_count=host.vcpus,
+    )
+
+
+def _stdio(fd: wire.Fd | None) -> ev.Stdio | None:
+    if fd is None:
+        return None
+    remote = ev.Endpoint(ip=fd.remote_ip, port=fd.remote_port) if fd.remote_ip else None
+    return ev.Stdio(type=fd.type, path=fd.path, family=fd.family, protocol=fd.protocol, remote=remote)
+
+
+def _basename(path: str) -> str:
+    return path.rsplit("/", 1)[-1]
+
+
+def _process_shallow(p: wire.Process, lineage: tuple[ev.Process, ...] = ()) -> ev.Process:
+    exe = p.exe
+    return ev.Process(
+        pid=p.pid,
+        uid=p.uuid,
+        name=p.name or _basename(exe),
+        cmd_line=" ".join(p.argv),
+        args=tuple(p.argv),
+        file=ev.File(path=exe, name=_basename(exe), sha256=p.exe_sha256, modified_time=p.exe_mtime),
+        user=ev.User(uid=p.uid, name=p.user),
+        euid=p.euid,
+        working_directory=p.cwd,
+        created_time=p.start_time,
+        container_uid=p.container_id,
+        ld_preload=p.ld_preload,
+        ld_library_path=p.ld_library_path,
+        tty=p.tty,
+        stdin=_stdio(p.stdin),
+        stdout=_stdio(p.stdout),
+        stderr=_stdio(p.stderr),
+        exe_deleted=p.exe_deleted,
+        namespace_pid=p.ns_pid,
+        parent_uid=p.parent_uuid,
+        parent_process=lineage[0] if lineage else None,
+        lineage=lineage,
+    )
+
+
+def process_of(p: wire.Process) -> ev.Process:
+    if not p.lineage:
+        return _process_shallow(p)
+    return _process_shallow(p, tuple(_process_shallow(a) for a in p.lineage))
+
+
+def _maybe_process(p: wire.Process | None) -> ev.Process | None:
+    return None if p is None else process_of(p)
+
+
+_Handler = Callable[[wire.WireEvent, ev.Device], ev.Event]
+
+
+def _h_exec(w: wire.ProcessExec, d: ev.Device) -> ev.Event:
+    return ev.ProcessActivity(
+        kind="process_exec", time=w.time, seq=w.seq, device=d, activity_id=1, process=process_of(w.process)
+    )
+
+
+def _h_exit(w: wire.ProcessExit, d: ev.Device) -> ev.Event:
+    return ev.ProcessActivity(
+        kind="process_exit",
+        time=w.time,
+        seq=w.seq,
+        device=d,
+        activity_id=2,
+        process=process_of(w.process),
+        exit_code=w.exit_code,
+    )
+
+
+def _net(kind: str, activity: int, direction: str) -> _Handler:
+    def h(w: wire._Net, d: ev.Device) -> ev.Event:
+        return ev.NetworkActivity(
+            kind=kind,
+            time=w.time,
+            seq=w.seq,
+            device=d,
+            activity_id=activity,
+            process=process_of(w.process),
+            src_endpoint=ev.Endpoint(ip=w.local_ip, port=w.local_port),
+            dst_endpoint=ev.Endpoint(ip=w.remote_ip, port=w.remote_port),
+            protocol_name=w.protocol,
+            direction=direction,
+            family=w.family,
+            success=w.success,
+        )
+
+    return h  # type: ignore[return-value]
+
+
+def _h_unix(w: wire.UnixConnect, d: ev.Device) -> ev.Event:
+    return ev.NetworkActivity(
+        kind="unix_connect",
+        time=w.time,
+        seq=w.seq,
+        device=d,
+        activity_id=1,
+        process=process_of(w.process),
+        dst_endpoint=ev.Endpoint(path=w.path),
+        protocol_name="unix",
+        family="unix",
+        success=w.success,
+    )
+
+
+def _h_dns(w: wire.DnsQuery, d: ev.Device) -> ev.Event:
+    return ev.DnsActivity(
+        kind="dns_query",
+        time=w.time,
+        seq=w.seq,
+        device=d,
+        activity_id=2 if (w.answers or w.rcode) else 1,
+        query=ev.DnsQuery(hostname=w.hostname.rstrip(".").lower(), type=w.type),
+        process=_maybe_process(w.process),
+        answers=tuple(ev.DnsAnswer(type=a.type, rdata=a.rdata, ttl=a.ttl) for a in w.answers),
+        rcode=w.rcode,
+        dst_endpoint=ev.Endpoint(ip=w.resolver_ip, port=w.resolver_port),
+        protocol_name=w.protocol,
+    )
+
+
+def _file(kind: str, activity: int) -> _Handler:
+    def h(w: wire._File, d: ev.Device) -> ev.Event:
+        result: ev.File | None = None
+        symbolic = False
+        flags = ""
+        if isinstance(w, wire.FileRename) and w.new_path:
+            result = ev.File(path=w.new_path, name=_basename(w.new_path))
+        elif isinstance(w, wire.FileLink):
+            result = ev.File(path=w.target, name=_basename(w.target))
+            symbolic = w.symbolic
+        elif isinstance(w, wire.FileOpenSensitive):
+            flags = w.flags
+        return ev.FileSystemActivity(
+            kind=kind,
+            time=w.time,
+            seq=w.seq,
+            device=d,
+            activity_id=activity,
+            process=process_of(w.process),
+            file=ev.File(path=w.path, name=_basename(w.path)),
+            file_result=result,
+            symbolic=symbolic,
+            open_flags=flags,
+            success=w.success,
+        )
+
+    return h  # type: ignore[return-value]
+
+
+def _h_ptrace(w: wire.Ptrace, d: ev.Device) -> ev.Event:
+    return ev.ProcessActivity(
+        kind="ptrace",
+        time=w.time,
+        seq=w.seq,
+        device=d,
+        activity_id=4,
+        process=process_of(w.process),
+        target_process=_maybe_process(w.target),
+        injection_type="ptrace",
+        ptrace_request=w.request,
+    )
+
+
+def _h_vm_write(w: wire.ProcessVmWrite, d: ev.Device) -> ev.Event:
+    return ev.ProcessActivity(
+        kind="process_vm_write",
+        time=w.time,
+        seq=w.seq,
+        device=d,
+        activity_id=4,
+        process=process_of(w.process),
+        target_process=_maybe_process(w.target),
+        injection_type="process_vm_writev",
+    )
+
+
+def _h_proc_mem(w: wire.ProcMemWrite, d: ev.Device) -> ev.Event:
+    return ev.ProcessActivity(
+        kind="proc_mem_write",
+        time=w.time,
+        seq=w.seq,
+        device=d,
+        activity_id=4,
+        process=process_of(w.process),
+        target_process=_maybe_process(w.target),
+        injection_type="proc_mem",
+        target_path=w.path,
+    )
+
+
+def _h_module(w: wire.ModuleLoad, d: ev.Device) -> ev.Event:
+    return ev.ModuleActivity(
+        kind="module_load",
+        time=w.time,
+        seq=w.seq,
+        device=d,
+        activity_id=1,
+        process=process_of(w.process),
+        module=ev.Module(
+            file=ev.File(path=w.path, name=_basename(w.path), sha256=w.sha256),
+            name=w.name,
+            load_type=w.syscall,
+        ),
+    )
+
+
+def _h_memfd(w: wire.MemfdExec, d: ev.Device) -> ev.Event:
+    return ev.ProcessActivity(
+        kind="memfd_exec",
+        time=w.time,
+        seq=w.seq,
+        device=d,
+        activity_id=1,
+        process=process_of(w.process),
+        memfd_name=w.memfd_name,
+    )
+
+
+def _h_mount(w: wire.Mount, d: ev.Device) -> ev.Event:
+    return ev.FileSystemActivity(
+        kind="mount",
+        time=w.time,
+        seq=w.seq,
+        device=d,
+        activity_id=12,
+        process=process_of(w.process),
+        file=ev.File(path=w.target, name=_basename(w.target)),
+        mount_source=w.source,
+        fs_type=w.fs_type,
+        mount_flags=w.flags,
+    )
+
+
+def _h_uffd(w: wire.Userfaultfd, d: ev.Device) -> ev.Event:
+    return ev.ProcessActivity(
+        kind="userfaultfd",
+        time=w.time,
+        seq=w.seq,
+        device=d,
+        activity_id=99,
+        process=process_of(w.process),
+        syscall="userfaultfd",
+    )
+
+
+def _h_setuid(w: wire.Setuid, d: ev.Device) -> ev.Event:
+    return ev.ProcessActivity(
+        kind="setuid",
+        time=w.time,
+        seq=w.seq,
+        device=d,
+        activity_id=5,
+        process=process_of(w.process),
+        syscall=w.syscall,
+        new_uid=w.new_uid,
+        new_euid=w.new_euid,
+    )
+
+
+def _h_heartbeat(w: wire.Heartbeat, d: ev.Device) -> ev.Event:
+    c = w.counters
+    return ev.AgentHealth(
+        kind="heartbeat",
+        time=w.time,
+        seq=w.seq,
+        device=d,
+        agent_version=w.agent_version,
+        sensors_active=tuple(w.sensors_active),
+        sensors_unavailable=dict(w.sensors_unavailable),
+        captured=c.captured,
+        sent=c.sent,
+        dropped=c.dropped + c.spool_evicted,
+        spooled=c.spooled,
+        audit_lost=c.audit_lost,
+        cpu_percent=w.cpu_percent,
+        rss_bytes=w.rss_bytes,
+        vcpus=w.vcpus,
+        kernel=w.kernel,
+    )
+
+
+_HANDLERS: Final[dict[type, _Handler]] = {
+    wire.ProcessExec: _h_exec,  # type: ignore[dict-item]
+    wire.ProcessExit: _h_exit,  # type: ignore[dict-item]
+    wire.NetConnect: _net("net_connect", 1, "Outbound"),
+    wire.NetAccept: _net("net_accept", 1, "Inbound"),
+    wire.NetListen: _net("net_listen", 7, "Inbound"),
+    wire.UnixConnect: _h_unix,  # type: ignore[dict-item]
+    wire.DnsQuery: _h_dns,  # type: ignore[dict-item]
+    wire.FileWrite: _file("file_write", 3),
+    wire.FileRename: _file("file_rename", 5),
+    wire.FileUnlink: _file("file_unlink", 4),
+    wire.FileLink: _file("file_link", 1),
+    wire.FileOpenSensitive: _file("file_open_sensitive", 14),
+    wire.Ptrace: _h_ptrace,  # type: ignore[dict-item]
+    wire.ProcessVmWrite: _h_vm_write,  # type: ignore[dict-item]
+    wire.ProcMemWrite: _h_proc_mem,  # type: ignore[dict-item]
+    wire.ModuleLoad: _h_module,  # type: ignore[dict-item]
+    wire.MemfdExec: _h_memfd,  # type: ignore[dict-item]
+    wire.Mount: _h_mount,  # type: ignore[dict-item]
+    wire.Userfaultfd: _h_uffd,  # type: ignore[dict-item]
+    wire.Setuid: _h_setuid,  # type: ignore[dict-item]
+    wire.Heartbeat: _h_heartbeat,  # type: ignore[dict-item]
+}
+
+
+def normalize_batch(
+    events: Iterable[wire.WireEvent], *, default_host: wire.Host | None = None
+) -> tuple[list[ev.Event], list[Rejection]]:
+    """Normalize one decoded batch. The last seen ``host`` block is carried to the events after it."""
+    out: list[ev.Event] = []
+    rejected: list[Rejection] = []
+    device = device_of(default_host) if default_host is not None else None
+    host_seen: wire.Host | None = default_host
+    handlers = _HANDLERS
+    for i, w in enumerate(events, start=1):
+        if w.host is not None and w.host is not host_seen:
+            host_seen = w.host
+            device = device_of(w.host)
+        if device is None:
+            rejected.append(Rejection("agent", i, "no host block before this event (batch header missing)"))
+            continue
+        try:
+            out.append(handlers[type(w)](w, device))
+        except Exception as exc:  # total: a mapping bug rejects one event, never the batch
+            rejected.append(Rejection("agent", i, f"cannot normalize {type(w).__name__}: {exc!r}"))
+    return out, rejected
+
+
+__all__ = ["device_of", "normalize_batch", "process_of"]

@@ -1,0 +1,278 @@
+"""Builders for small normalized events: the vocabulary of detection examples and tests.
+
+Pure and deterministic (fixed times and ids), so an example reads like the activity it describes:
+``exec_("/bin/bash", "-i", stdin=sock("198.51.100.7", 4444), parent=proc("/usr/sbin/sshd"))``.
+Addresses are documentation ranges (RFC 5737) or loopback; nothing here is ever contacted.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from typing import Final
+
+from vigil import events as ev
+
+INSTANCE: Final = "i-0123456789abcdef0"
+DEVICE: Final = ev.Device(
+    instance_uid=INSTANCE,
+    hostname="ip-10-0-0-12.ec2.internal",
+    region="us-east-1",
+    account_uid="123456789012",
+    agent_version="0.1.0",
+)
+T0: Final = 1_764_000_000_000_000_000  # 2025-11-24T16:00:00Z in ns
+
+_seq = 0
+
+
+def _next_seq() -> int:
+    global _seq
+    _seq += 1
+    return _seq
+
+
+def _uuid(exe: str, pid: int) -> str:
+    return hashlib.sha256(f"{exe}|{pid}".encode()).hexdigest()[:32]
+
+
+def sock(ip: str, port: int, *, protocol: str = "tcp", family: str = "inet") -> ev.Stdio:
+    return ev.Stdio(type="socket", family=family, protocol=protocol, remote=ev.Endpoint(ip=ip, port=port))
+
+
+def tty(path: str = "/dev/pts/0") -> ev.Stdio:
+    return ev.Stdio(type="tty", path=path)
+
+
+def pipe() -> ev.Stdio:
+    return ev.Stdio(type="pipe")
+
+
+def proc(
+    exe: str,
+    *args: str,
+    pid: int = 4242,
+    uid: int = 1000,
+    euid: int | None = None,
+    cwd: str = "/home/ec2-user",
+    parent: ev.Process | None = None,
+    stdin: ev.Stdio | None = None,
+    stdout: ev.Stdio | None = None,
+    stderr: ev.Stdio | None = None,
+    container: str = "",
+    ld_preload: str = "",
+    sha256: str = "",
+    exe_deleted: bool = False,
+    modified_time: int = 0,
+    user: str = "",
+    created_time: int = T0 - 1_000_000_000,
+) -> ev.Process:
+    """A process; ``args`` excludes argv[0], which is the exe's basename."""
+    name = exe.rsplit("/", 1)[-1]
+    argv = (name, *args)
+    lineage: tuple[ev.Process, ...] = ()
+    if parent is not None:
+        lineage = (
+            ev.Process(
+                **{
+                    f: getattr(parent, f)
+                    for f in parent.__struct_fields__
+                    if f not in ("parent_process", "lineage")
+                }
+            ),
+            *parent.lineage,
+        )
+    return ev.Process(
+        pid=pid,
+        uid=_uuid(exe, pid),
+        name=name,
+        cmd_line=" ".join(argv),
+        args=argv,
+        file=ev.File(path=exe, name=name, sha256=sha256, modified_time=modified_time),
+        user=ev.User(uid=uid, name=user or ("root" if uid == 0 else "ec2-user")),
+        euid=uid if euid is None else euid,
+        working_directory=cwd,
+        created_time=created_time,
+        container_uid=container,
+        ld_preload=ld_preload,
+        stdin=stdin if stdin is not None else tty(),
+        stdout=stdout if stdout is not None else tty(),
+        stderr=stderr if stderr is not None else tty(),
+        exe_deleted=exe_deleted,
+        parent_uid=parent.uid if parent is not None else "",
+        parent_process=lineage[0] if lineage else None,
+        lineage=lineage,
+    )
+
+
+SSHD: Final = proc("/usr/sbin/sshd", "-D", pid=812, uid=0, cwd="/")
+LOGIN_SHELL: Final = proc("/bin/bash", pid=2001, parent=proc("/usr/sbin/sshd", pid=2000, uid=0, parent=SSHD))
+
+
+def exec_(process: ev.Process, *, t: int = 0, device: ev.Device = DEVICE) -> ev.ProcessActivity:
+    return ev.ProcessActivity(
+        kind="process_exec", time=T0 + t, seq=_next_seq(), device=device, activity_id=1, process=process
+    )
+
+
+def memfd_exec(process: ev.Process, memfd_name: str = "", *, t: int = 0) -> ev.ProcessActivity:
+    return ev.ProcessActivity(
+        kind="memfd_exec",
+        time=T0 + t,
+        seq=_next_seq(),
+        device=DEVICE,
+        activity_id=1,
+        process=process,
+        memfd_name=memfd_name,
+    )
+
+
+def connect(
+    process: ev.Process, ip: str, port: int, *, protocol: str = "tcp", t: int = 0, kind: str = "net_connect"
+) -> ev.NetworkActivity:
+    return ev.NetworkActivity(
+        kind=kind,
+        time=T0 + t,
+        seq=_next_seq(),
+        device=DEVICE,
+        activity_id=1,
+        process=process,
+        src_endpoint=ev.Endpoint(ip="10.0.0.12", port=50000),
+        dst_endpoint=ev.Endpoint(ip=ip, port=port),
+        protocol_name=protocol,
+        direction="Inbound" if kind == "net_accept" else "Outbound",
+        family="inet6" if ":" in ip else "inet",
+    )
+
+
+def unix_connect(process: ev.Process, path: str, *, t: int = 0) -> ev.NetworkActivity:
+    return ev.NetworkActivity(
+        kind="unix_connect",
+        time=T0 + t,
+        seq=_next_seq(),
+        device=DEVICE,
+        activity_id=1,
+        process=process,
+        dst_endpoint=ev.Endpoint(path=path),
+        protocol_name="unix",
+        family="unix",
+    )
+
+
+def dns(
+    hostname: str,
+    *answers: str,
+    process: ev.Process | None = None,
+    qtype: str = "A",
+    t: int = 0,
+    rcode: str = "",
+) -> ev.DnsActivity:
+    ans = tuple(ev.DnsAnswer(type="AAAA" if ":" in a else "A", rdata=a, ttl=60) for a in answers)
+    return ev.DnsActivity(
+        kind="dns_query",
+        time=T0 + t,
+        seq=_next_seq(),
+        device=DEVICE,
+        activity_id=2 if ans else 1,
+        query=ev.DnsQuery(hostname=hostname, type=qtype),
+        process=process,
+        answers=ans,
+        rcode=rcode or ("NOERROR" if ans else ""),
+        dst_endpoint=ev.Endpoint(ip="10.0.0.2", port=53),
+    )
+
+
+def file_op(
+    process: ev.Process, kind: str, path: str, *, new_path: str = "", symbolic: bool = False, t: int = 0
+) -> ev.FileSystemActivity:
+    activity = {
+        "file_write": 3,
+        "file_unlink": 4,
+        "file_rename": 5,
+        "file_link": 1,
+        "file_open_sensitive": 14,
+    }[kind]
+    result = ev.File(path=new_path, name=new_path.rsplit("/", 1)[-1]) if new_path else None
+    return ev.FileSystemActivity(
+        kind=kind,
+        time=T0 + t,
+        seq=_next_seq(),
+        device=DEVICE,
+        activity_id=activity,
+        process=process,
+        file=ev.File(path=path, name=path.rsplit("/", 1)[-1]),
+        file_result=result,
+        symbolic=symbolic,
+    )
+
+
+def inject(
+    process: ev.Process,
+    kind: str,
+    target: ev.Process | None,
+    *,
+    request: str = "",
+    path: str = "",
+    t: int = 0,
+) -> ev.ProcessActivity:
+    itype = {"ptrace": "ptrace", "process_vm_write": "process_vm_writev", "proc_mem_write": "proc_mem"}[kind]
+    return ev.ProcessActivity(
+        kind=kind,
+        time=T0 + t,
+        seq=_next_seq(),
+        device=DEVICE,
+        activity_id=4,
+        process=process,
+        target_process=target,
+        injection_type=itype,
+        ptrace_request=request,
+        target_path=path,
+    )
+
+
+def module_load(
+    process: ev.Process, name: str, path: str = "", *, sha256: str = "", t: int = 0
+) -> ev.ModuleActivity:
+    return ev.ModuleActivity(
+        kind="module_load",
+        time=T0 + t,
+        seq=_next_seq(),
+        device=DEVICE,
+        activity_id=1,
+        process=process,
+        module=ev.Module(file=ev.File(path=path, name=path.rsplit("/", 1)[-1], sha256=sha256), name=name),
+    )
+
+
+def mount(
+    process: ev.Process, source: str, target: str, fs_type: str = "", flags: str = "", *, t: int = 0
+) -> ev.FileSystemActivity:
+    return ev.FileSystemActivity(
+        kind="mount",
+        time=T0 + t,
+        seq=_next_seq(),
+        device=DEVICE,
+        activity_id=12,
+        process=process,
+        file=ev.File(path=target, name=target.rsplit("/", 1)[-1]),
+        mount_source=source,
+        fs_type=fs_type,
+        mount_flags=flags,
+    )
+
+
+def syscall(
+    process: ev.Process, kind: str, *, new_uid: int = -1, new_euid: int = -1, syscall: str = "", t: int = 0
+) -> ev.ProcessActivity:
+    """userfaultfd / setuid events."""
+    activity = {"userfaultfd": 99, "setuid": 5}[kind]
+    return ev.ProcessActivity(
+        kind=kind,
+        time=T0 + t,
+        seq=_next_seq(),
+        device=DEVICE,
+        activity_id=activity,
+        process=process,
+        new_uid=new_uid,
+        new_euid=new_euid,
+        syscall=syscall or kind,
+    )
