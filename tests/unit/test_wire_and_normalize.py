@@ -21,9 +21,10 @@ HOST = wire.Host(
     agent_version="0.1.0",
 )
 BASH = wire.Process(
-    pid=10, uuid="u10", ppid=9, parent_uuid="u9", exe="/bin/bash", argv=["bash", "-i"], uid=33, euid=33,
-    stdin=wire.Fd(type="socket", family="inet", protocol="tcp", remote_ip="198.51.100.7", remote_port=4444),
-    lineage=[wire.Process(pid=9, uuid="u9", exe="/usr/sbin/nginx", argv=["nginx"])],
+    pid=10, uid="u10", name="bash", cmd_line="bash -i", args=["bash", "-i"], file=wire.File(path="/bin/bash", name="bash"),
+    user=wire.User(uid=33, name="www-data"), euid=33, ppid=9, parent_uid="u9",
+    stdin=wire.Stdio(type="socket", family="inet", protocol="tcp", remote=wire.Endpoint(ip="198.51.100.7", port=4444)),
+    lineage=[wire.Process(pid=9, uid="u9", name="nginx", file=wire.File(path="/usr/sbin/nginx", name="nginx"))],
 )  # fmt: skip
 
 

@@ -18,7 +18,7 @@ from typing import Final
 import msgspec
 
 
-class Device(msgspec.Struct, frozen=True, omit_defaults=True):
+class Device(msgspec.Struct, frozen=True, gc=False, omit_defaults=True):
     instance_uid: str
     hostname: str = ""
     region: str = ""
@@ -31,46 +31,56 @@ class Device(msgspec.Struct, frozen=True, omit_defaults=True):
     vcpu_count: int = 0
 
 
-class User(msgspec.Struct, frozen=True, omit_defaults=True):
+class User(msgspec.Struct, frozen=True, gc=False, omit_defaults=True):
     uid: int = -1
     name: str = ""
 
 
-class File(msgspec.Struct, frozen=True, omit_defaults=True):
+class File(msgspec.Struct, frozen=True, gc=False, omit_defaults=True):
     path: str = ""
     name: str = ""
     sha256: str = ""  # OCSF: hashes[algorithm_id=3 SHA-256].value
     modified_time: int = 0  # epoch ns
 
 
-class Endpoint(msgspec.Struct, frozen=True, omit_defaults=True):
+class Endpoint(msgspec.Struct, frozen=True, gc=False, omit_defaults=True):
     ip: str = ""
     port: int = 0
     path: str = ""  # unix socket path
     hostname: str = ""
 
 
-class Stdio(msgspec.Struct, frozen=True, omit_defaults=True):
+class Stdio(msgspec.Struct, frozen=True, gc=False, omit_defaults=True):
     """Target of fd 0/1/2: ``type`` is file|pipe|socket|tty|other."""
 
     type: str
     path: str = ""
-    family: str = ""
-    protocol: str = ""
+    family: str = ""  # inet|inet6|unix for sockets
+    protocol: str = ""  # tcp|udp
+    local: Endpoint | None = None
     remote: Endpoint | None = None
 
 
-class Process(msgspec.Struct, frozen=True, omit_defaults=True):
+class Process(msgspec.Struct, frozen=True, gc=False, omit_defaults=True):
+    """OCSF Process. This is also the agent's wire shape for a process: decoded, never copied.
+
+    ``lineage`` holds the ancestors, nearest first (their own ``lineage`` is empty);
+    ``parent_process`` is ``lineage[0]``.
+    """
+
     pid: int
-    uid: str = ""  # OCSF process.uid: our stable process uuid
+    uid: str = ""  # OCSF process.uid: stable process uuid (sha of boot id + pid + start time)
     name: str = ""
     cmd_line: str = ""
-    args: tuple[str, ...] = ()
-    file: File = File()
+    args: list[str] = []  # argv, argv[0] included
+    file: File = File()  # the executable
     user: User = User()
     euid: int = -1
+    gid: int = -1
+    egid: int = -1
     working_directory: str = ""
     created_time: int = 0  # epoch ns
+    namespace_pid: int = 0
     container_uid: str = ""
     ld_preload: str = ""
     ld_library_path: str = ""
@@ -78,14 +88,17 @@ class Process(msgspec.Struct, frozen=True, omit_defaults=True):
     stdin: Stdio | None = None
     stdout: Stdio | None = None
     stderr: Stdio | None = None
-    exe_deleted: bool = False
-    namespace_pid: int = 0
+    exe_deleted: bool = False  # exe is memfd: or "(deleted)"
+    ppid: int = 0
     parent_uid: str = ""
-    parent_process: Process | None = None  # nearest ancestor (its own parent_process unset)
-    lineage: tuple[Process, ...] = ()  # ancestors, nearest first
+    lineage: list[Process] = []
+
+    @property
+    def parent_process(self) -> Process | None:
+        return self.lineage[0] if self.lineage else None
 
 
-class _Event(msgspec.Struct, frozen=True, omit_defaults=True, kw_only=True):
+class _Event(msgspec.Struct, frozen=True, gc=False, omit_defaults=True, kw_only=True):
     kind: str
     time: int  # epoch ns
     device: Device
@@ -123,12 +136,12 @@ class NetworkActivity(_Event, frozen=True, kw_only=True):
     success: bool = True
 
 
-class DnsQuery(msgspec.Struct, frozen=True, omit_defaults=True):
+class DnsQuery(msgspec.Struct, frozen=True, gc=False, omit_defaults=True):
     hostname: str
     type: str = "A"
 
 
-class DnsAnswer(msgspec.Struct, frozen=True, omit_defaults=True):
+class DnsAnswer(msgspec.Struct, frozen=True, gc=False, omit_defaults=True):
     type: str
     rdata: str
     ttl: int = 0
@@ -162,7 +175,7 @@ class FileSystemActivity(_Event, frozen=True, kw_only=True):
     success: bool = True
 
 
-class Module(msgspec.Struct, frozen=True, omit_defaults=True):
+class Module(msgspec.Struct, frozen=True, gc=False, omit_defaults=True):
     file: File
     name: str = ""
     load_type: str = "finit_module"

@@ -10,6 +10,8 @@ from __future__ import annotations
 import hashlib
 from typing import Final
 
+import msgspec
+
 from vigil import events as ev
 
 INSTANCE: Final = "i-0123456789abcdef0"
@@ -68,19 +70,10 @@ def proc(
 ) -> ev.Process:
     """A process; ``args`` excludes argv[0], which is the exe's basename."""
     name = exe.rsplit("/", 1)[-1]
-    argv = (name, *args)
-    lineage: tuple[ev.Process, ...] = ()
+    argv = [name, *args]
+    lineage: list[ev.Process] = []
     if parent is not None:
-        lineage = (
-            ev.Process(
-                **{
-                    f: getattr(parent, f)
-                    for f in parent.__struct_fields__
-                    if f not in ("parent_process", "lineage")
-                }
-            ),
-            *parent.lineage,
-        )
+        lineage = [msgspec.structs.replace(parent, lineage=[]), *parent.lineage]
     return ev.Process(
         pid=pid,
         uid=_uuid(exe, pid),
@@ -98,8 +91,8 @@ def proc(
         stdout=stdout if stdout is not None else tty(),
         stderr=stderr if stderr is not None else tty(),
         exe_deleted=exe_deleted,
+        ppid=parent.pid if parent is not None else 0,
         parent_uid=parent.uid if parent is not None else "",
-        parent_process=lineage[0] if lineage else None,
         lineage=lineage,
     )
 

@@ -1,5 +1,8 @@
 """Agent wire events (vigil.wire) -> normalized OCSF-named events (vigil.events).
 
+The wire's process block already is the OCSF ``Process`` (decoded, not copied); this module wraps
+each wire event into its OCSF activity class and attaches the device from the batch header.
+
 Total: ``normalize_batch`` never raises; a wire event it cannot map becomes a Rejection.
 """
 
@@ -30,53 +33,8 @@ def device_of(host: wire.Host) -> ev.Device:
     )
 
 
-def _stdio(fd: wire.Fd | None) -> ev.Stdio | None:
-    if fd is None:
-        return None
-    remote = ev.Endpoint(ip=fd.remote_ip, port=fd.remote_port) if fd.remote_ip else None
-    return ev.Stdio(type=fd.type, path=fd.path, family=fd.family, protocol=fd.protocol, remote=remote)
-
-
 def _basename(path: str) -> str:
     return path.rsplit("/", 1)[-1]
-
-
-def _process_shallow(p: wire.Process, lineage: tuple[ev.Process, ...] = ()) -> ev.Process:
-    exe = p.exe
-    return ev.Process(
-        pid=p.pid,
-        uid=p.uuid,
-        name=p.name or _basename(exe),
-        cmd_line=" ".join(p.argv),
-        args=tuple(p.argv),
-        file=ev.File(path=exe, name=_basename(exe), sha256=p.exe_sha256, modified_time=p.exe_mtime),
-        user=ev.User(uid=p.uid, name=p.user),
-        euid=p.euid,
-        working_directory=p.cwd,
-        created_time=p.start_time,
-        container_uid=p.container_id,
-        ld_preload=p.ld_preload,
-        ld_library_path=p.ld_library_path,
-        tty=p.tty,
-        stdin=_stdio(p.stdin),
-        stdout=_stdio(p.stdout),
-        stderr=_stdio(p.stderr),
-        exe_deleted=p.exe_deleted,
-        namespace_pid=p.ns_pid,
-        parent_uid=p.parent_uuid,
-        parent_process=lineage[0] if lineage else None,
-        lineage=lineage,
-    )
-
-
-def process_of(p: wire.Process) -> ev.Process:
-    if not p.lineage:
-        return _process_shallow(p)
-    return _process_shallow(p, tuple(_process_shallow(a) for a in p.lineage))
-
-
-def _maybe_process(p: wire.Process | None) -> ev.Process | None:
-    return None if p is None else process_of(p)
 
 
 _Handler = Callable[[wire.WireEvent, ev.Device], ev.Event]
@@ -84,7 +42,7 @@ _Handler = Callable[[wire.WireEvent, ev.Device], ev.Event]
 
 def _h_exec(w: wire.ProcessExec, d: ev.Device) -> ev.Event:
     return ev.ProcessActivity(
-        kind="process_exec", time=w.time, seq=w.seq, device=d, activity_id=1, process=process_of(w.process)
+        kind="process_exec", time=w.time, seq=w.seq, device=d, activity_id=1, process=w.process
     )
 
 
@@ -95,7 +53,7 @@ def _h_exit(w: wire.ProcessExit, d: ev.Device) -> ev.Event:
         seq=w.seq,
         device=d,
         activity_id=2,
-        process=process_of(w.process),
+        process=w.process,
         exit_code=w.exit_code,
     )
 
@@ -108,7 +66,7 @@ def _net(kind: str, activity: int, direction: str) -> _Handler:
             seq=w.seq,
             device=d,
             activity_id=activity,
-            process=process_of(w.process),
+            process=w.process,
             src_endpoint=ev.Endpoint(ip=w.local_ip, port=w.local_port),
             dst_endpoint=ev.Endpoint(ip=w.remote_ip, port=w.remote_port),
             protocol_name=w.protocol,
@@ -127,7 +85,7 @@ def _h_unix(w: wire.UnixConnect, d: ev.Device) -> ev.Event:
         seq=w.seq,
         device=d,
         activity_id=1,
-        process=process_of(w.process),
+        process=w.process,
         dst_endpoint=ev.Endpoint(path=w.path),
         protocol_name="unix",
         family="unix",
@@ -143,7 +101,7 @@ def _h_dns(w: wire.DnsQuery, d: ev.Device) -> ev.Event:
         device=d,
         activity_id=2 if (w.answers or w.rcode) else 1,
         query=ev.DnsQuery(hostname=w.hostname.rstrip(".").lower(), type=w.type),
-        process=_maybe_process(w.process),
+        process=w.process,
         answers=tuple(ev.DnsAnswer(type=a.type, rdata=a.rdata, ttl=a.ttl) for a in w.answers),
         rcode=w.rcode,
         dst_endpoint=ev.Endpoint(ip=w.resolver_ip, port=w.resolver_port),
@@ -169,7 +127,7 @@ def _file(kind: str, activity: int) -> _Handler:
             seq=w.seq,
             device=d,
             activity_id=activity,
-            process=process_of(w.process),
+            process=w.process,
             file=ev.File(path=w.path, name=_basename(w.path)),
             file_result=result,
             symbolic=symbolic,
@@ -187,8 +145,8 @@ def _h_ptrace(w: wire.Ptrace, d: ev.Device) -> ev.Event:
         seq=w.seq,
         device=d,
         activity_id=4,
-        process=process_of(w.process),
-        target_process=_maybe_process(w.target),
+        process=w.process,
+        target_process=w.target,
         injection_type="ptrace",
         ptrace_request=w.request,
     )
@@ -201,8 +159,8 @@ def _h_vm_write(w: wire.ProcessVmWrite, d: ev.Device) -> ev.Event:
         seq=w.seq,
         device=d,
         activity_id=4,
-        process=process_of(w.process),
-        target_process=_maybe_process(w.target),
+        process=w.process,
+        target_process=w.target,
         injection_type="process_vm_writev",
     )
 
@@ -214,8 +172,8 @@ def _h_proc_mem(w: wire.ProcMemWrite, d: ev.Device) -> ev.Event:
         seq=w.seq,
         device=d,
         activity_id=4,
-        process=process_of(w.process),
-        target_process=_maybe_process(w.target),
+        process=w.process,
+        target_process=w.target,
         injection_type="proc_mem",
         target_path=w.path,
     )
@@ -228,7 +186,7 @@ def _h_module(w: wire.ModuleLoad, d: ev.Device) -> ev.Event:
         seq=w.seq,
         device=d,
         activity_id=1,
-        process=process_of(w.process),
+        process=w.process,
         module=ev.Module(
             file=ev.File(path=w.path, name=_basename(w.path), sha256=w.sha256),
             name=w.name,
@@ -244,7 +202,7 @@ def _h_memfd(w: wire.MemfdExec, d: ev.Device) -> ev.Event:
         seq=w.seq,
         device=d,
         activity_id=1,
-        process=process_of(w.process),
+        process=w.process,
         memfd_name=w.memfd_name,
     )
 
@@ -256,7 +214,7 @@ def _h_mount(w: wire.Mount, d: ev.Device) -> ev.Event:
         seq=w.seq,
         device=d,
         activity_id=12,
-        process=process_of(w.process),
+        process=w.process,
         file=ev.File(path=w.target, name=_basename(w.target)),
         mount_source=w.source,
         fs_type=w.fs_type,
@@ -271,7 +229,7 @@ def _h_uffd(w: wire.Userfaultfd, d: ev.Device) -> ev.Event:
         seq=w.seq,
         device=d,
         activity_id=99,
-        process=process_of(w.process),
+        process=w.process,
         syscall="userfaultfd",
     )
 
@@ -283,7 +241,7 @@ def _h_setuid(w: wire.Setuid, d: ev.Device) -> ev.Event:
         seq=w.seq,
         device=d,
         activity_id=5,
-        process=process_of(w.process),
+        process=w.process,
         syscall=w.syscall,
         new_uid=w.new_uid,
         new_euid=w.new_euid,
@@ -360,4 +318,4 @@ def normalize_batch(
     return out, rejected
 
 
-__all__ = ["device_of", "normalize_batch", "process_of"]
+__all__ = ["device_of", "normalize_batch"]
