@@ -1,0 +1,50 @@
+"""IngestFunction: agent telemetry batches -> findings.
+
+Trigger: Kinesis ``TelemetryStream`` (partial batch response, bisect on error, bounded retries,
+on-failure record to ``IngestFailureQueue``). One record = one gzip NDJSON batch from one host.
+Reads: ``StateTable`` (detection state, applied-record ledger).
+Writes: ``FindingsTable`` (one atomic UpdateItem per finding per record), ``StateTable``,
+``CoverageTable`` (heartbeats), ``IngestDeadLetterQueue`` (undecodable lines with the reason).
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from aws_lambda_powertools import Logger, Metrics
+from aws_lambda_powertools.metrics import MetricUnit
+from aws_lambda_powertools.utilities.batch import BatchProcessor, EventType, process_partial_response
+from aws_lambda_powertools.utilities.data_classes.kinesis_stream_event import KinesisStreamRecord
+from aws_lambda_powertools.utilities.typing import LambdaContext
+
+from vigil.pipeline import Pipeline
+from vigil_aws.dead_letters import Source
+from vigil_aws.ingest import Ingestor
+from vigil_aws.settings import IngestSettings
+
+settings = IngestSettings.from_env()
+logger = Logger()
+metrics = Metrics()
+processor = BatchProcessor(event_type=EventType.KinesisDataStreams)
+ingestor = Ingestor(settings, Pipeline.default(account_id=settings.account_id, region=settings.region))
+
+
+def record_handler(record: KinesisStreamRecord) -> None:
+    src = Source(
+        record.event_source_arn, record.event_id, record.kinesis.sequence_number, record.kinesis.partition_key
+    )
+    outcome = ingestor.process(record.kinesis.data_as_bytes(), src)
+    if outcome.rejected:
+        logger.warning("dead-lettered input", extra={"eventID": src.event_id, "rejected": outcome.rejected})
+
+
+@logger.inject_lambda_context
+@metrics.log_metrics
+def handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
+    ingestor.begin(r["eventID"] for r in event["Records"])
+    response = process_partial_response(
+        event=event, record_handler=record_handler, processor=processor, context=context
+    )
+    for name, value in ingestor.totals.items():
+        metrics.add_metric(name=name, unit=MetricUnit.Count, value=value)
+    return response
