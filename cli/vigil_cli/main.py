@@ -1,0 +1,199 @@
+"""`vigil`: replay agent telemetry locally, and read findings from a stack."""
+
+from __future__ import annotations
+
+import json
+import sys
+from typing import Annotated, Any
+
+import typer
+from rich.console import Console
+from rich.table import Table
+
+from vigil import severity
+from vigil.pipeline import Pipeline
+from vigil_cli import replay as _replay
+from vigil_cli.stack import resolve
+
+app = typer.Typer(help="Vigil: runtime threat detection for EC2.", no_args_is_help=True, add_completion=False)
+findings_app = typer.Typer(help="Findings stored by a deployed (or the offline) stack.", no_args_is_help=True)
+app.add_typer(findings_app, name="findings")
+err = Console(stderr=True, soft_wrap=True)
+out = Console()
+
+_SEV_STYLE = {"Low": "cyan", "Medium": "yellow", "High": "red", "Critical": "bold red"}
+
+StackOpt = Annotated[
+    str | None, typer.Option("--stack", help="CloudFormation stack name (default: the running offline stack)")
+]
+RegionOpt = Annotated[str | None, typer.Option("--region")]
+EndpointOpt = Annotated[
+    str | None, typer.Option("--endpoint-url", help="AWS endpoint override, e.g. http://127.0.0.1:5000")
+]
+
+
+def findings_table(docs: list[dict[str, Any]], title: str = "Findings") -> Table:
+    t = Table(title=title, show_lines=False)
+    for col in ("type", "severity", "instance", "count", "title"):
+        t.add_column(col, overflow="fold")
+    for d in docs:
+        sev = float(d["severity"])
+        lab = severity.label(sev)
+        t.add_row(
+            d["type"],
+            f"[{_SEV_STYLE[lab]}]{lab} ({sev:g})[/]",
+            d["resource"]["instanceDetails"]["instanceId"],
+            str(d["service"]["count"]),
+            d.get("title", ""),
+        )
+    return t
+
+
+@app.command()
+def replay(
+    file: Annotated[str, typer.Argument(help="agent NDJSON file (plain or .gz), or - for stdin")],
+    table: Annotated[bool, typer.Option("--table", help="a table for people instead of JSON lines")] = False,
+    account_id: Annotated[
+        str, typer.Option(help="account id for finding ids/ARNs (default: the events' host block)")
+    ] = "",
+    region: Annotated[
+        str, typer.Option(help="region for finding ids/ARNs (default: the events' host block)")
+    ] = "",
+) -> None:
+    """Run normalize + detect in-process (no AWS) and print one GuardDuty-shaped finding JSON per line."""
+    try:
+        stream = _replay.open_input(file)
+    except (FileNotFoundError, OSError) as exc:
+        err.print(f"[red]error:[/] {exc}")
+        raise typer.Exit(2) from None
+    live = file == "-"
+    pipeline = Pipeline.default(account_id=account_id, region=region)
+
+    def on_error(msg: str) -> None:
+        err.print(f"[yellow]skipped[/] {msg}", highlight=False)
+
+    def on_finding(occ: Any) -> None:
+        if not table:
+            sys.stdout.write(json.dumps(occ.finding, separators=(",", ":")) + "\n")
+            sys.stdout.flush()
+
+    try:
+        stats = _replay.replay(
+            stream, pipeline, live=live, on_error=on_error, on_finding=on_finding if live else None
+        )
+    except (OSError, EOFError) as exc:
+        err.print(f"[red]error:[/] cannot read {file}: {exc}")
+        raise typer.Exit(2) from None
+    docs = sorted(
+        (o.finding for o in stats.findings.values()),
+        key=lambda d: (d["service"]["eventFirstSeen"], d["type"]),
+    )
+    if table:
+        out.print(findings_table(docs, f"Findings from {file}"))
+    elif not live:
+        for d in docs:
+            sys.stdout.write(json.dumps(d, separators=(",", ":")) + "\n")
+    err.print(
+        f"{stats.events} events, {len(docs)} findings, {stats.bad_lines} bad lines skipped, "
+        f"{stats.rejected} events rejected, {stats.detection_errors} detection errors",
+        highlight=False,
+    )
+
+
+def _store_docs(stack: str | None, region: str | None, endpoint_url: str | None) -> tuple[Any, str]:
+    target = resolve(stack, region, endpoint_url)
+    return target.client("dynamodb"), target.output("FindingsTableName")
+
+
+@findings_app.command("list")
+def findings_list(
+    stack: StackOpt = None,
+    region: RegionOpt = None,
+    endpoint_url: EndpointOpt = None,
+    min_severity: Annotated[
+        float, typer.Option("--min-severity", help="only findings at or above this severity")
+    ] = 0.0,
+    finding_type: Annotated[str | None, typer.Option("--type", help="only this finding type")] = None,
+    instance: Annotated[str | None, typer.Option("--instance", help="only this instance id")] = None,
+    archived: Annotated[
+        bool, typer.Option("--archived", help="include archived (suppressed) findings")
+    ] = False,
+    as_json: Annotated[bool, typer.Option("--json", help="JSON lines instead of a table")] = False,
+    limit: Annotated[int, typer.Option(help="at most this many, newest first")] = 50,
+) -> None:
+    """List findings, newest first."""
+    from vigil_aws.findings_store import document, plain
+
+    ddb, table = _store_docs(stack, region, endpoint_url)
+    items: list[dict[str, Any]] = []
+    kwargs: dict[str, Any] = {"TableName": table}
+    if instance:
+        kwargs.update(
+            IndexName="ByResource",
+            KeyConditionExpression="instanceId = :i",
+            ExpressionAttributeValues={":i": {"S": instance}},
+        )
+        op = ddb.query
+    elif finding_type:
+        kwargs.update(
+            IndexName="ByType",
+            KeyConditionExpression="#t = :t",
+            ExpressionAttributeNames={"#t": "type"},
+            ExpressionAttributeValues={":t": {"S": finding_type}},
+        )
+        op = ddb.query
+    else:
+        op = ddb.scan
+    while True:
+        page = op(**kwargs)
+        items.extend(plain(i) for i in page.get("Items", []))
+        if "LastEvaluatedKey" not in page:
+            break
+        kwargs["ExclusiveStartKey"] = page["LastEvaluatedKey"]
+    docs = [document(i) for i in items]
+    docs = [
+        d
+        for d in docs
+        if float(d["severity"]) >= min_severity
+        and (archived or not d["service"].get("archived"))
+        and (not finding_type or d["type"] == finding_type)
+    ]
+    docs.sort(key=lambda d: d.get("updatedAt", ""), reverse=True)
+    docs = docs[:limit]
+    if as_json:
+        for d in docs:
+            print(json.dumps(d, separators=(",", ":")))
+    else:
+        out.print(findings_table(docs))
+
+
+@findings_app.command("show")
+def findings_show(
+    finding_id: Annotated[str, typer.Argument(help="the 32-hex finding id")],
+    stack: StackOpt = None,
+    region: RegionOpt = None,
+    endpoint_url: EndpointOpt = None,
+) -> None:
+    """Print one finding as GuardDuty-shaped JSON."""
+    from vigil_aws.findings_store import document, plain
+
+    ddb, table = _store_docs(stack, region, endpoint_url)
+    item = ddb.get_item(TableName=table, Key={"id": {"S": finding_id}}).get("Item")
+    if not item:
+        err.print(f"[red]error:[/] no finding {finding_id} in {table}")
+        raise typer.Exit(1)
+    print(json.dumps(document(plain(item)), indent=2))
+
+
+def _mount_optional() -> None:
+    try:
+        from vigil_cli import response
+    except ImportError:
+        return
+    app.add_typer(response.app, name="response")
+
+
+_mount_optional()
+
+if __name__ == "__main__":
+    app()

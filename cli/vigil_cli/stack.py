@@ -1,0 +1,49 @@
+"""Finding a deployed stack's resources: CloudFormation outputs, or the offline stack's state file."""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import boto3
+
+LOCAL_STATE = Path("local/.state/stack.json")
+
+
+@dataclass(frozen=True)
+class Target:
+    region: str
+    endpoint_url: str | None
+    outputs: dict[str, str]
+
+    def client(self, service: str) -> Any:
+        return boto3.client(service, region_name=self.region, endpoint_url=self.endpoint_url)
+
+    def output(self, name: str) -> str:
+        try:
+            return self.outputs[name]
+        except KeyError:
+            raise SystemExit(
+                f"stack output {name!r} not found (have: {', '.join(sorted(self.outputs)) or 'none'})"
+            ) from None
+
+
+def resolve(stack: str | None, region: str | None, endpoint_url: str | None) -> Target:
+    """--stack NAME reads CloudFormation outputs; with no --stack, a running offline stack is used."""
+    if stack is None and endpoint_url is None and LOCAL_STATE.exists():
+        st = json.loads(LOCAL_STATE.read_text())
+        return Target(st.get("region", "us-east-1"), st.get("endpoint_url"), dict(st.get("outputs", {})))
+    if stack is None:
+        raise SystemExit(
+            "no stack: pass --stack NAME (deployed with sam deploy), or start the offline stack (make stack)"
+        )
+    reg = region or boto3.session.Session().region_name or "us-east-1"
+    cfn = boto3.client("cloudformation", region_name=reg, endpoint_url=endpoint_url)
+    try:
+        desc = cfn.describe_stacks(StackName=stack)["Stacks"][0]
+    except Exception as exc:
+        raise SystemExit(f"cannot read stack {stack!r}: {exc}") from None
+    outputs = {o["OutputKey"]: o["OutputValue"] for o in desc.get("Outputs", [])}
+    return Target(reg, endpoint_url, outputs)
