@@ -62,7 +62,7 @@ def _chunks(stream: IO[bytes], size: int, live: bool) -> Iterator[list[tuple[int
 
 def merge(a: Occurrence, b: Occurrence) -> Occurrence:
     """Aggregate two occurrences of one finding id, as the findings table does."""
-    first, last = (a, b) if a.last_seen_ns <= b.last_seen_ns else (b, a)
+    last = b if a.last_seen_ns <= b.last_seen_ns else a
     doc: dict[str, Any] = last.finding
     count = a.count + b.count
     doc["service"]["count"] = count
