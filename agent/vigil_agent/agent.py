@@ -1,0 +1,375 @@
+"""The agent: sensors in, events out, one event loop (epoll) plus a shipper thread.
+
+Start-up order: sensors are opened one by one; a sensor that cannot start is reported (log line
+and every heartbeat) and the rest run. Shutdown removes exactly the audit rules this agent added
+and restores the audit settings it changed.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import platform
+import selectors
+import signal
+import socket
+import time
+from collections.abc import Callable
+
+from vigil import wire
+from vigil_agent import __version__, auditnl, dnscap, procconn, rules
+from vigil_agent.auditparse import Assembler, Group
+from vigil_agent.collector import Collector, event_class
+from vigil_agent.config import Config
+from vigil_agent.limiter import CpuMeter, Limiter, rss_bytes
+from vigil_agent.proctable import ProcessTable, read_text
+from vigil_agent.ship import Batcher, Sink, Stats
+
+log = logging.getLogger("vigil_agent")
+
+MIN_BACKLOG = 8192
+READ_BURST = 512  # datagrams drained per readiness, so one busy source cannot starve the others
+
+
+def host_identity(cfg: Config) -> wire.Host:
+    dmi = "/sys/devices/virtual/dmi/id"
+    vendor = (read_text(f"{dmi}/sys_vendor") or "").strip()
+    asset = (read_text(f"{dmi}/board_asset_tag") or "").strip()  # the instance id on Nitro
+    on_ec2 = vendor == "Amazon EC2"
+    instance_id = cfg.agent.instance_id or (asset if on_ec2 and asset.startswith("i-") else "")
+    hostname = socket.gethostname()
+    return wire.Host(
+        instance_id=instance_id or f"host-{hostname}",
+        account_id=cfg.agent.account_id,
+        region=cfg.agent.region or cfg.kinesis.region,
+        hostname=hostname,
+        boot_id=(read_text("/proc/sys/kernel/random/boot_id") or "").strip(),
+        agent_version=__version__,
+        instance_type=(read_text(f"{dmi}/product_name") or "").strip() if on_ec2 else "",
+        vcpus=os.cpu_count() or 0,
+    )
+
+
+class Agent:
+    def __init__(self, cfg: Config, sink_factory: Callable[[Stats, wire.Host], Sink], *,
+                 stop_after: float = 0.0) -> None:
+        self.cfg = cfg
+        self.stats = Stats()
+        self.host = host_identity(cfg)
+        self.sink = sink_factory(self.stats, self.host)
+        self.batcher = Batcher(self.sink, self.host, flush_s=cfg.agent.flush_s,
+                               max_bytes=cfg.agent.batch_max_bytes, gzip_level=cfg.agent.gzip_level,
+                               compress=not getattr(self.sink, "plain", False))
+        self.limiter = Limiter(cfg.limits.cpu_percent, cfg.limits.rss_mb)
+        self.table = ProcessTable(hash_max_bytes=cfg.sensors.hash_max_mb << 20)
+        self.dns = dnscap.DnsTracker()
+        self.pid = os.getpid()
+        self.watched = rules.watch_paths(cfg.watch.paths, cfg.watch.defaults)
+        self.collector = Collector(
+            self.table, key=cfg.agent.audit_key, watched=self.watched, unix_sockets=cfg.watch.unix_sockets,
+            unix_all=cfg.sensors.unix_connect_all, exclude_comm=cfg.exclude.processes,
+            exclude_paths=cfg.exclude.paths, dns_ports=cfg.sensors.dns_ports,
+            on_dns_connect=self.dns.note_connect if cfg.sensors.dns else None, self_pid=self.pid,
+        )
+        self.assembler = Assembler()
+        self.sel = selectors.DefaultSelector()
+        self.active: list[str] = []
+        self.unavailable: dict[str, str] = {}
+        self.ctl: auditnl.AuditControl | None = None
+        self.audit_sock: socket.socket | None = None
+        self.cn_sock: socket.socket | None = None
+        self.pkt_sock: socket.socket | None = None
+        self.installed: list[bytes] = []
+        self.restore_enabled: int | None = None
+        self.restore_backlog: int | None = None
+        self.lost_at_start = 0
+        self.seq = self._load_seq()
+        self.stopping = False
+        self.build_errors = 0
+        self.stop_after = stop_after
+        self.cpu = CpuMeter()
+        self.hb_cpu = CpuMeter()
+
+    # --- sequence numbers survive restarts (a gap then means real loss) ----------------------
+    def _seq_path(self) -> str:
+        return os.path.join(self.cfg.agent.state_dir, "seq")
+
+    def _load_seq(self) -> int:
+        try:
+            return int((read_text(self._seq_path()) or "0").strip() or 0)
+        except ValueError:
+            return 0
+
+    def _save_seq(self) -> None:
+        try:
+            os.makedirs(self.cfg.agent.state_dir, mode=0o700, exist_ok=True)
+            tmp = self._seq_path() + ".tmp"
+            with open(tmp, "w") as f:
+                f.write(str(self.seq))
+            os.replace(tmp, self._seq_path())
+        except OSError as exc:
+            log.debug("cannot save seq: %s", exc)
+
+    def next_seq(self) -> int:
+        self.seq += 1
+        return self.seq
+
+    # --- sensors ----------------------------------------------------------------------------
+    def start_sensors(self) -> None:
+        s = self.cfg.sensors
+        if s.audit:
+            try:
+                self._start_audit()
+                self.active.append("audit")
+            except OSError as exc:
+                self._cleanup_audit()
+                self.unavailable["audit"] = f"{exc.strerror or exc}" + (
+                    " (needs root: CAP_AUDIT_CONTROL and CAP_AUDIT_READ)" if exc.errno in (1, 13) else "")
+        else:
+            self.unavailable["audit"] = "disabled in config"
+        if s.proc_connector:
+            try:
+                self.cn_sock = procconn.open_exits()
+                self.sel.register(self.cn_sock, selectors.EVENT_READ, self._on_cn)
+                self.active.append("proc_connector")
+            except OSError as exc:
+                self.unavailable["proc_connector"] = str(exc.strerror or exc)
+        else:
+            self.unavailable["proc_connector"] = "disabled in config"
+        if s.dns:
+            try:
+                self.pkt_sock = dnscap.open_capture(list(s.dns_ports))
+                self.sel.register(self.pkt_sock, selectors.EVENT_READ, self._on_packet)
+                self.active.append("dns")
+            except OSError as exc:
+                self.unavailable["dns"] = f"{exc.strerror or exc}" + (
+                    " (AF_PACKET needs CAP_NET_RAW)" if exc.errno in (1, 13) else "")
+        else:
+            self.unavailable["dns"] = "disabled in config"
+        for name, why in self.unavailable.items():
+            log.warning("sensor %s unavailable: %s", name, why)
+        log.info("sensors active: %s", ", ".join(self.active) or "none")
+
+    def _start_audit(self) -> None:
+        self.ctl = auditnl.AuditControl()
+        st = self.ctl.status()
+        self.lost_at_start = st.lost
+        if st.enabled == 2:
+            raise OSError(1, "audit configuration is locked (enabled=2); rules cannot be added")
+        # rules left by an agent that was killed: they carry our key and nothing else does
+        for blob in self.ctl.list_rules():
+            if auditnl.rule_key(blob) == self.cfg.agent.audit_key:
+                self.ctl.del_rule(blob)
+        self.audit_sock = auditnl.open_reader()
+        if st.enabled == 0:
+            self.ctl.set_enabled(1)
+            self.restore_enabled = 0
+        if st.backlog_limit < MIN_BACKLOG:
+            self.ctl.set_backlog_limit(MIN_BACKLOG)
+            self.restore_backlog = st.backlog_limit
+        arches = rules.native_arches()
+        rs = rules.build_rules(key=self.cfg.agent.audit_key, agent_pid=self.pid, arches=arches,
+                               watched=self.watched, exclude_exes=self.cfg.exclude.exes,
+                               connect_failures=self.cfg.sensors.connect_failures)
+        skipped = 0
+        for r in rs:
+            blob = r.encode()
+            try:
+                self.ctl.add_rule(blob)
+                self.installed.append(blob)
+            except OSError as exc:
+                if exc.errno == 17:  # EEXIST: an identical rule is there; it is not ours to delete
+                    continue
+                skipped += 1
+                log.debug("audit rule %s not added: %s", r.label, exc)
+        if not self.installed:
+            raise OSError(22, "no audit rule could be added")
+        if skipped:
+            log.warning("%d audit rules were refused by the kernel (e.g. 32-bit syscalls)", skipped)
+        self.sel.register(self.audit_sock, selectors.EVENT_READ, self._on_audit)
+        log.info("audit: %d rules installed under key %r", len(self.installed), self.cfg.agent.audit_key)
+
+    def _cleanup_audit(self) -> None:
+        if self.ctl is None:
+            return
+        for blob in reversed(self.installed):
+            try:
+                self.ctl.del_rule(blob)
+            except OSError as exc:
+                log.warning("could not delete an audit rule: %s", exc)
+        self.installed.clear()
+        try:
+            if self.restore_backlog is not None:
+                self.ctl.set_backlog_limit(self.restore_backlog)
+            if self.restore_enabled is not None:
+                self.ctl.set_enabled(self.restore_enabled)
+        except OSError as exc:
+            log.warning("could not restore audit settings: %s", exc)
+        self.restore_backlog = self.restore_enabled = None
+
+    # --- readers ----------------------------------------------------------------------------
+    def _on_audit(self, sock: socket.socket) -> None:
+        recv = sock.recv
+        feed = self.assembler.feed
+        for _ in range(READ_BURST):
+            try:
+                data = recv(65536)
+            except BlockingIOError:
+                return
+            except OSError as exc:
+                if auditnl.is_overrun(exc):
+                    self.stats.add(audit_overruns=1)
+                    log.warning("audit multicast overrun: the kernel dropped records for the agent")
+                    continue
+                raise
+            g = feed(data)
+            if g is not None:
+                self._on_group(g)
+
+    def _on_group(self, g: Group) -> None:
+        name = self.collector.syscall_name(g)
+        if not name:
+            return
+        cls = event_class(name)
+        if cls != "core" and self.limiter.sheds(cls):
+            self._shed(cls)
+            return
+        try:
+            events = self.collector.build(g, name, self.next_seq)
+        except Exception:  # one odd record must never stop the sensor
+            self.build_errors += 1
+            if self.build_errors <= 10:
+                log.exception("could not build an event from audit serial %s", g.serial)
+            return
+        for e in events:
+            self.emit(e)
+
+    def _shed(self, cls: str, n: int = 1) -> None:
+        with self.stats.lock:
+            self.stats.shed[cls] = self.stats.shed.get(cls, 0) + n
+            self.stats.dropped += n
+
+    def _on_cn(self, sock: socket.socket) -> None:
+        now = time.time_ns()
+        for _ in range(READ_BURST):
+            try:
+                data = sock.recv(4096)
+            except BlockingIOError:
+                return
+            except OSError:
+                continue  # ENOBUFS: exits missed; the table bound and start times cover it
+            ex = procconn.parse_exit(data)
+            if ex is None:
+                continue
+            p = self.table.on_exit(ex[0], now)
+            if p is not None and self.cfg.sensors.process_exit:
+                self.emit(wire.ProcessExit(time=now, seq=self.next_seq(), process=p, exit_code=ex[1] >> 8))
+
+    def _on_packet(self, sock: socket.socket) -> None:
+        for _ in range(READ_BURST):
+            try:
+                data = sock.recv(65535)
+            except BlockingIOError:
+                return
+            except OSError:
+                continue
+            if self.limiter.sheds("dns"):
+                self._shed("dns")
+                continue
+            self.dns.on_packet(data, time.time_ns())
+
+    # --- output -----------------------------------------------------------------------------
+    def emit(self, event: wire.WireEvent) -> None:
+        self.stats.captured += 1
+        self.batcher.add(event)
+
+    def heartbeat(self) -> None:
+        if self.ctl is not None:
+            try:
+                self.stats.audit_lost = max(0, self.ctl.status().lost - self.lost_at_start)
+            except OSError:
+                pass
+        now = time.time_ns()
+        hb = wire.Heartbeat(
+            time=now, seq=self.next_seq(), host=self.host, agent_version=__version__,
+            sensors_active=list(self.active), sensors_unavailable=dict(self.unavailable),
+            counters=self.stats.counters(), cpu_percent=round(self.hb_cpu.read(), 3), rss_bytes=rss_bytes(),
+            vcpus=os.cpu_count() or 0, kernel=platform.release(), degraded=self.limiter.degraded,
+        )
+        self.emit(hb)
+        self._save_seq()
+
+    def _flush_dns(self, now: int) -> None:
+        for p in self.dns.ready(now):
+            self.emit(wire.DnsQuery(time=p.time_ns, seq=self.next_seq(), hostname=p.hostname, type=p.qtype,
+                                    process=p.process, protocol=p.protocol, resolver_ip=p.resolver_ip,
+                                    resolver_port=p.resolver_port, rcode=p.rcode, answers=p.answers))
+
+    def _check_limits(self) -> None:
+        cpu = self.cpu.read()
+        rss_mb = rss_bytes() / (1 << 20)
+        if self.limiter.memory_pressure(rss_mb):
+            self.table.shrink()
+        if self.limiter.update(cpu, rss_mb):
+            self.table.enrich = not self.limiter.sheds("enrich")
+            log.warning("limits (cpu %.1f%% / %.0f MiB): shedding %s", cpu, rss_mb,
+                        ", ".join(self.limiter.degraded) or "nothing")
+
+    # --- main loop --------------------------------------------------------------------------
+    def stop(self, *_: object) -> None:
+        self.stopping = True
+
+    def run(self) -> int:
+        signal.signal(signal.SIGTERM, self.stop)
+        signal.signal(signal.SIGINT, self.stop)
+        signal.signal(signal.SIGHUP, signal.SIG_IGN)
+        self.start_sensors()
+        started = time.monotonic()
+        self.heartbeat()  # the first heartbeat says which sensors run
+        self.batcher.seal()
+        next_hb = started + self.cfg.agent.heartbeat_s
+        next_limits = started + self.cfg.limits.window_s
+        try:
+            while not self.stopping:
+                for key, _ in self.sel.select(timeout=0.1):
+                    key.data(key.fileobj)
+                now_m = time.monotonic()
+                now = time.time_ns()
+                for g in self.assembler.expire(now):
+                    self._on_group(g)
+                if self.dns.pending:
+                    self._flush_dns(now)
+                self.table.evict(now)
+                if now_m >= next_hb:
+                    self.heartbeat()
+                    next_hb = now_m + self.cfg.agent.heartbeat_s
+                if now_m >= next_limits:
+                    self._check_limits()
+                    next_limits = now_m + self.cfg.limits.window_s
+                if self.batcher.due():
+                    self.batcher.seal()
+                if self.stop_after and now_m - started >= self.stop_after:
+                    break
+        finally:
+            self.shutdown()
+        return 0
+
+    def shutdown(self) -> None:
+        self._cleanup_audit()
+        for s in (self.audit_sock, self.cn_sock, self.pkt_sock):
+            if s is not None:
+                try:
+                    self.sel.unregister(s)
+                except (KeyError, ValueError):
+                    pass
+                s.close()
+        if self.ctl is not None:
+            self.ctl.close()
+            self.ctl = None
+        self._flush_dns(time.time_ns() + 10**12)
+        self.heartbeat()  # the last word: final counters
+        self.batcher.seal()
+        self.sink.close(timeout=5.0)
+        self._save_seq()
+        log.info("stopped: captured %d, sent %d, dropped %d, spooled %d", self.stats.captured, self.stats.sent,
+                 self.stats.dropped, self.stats.spooled)

@@ -1,0 +1,143 @@
+"""/etc/vigil/agent.toml: typed, checked once at start; a bad file is a clear error, not a crash.
+
+Every key has a default, so an empty file (or none, with --stdout) is a working configuration.
+Unknown keys are errors: a typo must not silently disable a setting.
+"""
+
+from __future__ import annotations
+
+import os
+import tomllib
+
+import msgspec
+
+DEFAULT_PATH = "/etc/vigil/agent.toml"
+
+
+class _Section(msgspec.Struct, frozen=True, forbid_unknown_fields=True, omit_defaults=True):
+    pass
+
+
+class KinesisConfig(_Section):
+    stream: str = ""  # stream name (or ARN)
+    region: str = ""
+    endpoint_url: str = ""  # the offline stack, or a VPC endpoint DNS name
+    max_attempts: int = 6  # per record, with exponential backoff and full jitter
+    backoff_base_s: float = 0.1
+    backoff_max_s: float = 5.0
+    timeout_s: float = 5.0
+
+
+class AgentConfig(_Section):
+    instance_id: str = ""  # default: the EC2 instance id from DMI, else "host-<hostname>"
+    account_id: str = ""
+    region: str = ""
+    state_dir: str = "/var/lib/vigil"
+    heartbeat_s: float = 60.0
+    flush_s: float = 1.0
+    batch_max_bytes: int = 960 * 1024  # uncompressed; a record stays under Kinesis' 1 MiB
+    gzip_level: int = 1
+    log_level: str = "info"
+    audit_key: str = "vigil"
+
+
+class SpoolConfig(_Section):
+    dir: str = ""  # default: <state_dir>/spool
+    max_bytes: int = 256 << 20
+    memory_batches: int = 16  # batches held in memory before the disk spool takes over
+
+
+class LimitsConfig(_Section):
+    cpu_percent: float = 5.0  # of one core, averaged over window_s; above it the agent sheds
+    rss_mb: int = 100
+    window_s: float = 10.0
+
+
+class SensorsConfig(_Section):
+    audit: bool = True
+    dns: bool = True
+    proc_connector: bool = True
+    dns_ports: list[int] = msgspec.field(default_factory=lambda: [53])
+    connect_failures: bool = False  # also report refused/unreachable connects (more volume)
+    process_exit: bool = False  # emit process_exit events (the table always tracks exits)
+    unix_connect_all: bool = False  # default: only sockets listed in watch.unix_sockets
+    hash_max_mb: int = 64
+
+
+class WatchConfig(_Section):
+    defaults: bool = True  # the built-in sensitive paths (docs/agent.md lists them)
+    paths: list[str] = []  # more files/directories to watch for writes/renames/unlinks/links
+    unix_sockets: list[str] = msgspec.field(default_factory=lambda: [
+        "/var/run/docker.sock", "/run/docker.sock", "/run/containerd/containerd.sock",
+        "/var/run/crio/crio.sock", "/run/podman/podman.sock", "/var/run/dockershim.sock",
+    ])
+
+
+class ExcludeConfig(_Section):
+    exes: list[str] = []  # executables whose syscalls are not audited at all (kernel-side filter)
+    processes: list[str] = []  # process names (comm) whose events are dropped
+    paths: list[str] = []  # path prefixes for file events that are dropped (noisy logs, ...)
+
+
+class Config(_Section):
+    agent: AgentConfig = AgentConfig()
+    kinesis: KinesisConfig = KinesisConfig()
+    spool: SpoolConfig = SpoolConfig()
+    limits: LimitsConfig = LimitsConfig()
+    sensors: SensorsConfig = SensorsConfig()
+    watch: WatchConfig = WatchConfig()
+    exclude: ExcludeConfig = ExcludeConfig()
+
+    @property
+    def spool_dir(self) -> str:
+        return self.spool.dir or os.path.join(self.agent.state_dir, "spool")
+
+
+class ConfigError(ValueError):
+    pass
+
+
+def parse(text: str, source: str = "<config>") -> Config:
+    try:
+        raw = tomllib.loads(text)
+    except tomllib.TOMLDecodeError as exc:
+        raise ConfigError(f"{source}: not valid TOML: {exc}") from None
+    try:
+        cfg = msgspec.convert(raw, Config)
+    except msgspec.ValidationError as exc:
+        raise ConfigError(f"{source}: {exc}") from None
+    problems = []
+    if cfg.agent.flush_s <= 0 or cfg.agent.flush_s > 1.0:
+        problems.append("agent.flush_s must be in (0, 1] (DESIGN: batches leave within a second)")
+    if not 1024 <= cfg.agent.batch_max_bytes <= 1000 * 1024:
+        problems.append("agent.batch_max_bytes must be between 1 KiB and 1000 KiB")
+    if cfg.agent.heartbeat_s <= 0:
+        problems.append("agent.heartbeat_s must be > 0")
+    if not 0 <= cfg.agent.gzip_level <= 9:
+        problems.append("agent.gzip_level must be 0..9")
+    if cfg.limits.cpu_percent <= 0 or cfg.limits.rss_mb <= 0:
+        problems.append("limits.cpu_percent and limits.rss_mb must be > 0")
+    if cfg.spool.max_bytes < 1 << 20:
+        problems.append("spool.max_bytes must be at least 1 MiB")
+    if cfg.agent.log_level not in ("debug", "info", "warning", "error"):
+        problems.append("agent.log_level must be debug|info|warning|error")
+    if any(not 0 < p < 65536 for p in cfg.sensors.dns_ports) or not cfg.sensors.dns_ports:
+        problems.append("sensors.dns_ports must list ports 1..65535")
+    if problems:
+        raise ConfigError(f"{source}: " + "; ".join(problems))
+    return cfg
+
+
+def load(path: str | None, *, required: bool) -> Config:
+    """``required``: shipping to Kinesis needs a file; --stdout runs on defaults if there is none."""
+    path = path or DEFAULT_PATH
+    try:
+        with open(path, encoding="utf-8") as f:
+            text = f.read()
+    except FileNotFoundError:
+        if required:
+            raise ConfigError(f"{path}: no such file (write one, see agent/packaging/agent.toml)") from None
+        return Config()
+    except OSError as exc:
+        raise ConfigError(f"{path}: cannot read: {exc}") from None
+    return parse(text, path)

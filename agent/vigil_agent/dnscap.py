@@ -1,0 +1,283 @@
+"""DNS capture: AF_PACKET on all interfaces, a classic-BPF filter that lets only port-53 UDP/TCP
+through (so the kernel, not Python, discards everything else), dnslib for the messages, and
+attribution to the process whose connect() to the resolver the audit stream showed.
+
+Attribution: a connect() to a resolver seen by audit gives (process, resolver, local port when the
+socket could be inspected). A query is matched by its client port first; failing that, to the
+oldest unmatched connect to the same resolver made shortly before. Unmatched queries are still
+reported, without a process.
+"""
+
+from __future__ import annotations
+
+import ctypes
+import socket
+import struct
+from collections import deque
+from dataclasses import dataclass, field
+
+import dnslib
+
+from vigil import wire
+
+ETH_P_ALL = 0x0003
+SO_ATTACH_FILTER = 26
+SKF_AD_OFF = -0x1000
+SKF_AD_PKTTYPE = 4
+SKF_AD_IFINDEX = 8
+PACKET_OUTGOING = 4
+
+
+class _SockFilter(ctypes.Structure):
+    _fields_ = [("code", ctypes.c_uint16), ("jt", ctypes.c_uint8), ("jf", ctypes.c_uint8), ("k", ctypes.c_uint32)]
+
+
+class _SockFprog(ctypes.Structure):
+    _fields_ = [("len", ctypes.c_uint16), ("filter", ctypes.POINTER(_SockFilter))]
+
+
+# cBPF opcodes
+LD_B_ABS, LD_H_ABS, LD_W_ABS, LD_H_IND = 0x30, 0x28, 0x20, 0x48
+LDX_B_MSH, ALU_RSH_K, JEQ_K, JSET_K, RET_K = 0xB1, 0x74, 0x15, 0x45, 0x06
+
+
+def bpf_program(ports: list[int], lo_ifindex: int) -> list[tuple[int, int, int, int]]:
+    """Accept IPv4/IPv6 UDP/TCP packets with either port in ``ports``; drop loopback's outgoing
+    copy (each loopback packet is seen twice). The socket is SOCK_DGRAM: offset 0 = IP header."""
+    prog: list[tuple[int, object, object, int]] = []
+    labels: dict[str, int] = {}
+
+    def op(code: int, k: int = 0, jt: object = 0, jf: object = 0) -> None:
+        prog.append((code, jt, jf, k & 0xFFFFFFFF))
+
+    def label(name: str) -> None:
+        labels[name] = len(prog)
+
+    op(LD_W_ABS, SKF_AD_OFF + SKF_AD_PKTTYPE)
+    op(JEQ_K, PACKET_OUTGOING, 0, "ipver")
+    op(LD_W_ABS, SKF_AD_OFF + SKF_AD_IFINDEX)
+    op(JEQ_K, lo_ifindex, "drop", 0)
+    label("ipver")
+    op(LD_B_ABS, 0)
+    op(ALU_RSH_K, 4)
+    op(JEQ_K, 4, 0, "v6")
+    op(LD_B_ABS, 9)
+    op(JEQ_K, 17, "v4ports", 0)
+    op(JEQ_K, 6, "v4ports", "drop")
+    label("v4ports")
+    op(LD_H_ABS, 6)
+    op(JSET_K, 0x1FFF, "drop", 0)
+    op(LDX_B_MSH, 0)
+    for off in (0, 2):
+        op(LD_H_IND, off)
+        for p in ports:
+            op(JEQ_K, p, "accept", 0)
+    op(RET_K, 0)
+    label("v6")
+    op(JEQ_K, 6, 0, "drop")
+    op(LD_B_ABS, 6)
+    op(JEQ_K, 17, "v6ports", 0)
+    op(JEQ_K, 6, "v6ports", "drop")
+    label("v6ports")
+    for off in (40, 42):
+        op(LD_H_ABS, off)
+        for p in ports:
+            op(JEQ_K, p, "accept", 0)
+    label("drop")
+    op(RET_K, 0)
+    label("accept")
+    op(RET_K, 0xFFFF)
+
+    out = []
+    for i, (code, jt, jf, k) in enumerate(prog):
+        def rel(j: object, i: int = i) -> int:
+            return labels[j] - i - 1 if isinstance(j, str) else int(j)  # type: ignore[call-overload]
+        out.append((code, rel(jt), rel(jf), k))
+    return out
+
+
+def open_capture(ports: list[int], rcvbuf: int = 4 << 20) -> socket.socket:
+    s = socket.socket(socket.AF_PACKET, socket.SOCK_DGRAM | socket.SOCK_NONBLOCK | socket.SOCK_CLOEXEC,
+                      socket.htons(ETH_P_ALL))
+    try:
+        lo = socket.if_nametoindex("lo")
+    except OSError:
+        lo = 1
+    prog = bpf_program(ports, lo)
+    arr = (_SockFilter * len(prog))(*[_SockFilter(c, jt, jf, k) for c, jt, jf, k in prog])
+    fprog = _SockFprog(len(prog), arr)
+    s.setsockopt(socket.SOL_SOCKET, SO_ATTACH_FILTER, bytes(ctypes.string_at(ctypes.addressof(fprog),
+                                                                               ctypes.sizeof(fprog))))
+    try:
+        s.setsockopt(socket.SOL_SOCKET, 33, rcvbuf)
+    except OSError:
+        pass
+    # anything queued before the filter was attached is not DNS-filtered: drain it
+    while True:
+        try:
+            s.recv(65535)
+        except BlockingIOError:
+            break
+    return s
+
+
+@dataclass(slots=True)
+class Packet:
+    src: str
+    dst: str
+    sport: int
+    dport: int
+    protocol: str
+    payload: bytes  # one DNS message (the TCP length prefix removed)
+
+
+def _ip(raw: bytes) -> str:
+    if len(raw) == 4:
+        return socket.inet_ntop(socket.AF_INET, raw)
+    ip = socket.inet_ntop(socket.AF_INET6, raw)
+    return ip[7:] if ip.startswith("::ffff:") and "." in ip else ip
+
+
+def parse_packet(data: bytes) -> Packet | None:
+    if not data:
+        return None
+    ver = data[0] >> 4
+    if ver == 4:
+        ihl = (data[0] & 0xF) * 4
+        proto, src, dst, l4 = data[9], data[12:16], data[16:20], data[ihl:]
+    elif ver == 6 and len(data) >= 40:
+        proto, src, dst, l4 = data[6], data[8:24], data[24:40], data[40:]
+    else:
+        return None
+    if len(l4) < 8:
+        return None
+    sport, dport = struct.unpack_from("!HH", l4)
+    if proto == 17:
+        return Packet(_ip(src), _ip(dst), sport, dport, "udp", l4[8:])
+    if proto == 6 and len(l4) >= 20:
+        seg = l4[(l4[12] >> 4) * 4 :]
+        if len(seg) < 14:
+            return None
+        (n,) = struct.unpack_from("!H", seg)
+        if len(seg) < 2 + n:
+            return None  # a message split over segments: not reassembled
+        return Packet(_ip(src), _ip(dst), sport, dport, "tcp", seg[2 : 2 + n])
+    return None
+
+
+@dataclass(slots=True)
+class Pending:
+    time_ns: int
+    hostname: str
+    qtype: str
+    protocol: str
+    client_ip: str
+    client_port: int
+    resolver_ip: str
+    resolver_port: int
+    process: wire.Process | None = None
+    rcode: str = ""
+    answers: list[wire.DnsAnswer] = field(default_factory=list)
+    answered: bool = False
+
+
+@dataclass(slots=True)
+class Connect:
+    time_ns: int
+    resolver_ip: str
+    process: wire.Process
+    used: bool = False
+
+
+class DnsTracker:
+    """Pairs queries with responses and with the processes that sent them."""
+
+    def __init__(self, *, hold_ns: int = 300_000_000, timeout_ns: int = 2_000_000_000,
+                 max_pending: int = 4096) -> None:
+        self.pending: dict[tuple[str, int, int, str], Pending] = {}
+        self.owners: dict[tuple[str, int], tuple[wire.Process, int]] = {}  # (proto, port) -> (process, expiry)
+        self.connects: deque[Connect] = deque(maxlen=256)
+        self.hold_ns = hold_ns
+        self.timeout_ns = timeout_ns
+        self.max_pending = max_pending
+        self.malformed = 0
+        self.overflow = 0
+
+    # audit side ----------------------------------------------------------------------------
+    def note_connect(self, process: wire.Process, resolver_ip: str, protocol: str, local_port: int,
+                     time_ns: int) -> None:
+        if local_port:
+            self.owners[(protocol, local_port)] = (process, time_ns + self.timeout_ns)
+            for p in self.pending.values():
+                if p.process is None and p.client_port == local_port and p.protocol == protocol:
+                    p.process = process
+            return
+        for p in sorted(self.pending.values(), key=lambda p: p.time_ns):
+            if p.process is None and p.resolver_ip == resolver_ip and p.time_ns >= time_ns - 50_000_000:
+                self._own(p, process)
+                return
+        self.connects.append(Connect(time_ns, resolver_ip, process))
+
+    def _own(self, p: Pending, process: wire.Process) -> None:
+        p.process = process
+        self.owners[(p.protocol, p.client_port)] = (process, p.time_ns + self.timeout_ns)
+        for q in self.pending.values():  # the AAAA query on the same socket
+            if q.process is None and q.client_port == p.client_port and q.protocol == p.protocol:
+                q.process = process
+
+    # packet side ---------------------------------------------------------------------------
+    def on_packet(self, data: bytes, now_ns: int) -> None:
+        pkt = parse_packet(data)
+        if pkt is None:
+            return
+        try:
+            msg = dnslib.DNSRecord.parse(pkt.payload)
+        except Exception:  # dnslib raises several types on garbage
+            self.malformed += 1
+            return
+        if not msg.questions:
+            return
+        q = msg.questions[0]
+        hostname = str(q.qname).rstrip(".")
+        qtype = dnslib.QTYPE.get(q.qtype, str(q.qtype))
+        if msg.header.qr == 0:
+            key = (pkt.src, pkt.sport, msg.header.id, hostname)
+            if key in self.pending:
+                return  # retransmission
+            if len(self.pending) >= self.max_pending:
+                self.overflow += 1
+                return
+            p = Pending(now_ns, hostname, str(qtype), pkt.protocol, pkt.src, pkt.sport, pkt.dst, pkt.dport)
+            owner = self.owners.get((pkt.protocol, pkt.sport))
+            if owner is not None and owner[1] >= now_ns:
+                p.process = owner[0]
+            else:
+                for c in self.connects:
+                    if not c.used and c.resolver_ip == pkt.dst and now_ns - c.time_ns < self.timeout_ns:
+                        c.used = True
+                        p.process = c.process
+                        self.owners[(pkt.protocol, pkt.sport)] = (c.process, now_ns + self.timeout_ns)
+                        break
+            self.pending[key] = p
+        else:
+            p2 = self.pending.get((pkt.dst, pkt.dport, msg.header.id, hostname))
+            if p2 is None:
+                return
+            p2.answered = True
+            p2.rcode = str(dnslib.RCODE.get(msg.header.rcode, msg.header.rcode))
+            p2.answers = [
+                wire.DnsAnswer(type=str(dnslib.QTYPE.get(rr.rtype, rr.rtype)), rdata=str(rr.rdata), ttl=rr.ttl)
+                for rr in msg.rr[:32]
+            ]
+
+    def ready(self, now_ns: int) -> list[Pending]:
+        """Queries to report now: answered and attributed (or held long enough), or timed out."""
+        out = []
+        for key, p in list(self.pending.items()):
+            age = now_ns - p.time_ns
+            if (p.answered and (p.process is not None or age >= self.hold_ns)) or age >= self.timeout_ns:
+                out.append(p)
+                del self.pending[key]
+        if len(self.owners) > 4096:
+            self.owners = {k: v for k, v in self.owners.items() if v[1] >= now_ns}
+        return out

@@ -1,0 +1,351 @@
+"""The process table: stable uuids, lineage, exe sha256 (cached by inode+mtime), container id,
+LD_PRELOAD, and what fds 0/1/2 point at.
+
+Entries are made on exec (from the audit record plus /proc) or lazily from /proc for processes
+the agent did not see start; they are evicted a few seconds after the process exits (the proc
+connector says when), so late audit records of a short-lived process still find their entry.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import pwd
+import re
+from collections import OrderedDict
+from dataclasses import dataclass
+
+import msgspec
+
+from vigil import wire
+from vigil_agent.sockinfo import describe_fd
+
+LINEAGE_DEPTH = 5
+_CONTAINER_RE = re.compile(r"([0-9a-f]{64})")
+_CLK_TCK = os.sysconf("SC_CLK_TCK")
+
+
+def read_text(path: str) -> str | None:
+    try:
+        with open(path, "rb") as f:
+            return f.read().decode("utf-8", "replace")
+    except OSError:
+        return None
+
+
+def boot_id() -> str:
+    return (read_text("/proc/sys/kernel/random/boot_id") or "").strip()
+
+
+def boot_time_ns() -> int:
+    for line in (read_text("/proc/stat") or "").splitlines():
+        if line.startswith("btime "):
+            return int(line.split()[1]) * 1_000_000_000
+    return 0
+
+
+def stable_uuid(boot: str, pid: int, start: str) -> str:
+    h = hashlib.sha1(f"{boot}:{pid}:{start}".encode()).hexdigest()
+    return f"{h[:8]}-{h[8:12]}-{h[12:16]}-{h[16:20]}-{h[20:32]}"
+
+
+def container_id(cgroup: str | None) -> str:
+    if not cgroup:
+        return ""
+    m = _CONTAINER_RE.search(cgroup)
+    return m.group(1) if m else ""
+
+
+def parse_stat(text: str) -> tuple[str, int, int]:
+    """/proc/<pid>/stat -> (comm, ppid, start ticks); comm may contain spaces and parens."""
+    lp, rp = text.find("("), text.rfind(")")
+    comm = text[lp + 1 : rp]
+    rest = text[rp + 2 :].split()
+    return comm, int(rest[1]), int(rest[19])
+
+
+def env_vars(environ: bytes | None) -> tuple[str, str]:
+    if not environ or b"LD_" not in environ:
+        return "", ""
+    pre = lib = ""
+    for kv in environ.split(b"\0"):
+        if kv.startswith(b"LD_PRELOAD="):
+            pre = kv[11:].decode("utf-8", "replace")
+        elif kv.startswith(b"LD_LIBRARY_PATH="):
+            lib = kv[16:].decode("utf-8", "replace")
+    return pre, lib
+
+
+def make_process(*, pid: int, uuid: str, ppid: int = 0, parent_uuid: str = "", name: str = "", exe: str = "",
+                 argv: list[str] | None = None, cwd: str = "", uid: int = -1, euid: int = -1, gid: int = -1,
+                 egid: int = -1, user: str = "", start_time: int = 0, tty: str = "", exe_deleted: bool = False,
+                 lineage: list[wire.Process] | None = None, container_id: str = "", ns_pid: int = 0,
+                 ld_preload: str = "", ld_library_path: str = "", stdin: wire.Stdio | None = None,
+                 stdout: wire.Stdio | None = None, stderr: wire.Stdio | None = None, exe_sha256: str = "",
+                 exe_mtime: int = 0) -> wire.Process:
+    """The wire process block (OCSF Process) from the agent's flat view of a process."""
+    args = argv or []
+    return wire.Process(
+        pid=pid, uid=uuid, name=name, cmd_line=" ".join(args), args=args,
+        file=wire.File(path=exe, name=exe.rsplit("/", 1)[-1], sha256=exe_sha256, modified_time=exe_mtime),
+        user=wire.User(uid=uid, name=user), euid=euid, gid=gid, egid=egid, working_directory=cwd,
+        created_time=start_time, namespace_pid=ns_pid, container_uid=container_id, ld_preload=ld_preload,
+        ld_library_path=ld_library_path, tty=tty, stdin=stdin, stdout=stdout, stderr=stderr,
+        exe_deleted=exe_deleted, ppid=ppid, parent_uid=parent_uuid, lineage=lineage or [],
+    )
+
+
+@dataclass(slots=True)
+class Entry:
+    process: wire.Process  # full: argv, fds, lineage
+    brief: wire.Process  # what goes in a descendant's lineage
+    dead_at: int = 0
+
+
+class HashCache:
+    """sha256 of executables, keyed by (dev, inode, mtime, size): each binary is read once."""
+
+    def __init__(self, max_entries: int = 4096, max_bytes: int = 64 << 20) -> None:
+        self.cache: OrderedDict[tuple[int, int, int, int], str] = OrderedDict()
+        self.max_entries = max_entries
+        self.max_bytes = max_bytes
+        self.hashed = 0
+
+    def digest(self, path: str) -> tuple[str, int]:
+        """(sha256 hex or "", mtime ns) of the file at ``path`` (e.g. /proc/<pid>/exe)."""
+        try:
+            st = os.stat(path)
+        except OSError:
+            return "", 0
+        key = (st.st_dev, st.st_ino, st.st_mtime_ns, st.st_size)
+        h = self.cache.get(key)
+        if h is not None:
+            return h, st.st_mtime_ns
+        if st.st_size > self.max_bytes:
+            return "", st.st_mtime_ns
+        try:
+            with open(path, "rb") as f:
+                h = hashlib.file_digest(f, "sha256").hexdigest()
+        except OSError:
+            return "", st.st_mtime_ns
+        self.hashed += 1
+        self.cache[key] = h
+        if len(self.cache) > self.max_entries:
+            self.cache.popitem(last=False)
+        return h, st.st_mtime_ns
+
+
+class ProcessTable:
+    def __init__(self, *, proc: str = "/proc", max_entries: int = 32768, enrich: bool = True,
+                 hash_max_bytes: int = 64 << 20, grace_ns: int = 5_000_000_000) -> None:
+        self.proc = proc
+        self.boot = boot_id()
+        self.btime = boot_time_ns()
+        self.entries: dict[int, Entry] = {}
+        self.max_entries = max_entries
+        self.hashes = HashCache(max_bytes=hash_max_bytes)
+        self.enrich = enrich  # the limiter turns this off under pressure (fds, env, hash)
+        self.grace_ns = grace_ns
+        self._dead: list[tuple[int, int]] = []  # (evict at, pid)
+        self._users: dict[int, str] = {}
+        self.self_pid = os.getpid()
+
+    # --- helpers ---------------------------------------------------------------------------
+    def user(self, uid: int) -> str:
+        name = self._users.get(uid)
+        if name is None:
+            try:
+                name = pwd.getpwuid(uid).pw_name
+            except (KeyError, OverflowError):
+                name = ""
+            self._users[uid] = name
+        return name
+
+    def _start(self, pid: int) -> tuple[str, int, int] | None:
+        text = read_text(f"{self.proc}/{pid}/stat")
+        if text is None:
+            return None
+        try:
+            return parse_stat(text)
+        except (ValueError, IndexError):
+            return None
+
+    def _lineage(self, ppid: int) -> tuple[str, list[wire.Process]]:
+        if ppid <= 0:
+            return "", []
+        parent = self.get(ppid, depth=1)
+        if parent is None:
+            return "", []
+        return parent.brief.uid, [parent.brief, *parent.process.lineage[: LINEAGE_DEPTH - 1]]
+
+    def _store(self, pid: int, process: wire.Process) -> Entry:
+        brief = wire.Process(pid=pid, uid=process.uid, ppid=process.ppid, parent_uid=process.parent_uid,
+                             name=process.name, file=process.file, user=process.user, euid=process.euid,
+                             created_time=process.created_time, container_uid=process.container_uid,
+                             exe_deleted=process.exe_deleted, cmd_line=process.cmd_line[:256])
+        e = Entry(process, brief)
+        self.entries[pid] = e
+        if len(self.entries) > self.max_entries:  # no proc connector: bound the table
+            for old in list(self.entries)[: len(self.entries) // 8]:
+                del self.entries[old]
+        return e
+
+    def _context(self, pid: int, exe_hint: str) -> dict[str, object]:
+        """The /proc-derived part of a process (all best effort: the process may be gone)."""
+        ctx: dict[str, object] = {}
+        base = f"{self.proc}/{pid}"
+        cid = container_id(read_text(f"{base}/cgroup"))
+        if cid:
+            ctx["container_id"] = cid
+            status = read_text(f"{base}/status") or ""
+            for line in status.splitlines():
+                if line.startswith("NSpid:"):
+                    ctx["ns_pid"] = int(line.split()[-1])
+                    break
+        if not self.enrich:
+            return ctx
+        try:
+            with open(f"{base}/environ", "rb") as f:
+                pre, lib = env_vars(f.read())
+            if pre:
+                ctx["ld_preload"] = pre
+            if lib:
+                ctx["ld_library_path"] = lib
+        except OSError:
+            pass
+        for n, name in ((0, "stdin"), (1, "stdout"), (2, "stderr")):
+            fd = describe_fd(pid, n)
+            if fd is not None:
+                ctx[name] = fd
+        sha, mtime = self.hashes.digest(f"{base}/exe")
+        if not sha and exe_hint and not exe_hint.endswith(" (deleted)") and not exe_hint.startswith("/memfd:"):
+            sha, mtime = self.hashes.digest(exe_hint)
+        if sha:
+            ctx["exe_sha256"] = sha
+        if mtime:
+            ctx["exe_mtime"] = mtime
+        return ctx
+
+    # --- events ----------------------------------------------------------------------------
+    def on_exec(self, *, pid: int, ppid: int, exe: str, name: str, argv: list[str], cwd: str, uid: int,
+                euid: int, gid: int, egid: int, tty: str, time_ns: int) -> wire.Process:
+        st = self._start(pid)
+        if st is not None:
+            start_key, start_ns = str(st[2]), self.btime + st[2] * 1_000_000_000 // _CLK_TCK
+        else:  # gone already (or pid reused): key on the audit time, still stable for this event
+            start_key, start_ns = f"a{time_ns}", time_ns
+        parent_uuid, lineage = self._lineage(ppid)
+        deleted = exe.endswith(" (deleted)") or exe.startswith("/memfd:")
+        if st is not None:
+            ctx = self._context(pid, exe)
+        else:  # hash what the audit record names, if it is still a file
+            ctx = {}
+            if self.enrich and not deleted:
+                sha, mtime = self.hashes.digest(exe)
+                if sha:
+                    ctx = {"exe_sha256": sha, "exe_mtime": mtime}
+        p = make_process(
+            pid=pid, uuid=stable_uuid(self.boot, pid, start_key), ppid=ppid, parent_uuid=parent_uuid,
+            name=name, exe=exe, argv=argv, cwd=cwd, uid=uid, euid=euid, gid=gid, egid=egid,
+            user=self.user(uid), start_time=start_ns, tty="" if tty in ("(none)", "") else tty,
+            exe_deleted=deleted, lineage=lineage, **ctx,  # type: ignore[arg-type]
+        )
+        self._store(pid, p)
+        return p
+
+    def get(self, pid: int, depth: int = 0) -> Entry | None:
+        e = self.entries.get(pid)
+        if e is not None:
+            return e
+        if depth > LINEAGE_DEPTH + 1:
+            return None
+        return self._load(pid, depth)
+
+    def process(self, pid: int, *, ppid: int = 0, name: str = "", exe: str = "", uid: int = -1,
+                euid: int = -1) -> wire.Process:
+        """The process an event belongs to; a minimal one from the audit record if /proc has none."""
+        e = self.get(pid)
+        if e is not None:
+            return e.process
+        parent_uuid, lineage = self._lineage(ppid)
+        return make_process(pid=pid, ppid=ppid, name=name, exe=exe, uid=uid, euid=euid,
+                            user=self.user(uid) if uid >= 0 else "", parent_uuid=parent_uuid, lineage=lineage,
+                            uuid=stable_uuid(self.boot, pid, "unknown"))
+
+    def _load(self, pid: int, depth: int) -> Entry | None:
+        """A process we did not see exec (started before the agent, or forked without exec)."""
+        base = f"{self.proc}/{pid}"
+        st = self._start(pid)
+        if st is None:
+            return None
+        comm, ppid, ticks = st
+        try:
+            argv = [a.decode("utf-8", "replace") for a in open(f"{base}/cmdline", "rb").read().split(b"\0")[:-1]]
+        except OSError:
+            argv = []
+        try:
+            exe = os.readlink(f"{base}/exe")
+        except OSError:
+            exe = ""
+        try:
+            cwd = os.readlink(f"{base}/cwd")
+        except OSError:
+            cwd = ""
+        uid = euid = gid = egid = -1
+        for line in (read_text(f"{base}/status") or "").splitlines():
+            if line.startswith("Uid:"):
+                u = line.split()
+                uid, euid = int(u[1]), int(u[2])
+            elif line.startswith("Gid:"):
+                g = line.split()
+                gid, egid = int(g[1]), int(g[2])
+                break
+        parent_uuid, lineage = ("", [])
+        if ppid > 0:
+            parent = self.get(ppid, depth + 1)
+            if parent is not None:
+                parent_uuid = parent.brief.uid
+                lineage = [parent.brief, *parent.process.lineage[: LINEAGE_DEPTH - 1]]
+        ctx = self._context(pid, exe) if depth == 0 else {}
+        p = make_process(
+            pid=pid, uuid=stable_uuid(self.boot, pid, str(ticks)), ppid=ppid, parent_uuid=parent_uuid,
+            name=comm, exe=exe, argv=argv[:128], cwd=cwd, uid=uid, euid=euid, gid=gid, egid=egid,
+            user=self.user(uid) if uid >= 0 else "", start_time=self.btime + ticks * 1_000_000_000 // _CLK_TCK,
+            exe_deleted=exe.endswith(" (deleted)") or exe.startswith("/memfd:"), lineage=lineage,
+            **ctx,  # type: ignore[arg-type]
+        )
+        return self._store(pid, p)
+
+    def on_exit(self, pid: int, now_ns: int) -> wire.Process | None:
+        e = self.entries.get(pid)
+        if e is None:
+            return None
+        e.dead_at = now_ns
+        self._dead.append((now_ns + self.grace_ns, pid))
+        return e.process
+
+    def evict(self, now_ns: int) -> int:
+        n = 0
+        while self._dead and self._dead[0][0] <= now_ns:
+            _, pid = self._dead.pop(0)
+            e = self.entries.get(pid)
+            if e is not None and e.dead_at and e.dead_at + self.grace_ns <= now_ns:
+                del self.entries[pid]
+                n += 1
+        return n
+
+    def shrink(self) -> None:
+        """Memory pressure: forget everything that can be rebuilt from /proc."""
+        self.entries.clear()
+        self._dead.clear()
+        self.hashes.cache.clear()
+
+
+def with_fds(p: wire.Process, pid: int) -> wire.Process:
+    """Refresh fds 0/1/2 (e.g. for a shell that was already known)."""
+    upd = {}
+    for n, name in ((0, "stdin"), (1, "stdout"), (2, "stderr")):
+        fd = describe_fd(pid, n)
+        if fd is not None:
+            upd[name] = fd
+    return msgspec.structs.replace(p, **upd) if upd else p

@@ -1,0 +1,318 @@
+"""Batching and shipping: gzip NDJSON batches (DESIGN §3.1) to Kinesis, or NDJSON to stdout.
+
+The event loop owns the Batcher; a Shipper thread owns the network. Batches wait in memory; when
+Kinesis fails (after per-record retries with exponential backoff and full jitter), they go to the
+disk spool, which is replayed oldest first before anything newer is sent.
+"""
+
+from __future__ import annotations
+
+import logging
+import random
+import sys
+import threading
+import time
+import zlib
+from collections import deque
+from collections.abc import Callable
+from typing import Any, BinaryIO, Protocol
+
+import msgspec
+
+from vigil import wire
+from vigil_agent.spool import Batch, Spool
+
+log = logging.getLogger("vigil_agent.ship")
+
+MAX_PUT_RECORDS = 500
+MAX_PUT_BYTES = 5 * 1024 * 1024
+_encode = msgspec.json.Encoder().encode
+
+
+class Stats:
+    """Counters shared by the loop and the shipper (each counter has one writer, or the lock)."""
+
+    def __init__(self) -> None:
+        self.lock = threading.Lock()
+        self.captured = 0
+        self.sent = 0
+        self.dropped = 0
+        self.spooled = 0
+        self.spool_evicted = 0
+        self.send_errors = 0
+        self.audit_lost = 0
+        self.audit_overruns = 0
+        self.shed: dict[str, int] = {}
+
+    def add(self, **kw: int) -> None:
+        with self.lock:
+            for k, v in kw.items():
+                setattr(self, k, getattr(self, k) + v)
+
+    def counters(self) -> wire.Counters:
+        with self.lock:
+            return wire.Counters(captured=self.captured, sent=self.sent, dropped=self.dropped,
+                                 spooled=self.spooled, spool_evicted=self.spool_evicted,
+                                 audit_lost=self.audit_lost, send_errors=self.send_errors,
+                                 audit_overruns=self.audit_overruns, shed=dict(self.shed))
+
+
+class Sink(Protocol):
+    def submit(self, batch: Batch, lines: list[bytes]) -> None: ...
+    def close(self, timeout: float) -> None: ...
+
+
+class Batcher:
+    """Collects encoded events; seals a batch at ``max_bytes`` (uncompressed) or ``flush_s``."""
+
+    def __init__(self, sink: Sink, host: wire.Host, *, flush_s: float = 1.0, max_bytes: int = 960 * 1024,
+                 gzip_level: int = 1, compress: bool = True, clock: Callable[[], float] = time.monotonic) -> None:
+        self.sink = sink
+        self.host = host
+        self.flush_s = flush_s
+        self.max_bytes = max_bytes
+        self.gzip_level = gzip_level
+        self.compress = compress
+        self.clock = clock
+        self.lines: list[bytes] = []
+        self.size = 0
+        self.opened = 0.0
+        self.first_seq = 0
+        self.last_seq = 0
+        self._last_id = 0
+
+    def add(self, event: wire.WireEvent) -> None:
+        if not self.lines:
+            if event.host is None:
+                event = msgspec.structs.replace(event, host=self.host)
+            self.opened = self.clock()
+            self.first_seq = event.seq
+        line = _encode(event)
+        if self.size + len(line) + 1 > self.max_bytes and self.lines:
+            self.seal()
+            self.add(event)
+            return
+        self.lines.append(line)
+        self.size += len(line) + 1
+        self.last_seq = event.seq
+
+    def due(self) -> bool:
+        return bool(self.lines) and self.clock() - self.opened >= self.flush_s
+
+    def seal(self) -> Batch | None:
+        if not self.lines:
+            return None
+        body = b"\n".join(self.lines) + b"\n"
+        if self.compress:
+            c = zlib.compressobj(self.gzip_level, zlib.DEFLATED, 31)
+            payload = c.compress(body) + c.flush()
+        else:
+            payload = body
+        bid = max(time.time_ns(), self._last_id + 1)
+        self._last_id = bid
+        batch = Batch(bid, len(self.lines), payload, self.first_seq, self.last_seq)
+        lines = self.lines
+        self.lines, self.size = [], 0
+        self.sink.submit(batch, lines)
+        return batch
+
+
+class StdoutSink:
+    """``--stdout``: the exact wire NDJSON, one event per line, uncompressed."""
+
+    plain = True  # the batcher skips gzip for this sink
+
+    def __init__(self, stats: Stats, out: BinaryIO | None = None) -> None:
+        self.out = out or sys.stdout.buffer
+        self.stats = stats
+        self.broken = False
+
+    def submit(self, batch: Batch, lines: list[bytes]) -> None:
+        if self.broken:
+            self.stats.add(dropped=len(lines))
+            return
+        try:
+            self.out.write(b"\n".join(lines) + b"\n")
+            self.out.flush()
+            self.stats.add(sent=len(lines))
+        except (BrokenPipeError, ValueError, OSError):
+            self.broken = True
+            self.stats.add(dropped=len(lines))
+
+    def close(self, timeout: float) -> None:
+        try:
+            self.out.flush()
+        except (BrokenPipeError, ValueError, OSError):
+            pass
+
+
+def kinesis_client(region: str, endpoint_url: str, timeout_s: float) -> Any:
+    import boto3  # lazy: --stdout never pays for it
+    from botocore.config import Config
+
+    return boto3.client(
+        "kinesis",
+        region_name=region or None,
+        endpoint_url=endpoint_url or None,
+        config=Config(retries={"max_attempts": 1, "mode": "standard"}, connect_timeout=timeout_s,
+                      read_timeout=timeout_s, tcp_keepalive=True),
+    )
+
+
+class KinesisShipper:
+    def __init__(self, *, stream: str, partition_key: str, spool: Spool, stats: Stats,
+                 client_factory: Callable[[], Any], memory_batches: int = 16, max_attempts: int = 6,
+                 backoff_base_s: float = 0.1, backoff_max_s: float = 5.0,
+                 sleep: Callable[[float], None] | None = None) -> None:
+        self.stream = stream
+        self.key = partition_key
+        self.spool = spool
+        self.stats = stats
+        self.client_factory = client_factory
+        self._client: Any = None
+        self.memory: deque[Batch] = deque()
+        self.memory_batches = memory_batches
+        self.max_attempts = max_attempts
+        self.backoff_base_s = backoff_base_s
+        self.backoff_max_s = backoff_max_s
+        self.cond = threading.Condition()
+        self.stopping = False
+        self.healthy = True
+        self.probe_at = 0.0
+        self.probe_delay = backoff_base_s
+        self.last_error = ""
+        self._sleep = sleep
+        self.thread = threading.Thread(target=self._run, name="vigil-shipper", daemon=True)
+
+    def start(self) -> None:
+        self.thread.start()
+
+    @property
+    def client(self) -> Any:
+        if self._client is None:
+            self._client = self.client_factory()
+        return self._client
+
+    # loop thread ----------------------------------------------------------------------------
+    def submit(self, batch: Batch, lines: list[bytes] | None = None) -> None:
+        with self.cond:
+            if len(self.spool) or not self.healthy or len(self.memory) >= self.memory_batches:
+                self._spill()
+                self._to_spool(batch)
+            else:
+                self.memory.append(batch)
+            self.cond.notify()
+
+    def _to_spool(self, batch: Batch) -> None:
+        evicted = self.spool.append(batch)
+        self.stats.add(spooled=batch.count, spool_evicted=evicted, dropped=evicted)
+
+    def _spill(self) -> None:
+        """Memory batches are older than anything submitted now: they go to the spool first."""
+        while self.memory:
+            self._to_spool(self.memory.popleft())
+
+    def close(self, timeout: float) -> None:
+        """Try to send what is left within ``timeout``; spool the rest (it is replayed next start)."""
+        deadline = time.monotonic() + timeout
+        with self.cond:
+            self.cond.notify()
+        while time.monotonic() < deadline:
+            with self.cond:
+                if not self.memory or not self.healthy:
+                    break
+            time.sleep(0.05)
+        with self.cond:
+            self.stopping = True
+            self._spill()
+            self.cond.notify()
+        self.thread.join(timeout=max(0.1, deadline - time.monotonic()) + 1)
+
+    # shipper thread -------------------------------------------------------------------------
+    def _run(self) -> None:
+        while True:
+            with self.cond:
+                while not self.stopping and not self.memory and not len(self.spool):
+                    self.cond.wait(1.0)
+                if self.stopping:
+                    return
+                wait = self.probe_at - time.monotonic()
+            if not self.healthy and wait > 0:
+                with self.cond:
+                    self.cond.wait(min(wait, 1.0))
+                continue
+            if len(self.spool):
+                batch = self.spool.head()
+                if batch is None:
+                    continue
+                ok = self._send([batch])
+                if ok:
+                    self.spool.pop(batch)
+                self._health(ok)
+                continue
+            with self.cond:
+                batches: list[Batch] = []
+                size = 0
+                while self.memory and len(batches) < MAX_PUT_RECORDS and size + len(self.memory[0].payload) <= MAX_PUT_BYTES:
+                    b = self.memory.popleft()
+                    batches.append(b)
+                    size += len(b.payload)
+            if not batches:
+                continue
+            failed = self._send_all(batches)
+            if failed:
+                with self.cond:  # back at the head of the queue, in order: through the spool
+                    self.memory.extendleft(reversed(failed))
+                    self._spill()
+            self._health(not failed)
+
+    def _health(self, ok: bool) -> None:
+        if ok:
+            if not self.healthy:
+                log.info("kinesis reachable again; replaying %d spooled batches", len(self.spool))
+            self.healthy = True
+            self.probe_delay = self.backoff_base_s
+        else:
+            if self.healthy:
+                log.warning("kinesis unavailable (%s); spooling to %s", self.last_error, self.spool.dir)
+            self.healthy = False
+            self.probe_delay = min(max(self.probe_delay * 2, self.backoff_base_s), 30.0)
+            self.probe_at = time.monotonic() + random.uniform(self.probe_delay / 2, self.probe_delay)
+
+    def _send(self, batches: list[Batch]) -> bool:
+        return not self._send_all(batches)
+
+    def _send_all(self, batches: list[Batch]) -> list[Batch]:
+        """PutRecords with per-record retry; returns the batches that could not be delivered."""
+        pending = list(batches)
+        for attempt in range(self.max_attempts):
+            if attempt:
+                cap = min(self.backoff_max_s, self.backoff_base_s * (2 ** attempt))
+                (self._sleep or time.sleep)(random.uniform(0, cap))  # full jitter
+                if self.stopping:
+                    break
+            try:
+                resp = self.client.put_records(
+                    StreamName=self.stream,
+                    Records=[{"Data": b.payload, "PartitionKey": self.key} for b in pending],
+                )
+            except Exception as exc:  # network, throttling of the whole call, auth: retry
+                self.last_error = f"{type(exc).__name__}: {exc}"[:300]
+                self.stats.add(send_errors=1)
+                continue
+            results = resp.get("Records", [])
+            retry = []
+            for b, r in zip(pending, results, strict=False):
+                if r.get("ErrorCode"):
+                    retry.append(b)
+                    self.last_error = f"{r.get('ErrorCode')}: {r.get('ErrorMessage', '')}"[:300]
+                else:
+                    self.stats.add(sent=b.count)
+            if len(results) < len(pending):
+                retry += pending[len(results):]
+            if retry:
+                self.stats.add(send_errors=len(retry))
+            pending = retry
+            if not pending:
+                return []
+        return pending
