@@ -33,7 +33,11 @@ def record_handler(record: KinesisStreamRecord) -> None:
     src = Source(
         record.event_source_arn, record.event_id, record.kinesis.sequence_number, record.kinesis.partition_key
     )
-    outcome = ingestor.process(record.kinesis.data_as_bytes(), src)
+    try:
+        outcome = ingestor.process(record.kinesis.data_as_bytes(), src)
+    except Exception:
+        logger.exception("record failed; the stream mapping retries it", extra={"eventID": src.event_id})
+        raise
     if outcome.rejected:
         logger.warning("dead-lettered input", extra={"eventID": src.event_id, "rejected": outcome.rejected})
 

@@ -29,9 +29,13 @@ publication = Publication(settings)
 
 def record_handler(record: DynamoDBRecord) -> None:
     images = record.raw_event["dynamodb"]
-    outcome = publication.handle(
-        record.raw_event["eventName"], images.get("OldImage"), images.get("NewImage")
-    )
+    try:
+        outcome = publication.handle(
+            record.raw_event["eventName"], images.get("OldImage"), images.get("NewImage")
+        )
+    except Exception:
+        logger.exception("record failed; the stream mapping retries it", extra={"eventID": record.event_id})
+        raise
     metrics.add_metric(name=outcome, unit=MetricUnit.Count, value=1)
 
 

@@ -38,6 +38,8 @@ class Publication:
         if event_name not in ("INSERT", "MODIFY") or not new_image:
             return "ignored"
         new = plain(new_image)
+        if "finding" not in new:
+            return "ignored"  # not a finding item (nothing to publish; never retry it)
         if new.get("status") == ARCHIVED:
             return "archived"
         old = plain(old_image) if old_image else None

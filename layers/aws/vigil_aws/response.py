@@ -1,0 +1,241 @@
+"""AWS side of response: settings of the response functions, the per-VPC isolation groups, and
+what ``vigil response`` reads from Step Functions (executions, the approval task token).
+
+The workflows make the single AWS calls themselves (SDK integrations); code here does only what
+needs logic: find-or-create the isolation groups (races included) and read execution histories.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import Any, cast
+
+from botocore.exceptions import ClientError
+
+from vigil.response import groups as g
+from vigil.response import tags as t
+from vigil.response.policy import DefaultAction, PolicyConfig
+
+
+class SettingsError(RuntimeError):
+    """The function's environment does not match what template.yaml sets."""
+
+
+def _get(env: Mapping[str, str], name: str, fn: str, default: str | None = None) -> str:
+    value = env.get(name, "").strip()
+    if value:
+        return value
+    if default is not None:
+        return default
+    raise SettingsError(f"{fn}: environment variable {name} is missing or empty; template.yaml sets it")
+
+
+def _bool(raw: str, name: str, fn: str) -> bool:
+    if raw.lower() in ("true", "1", "yes"):
+        return True
+    if raw.lower() in ("false", "0", "no"):
+        return False
+    raise SettingsError(f"{fn}: {name}={raw!r} is not true/false")
+
+
+def _number(raw: str, name: str, fn: str, minimum: float) -> float:
+    try:
+        value = float(raw)
+    except ValueError:
+        raise SettingsError(f"{fn}: {name}={raw!r} is not a number") from None
+    if value < minimum:
+        raise SettingsError(f"{fn}: {name}={value:g} must be >= {minimum:g}")
+    return value
+
+
+def policy_config(env: Mapping[str, str] | None = None) -> PolicyConfig:
+    """TriagePolicyFunction settings (stack parameters Response*, ProtectedTagKey, Approval*)."""
+    e = os.environ if env is None else env
+    fn = "TriagePolicyFunction"
+    types = _get(e, "RESPONSE_FINDING_TYPES", fn, "*")
+    default = _get(e, "APPROVAL_DEFAULT_ACTION", fn, "notify").lower()
+    if default not in ("isolate", "notify"):
+        raise SettingsError(f"{fn}: APPROVAL_DEFAULT_ACTION={default!r} must be isolate or notify")
+    return PolicyConfig(
+        severity_threshold=_number(
+            _get(e, "RESPONSE_SEVERITY_THRESHOLD", fn), "RESPONSE_SEVERITY_THRESHOLD", fn, 1
+        ),
+        finding_types=frozenset()
+        if types.strip() == "*"
+        else frozenset(x.strip() for x in types.split(",") if x.strip()),
+        protected_tag_key=_get(e, "PROTECTED_TAG_KEY", fn),
+        dry_run=_bool(_get(e, "RESPONSE_DRY_RUN", fn, "true"), "RESPONSE_DRY_RUN", fn),
+        approval_timeout_s=int(
+            _number(_get(e, "APPROVAL_TIMEOUT_SECONDS", fn), "APPROVAL_TIMEOUT_SECONDS", fn, 1)
+        ),
+        approval_default_action=cast(DefaultAction, default),
+    )
+
+
+@dataclass(frozen=True, slots=True)
+class PlanSettings:
+    protected_tag_key: str
+    budget_per_hour: int
+
+    @classmethod
+    def from_env(cls, env: Mapping[str, str] | None = None) -> PlanSettings:
+        e = os.environ if env is None else env
+        fn = "IsolationPlanFunction"
+        return cls(
+            protected_tag_key=_get(e, "PROTECTED_TAG_KEY", fn),
+            budget_per_hour=int(
+                _number(_get(e, "ISOLATION_BUDGET_PER_HOUR", fn), "ISOLATION_BUDGET_PER_HOUR", fn, 0)
+            ),
+        )
+
+
+# -- the per-VPC isolation groups ------------------------------------------------------------
+def _find(ec2: Any, vpc_id: str) -> dict[str, dict[str, Any]]:
+    resp = ec2.describe_security_groups(
+        Filters=[
+            {"Name": "vpc-id", "Values": [vpc_id]},
+            {"Name": "group-name", "Values": [spec["name"] for spec in g.GROUPS.values()]},
+        ]
+    )
+    by_name = {sg["GroupName"]: sg for sg in resp.get("SecurityGroups", [])}
+    return {role: by_name[spec["name"]] for role, spec in g.GROUPS.items() if spec["name"] in by_name}
+
+
+def _ignore_duplicate(call: Any, **kwargs: Any) -> None:
+    try:
+        call(**kwargs)
+    except ClientError as e:
+        if e.response["Error"]["Code"] not in ("InvalidPermission.Duplicate", "InvalidPermission.NotFound"):
+            raise
+
+
+def _create(ec2: Any, vpc_id: str, role: str) -> None:
+    spec = g.GROUPS[role]
+    try:
+        gid = ec2.create_security_group(
+            GroupName=spec["name"],
+            Description=spec["description"],
+            VpcId=vpc_id,
+            TagSpecifications=[{"ResourceType": "security-group", "Tags": [{"Key": t.ROLE, "Value": role}]}],
+        )["GroupId"]
+    except ClientError as e:
+        if e.response["Error"]["Code"] == "InvalidGroup.Duplicate":
+            return  # another isolation created it first; the caller describes again
+        raise
+    if role == "untrack":
+        _ignore_duplicate(ec2.authorize_security_group_ingress, GroupId=gid, IpPermissions=[g.ALL_TRAFFIC])
+        _ignore_duplicate(ec2.authorize_security_group_egress, GroupId=gid, IpPermissions=[g.ALL_TRAFFIC])
+
+
+def ensure_isolation_groups(ec2: Any, vpc_id: str) -> dict[str, str]:
+    """``{"untrack": sg-id, "isolation": sg-id}`` for ``vpc_id``, created on first use.
+
+    The isolation group is emptied on every call: a rule someone added by hand would reopen
+    every isolated instance in the VPC.
+    """
+    found = _find(ec2, vpc_id)
+    for role in g.GROUPS:
+        if role not in found:
+            _create(ec2, vpc_id, role)
+    found = _find(ec2, vpc_id)
+    missing = [r for r in g.GROUPS if r not in found]
+    if missing:
+        raise RuntimeError(f"isolation groups {missing} could not be created in {vpc_id}")
+    ingress, egress = g.stray_rules(found["isolation"])
+    gid = found["isolation"]["GroupId"]
+    if ingress:
+        _ignore_duplicate(ec2.revoke_security_group_ingress, GroupId=gid, IpPermissions=ingress)
+    if egress:
+        _ignore_duplicate(ec2.revoke_security_group_egress, GroupId=gid, IpPermissions=egress)
+    return {role: str(sg["GroupId"]) for role, sg in found.items()}
+
+
+# -- what `vigil response` reads --------------------------------------------------------------
+def _history(sfn: Any, execution_arn: str) -> list[dict[str, Any]]:
+    events: list[dict[str, Any]] = []
+    kwargs: dict[str, Any] = {"executionArn": execution_arn, "maxResults": 1000}
+    while True:
+        page = sfn.get_execution_history(**kwargs)
+        events.extend(page.get("events", []))
+        if not page.get("nextToken"):
+            return events
+        kwargs["nextToken"] = page["nextToken"]
+
+
+def pending_task_token(sfn: Any, execution_arn: str) -> str | None:
+    """The task token of the execution's open approval request, or None.
+
+    The workflow sends the token through SNS (``sns:publish.waitForTaskToken``); the same
+    parameters are in the execution history, which is what the CLI reads (no extra store).
+    """
+    token = None
+    for e in _history(sfn, execution_arn):
+        details = e.get("taskScheduledEventDetails")
+        if (
+            e["type"] != "TaskScheduled"
+            or not details
+            or "waitForTaskToken" not in details.get("resource", "")
+        ):
+            continue
+        try:
+            params = json.loads(details.get("parameters") or "{}")
+            message = params.get("Message")
+            message = json.loads(message) if isinstance(message, str) else message
+        except ValueError:
+            continue
+        if isinstance(message, dict) and message.get("taskToken"):
+            token = str(message["taskToken"])
+    if token is None:
+        return None
+    # One approval per execution: while it runs and a token was sent, that token is the open one.
+    status = sfn.describe_execution(executionArn=execution_arn)["status"]
+    return token if status == "RUNNING" else None
+
+
+def execution_summary(sfn: Any, execution: Mapping[str, Any]) -> dict[str, Any]:
+    """Finding, instance, decision and outcome of one triage/isolate/release execution."""
+    d = sfn.describe_execution(executionArn=execution["executionArn"])
+    try:
+        inp = json.loads(d.get("input") or "{}")
+    except ValueError:
+        inp = {}
+    try:
+        out = json.loads(d.get("output") or "{}")
+    except ValueError:
+        out = {}
+    inp = inp if isinstance(inp, dict) else {}
+    out = out if isinstance(out, dict) else {}
+    detail = inp.get("detail") if isinstance(inp.get("detail"), dict) else {}
+    finding_type = out.get("findingType") or inp.get("findingType") or detail.get("type") or ""
+    instance = (
+        out.get("instanceId")
+        or inp.get("instanceId")
+        or ((detail.get("resource") or {}).get("instanceDetails") or {}).get("instanceId")
+        or ""
+    )
+    status = d["status"]
+    outcome = out.get("outcome") or ("awaiting approval" if status == "RUNNING" else status.lower())
+    return {
+        "name": execution["name"],
+        "arn": execution["executionArn"],
+        "stateMachine": execution["stateMachineArn"].rsplit(":", 1)[-1],
+        "status": status,
+        "started": execution.get("startDate"),
+        "findingId": out.get("findingId") or inp.get("findingId") or detail.get("id") or "",
+        "findingType": finding_type,
+        "instanceId": instance,
+        "decision": out.get("decision") or "",
+        "outcome": outcome,
+    }
+
+
+def recent_executions(sfn: Any, state_machine_arns: list[str], limit: int) -> list[dict[str, Any]]:
+    rows: list[dict[str, Any]] = []
+    for arn in state_machine_arns:
+        page = sfn.list_executions(stateMachineArn=arn, maxResults=limit)
+        rows.extend(page.get("executions", []))
+    rows.sort(key=lambda e: e.get("startDate") or 0, reverse=True)
+    return [execution_summary(sfn, e) for e in rows[:limit]]
