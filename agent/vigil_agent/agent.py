@@ -199,10 +199,15 @@ class Agent:
                 log.warning("could not delete an audit rule: %s", exc)
         self.installed.clear()
         try:
-            if self.restore_backlog is not None:
-                self.ctl.set_backlog_limit(self.restore_backlog)
-            if self.restore_enabled is not None:
-                self.ctl.set_enabled(self.restore_enabled)
+            # another agent or auditd may have come to rely on audit meanwhile: only switch it
+            # back off when no rule at all is left in the kernel
+            if (self.restore_backlog is not None or self.restore_enabled is not None) and self.ctl.list_rules():
+                log.info("audit rules of others remain: leaving audit enabled")
+            else:
+                if self.restore_backlog is not None:
+                    self.ctl.set_backlog_limit(self.restore_backlog)
+                if self.restore_enabled is not None:
+                    self.ctl.set_enabled(self.restore_enabled)
         except OSError as exc:
             log.warning("could not restore audit settings: %s", exc)
         self.restore_backlog = self.restore_enabled = None

@@ -1,0 +1,125 @@
+"""Running ``vigil-agent --stdout`` as a subprocess and waiting for the events a test caused."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+import threading
+import time
+import uuid
+from collections.abc import Callable
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[2]
+
+
+def kernel_skip_reason() -> str | None:
+    if sys.platform != "linux":
+        return "agent tests need Linux"
+    if os.geteuid() != 0:
+        return "agent tests need root (audit netlink, AF_PACKET, pidfd_getfd)"
+    return None
+
+
+class RunningAgent:
+    def __init__(self, proc: subprocess.Popen[bytes], key: str, workdir: Path) -> None:
+        self.proc = proc
+        self.key = key
+        self.workdir = workdir
+        self.events: list[dict] = []
+        self.stderr: list[str] = []
+        self.lock = threading.Lock()
+        self._t_out = threading.Thread(target=self._read_out, daemon=True)
+        self._t_err = threading.Thread(target=self._read_err, daemon=True)
+        self._t_out.start()
+        self._t_err.start()
+
+    def _read_out(self) -> None:
+        assert self.proc.stdout is not None
+        for line in self.proc.stdout:
+            if line.strip():
+                ev = json.loads(line)
+                with self.lock:
+                    self.events.append(ev)
+
+    def _read_err(self) -> None:
+        assert self.proc.stderr is not None
+        for line in self.proc.stderr:
+            self.stderr.append(line.decode(errors="replace"))
+
+    def wait_for(self, pred: Callable[[dict], bool], timeout: float = 20.0, what: str = "event") -> dict:
+        deadline = time.monotonic() + timeout
+        seen = 0
+        while time.monotonic() < deadline:
+            with self.lock:
+                batch = self.events[seen:]
+                seen = len(self.events)
+            for ev in batch:
+                if pred(ev):
+                    return ev
+            if self.proc.poll() is not None and seen == len(self.events):
+                break
+            time.sleep(0.05)
+        tail = "".join(self.stderr[-20:])
+        raise AssertionError(f"no {what} from the agent (saw {len(self.events)} events); agent stderr:\n{tail}")
+
+    def all(self, pred: Callable[[dict], bool]) -> list[dict]:
+        with self.lock:
+            return [e for e in self.events if pred(e)]
+
+    def stop(self) -> int:
+        if self.proc.poll() is None:
+            self.proc.terminate()
+            try:
+                self.proc.wait(timeout=20)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait()
+        self._t_out.join(timeout=5)
+        return self.proc.returncode
+
+
+def write_config(workdir: Path, key: str, extra: str = "") -> Path:
+    cfg = workdir / "agent.toml"
+    cfg.write_text(
+        f"""
+[agent]
+instance_id = "i-0agenttest{key[-6:]}"
+account_id = "123456789012"
+region = "us-east-1"
+state_dir = "{workdir / 'state'}"
+heartbeat_s = 2.0
+flush_s = 0.2
+audit_key = "{key}"
+
+[watch]
+paths = ["{workdir / 'watched'}"]
+unix_sockets = ["{workdir / 'docker.sock'}"]
+
+[limits]
+cpu_percent = 90.0
+rss_mb = 512
+{extra}
+"""
+    )
+    return cfg
+
+
+def start_agent(workdir: Path, key: str, extra: str = "", wrapper: list[str] | None = None) -> RunningAgent:
+    (workdir / "watched").mkdir(exist_ok=True)
+    cfg = write_config(workdir, key, extra)
+    env = dict(os.environ, PYTHONUNBUFFERED="1")
+    env["PYTHONPATH"] = os.pathsep.join([str(ROOT / "layers/core"), str(ROOT / "agent"), env.get("PYTHONPATH", "")])
+    proc = subprocess.Popen(
+        [*(wrapper or []), sys.executable, "-m", "vigil_agent.main", "--stdout", "--config", str(cfg)],
+        stdout=subprocess.PIPE, stderr=subprocess.PIPE, env=env, cwd=str(workdir),
+    )
+    agent = RunningAgent(proc, key, workdir)
+    agent.wait_for(lambda e: e["kind"] == "heartbeat", timeout=30, what="first heartbeat")
+    return agent
+
+
+def marker() -> str:
+    return f"vigil-marker-{uuid.uuid4().hex[:12]}"

@@ -1,0 +1,365 @@
+"""The agent on this machine's real kernel: real actions in, the events and their fields out.
+
+GIVEN a running ``vigil-agent --stdout`` WHEN this test does something real (exec, connect, DNS,
+file write, ptrace, memfd exec, a shell on a socket) THEN the matching event arrives with the
+fields detections rely on.
+"""
+
+from __future__ import annotations
+
+import ctypes
+import hashlib
+import os
+import platform
+import shutil
+import socket
+import subprocess
+import sys
+import threading
+import uuid
+from pathlib import Path
+
+import dnslib
+import pytest
+
+from agent_harness import RunningAgent, marker, start_agent
+
+pytestmark = pytest.mark.agent
+
+
+def _proc(ev: dict) -> dict:
+    return ev.get("process") or {}
+
+
+def test_first_heartbeat_reports_sensors_and_host(agent: RunningAgent) -> None:
+    hb = agent.wait_for(lambda e: e["kind"] == "heartbeat")
+    assert set(hb["sensors_active"]) >= {"audit", "proc_connector", "dns"}
+    assert hb.get("sensors_unavailable", {}) == {}
+    assert hb["kernel"] == platform.release()
+    assert hb["vcpus"] == os.cpu_count()
+    assert hb["rss_bytes"] > 0
+    assert hb["host"]["instance_id"].startswith("i-0agenttest")
+    assert hb["host"]["account_id"] == "123456789012"
+    assert hb["seq"] >= 1
+
+
+def test_exec_with_marker_argument(agent: RunningAgent, tmp_path: Path) -> None:
+    m = marker()
+    subprocess.run(["/bin/echo", m], cwd=tmp_path, stdout=subprocess.DEVNULL, check=True)
+    ev = agent.wait_for(lambda e: e["kind"] == "process_exec" and m in _proc(e).get("args", []), what="exec")
+    p = ev["process"]
+    assert p["args"] == ["/bin/echo", m]
+    assert p["cmd_line"] == f"/bin/echo {m}"
+    assert p["file"]["path"] == os.path.realpath("/bin/echo")
+    assert p["file"]["sha256"] == hashlib.sha256(Path("/bin/echo").read_bytes()).hexdigest()
+    assert p["working_directory"] == str(tmp_path)
+    assert p["user"]["uid"] == 0 and p["euid"] == 0
+    assert p["ppid"] == os.getpid()
+    assert p["lineage"][0]["pid"] == os.getpid()
+    assert p["parent_uid"] == p["lineage"][0]["uid"]
+    assert len(p["uid"]) == 36
+    assert 1 <= len(p["lineage"]) <= 5
+    assert ev["time"] > 0 and ev["seq"] > 0
+
+
+def test_exec_sees_ld_preload_and_lineage_depth(agent: RunningAgent) -> None:
+    m = marker()
+    env = dict(os.environ, LD_PRELOAD="/nonexistent/vigil-test.so")
+    # sh stays alive while sleep runs: sleep's lineage is sh <- this test
+    subprocess.run(["/bin/sh", "-c", f"sleep 1; : {m}"], env=env, stderr=subprocess.DEVNULL)
+    sh = agent.wait_for(lambda e: e["kind"] == "process_exec" and any(m in a for a in _proc(e).get("args", [])),
+                        what="sh exec")
+    ev = agent.wait_for(lambda e: e["kind"] == "process_exec" and _proc(e).get("ppid") == sh["process"]["pid"],
+                        what="sleep exec")
+    p = ev["process"]
+    assert p["name"] == "sleep" and p["args"] == ["sleep", "1"]
+    assert p["ld_preload"] == "/nonexistent/vigil-test.so"
+    assert p["lineage"][0]["name"] == "sh"
+    assert p["lineage"][0]["uid"] == sh["process"]["uid"]
+    assert p["lineage"][1]["pid"] == os.getpid()
+
+
+def test_connect_and_accept_on_loopback(agent: RunningAgent) -> None:
+    srv = socket.socket()
+    srv.bind(("127.0.0.1", 0))
+    srv.listen()
+    port = srv.getsockname()[1]
+    cli = socket.create_connection(("127.0.0.1", port))
+    conn, peer = srv.accept()
+    try:
+        ev = agent.wait_for(lambda e: e["kind"] == "net_connect" and e.get("remote_port") == port
+                            and _proc(e).get("pid") == os.getpid(), what="net_connect")
+        assert ev["remote_ip"] == "127.0.0.1"
+        # omit_defaults: protocol "tcp", family "inet" and success true are the wire defaults
+        assert ev.get("protocol", "tcp") == "tcp" and ev.get("family", "inet") == "inet"
+        assert ev["local_port"] == cli.getsockname()[1]
+        assert ev.get("success", True) is True
+        acc = agent.wait_for(lambda e: e["kind"] == "net_accept" and e.get("remote_port") == peer[1],
+                             what="net_accept")
+        assert acc["local_port"] == port
+        assert acc["process"]["pid"] == os.getpid()
+    finally:
+        for s in (cli, conn, srv):
+            s.close()
+
+
+def test_connect_ipv6_loopback(agent: RunningAgent) -> None:
+    srv = socket.socket(socket.AF_INET6)
+    srv.bind(("::1", 0))
+    srv.listen()
+    port = srv.getsockname()[1]
+    cli = socket.create_connection(("::1", port))
+    try:
+        ev = agent.wait_for(lambda e: e["kind"] == "net_connect" and e.get("remote_port") == port, what="v6 connect")
+        assert ev["family"] == "inet6" and ev["remote_ip"] == "::1"
+    finally:
+        cli.close()
+        srv.close()
+
+
+def test_unix_connect_to_watched_socket(agent: RunningAgent) -> None:
+    path = str(agent.workdir / "docker.sock")
+    srv = socket.socket(socket.AF_UNIX)
+    if os.path.exists(path):
+        os.unlink(path)
+    srv.bind(path)
+    srv.listen()
+    cli = socket.socket(socket.AF_UNIX)
+    cli.connect(path)
+    try:
+        ev = agent.wait_for(lambda e: e["kind"] == "unix_connect" and e.get("path") == path, what="unix_connect")
+        assert ev["process"]["pid"] == os.getpid()
+    finally:
+        cli.close()
+        srv.close()
+        os.unlink(path)
+
+
+class _Resolver:
+    """A DNS responder on a loopback address, port 53, UDP and TCP (dnslib)."""
+
+    def __init__(self, ip: str) -> None:
+        self.ip = ip
+        self.udp = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+        self.udp.bind((ip, 53))
+        self.tcp = socket.socket()
+        self.tcp.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        self.tcp.bind((ip, 53))
+        self.tcp.listen()
+        self.stop = False
+        threading.Thread(target=self._serve_udp, daemon=True).start()
+        threading.Thread(target=self._serve_tcp, daemon=True).start()
+
+    @staticmethod
+    def answer(data: bytes) -> bytes:
+        q = dnslib.DNSRecord.parse(data)
+        r = q.reply()
+        if str(q.q.qname).startswith("nx-"):
+            r.header.rcode = dnslib.RCODE.NXDOMAIN
+        else:
+            r.add_answer(dnslib.RR(q.q.qname, dnslib.QTYPE.A, rdata=dnslib.A("10.20.30.40"), ttl=42))
+        return r.pack()
+
+    def _serve_udp(self) -> None:
+        while not self.stop:
+            try:
+                data, addr = self.udp.recvfrom(4096)
+            except OSError:
+                return
+            self.udp.sendto(self.answer(data), addr)
+
+    def _serve_tcp(self) -> None:
+        while not self.stop:
+            try:
+                c, _ = self.tcp.accept()
+            except OSError:
+                return
+            with c:
+                n = int.from_bytes(c.recv(2), "big")
+                data = c.recv(n)
+                out = self.answer(data)
+                c.sendall(len(out).to_bytes(2, "big") + out)
+
+    def close(self) -> None:
+        self.stop = True
+        self.udp.close()
+        self.tcp.close()
+
+
+@pytest.fixture()
+def resolver() -> _Resolver:
+    ip = f"127.0.{uuid.uuid4().int % 200 + 20}.{uuid.uuid4().int % 200 + 20}"
+    r = _Resolver(ip)
+    yield r
+    r.close()
+
+
+def test_dns_query_udp_with_answer_and_process(agent: RunningAgent, resolver: _Resolver) -> None:
+    name = f"{marker()}.example.test"
+    s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+    s.connect((resolver.ip, 53))  # like glibc's resolver: connect, then send
+    s.send(dnslib.DNSRecord.question(name, "A").pack())
+    reply = dnslib.DNSRecord.parse(s.recv(4096))
+    assert str(reply.rr[0].rdata) == "10.20.30.40"
+    ev = agent.wait_for(lambda e: e["kind"] == "dns_query" and e.get("hostname") == name, what="dns_query")
+    s.close()
+    assert ev.get("type", "A") == "A"
+    assert ev.get("protocol", "udp") == "udp"
+    assert ev["resolver_ip"] == resolver.ip and ev.get("resolver_port", 53) == 53
+    assert ev["rcode"] == "NOERROR"
+    assert ev["answers"] == [{"type": "A", "rdata": "10.20.30.40", "ttl": 42}]
+    assert ev["process"]["pid"] == os.getpid()
+
+
+def test_dns_query_tcp_nxdomain(agent: RunningAgent, resolver: _Resolver) -> None:
+    name = f"nx-{marker()}.example.test"
+    q = dnslib.DNSRecord.question(name, "A").pack()
+    with socket.create_connection((resolver.ip, 53)) as c:
+        c.sendall(len(q).to_bytes(2, "big") + q)
+        n = int.from_bytes(c.recv(2), "big")
+        c.recv(n)
+    ev = agent.wait_for(lambda e: e["kind"] == "dns_query" and e.get("hostname") == name, what="tcp dns_query")
+    assert ev["protocol"] == "tcp"
+    assert ev["rcode"] == "NXDOMAIN"
+    assert ev.get("answers", []) == []
+
+
+def test_watched_file_write_rename_link_unlink(agent: RunningAgent) -> None:
+    d = agent.workdir / "watched"
+    f = d / f"{marker()}.conf"
+    f.write_text("x")
+    ev = agent.wait_for(lambda e: e["kind"] == "file_write" and e.get("path") == str(f), what="file_write")
+    assert ev["process"]["pid"] == os.getpid()
+    g = d / f"{f.stem}-renamed"
+    os.rename(f, g)
+    ev = agent.wait_for(lambda e: e["kind"] == "file_rename" and e.get("path") == str(f), what="file_rename")
+    assert ev["new_path"] == str(g)
+    link = d / f"{f.stem}-link"
+    os.symlink("/etc/passwd", link)
+    ev = agent.wait_for(lambda e: e["kind"] == "file_link" and e.get("path") == str(link), what="file_link")
+    assert ev["symbolic"] is True and ev["target"] == "/etc/passwd"
+    os.unlink(g)
+    os.unlink(link)
+    ev = agent.wait_for(lambda e: e["kind"] == "file_unlink" and e.get("path") == str(g), what="file_unlink")
+    assert ev.get("success", True) is True
+
+
+def test_unwatched_file_write_is_not_reported(agent: RunningAgent, tmp_path: Path) -> None:
+    m = marker()
+    (tmp_path / m).write_text("x")
+    # a later, watched write proves the agent processed everything before it
+    w = agent.workdir / "watched" / f"{m}-sentinel"
+    w.write_text("y")
+    agent.wait_for(lambda e: e["kind"] == "file_write" and e.get("path") == str(w), what="sentinel")
+    assert not agent.all(lambda e: e["kind"].startswith("file_") and m in e.get("path", "") and "sentinel" not in e["path"])
+    os.unlink(w)
+
+
+def test_ptrace_attach_of_a_child(agent: RunningAgent) -> None:
+    libc = ctypes.CDLL(None, use_errno=True)
+    libc.ptrace.argtypes = [ctypes.c_long, ctypes.c_long, ctypes.c_void_p, ctypes.c_void_p]
+    child = subprocess.Popen(["/bin/sleep", "30"])
+    try:
+        assert libc.ptrace(16, child.pid, None, None) == 0, os.strerror(ctypes.get_errno())  # PTRACE_ATTACH
+        os.waitpid(child.pid, 0)
+        libc.ptrace(17, child.pid, None, None)  # PTRACE_DETACH
+        ev = agent.wait_for(lambda e: e["kind"] == "ptrace" and (e.get("target") or {}).get("pid") == child.pid,
+                            what="ptrace")
+        assert ev["request"] == "PTRACE_ATTACH"
+        assert ev["process"]["pid"] == os.getpid()
+        assert ev["target"]["file"]["path"].endswith("sleep")
+    finally:
+        child.kill()
+        child.wait()
+
+
+def test_exec_from_memfd(agent: RunningAgent) -> None:
+    m = marker()
+    code = (
+        "import os\n"
+        "fd = os.memfd_create('vigil-memfd-test', 0)\n"
+        "os.write(fd, open('/bin/echo', 'rb').read())\n"
+        f"os.execve(fd, ['echo', '{m}'], {{}})\n"
+    )
+    subprocess.run([sys.executable, "-c", code], stdout=subprocess.DEVNULL, check=True)
+    ev = agent.wait_for(lambda e: e["kind"] == "memfd_exec" and m in _proc(e).get("args", []), what="memfd_exec")
+    assert ev["memfd_name"] == "vigil-memfd-test"
+    assert ev["process"]["exe_deleted"] is True
+    assert ev["process"]["file"]["path"].startswith("/memfd:vigil-memfd-test")
+    ex = agent.wait_for(lambda e: e["kind"] == "process_exec" and m in _proc(e).get("args", []), what="exec")
+    assert ex["process"]["exe_deleted"] is True
+
+
+def test_shell_with_stdin_on_a_loopback_socket(agent: RunningAgent) -> None:
+    """The mark of a reverse shell: a shell whose fd 0/1 is an inet socket."""
+    m = marker()
+    srv = socket.socket()
+    srv.bind(("127.0.0.1", 0))
+    srv.listen()
+    port = srv.getsockname()[1]
+    cli = socket.create_connection(("127.0.0.1", port))
+    conn, _ = srv.accept()
+    sh = subprocess.Popen(["/bin/sh", "-c", f"read line; echo \"$line\" # {m}"], stdin=cli.fileno(),
+                          stdout=cli.fileno())
+    try:
+        ev = agent.wait_for(lambda e: e["kind"] == "process_exec" and any(m in a for a in _proc(e).get("args", [])),
+                            what="shell exec")
+        p = ev["process"]
+        assert p["name"] == "sh"
+        assert p["stdin"]["type"] == "socket"
+        assert p["stdin"]["family"] == "inet" and p["stdin"]["protocol"] == "tcp"
+        assert p["stdin"]["remote"] == {"ip": "127.0.0.1", "port": port}
+        assert p["stdout"]["type"] == "socket"
+        assert p["stderr"]["type"] != "socket"
+    finally:
+        conn.sendall(b"bye\n")
+        sh.wait(timeout=10)
+        for s in (cli, conn, srv):
+            s.close()
+
+
+def test_setuid_to_root(agent: RunningAgent) -> None:
+    m = marker()
+    subprocess.run([sys.executable, "-c", f"import os; os.setuid(0)  # {m}"], check=True)
+    ev = agent.wait_for(lambda e: e["kind"] == "setuid" and any(m in a for a in _proc(e).get("args", [])),
+                        what="setuid")
+    assert ev.get("syscall", "setuid") == "setuid" and ev["new_uid"] == 0
+
+
+def test_unprivileged_agent_runs_degraded_and_says_why(tmp_path: Path) -> None:
+    """No root: audit and AF_PACKET are unavailable; the agent still runs and reports it."""
+    drop = ["setpriv", "--inh-caps=-all", "--bounding-set=-audit_control,-audit_read,-net_raw,-net_admin", "--"]
+    if shutil.which("setpriv") is None:
+        pytest.skip("setpriv (util-linux) is needed to drop capabilities")
+    a = start_agent(tmp_path, f"vigiltest{uuid.uuid4().hex[:8]}", wrapper=drop)
+    try:
+        hb = a.wait_for(lambda e: e["kind"] == "heartbeat")
+        assert "audit" in hb["sensors_unavailable"] and "dns" in hb["sensors_unavailable"]
+        assert "audit" not in hb["sensors_active"] and "dns" not in hb["sensors_active"]
+        assert any("unavailable" in line for line in a.stderr)
+        # and it keeps reporting it, heartbeat after heartbeat
+        a.wait_for(lambda e: e["kind"] == "heartbeat" and e["seq"] > hb["seq"] and "audit" in e["sensors_unavailable"])
+    finally:
+        assert a.stop() == 0
+
+
+def test_rules_removed_and_audit_restored_on_exit(tmp_path: Path) -> None:
+    from vigil_agent import auditnl
+
+    ctl = auditnl.AuditControl()
+    try:
+        before = ctl.status()
+        key = f"vigiltest{uuid.uuid4().hex[:8]}"
+        a = start_agent(tmp_path, key)
+        during = [b for b in ctl.list_rules() if auditnl.rule_key(b) == key]
+        assert len(during) > 20
+        assert ctl.status().enabled >= 1
+        assert a.stop() == 0
+        assert [b for b in ctl.list_rules() if auditnl.rule_key(b) == key] == []
+        after = ctl.status()
+        assert after.enabled == before.enabled
+        assert after.backlog_limit == before.backlog_limit
+        final = a.all(lambda e: e["kind"] == "heartbeat")[-1]
+        assert final["counters"]["captured"] >= 1
+    finally:
+        ctl.close()
