@@ -91,6 +91,9 @@ class _ThreadRoutedStream(io.TextIOBase):
     def isatty(self) -> bool:
         return False
 
+    def fileno(self) -> int:
+        return self.real.fileno()
+
     @property
     def encoding(self) -> str:  # type: ignore[override]
         return getattr(self.real, "encoding", "utf-8")

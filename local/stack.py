@@ -247,7 +247,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--stack-name", default="vigil")
     parser.add_argument("--param", action="append", default=[], help="template parameter Key=Value")
     args = parser.parse_args(argv)
-    console = Console(file=sys.__stdout__)
+    out = sys.__stdout__
+    console = Console(file=out, width=None if out is not None and out.isatty() else 160)
     try:
         with started(
             console,

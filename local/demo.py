@@ -1,0 +1,241 @@
+"""`make demo`: the whole pipeline offline, from recorded agent batches to events on the bus.
+
+Starts the offline stack (local.stack), taps FindingsBus with an SQS queue (a rule added for the
+demo, not part of the template), sends the recorded batches in ``events/agent/`` with
+``kinesis.put_records`` exactly as the agent does, waits for the pipeline to settle, then prints
+the findings, the events that reached the bus and the dead letters. Sends everything a second
+time to show that a replay changes no count. Exits 1 if an expected finding is missing.
+
+    python -m local.demo [--keep] [--port N]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import socket
+import sys
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from local.stack import DEFAULT_PORT, LocalStack, started
+
+EVENTS = Path(__file__).resolve().parent.parent / "events" / "agent"
+BATCHES = ("benign.ndjson.gz", "reverse_shell.ndjson.gz", "crypto_dns.ndjson.gz", "malformed.ndjson")
+EXPECTED = ("Execution:Runtime/ReverseShell", "CryptoCurrency:Runtime/BitcoinTool.B!DNS")
+TAP_QUEUE = "vigil-demo-bus-tap"
+
+
+@dataclass
+class Sent:
+    name: str
+    instance: str
+    data: bytes
+
+
+def load_batches() -> list[Sent]:
+    import gzip
+
+    out = []
+    for name in BATCHES:
+        data = (EVENTS / name).read_bytes()
+        first = (gzip.decompress(data) if data[:2] == b"\x1f\x8b" else data).split(b"\n", 1)[0]
+        instance = json.loads(first).get("host", {}).get("instance_id", "unknown")
+        out.append(Sent(name, instance, data))
+    return out
+
+
+def tap_bus(stack: LocalStack, bus_name: str) -> str:
+    """An SQS queue that receives every Vigil event on the bus (so the demo can show them)."""
+    sqs, events = stack.client("sqs"), stack.client("events")
+    url = sqs.create_queue(QueueName=TAP_QUEUE)["QueueUrl"]
+    arn = sqs.get_queue_attributes(QueueUrl=url, AttributeNames=["QueueArn"])["Attributes"]["QueueArn"]
+    events.put_rule(
+        Name="vigil-demo-tap", EventBusName=bus_name, EventPattern=json.dumps({"source": ["vigil"]})
+    )
+    events.put_targets(Rule="vigil-demo-tap", EventBusName=bus_name, Targets=[{"Id": "tap", "Arn": arn}])
+    return str(url)
+
+
+def send(stack: LocalStack, stream: str, batches: list[Sent]) -> None:
+    stack.client("kinesis").put_records(
+        StreamName=stream, Records=[{"Data": b.data, "PartitionKey": b.instance} for b in batches]
+    )
+
+
+def findings(stack: LocalStack, table: str) -> list[dict[str, Any]]:
+    from vigil_aws.findings_store import plain
+
+    items = stack.client("dynamodb").scan(TableName=table, ConsistentRead=True)["Items"]
+    return sorted((plain(i) for i in items), key=lambda f: (-float(f["severity"]), f["type"]))
+
+
+def drain(stack: LocalStack, url: str) -> list[dict[str, Any]]:
+    sqs = stack.client("sqs")
+    out: list[dict[str, Any]] = []
+    while True:
+        msgs = sqs.receive_message(QueueUrl=url, MaxNumberOfMessages=10).get("Messages", [])
+        if not msgs:
+            return out
+        out.extend(json.loads(m["Body"]) for m in msgs)
+        sqs.delete_message_batch(
+            QueueUrl=url,
+            Entries=[{"Id": str(n), "ReceiptHandle": m["ReceiptHandle"]} for n, m in enumerate(msgs)],
+        )
+
+
+def wait_for(
+    stack: LocalStack, table: str, tap_url: str, timeout: float
+) -> tuple[float | None, float | None, list[dict[str, Any]]]:
+    """Poll until the expected findings are stored and their events reached the bus."""
+    t0 = time.perf_counter()
+    stored_at = bus_at = None
+    bus_events: list[dict[str, Any]] = []
+    while time.perf_counter() - t0 < timeout:
+        if stored_at is None and set(EXPECTED) <= {f["type"] for f in findings(stack, table)}:
+            stored_at = time.perf_counter() - t0
+        bus_events += drain(stack, tap_url)
+        if bus_at is None and set(EXPECTED) <= {e["detail"]["type"] for e in bus_events}:
+            bus_at = time.perf_counter() - t0
+        if stored_at is not None and bus_at is not None:
+            break
+        time.sleep(0.02)
+    return stored_at, bus_at, bus_events
+
+
+def severity_text(value: float) -> str:
+    from vigil.severity import label
+
+    colour = {"Critical": "red", "High": "red", "Medium": "yellow", "Low": "cyan"}[label(value)]
+    return f"[{colour}]{label(value)} {value:.1f}[/]"
+
+
+def run(stack: LocalStack, console: Any, keep: bool) -> int:
+    from rich.table import Table
+
+    assert stack.info is not None and stack.pollers is not None
+    out = stack.info.outputs
+    tap_url = tap_bus(stack, out["FindingsBusName"])
+    batches = load_batches()
+
+    console.rule("[bold]1. the agents send their batches")
+    for b in batches:
+        console.print(f"  {b.name:<26} {len(b.data):>6} bytes  partition key {b.instance}")
+    t_send = time.perf_counter()
+    send(stack, out["TelemetryStreamName"], batches)
+    stored_at, bus_at, bus_events = wait_for(stack, out["FindingsTableName"], tap_url, timeout=30)
+    stack.pollers.wait_idle(timeout=30)
+    bus_events += drain(stack, tap_url)
+    settle = time.perf_counter() - t_send
+
+    console.rule("[bold]2. findings (FindingsTable)")
+    stored = findings(stack, out["FindingsTableName"])
+    table = Table("type", "severity", "instance", "count", "title")
+    for f in stored:
+        table.add_row(
+            f["type"], severity_text(float(f["severity"])), f["instanceId"], str(f["count"]), f["title"]
+        )
+    console.print(table)
+
+    console.rule("[bold]3. events that reached FindingsBus")
+    bus = Table("source", "detail-type", "finding type", "severity", "count", "finding id")
+    for e in bus_events:
+        d = e["detail"]
+        bus.add_row(
+            e["source"],
+            e["detail-type"],
+            d["type"],
+            severity_text(float(d["severity"])),
+            str(d["service"]["count"]),
+            d["id"],
+        )
+    console.print(bus)
+
+    console.rule("[bold]4. dead letters (IngestDeadLetterQueue)")
+    for m in drain(stack, out["IngestDeadLetterQueueUrl"]):
+        console.print(
+            f"  line {m['line']} of {m['partitionKey']} seq …{m['sequenceNumber'][-6:]}: {m['reason']}"
+        )
+
+    console.rule("[bold]5. replay: the agents send the same batches again")
+    counts = {f["id"]: f["count"] for f in stored}
+    send(stack, out["TelemetryStreamName"], batches)
+    stack.pollers.wait_idle(timeout=30)
+    after = {f["id"]: f["count"] for f in findings(stack, out["FindingsTableName"])}
+    replay_ok = after == counts
+    republished = drain(stack, tap_url)
+    console.print(
+        f"  counts {'unchanged' if replay_ok else f'CHANGED: {counts} -> {after}'}; "
+        f"{len(republished)} events re-published; {len(drain(stack, out['IngestDeadLetterQueueUrl']))} new dead letters"
+    )
+
+    console.rule("[bold]timings")
+    ms = lambda s: f"{s * 1000:.0f} ms" if s is not None else "never"  # noqa: E731
+    console.print(
+        f"  offline stack start {stack.info.timings['total_s']:.1f} s; put_records -> findings stored {ms(stored_at)}, "
+        f"-> events on the bus {ms(bus_at)}; pipeline settled in {settle:.1f} s"
+    )
+    invocations = stack.runtime.invocations if stack.runtime else []
+    console.print(f"  {len(invocations)} Lambda invocations, {sum(1 for i in invocations if i[2])} errored")
+
+    missing = [t for t in EXPECTED if t not in {f["type"] for f in stored}]
+    unpublished = [t for t in EXPECTED if t not in {e["detail"]["type"] for e in bus_events}]
+    if missing or unpublished or not replay_ok:
+        console.print(
+            f"[red bold]DEMO FAILED[/] missing findings {missing}, not on the bus {unpublished}, replay ok {replay_ok}"
+        )
+        return 1
+    console.print(
+        "[green bold]DEMO PASSED[/] both expected findings stored and published; the replay changed nothing"
+    )
+    if keep:
+        console.print(f"stack stays up at {stack.endpoint_url} (state in {stack.state_file}); Ctrl-C to stop")
+        try:
+            while True:
+                time.sleep(1)
+                stack.pollers.check()
+        except KeyboardInterrupt:
+            pass
+    return 0
+
+
+def _free(port: int) -> bool:
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
+        return s.connect_ex(("127.0.0.1", port)) != 0
+
+
+def _any_port() -> int:
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+def main(argv: list[str] | None = None) -> int:
+    from rich.console import Console
+
+    from local.stack import STATE_FILE
+
+    parser = argparse.ArgumentParser(prog="python -m local.demo", description=__doc__.split("\n")[0])
+    parser.add_argument("--keep", action="store_true", help="keep the stack running after the demo")
+    parser.add_argument(
+        "--port", type=int, default=0, help=f"moto port (default {DEFAULT_PORT}, or any free one)"
+    )
+    args = parser.parse_args(argv)
+    port = args.port or (DEFAULT_PORT if _free(DEFAULT_PORT) else _any_port())
+    out = sys.__stdout__
+    console = Console(file=out, width=None if out is not None and out.isatty() else 160)
+    t0 = time.perf_counter()
+    try:
+        with started(console, port=port, state_file=STATE_FILE if args.keep else None) as stack:
+            rc = run(stack, console, args.keep)
+    except RuntimeError as exc:
+        console.print(f"[red]error:[/] {exc}")
+        return 1
+    console.print(f"[dim]demo wall time {time.perf_counter() - t0:.1f} s[/]")
+    return rc
+
+
+if __name__ == "__main__":
+    sys.exit(main())

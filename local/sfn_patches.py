@@ -1,0 +1,77 @@
+"""moto 5.2.5 Step Functions interpreter gaps that the response workflows hit.
+
+Two small fixes, applied by ``apply()`` (idempotent) and undone by ``undo()``; each has a test
+in tests/response/test_moto_gaps.py that fails once moto fixes the gap (then delete the patch):
+
+1. ``arn:aws:states:::states:startExecution(.sync:2)`` is unusable: moto's optimised Step
+   Functions integration passes the ASL's PascalCase parameters (``StateMachineArn``) straight
+   to boto3, which wants camelCase (``KeyError: 'StateMachineArn'``, States.Runtime), and hands
+   the camelCase answer to a resolver that reads ``ExecutionArn``. LocalStack, where the
+   interpreter comes from, normalises both ways; moto dropped that step. The fix renames the
+   top-level keys both ways (and turns datetimes into ISO strings, as the real service returns).
+2. aws-sdk errors from EC2 and Auto Scaling are named ``ec2.ec2Exception`` /
+   ``autoscaling.autoscalingException``; Step Functions names them ``Ec2.Ec2Exception`` and
+   ``AutoScaling.AutoScalingException`` (the real names are what the ASL retries and catches).
+"""
+
+from __future__ import annotations
+
+import datetime
+from typing import Any
+
+_saved: dict[str, Any] = {}
+SERVICE_ERROR_NAMES = {"ec2": "Ec2", "autoscaling": "AutoScaling"}
+
+
+def _sfn_module() -> Any:
+    from moto.stepfunctions.parser.asl.component.state.exec.state_task.service import state_task_service_sfn
+
+    return state_task_service_sfn
+
+
+def _sdk_module() -> Any:
+    from moto.stepfunctions.parser.asl.component.state.exec.state_task.service import state_task_service_aws_sdk
+
+    return state_task_service_aws_sdk
+
+
+def apply() -> None:
+    if _saved:
+        return
+    cls = _sfn_module().StateTaskServiceSfn
+    _saved["params"] = orig_params = cls._normalise_parameters
+    _saved["response"] = orig_response = cls._normalise_response
+
+    def _normalise_parameters(self: Any, parameters: dict[str, Any], boto_service_name: Any = None,
+                              service_action_name: Any = None) -> None:
+        orig_params(self, parameters, boto_service_name, service_action_name)
+        if service_action_name is None:  # the ASL's own parameters, not moto's internal calls
+            for key in [k for k in parameters if k[:1].isupper()]:
+                parameters[key[0].lower() + key[1:]] = parameters.pop(key)
+
+    def _normalise_response(self: Any, response: Any, boto_service_name: Any = None,
+                            service_action_name: Any = None) -> None:
+        orig_response(self, response, boto_service_name, service_action_name)
+        if isinstance(response, dict):
+            for key in list(response):
+                value = response.pop(key)
+                if isinstance(value, datetime.datetime):
+                    value = value.isoformat()
+                response[key[:1].upper() + key[1:]] = value
+
+    cls._normalise_parameters = _normalise_parameters
+    cls._normalise_response = _normalise_response
+    names = _sdk_module()._SERVICE_ERROR_NAMES
+    _saved["names"] = dict(names)
+    names.update(SERVICE_ERROR_NAMES)
+
+
+def undo() -> None:
+    if not _saved:
+        return
+    cls = _sfn_module().StateTaskServiceSfn
+    cls._normalise_parameters = _saved.pop("params")
+    cls._normalise_response = _saved.pop("response")
+    names = _sdk_module()._SERVICE_ERROR_NAMES
+    names.clear()
+    names.update(_saved.pop("names"))
