@@ -142,8 +142,10 @@ def parse_packet(data: bytes) -> Packet | None:
     if not data:
         return None
     ver = data[0] >> 4
-    if ver == 4:
+    if ver == 4 and len(data) >= 20:
         ihl = (data[0] & 0xF) * 4
+        if ihl < 20:
+            return None
         proto, src, dst, l4 = data[9], data[12:16], data[16:20], data[ihl:]
     elif ver == 6 and len(data) >= 40:
         proto, src, dst, l4 = data[6], data[8:24], data[24:40], data[40:]
