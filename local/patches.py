@@ -2,7 +2,8 @@
 
 Each patch closes one gap, is applied by its own function, and has a test in
 tests/integration/test_moto_gaps.py that fails if moto changes the behaviour it works around
-(then the patch can go). ``apply_all`` applies them once per process.
+(then the patch can go). ``apply_all`` applies them once per process; ``restore_all`` puts
+moto back as it was (tests of moto's own behaviour run in the same process).
 """
 
 from __future__ import annotations
@@ -15,7 +16,21 @@ from typing import Any
 
 from local.runtime import LocalRuntime, result_json
 
+_MISSING = object()
+_originals: dict[tuple[Any, str], Any] = {}  # (class, attribute) -> what moto had (its __dict__ entry)
 _applied: dict[str, Any] = {}
+
+
+def _set(owner: Any, name: str, value: Any) -> None:
+    """Replace ``owner.name``, remembering moto's original once (for restore_all)."""
+    _originals.setdefault((owner, name), owner.__dict__.get(name, _MISSING))
+    setattr(owner, name, value)
+
+
+def _original(owner: Any, name: str) -> Any:
+    """moto's own implementation (bound through the class), even after a patch."""
+    saved = _originals.get((owner, name), _MISSING)
+    return getattr(owner, name) if saved is _MISSING else saved
 
 
 def in_process_lambda(runtime: LocalRuntime) -> None:
@@ -30,7 +45,7 @@ def in_process_lambda(runtime: LocalRuntime) -> None:
         inv = runtime.invoke(self, event if event is not None else {})
         return result_json(inv), inv.errored, inv.logs
 
-    LambdaFunction._invoke_lambda = _invoke_lambda
+    _set(LambdaFunction, "_invoke_lambda", _invoke_lambda)
 
 
 def stream_mappings_by_pollers() -> None:
@@ -51,8 +66,8 @@ def stream_mappings_by_pollers() -> None:
     def send_dynamodb_items(self: Any, *args: Any, **kwargs: Any) -> str:
         return ""
 
-    LambdaBackend.send_kinesis_message = send_kinesis_message
-    LambdaBackend.send_dynamodb_items = send_dynamodb_items
+    _set(LambdaBackend, "send_kinesis_message", send_kinesis_message)
+    _set(LambdaBackend, "send_dynamodb_items", send_dynamodb_items)
 
 
 def eventbridge_lambda_and_sfn_targets(runtime: LocalRuntime) -> None:
@@ -67,7 +82,7 @@ def eventbridge_lambda_and_sfn_targets(runtime: LocalRuntime) -> None:
     from moto.events.models import Rule
     from moto.utilities.arns import parse_arn
 
-    original: Callable[..., None] = _applied.setdefault("Rule.send_to_targets", Rule.send_to_targets)
+    original: Callable[..., None] = _original(Rule, "send_to_targets")
 
     def send_to_targets(self: Any, original_event: dict[str, Any], transform_input: bool = True) -> None:
         ours = [t for t in self.targets if parse_arn(t["Arn"]).service in ("lambda", "states")]
@@ -86,7 +101,7 @@ def eventbridge_lambda_and_sfn_targets(runtime: LocalRuntime) -> None:
             rest.targets = others
             original(rest, original_event, transform_input)
 
-    Rule.send_to_targets = send_to_targets
+    _set(Rule, "send_to_targets", send_to_targets)
 
 
 def _event_for_target(event: dict[str, Any]) -> dict[str, Any]:
@@ -166,8 +181,8 @@ def cfn_state_machines_executable() -> None:
     ) -> None:
         get_backend(account_id, region_name).delete_state_machine(resource_name)
 
-    StateMachine.create_from_cloudformation_json = classmethod(create_from_cloudformation_json)
-    StateMachine.delete_from_cloudformation_json = classmethod(delete_from_cloudformation_json)
+    _set(StateMachine, "create_from_cloudformation_json", classmethod(create_from_cloudformation_json))
+    _set(StateMachine, "delete_from_cloudformation_json", classmethod(delete_from_cloudformation_json))
 
 
 def dynamodb_update_item_one_stream_record() -> None:
@@ -184,10 +199,8 @@ def dynamodb_update_item_one_stream_record() -> None:
     from moto.dynamodb.models.table import StreamShard
 
     local = threading.local()
-    original_update: Callable[..., Any] = _applied.setdefault(
-        "DynamoDBBackend.update_item", DynamoDBBackend.update_item
-    )
-    original_add: Callable[..., None] = _applied.setdefault("StreamShard.add", StreamShard.add)
+    original_update: Callable[..., Any] = _original(DynamoDBBackend, "update_item")
+    original_add: Callable[..., None] = _original(StreamShard, "add")
 
     def update_item(self: Any, *args: Any, **kwargs: Any) -> Any:
         local.skip_bare_insert = True
@@ -202,8 +215,8 @@ def dynamodb_update_item_one_stream_record() -> None:
             return
         original_add(self, old, new)
 
-    DynamoDBBackend.update_item = update_item
-    StreamShard.add = add
+    _set(DynamoDBBackend, "update_item", update_item)
+    _set(StreamShard, "add", add)
 
 
 def apply_all(runtime: LocalRuntime) -> None:
@@ -216,3 +229,14 @@ def apply_all(runtime: LocalRuntime) -> None:
     cfn_state_machines_executable()
     dynamodb_update_item_one_stream_record()
     _applied["all"] = runtime
+
+
+def restore_all() -> None:
+    """Undo every patch: moto behaves as shipped again."""
+    for (owner, name), original in _originals.items():
+        if original is _MISSING:
+            delattr(owner, name)
+        else:
+            setattr(owner, name, original)
+    _originals.clear()
+    _applied.clear()

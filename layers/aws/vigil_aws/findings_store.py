@@ -18,7 +18,6 @@ import json
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
-from datetime import UTC, datetime
 from typing import Any, Final
 
 from botocore.exceptions import ClientError
@@ -56,6 +55,49 @@ class Applied:
     skipped: int = 0  # already counted (a replay): the condition said so
 
 
+def update_values(occ: Occurrence, now: str, expires: int) -> dict[str, Any]:
+    """The ExpressionAttributeValues of the aggregation UpdateItem for one occurrence."""
+    f = occ.finding
+    return {
+        ":finding": {"S": json.dumps(f, separators=(",", ":"))},
+        ":type": {"S": f["type"]},
+        ":instance": {"S": f["resource"]["instanceDetails"]["instanceId"]},
+        ":severity": {"N": str(f["severity"])},
+        ":label": {"S": label(float(f["severity"]))},
+        ":status": {"S": ARCHIVED if occ.suppressed else ACTIVE},
+        ":title": {"S": f["title"]},
+        ":now": {"S": now},
+        ":first": {"S": iso(occ.first_seen_ns)},
+        ":last": {"S": iso(occ.last_seen_ns)},
+        ":max_seq": {"N": str(occ.max_seq)},
+        ":min_seq": {"N": str(occ.min_seq)},
+        ":expires": {"N": str(expires)},
+        ":n": {"N": str(occ.count)},
+    }
+
+
+def new_item(occ: Occurrence, now: str, expires: int) -> dict[str, Any]:
+    """The item the aggregation UpdateItem creates for a finding seen for the first time."""
+    v = update_values(occ, now, expires)
+    return {
+        "id": {"S": occ.id},
+        "finding": v[":finding"],
+        "type": v[":type"],
+        "instanceId": v[":instance"],
+        "severity": v[":severity"],
+        "severityLabel": v[":label"],
+        "status": v[":status"],
+        "title": v[":title"],
+        "updatedAt": v[":now"],
+        "createdAt": v[":now"],
+        "firstSeen": v[":first"],
+        "lastSeen": v[":last"],
+        "lastSeq": v[":max_seq"],
+        "expiresAt": v[":expires"],
+        "count": v[":n"],
+    }
+
+
 class FindingsStore:
     def __init__(self, table: str, *, clock: Callable[[], float] = time.time) -> None:
         self.table = table
@@ -68,23 +110,7 @@ class FindingsStore:
         expires = int(self.clock()) + retention_days * 86400
         ddb = client("dynamodb")
         for occ in occurrences:
-            f = occ.finding
-            values = {
-                ":finding": {"S": json.dumps(f, separators=(",", ":"))},
-                ":type": {"S": f["type"]},
-                ":instance": {"S": f["resource"]["instanceDetails"]["instanceId"]},
-                ":severity": {"N": str(f["severity"])},
-                ":label": {"S": label(float(f["severity"]))},
-                ":status": {"S": ARCHIVED if occ.suppressed else ACTIVE},
-                ":title": {"S": f["title"]},
-                ":now": {"S": now},
-                ":first": {"S": iso(occ.first_seen_ns)},
-                ":last": {"S": iso(occ.last_seen_ns)},
-                ":max_seq": {"N": str(occ.max_seq)},
-                ":min_seq": {"N": str(occ.min_seq)},
-                ":expires": {"N": str(expires)},
-                ":n": {"N": str(occ.count)},
-            }
+            values = update_values(occ, now, expires)
             try:
                 ddb.update_item(
                     TableName=self.table,
@@ -184,7 +210,3 @@ def document(item: dict[str, Any]) -> dict[str, Any]:
 
 def iso_before(seconds: int, clock: Callable[[], float] = time.time) -> str:
     return iso(int((clock() - seconds) * 1e9))
-
-
-def parse_iso(value: str) -> datetime:
-    return datetime.strptime(value, "%Y-%m-%dT%H:%M:%S.%fZ").replace(tzinfo=UTC)
