@@ -30,7 +30,9 @@ def _sfn_module() -> Any:
 
 
 def _sdk_module() -> Any:
-    from moto.stepfunctions.parser.asl.component.state.exec.state_task.service import state_task_service_aws_sdk
+    from moto.stepfunctions.parser.asl.component.state.exec.state_task.service import (
+        state_task_service_aws_sdk,
+    )
 
     return state_task_service_aws_sdk
 
@@ -42,15 +44,17 @@ def apply() -> None:
     _saved["params"] = orig_params = cls._normalise_parameters
     _saved["response"] = orig_response = cls._normalise_response
 
-    def _normalise_parameters(self: Any, parameters: dict[str, Any], boto_service_name: Any = None,
-                              service_action_name: Any = None) -> None:
+    def _normalise_parameters(
+        self: Any, parameters: dict[str, Any], boto_service_name: Any = None, service_action_name: Any = None
+    ) -> None:
         orig_params(self, parameters, boto_service_name, service_action_name)
         if service_action_name is None:  # the ASL's own parameters, not moto's internal calls
             for key in [k for k in parameters if k[:1].isupper()]:
                 parameters[key[0].lower() + key[1:]] = parameters.pop(key)
 
-    def _normalise_response(self: Any, response: Any, boto_service_name: Any = None,
-                            service_action_name: Any = None) -> None:
+    def _normalise_response(
+        self: Any, response: Any, boto_service_name: Any = None, service_action_name: Any = None
+    ) -> None:
         orig_response(self, response, boto_service_name, service_action_name)
         if isinstance(response, dict):
             for key in list(response):
