@@ -223,8 +223,17 @@ def inject(
 
 
 def module_load(
-    process: ev.Process, name: str, path: str = "", *, sha256: str = "", t: int = 0
+    process: ev.Process,
+    name: str,
+    path: str = "",
+    *,
+    sha256: str = "",
+    t: int = 0,
+    load_type: str = "finit_module",
+    modified_time: int = 0,
 ) -> ev.ModuleActivity:
+    """A kernel module load (``load_type`` init_module/finit_module) or, with ``load_type="mmap"``,
+    a shared library mapped into ``process`` (see ``library_load``)."""
     return ev.ModuleActivity(
         kind="module_load",
         time=T0 + t,
@@ -232,7 +241,60 @@ def module_load(
         device=DEVICE,
         activity_id=1,
         process=process,
-        module=ev.Module(file=ev.File(path=path, name=path.rsplit("/", 1)[-1], sha256=sha256), name=name),
+        module=ev.Module(
+            file=ev.File(path=path, name=path.rsplit("/", 1)[-1], sha256=sha256, modified_time=modified_time),
+            name=name,
+            load_type=load_type,
+        ),
+    )
+
+
+def library_load(process: ev.Process, path: str, *, modified_time: int = 0, t: int = 0) -> ev.ModuleActivity:
+    """A shared library mapped into ``process`` (OCSF Module Activity with load_type mmap)."""
+    return module_load(
+        process, path.rsplit("/", 1)[-1], path, t=t, load_type="mmap", modified_time=modified_time
+    )
+
+
+def listen(
+    process: ev.Process, ip: str, port: int, *, protocol: str = "tcp", t: int = 0
+) -> ev.NetworkActivity:
+    """``process`` listens on ``ip:port`` (src_endpoint is the local side)."""
+    return ev.NetworkActivity(
+        kind="net_listen",
+        time=T0 + t,
+        seq=_next_seq(),
+        device=DEVICE,
+        activity_id=7,
+        process=process,
+        src_endpoint=ev.Endpoint(ip=ip, port=port),
+        protocol_name=protocol,
+        direction="Inbound",
+        family="inet6" if ":" in ip else "inet",
+    )
+
+
+def accept(
+    process: ev.Process,
+    remote_ip: str,
+    remote_port: int = 51000,
+    *,
+    local_ip: str = "10.0.0.12",
+    local_port: int = 443,
+    t: int = 0,
+) -> ev.NetworkActivity:
+    """``process`` accepted a connection from ``remote_ip`` on ``local_port``."""
+    return ev.NetworkActivity(
+        kind="net_accept",
+        time=T0 + t,
+        seq=_next_seq(),
+        device=DEVICE,
+        activity_id=1,
+        process=process,
+        src_endpoint=ev.Endpoint(ip=local_ip, port=local_port),
+        dst_endpoint=ev.Endpoint(ip=remote_ip, port=remote_port),
+        direction="Inbound",
+        family="inet6" if ":" in remote_ip else "inet",
     )
 
 

@@ -59,3 +59,110 @@ def stdio_on_network_socket(p: Process) -> bool:
 
 def interactive_shell_flag(p: Process) -> bool:
     return "-i" in p.args[1:]
+
+
+# --- sets and predicates added by the runtime detection pack ---------------------------------
+
+PACKAGE_MANAGERS: Final = frozenset(
+    {
+        "dpkg", "apt", "apt-get", "aptitude", "unattended-upgrade", "unattended-upgr", "rpm", "yum", "dnf",
+        "dnf-automatic", "microdnf", "zypper", "apk", "snapd", "packagekitd", "pacman", "dpkg-reconfigure",
+        "dpkg-statoverride", "dpkg-trigger", "dpkg-divert", "update-alternatives", "needrestart",
+    }
+)  # fmt: skip
+CONFIG_MANAGERS: Final = frozenset(
+    {"cloud-init", "cloud-init-per", "chef-client", "puppet", "salt-minion", "salt-call", "ansible-playbook",
+     "amazon-ssm-agent", "ssm-agent-worker", "ssm-document-worker", "ec2-instance-connect", "eic_run_authorized_keys"}
+)  # fmt: skip
+DEBUGGERS: Final = frozenset(
+    {"gdb", "gdbserver", "lldb", "lldb-server", "strace", "ltrace", "valgrind", "perf", "rr", "criu", "bpftrace",
+     "py-spy", "pyrasite", "dlv", "gcore", "pstack", "eu-stack", "sysdig", "pwndbg", "frida-server"}
+)  # fmt: skip
+# setuid-root programs that ordinary users run every day (ElevationToRoot excludes them)
+ORDINARY_SETUID: Final = frozenset(
+    {
+        "sudo", "sudoedit", "su", "doas", "passwd", "chsh", "chfn", "gpasswd", "newgrp", "chage", "expiry", "mount",
+        "umount", "fusermount", "fusermount3", "ping", "ping6", "traceroute6", "ssh-keysign", "unix_chkpwd",
+        "dbus-daemon-launch-helper", "polkit-agent-helper-1", "pkexec", "Xorg.wrap", "at", "crontab", "newuidmap",
+        "newgidmap", "mount.nfs", "mount.cifs", "snap-confine", "staprun", "ksu", "login", "sshd", "sshd-session",
+        "cron", "crond", "systemd", "systemd-logind", "agetty", "runuser", "pam_timestamp_check", "userhelper",
+        "vmware-user-suid-wrapper", "chrome-sandbox", "write", "wall", "lppasswd", "exim4", "sendmail", "postdrop",
+    }
+)  # fmt: skip
+MINER_NAMES: Final = frozenset(
+    {
+        "xmrig", "xmrig-notls", "xmrig-cuda", "xmr-stak", "xmr-stak-cpu", "xmr-stak-rx", "cpuminer", "cpuminer-multi",
+        "cpuminer-opt", "minerd", "cgminer", "bfgminer", "ethminer", "t-rex", "nbminer", "lolminer", "phoenixminer",
+        "gminer", "teamredminer", "srbminer", "srbminer-multi", "nanominer", "ccminer", "claymore", "kdevtmpfsi",
+        "kinsing", "xmrigminer", "moneroocean", "nheqminer", "ewbf-miner", "excavator", "wildrig", "bzminer",
+    }
+)  # fmt: skip
+MINER_ARG_MARKERS: Final = ("stratum+tcp://", "stratum+ssl://", "stratum2+tcp://", "stratum+tls://", "--donate-level",
+                            "--cpu-max-threads-hint", "--randomx-mode", "--algo=rx/0", "-a rx/0", "--coin=monero",
+                            "--coin monero", "cryptonight")  # fmt: skip
+DOWNLOADERS: Final = frozenset({"curl", "wget", "fetch", "lwp-download", "aria2c", "tftp", "ftp"})
+LOG_WRITERS: Final = frozenset(
+    {"logrotate", "rsyslogd", "syslog-ng", "systemd-journald", "journalctl", "auditd", "savelog", "newsyslog",
+     "systemd-tmpfiles", "tmpfiles", "cloud-init", "amazon-cloudwatch-agent"}
+)  # fmt: skip
+LOGIN_RECORD_WRITERS: Final = frozenset(
+    {"login", "sshd", "sshd-session", "systemd-logind", "agetty", "systemd", "systemd-update-utmp", "lastlog",
+     "lastlog2", "su", "sudo", "screen", "tmux", "utempter", "gdm-session-worker", "lightdm", "init", "runlevel",
+     "wtmpdb", "mingetty", "xrdp-sesman", "cron", "crond", "in.telnetd", "vsftpd", "proftpd", "dropbear"}
+)  # fmt: skip
+RUNC_BINARIES: Final = frozenset(
+    {"/usr/bin/runc", "/usr/sbin/runc", "/usr/local/bin/runc", "/usr/local/sbin/runc", "/usr/bin/docker-runc",
+     "/usr/libexec/docker/docker-runc", "/bin/runc", "/sbin/runc", "/usr/bin/crun", "/usr/local/bin/crun"}
+)  # fmt: skip
+CONTAINER_RUNTIME_NAMES: Final = frozenset(
+    {"runc", "runc:[0:PARENT]", "runc:[1:CHILD]", "runc:[2:INIT]", "crun", "containerd", "containerd-shim",
+     "containerd-shim-runc-v2", "dockerd", "docker-init", "tini", "conmon", "podman", "kubelet", "buildkitd"}
+)  # fmt: skip
+
+
+def lineage_names(p: Process) -> frozenset[str]:
+    """Program names of the ancestors (exe basename, else comm)."""
+    return frozenset(base_name(a) for a in p.lineage)
+
+
+def lineage_has(p: Process, names: frozenset[str]) -> bool:
+    return any(base_name(a) in names for a in p.lineage)
+
+
+def by_package_manager(p: Process) -> bool:
+    """True for work done by a package manager or configuration management (their maintainer scripts)."""
+    return (
+        base_name(p) in PACKAGE_MANAGERS
+        or base_name(p) in CONFIG_MANAGERS
+        or lineage_has(p, PACKAGE_MANAGERS)
+        or lineage_has(p, CONFIG_MANAGERS)
+        or any("cloud-init" in a.cmd_line[:200] for a in p.lineage if base_name(a).startswith("python"))
+    )
+
+
+def in_container(p: Process) -> bool:
+    return p.container_uid != ""
+
+
+def container_started_ns(p: Process) -> int:
+    """When the container (approximately) started: the oldest ancestor seen in the same container.
+
+    The agent bounds the lineage, so this may be later than the real start; comparisons against it
+    err towards not firing.
+    """
+    start = p.created_time
+    for a in p.lineage:
+        if a.container_uid == p.container_uid and a.created_time and (start == 0 or a.created_time < start):
+            start = a.created_time
+    return start
+
+
+def shell_command(p: Process) -> str:
+    """The script of ``sh -c SCRIPT`` (and bash/dash/zsh), else ''."""
+    args = p.args
+    if len(args) >= 3 and is_shell(p):
+        for i in range(1, len(args) - 1):
+            a = args[i]
+            if a == "-c" or (a.startswith("-") and not a.startswith("--") and "c" in a):
+                return args[i + 1]
+    return ""

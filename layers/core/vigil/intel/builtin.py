@@ -1,15 +1,19 @@
-"""Vigil's built-in category set: indicators we curated ourselves from public facts (no
-third-party feed is redistributed). Deployments add their own lists through the stack.
+"""Vigil's built-in category set, loaded the same way as customer lists (the TXT parser).
 
-Mining-pool domains are the public endpoints miners are configured with; they are not secret and
-do not change often. Kept short on purpose: lists from S3 are the real source.
+Every entry is a public fact we wrote down ourselves (no third-party feed is redistributed):
+mining-pool endpoints miners are configured with, the Tor directory authorities hard-coded in the
+Tor source, dynamic-DNS / free-subdomain / tunnel providers and abused free TLDs, GuardDuty's own
+documented test domain, and the EICAR test file's hash. Kept short on purpose: lists from S3 are
+the real source. No sinkhole or drop-point data is shipped: we know of none that is both current
+and redistributable, so those findings fire from lists the operator registers.
 """
 
 from __future__ import annotations
 
 from typing import Final
 
-from vigil.intel import CRYPTO, Indicator, Intel
+from vigil.intel import ABUSED, C2, CRYPTO, MALWARE, TOR, Intel
+from vigil.intel.formats import ParsedList, parse_txt
 
 LIST_NAME: Final = "VigilBuiltin"
 
@@ -38,9 +42,55 @@ MINING_POOL_DOMAINS: Final = (
     "xmrig.com",
 )
 
+# Tor v3 directory authorities (tor's src/app/config/auth_dirs.inc). They rarely change, but they
+# do: a Tor list from S3 (category=tor) is the maintained source.
+TOR_DIRECTORY_AUTHORITIES: Final = (
+    "128.31.0.39",  # moria1
+    "131.188.40.189",  # gabelmoo
+    "193.23.244.244",  # dannenberg
+    "171.25.193.9",  # maatuska
+    "199.58.81.140",  # longclaw
+    "204.13.164.118",  # bastet
+)
+
+# Dynamic DNS, free-subdomain and tunnel providers, and the formerly free Freenom TLDs that
+# abuse reports are dominated by (AbusedDomainRequest.Reputation).
+ABUSED_ZONES: Final = (
+    "duckdns.org", "no-ip.org", "no-ip.biz", "no-ip.info", "ddns.net", "hopto.org", "zapto.org", "sytes.net",
+    "servebeer.com", "serveftp.com", "myftp.biz", "redirectme.net", "dyndns.org", "dynu.net", "changeip.com",
+    "afraid.org", "ngrok.io", "ngrok-free.app", "serveo.net", "loca.lt", "trycloudflare.com", "portmap.io",
+    "pagekite.me", "tk", "ml", "ga", "cf", "gq",
+)  # fmt: skip
+
+C2_DOMAINS: Final = ("guarddutyc2activityb.com",)  # GuardDuty's documented C&C test domain
+
+MALWARE_SHA256: Final = (
+    "275a021bbfb6489e54d471899f7db9d1663fc695ec2fe2a2c4538aabf651fd0f",
+)  # EICAR test file
+
+
+def _txt(entries: tuple[str, ...]) -> str:
+    return "\n".join(entries)
+
+
+def builtin_lists() -> tuple[ParsedList, ...]:
+    return (
+        parse_txt(_txt(MINING_POOL_DOMAINS), name=LIST_NAME, category=CRYPTO, custom=False),
+        parse_txt(_txt(TOR_DIRECTORY_AUTHORITIES), name=LIST_NAME, category=TOR, custom=False),
+        parse_txt(_txt(ABUSED_ZONES), name=LIST_NAME, category=ABUSED, custom=False),
+        parse_txt(_txt(C2_DOMAINS), name=LIST_NAME, category=C2, custom=False),
+        parse_txt(_txt(MALWARE_SHA256), name=LIST_NAME, category=MALWARE, custom=False),
+    )
+
+
+_THREAT_NAMES: Final = {CRYPTO: "mining pool", TOR: "Tor directory authority", ABUSED: "abused zone",
+                        C2: "GuardDuty test domain", MALWARE: "EICAR test file"}  # fmt: skip
+
 
 def builtin_intel() -> Intel:
-    intel = Intel()
-    for d in MINING_POOL_DOMAINS:
-        intel.add(Indicator(d, CRYPTO, LIST_NAME, "mining pool"))
+    """A fresh Intel with the built-in set (callers may add their lists to it)."""
+    intel = Intel(version="builtin")
+    for parsed in builtin_lists():
+        for ind in parsed.indicators:
+            intel.add(type(ind)(ind.value, ind.category, ind.list_name, _THREAT_NAMES[ind.category], False))
     return intel

@@ -2,16 +2,17 @@
 
 from __future__ import annotations
 
-from typing import Any, ClassVar
+from typing import ClassVar
 
 from vigil import intel as ti
 from vigil import sample as s
 from vigil import severity
-from vigil.detection import Context, Detection, Example, Meta
-from vigil.events import DnsActivity
+from vigil.detection import Example, Meta
+from vigil.detections._common import ThreatListDns
 
 
-class BitcoinToolBDns(Detection):
+class BitcoinToolBDns(ThreatListDns):
+    category = ti.CRYPTO
     meta = Meta(
         type="CryptoCurrency:Runtime/BitcoinTool.B!DNS",
         severity=severity.HIGH,
@@ -29,21 +30,6 @@ class BitcoinToolBDns(Detection):
         references=("https://attack.mitre.org/techniques/T1496/",),
         maturity="stable",
     )
-    kinds = frozenset({"dns_query"})
-
-    def match(self, event: DnsActivity, ctx: Context) -> bool:
-        hit = ctx.intel.match_domain(event.query.hostname)
-        return hit is not None and hit.indicator.category == ti.CRYPTO
-
-    def dedup_key(self, event: DnsActivity) -> str:
-        return event.query.hostname
-
-    def threat_intel(self, event: DnsActivity, ctx: Context) -> list[dict[str, Any]]:
-        hit = ctx.intel.match_domain(event.query.hostname)
-        if hit is None:
-            return []
-        names = [hit.indicator.threat_name or hit.indicator.category]
-        return [{"threatListName": hit.indicator.list_name, "threatNames": names}]
 
     fires: ClassVar = (
         Example(

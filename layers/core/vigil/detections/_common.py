@@ -1,0 +1,179 @@
+"""Building blocks shared by several detections (not a detection: the registry skips ``_`` modules).
+
+- ``ThreatListDns`` / ``ThreatListIp``: a threat-list match of one category on a DNS query or an
+  outbound connection; each intel finding type is a subclass naming its category.
+- ``SensitiveFileModified``: the five file operations GuardDuty watches on a set of paths.
+- small helpers for context fields (timestamps, target process, file operation names).
+"""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from typing import Any, ClassVar, Final
+
+from vigil.detection import Context, Detection
+from vigil.events import DnsActivity, FileSystemActivity, NetworkActivity, Process
+from vigil.intel import Hit
+from vigil.vocab import base_name, by_package_manager
+
+ISO_FMT: Final = "%Y-%m-%dT%H:%M:%S."
+
+
+def iso(ns: int) -> str:
+    dt = datetime.fromtimestamp(ns / 1e9, tz=UTC)
+    return dt.strftime(ISO_FMT) + f"{dt.microsecond // 1000:03d}Z"
+
+
+def process_brief(p: Process) -> dict[str, Any]:
+    """GuardDuty ProcessDetails for a context field (targetProcess, modifyingProcess)."""
+    d: dict[str, Any] = {"name": p.name, "executablePath": p.file.path, "pid": p.pid, "euid": p.euid}
+    if p.uid:
+        d["uuid"] = p.uid
+    if p.user.uid >= 0:
+        d["userId"] = p.user.uid
+    if p.user.name:
+        d["user"] = p.user.name
+    if p.file.sha256:
+        d["executableSha256"] = p.file.sha256
+    if p.working_directory:
+        d["pwd"] = p.working_directory
+    if p.created_time:
+        d["startTime"] = iso(p.created_time)
+    if p.namespace_pid:
+        d["namespacePid"] = p.namespace_pid
+    return d
+
+
+def evidence(hit: Hit | None) -> list[dict[str, Any]]:
+    if hit is None:
+        return []
+    ind = hit.indicator
+    item: dict[str, Any] = {"threatListName": ind.list_name, "threatNames": [ind.threat_name or ind.category]}
+    if ind.category == "Malware":
+        item["threatFileSha256"] = ind.value
+    return [item]
+
+
+class ThreatListDns(Detection):
+    """A DNS query for a domain on a threat list of ``category``."""
+
+    category: ClassVar[str]
+    kinds = frozenset({"dns_query"})
+
+    def match(self, event: DnsActivity, ctx: Context) -> bool:
+        hit = ctx.intel.match_domain(event.query.hostname)
+        return hit is not None and hit.indicator.category == self.category
+
+    def dedup_key(self, event: DnsActivity) -> str:
+        return event.query.hostname
+
+    def threat_intel(self, event: DnsActivity, ctx: Context) -> list[dict[str, Any]]:
+        return evidence(ctx.intel.match_domain(event.query.hostname))
+
+
+class ThreatListIp(Detection):
+    """An outbound connection to an IP on a threat list of ``category``."""
+
+    category: ClassVar[str]
+    kinds = frozenset({"net_connect"})
+
+    def match(self, event: NetworkActivity, ctx: Context) -> bool:
+        ip = event.dst_endpoint.ip
+        if not ip:
+            return False
+        hit = ctx.intel.match_ip(ip)
+        return hit is not None and hit.indicator.category == self.category
+
+    def dedup_key(self, event: NetworkActivity) -> str:
+        return event.dst_endpoint.ip
+
+    def threat_intel(self, event: NetworkActivity, ctx: Context) -> list[dict[str, Any]]:
+        return evidence(ctx.intel.match_ip(event.dst_endpoint.ip))
+
+
+FILE_OPERATIONS: Final = {
+    "file_write": "Write",
+    "file_unlink": "Delete",
+    "file_rename": "Rename",
+    "file_link": "Link",
+}
+FILE_KINDS: Final = frozenset(FILE_OPERATIONS)
+
+
+def file_operation(event: FileSystemActivity) -> str:
+    if event.kind == "file_link" and event.symbolic:
+        return "Symlink"
+    return FILE_OPERATIONS.get(event.kind, "Write")
+
+
+def touched_paths(event: FileSystemActivity) -> tuple[str, str]:
+    """(path, other): the file operated on, and the rename destination / link target ('' if none)."""
+    other = event.file_result.path if event.file_result is not None else ""
+    return event.file.path, other
+
+
+class SensitiveFileModified(Detection):
+    """Write, rename, link, symlink or unlink of a path ``is_sensitive`` accepts.
+
+    Work by package managers and configuration management (their maintainer scripts) is
+    GuardDuty's "legitimate admin activity" and is excluded; subclasses add their own designated
+    tools (``trusted_programs``: visudo for sudoers, crontab for cron spools ...).
+    """
+
+    kinds = FILE_KINDS
+    trusted_programs: ClassVar[frozenset[str]] = frozenset()
+
+    def is_sensitive(self, path: str, event: FileSystemActivity) -> bool:
+        raise NotImplementedError
+
+    def _hit(self, event: FileSystemActivity) -> str:
+        path, other = touched_paths(event)
+        if self.is_sensitive(path, event):
+            return path
+        if other and self.is_sensitive(other, event):
+            return other
+        return ""
+
+    def match(self, event: FileSystemActivity, ctx: Context) -> bool:
+        if not event.success or not self._hit(event):
+            return False
+        p = event.process
+        return base_name(p) not in self.trusted_programs and not by_package_manager(p)
+
+    def dedup_key(self, event: FileSystemActivity) -> str:
+        return f"{self._hit(event)}|{base_name(event.process)}"
+
+    def context(self, event: FileSystemActivity, ctx: Context) -> dict[str, Any]:
+        hit = self._hit(event)
+        path, other = touched_paths(event)
+        related = [x for x in (path, other) if x and x != hit][:25]
+        out: dict[str, Any] = {"fileOperation": file_operation(event), "filePath": hit}
+        if related:
+            out["relatedFilePaths"] = related
+        return out
+
+
+def command_context(p: Process, **extra: Any) -> dict[str, Any]:
+    out: dict[str, Any] = {"commandLineExample": p.cmd_line[:1024]}
+    out.update({k: v for k, v in extra.items() if v})
+    return out
+
+
+def example_intel(**lists: str) -> Any:
+    """The built-in set plus customer-style TXT lists by category keyword (for examples).
+
+    ``example_intel(c2="198.51.100.66\\nc2.example.net")``; pass ``custom_hashes=...`` for a
+    customer hash list (MaliciousFileExecuted.Custom) and ``trusted=...`` for a trusted list.
+    """
+    from vigil.intel.builtin import builtin_intel
+    from vigil.intel.formats import category_of, parse_txt
+
+    intel = builtin_intel()
+    for key, text in lists.items():
+        if key == "trusted":
+            for ind in parse_txt(text, name="ExampleTrusted").indicators:
+                intel.trust(ind.value)
+            continue
+        cat = "Malware" if key == "custom_hashes" else category_of(key)
+        intel.extend(parse_txt(text, name=f"Example{cat.replace('&', '')}List", category=cat).indicators)
+    return intel

@@ -1,0 +1,34 @@
+"""Shared pre-checks of the domain-reputation detections (Impact:Runtime/*DomainRequest.Reputation).
+
+A name gets at most one reputation verdict, and only when no threat list covers it (a list match
+is a stronger finding) and no trusted list does either (trusted wins).
+"""
+
+from __future__ import annotations
+
+from typing import Final
+
+from vigil.detection import Context
+from vigil.events import DnsActivity
+from vigil.intel import heuristics as h
+
+MALICIOUS_DGA: Final = 0.9  # dga_score at or above: MaliciousDomainRequest.Reputation
+SUSPICIOUS_DGA: Final = 0.75  # [0.75, 0.9): SuspiciousDomainRequest.Reputation
+TUNNEL_WINDOW_NS: Final = 600 * 1_000_000_000  # 10 minutes
+TUNNEL_QUERIES: Final = 20  # tunnel-like queries per registered domain per window to confirm exfiltration
+TUNNEL_TTL_S: Final = 1200
+
+
+def unlisted_profile(event: DnsActivity, ctx: Context) -> h.DomainProfile | None:
+    """The name's profile when heuristics should judge it (not infra, unlisted, untrusted)."""
+    host = event.query.hostname
+    p = h.profile(host)
+    if p.infra:
+        return None
+    if ctx.intel.match_domain(host) is not None or ctx.intel.is_trusted_domain(host):
+        return None
+    return p
+
+
+def tunnel_key(event: DnsActivity, registered: str) -> str:
+    return f"dnstun|{event.device.instance_uid}|{registered}|{event.time // TUNNEL_WINDOW_NS}"
