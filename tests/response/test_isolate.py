@@ -73,3 +73,221 @@ def test_isolation_snapshots_records_protects_and_cuts_traffic(stack: Stack) -> 
     assert itags["vigil:isolation-state"] == "isolated"
     assert itags["vigil:isolated-at"].endswith("Z")
     assert itags["vigil:original-termination-protection"] == "false"
+
+
+def _snapshot_of(stack: Stack, iid: str, finding_id: str) -> dict:
+    """Everything isolation may change, to compare before/after a run that must change nothing."""
+    return {
+        "groups": stack.groups_by_interface(iid),
+        "interface_tags": stack.interface_tags(iid),
+        "instance_tags": stack.instance_tags(iid),
+        "protection": stack.termination_protection(iid),
+        "snapshots": sorted(s["SnapshotId"] for s in stack.evidence_snapshots(finding_id)),
+    }
+
+
+def test_second_run_on_an_isolated_instance_changes_nothing(stack: Stack) -> None:
+    # GIVEN an isolated instance
+    iid = stack.instance()
+    req = request(iid)
+    assert isolate(stack, iid, finding_id=req["findingId"])["outcome"] == "isolated"
+    state = _snapshot_of(stack, iid, req["findingId"])
+    # WHEN isolation runs again for the same finding
+    out = isolate(stack, iid, finding_id=req["findingId"])
+    # THEN it reports it and EC2 is exactly as before (no new snapshot, originals not overwritten)
+    assert out["outcome"] == "already-isolated"
+    assert _snapshot_of(stack, iid, req["findingId"]) == state
+
+
+@pytest.mark.parametrize("gone", ["terminated", "never-existed"])
+def test_instance_gone_is_a_clear_outcome_not_a_failure(stack: Stack, gone: str) -> None:
+    if gone == "terminated":
+        iid = stack.instance()
+        stack.client("ec2").terminate_instances(InstanceIds=[iid])
+    else:
+        iid = "i-0123456789abcdef0"
+    d = stack.run("IsolateInstance", request(iid))
+    assert d["status"] == "SUCCEEDED", d
+    assert d["outputDoc"]["outcome"] == "instance-gone"
+
+
+def test_throttled_call_is_retried_and_isolation_completes(stack: Stack, throttle) -> None:  # type: ignore[no-untyped-def]
+    # GIVEN EC2 throttles the first ModifyNetworkInterfaceAttribute call (RequestLimitExceeded)
+    iid = stack.instance(groups=[[stack.security_group("app")]])
+    calls = throttle("modify_network_interface_attribute", times=1)
+    # WHEN the instance is isolated
+    arn = stack.start("IsolateInstance", request(iid))
+    d = stack.wait(arn)
+    # THEN the step was retried (a TaskFailed, then success) and the instance is isolated
+    assert d["status"] == "SUCCEEDED", d
+    assert calls["modify_network_interface_attribute"] >= 3  # 1 throttled + untrack + isolate
+    events = stack.client("stepfunctions").get_execution_history(executionArn=arn, maxResults=1000)["events"]
+    failed = [e["taskFailedEventDetails"] for e in events if e["type"] == "TaskFailed"]
+    throttled = [f for f in failed if f["error"] == "Ec2.Ec2Exception"]
+    assert len(throttled) == 1 and "Request limit exceeded" in throttled[0]["cause"]
+    groups = stack.groups_by_interface(iid)
+    assert [stack.group_names(g) for g in groups.values()] == [["vigil-isolation"]]
+
+
+def test_exhausted_retries_are_caught_and_recorded_on_the_finding(stack: Stack, throttle) -> None:  # type: ignore[no-untyped-def]
+    # GIVEN EC2 keeps throttling ModifyNetworkInterfaceAttribute
+    iid = stack.instance(groups=[[stack.security_group("app")]])
+    original = stack.groups_by_interface(iid)
+    req = request(iid)
+    stack.store_finding(
+        {
+            "id": req["findingId"],
+            "type": req["findingType"],
+            "resource": {"instanceDetails": {"instanceId": iid}},
+        }
+    )
+    throttle("modify_network_interface_attribute", times=100)
+    # WHEN the instance is isolated
+    d = stack.wait(stack.start("IsolateInstance", req))
+    # THEN the execution fails clearly and the finding says which step failed
+    assert d["status"] == "FAILED"
+    assert d["error"] == "Vigil.IsolationFailed"
+    item = stack.finding_item(req["findingId"])
+    assert item["responseStatus"] == "ISOLATION_FAILED"
+    assert "untrack" in json.loads(item["responseError"])
+    # AND the recorded originals survive for a retry or a release
+    assert stack.groups_by_interface(iid) == original
+    assert {
+        e: sorted(t["vigil:original-sgs"].split(",")) for e, t in stack.interface_tags(iid).items()
+    } == original
+
+
+def test_dry_run_logs_the_plan_and_changes_nothing(stack: Stack) -> None:
+    iid = stack.instance()
+    req = request(iid, dry_run=True)
+    before = _snapshot_of(stack, iid, req["findingId"])
+    d = stack.run("IsolateInstance", req)
+    assert d["status"] == "SUCCEEDED", d
+    assert d["outputDoc"]["outcome"] == "dry-run"
+    assert any("snapshot" in s for s in d["outputDoc"]["plan"])
+    assert any("vigil-isolation" in s for s in d["outputDoc"]["plan"])
+    assert _snapshot_of(stack, iid, req["findingId"]) == before
+
+
+def test_dry_run_is_the_default_when_the_request_does_not_say(stack: Stack) -> None:
+    iid = stack.instance()
+    req = request(iid)
+    del req["dryRun"]
+    before = _snapshot_of(stack, iid, req["findingId"])
+    d = stack.run("IsolateInstance", req)
+    assert d["outputDoc"]["outcome"] == "dry-run"
+    assert _snapshot_of(stack, iid, req["findingId"]) == before
+
+
+def test_protected_instance_is_never_isolated(stack: Stack) -> None:
+    iid = stack.instance(tags={PROTECTED_TAG: "payments-db", "Name": "prod-db"})
+    req = request(iid)
+    before = _snapshot_of(stack, iid, req["findingId"])
+    d = stack.run("IsolateInstance", req)
+    assert d["status"] == "SUCCEEDED", d
+    assert d["outputDoc"]["outcome"] == "protected"
+    assert _snapshot_of(stack, iid, req["findingId"]) == before
+
+
+def test_exhausted_hourly_budget_stops_isolation(stack: Stack) -> None:
+    iid = stack.instance()
+    req = request(iid)
+    stack.store_finding(
+        {
+            "id": req["findingId"],
+            "type": req["findingType"],
+            "resource": {"instanceDetails": {"instanceId": iid}},
+        }
+    )
+    before = _snapshot_of(stack, iid, req["findingId"])
+    stack.fill_budget()
+    try:
+        d = stack.run("IsolateInstance", req)
+    finally:
+        stack.clear_budget()
+    assert d["status"] == "SUCCEEDED", d
+    assert d["outputDoc"]["outcome"] == "budget-exhausted"
+    assert _snapshot_of(stack, iid, req["findingId"]) == before
+    assert stack.finding_item(req["findingId"])["responseStatus"] == "BUDGET_EXHAUSTED"
+
+
+def test_budget_counts_isolations_atomically(stack: Stack) -> None:
+    stack.clear_budget()
+    for _ in range(2):
+        assert isolate(stack, stack.instance(groups=[[stack.security_group("a")]]))["outcome"] == "isolated"
+    items = stack.client("dynamodb").scan(TableName=stack.response_table)["Items"]
+    assert sum(int(i["isolations"]["N"]) for i in items) == 2
+
+
+def test_auto_scaling_group_member_is_detached_without_losing_capacity(stack: Stack) -> None:
+    # GIVEN an instance launched by an Auto Scaling group of desired capacity 1
+    asg = stack.client("autoscaling")
+    ec2 = stack.client("ec2")
+    lt = ec2.create_launch_template(
+        LaunchTemplateName=f"lt-{uuid.uuid4().hex[:6]}",
+        LaunchTemplateData={
+            "ImageId": stack.ami,
+            "InstanceType": "t3.micro",
+            "SecurityGroupIds": [stack.security_group("asg")],
+        },
+    )["LaunchTemplate"]["LaunchTemplateId"]
+    name = f"web-{uuid.uuid4().hex[:6]}"
+    asg.create_auto_scaling_group(
+        AutoScalingGroupName=name,
+        LaunchTemplate={"LaunchTemplateId": lt},
+        MinSize=1,
+        MaxSize=2,
+        DesiredCapacity=1,
+        VPCZoneIdentifier=stack.subnet_id,
+    )
+    iid = asg.describe_auto_scaling_groups(AutoScalingGroupNames=[name])["AutoScalingGroups"][0]["Instances"][
+        0
+    ]["InstanceId"]
+    # WHEN it is isolated
+    assert isolate(stack, iid)["outcome"] == "isolated"
+    # THEN it left the group, the group kept its capacity and launched a replacement
+    group = asg.describe_auto_scaling_groups(AutoScalingGroupNames=[name])["AutoScalingGroups"][0]
+    assert group["DesiredCapacity"] == 1
+    members = [i["InstanceId"] for i in group["Instances"]]
+    assert iid not in members and len(members) == 1
+    assert stack.termination_protection(iid) is True
+
+
+def test_release_restores_the_exact_groups_per_interface_and_protection(stack: Stack) -> None:
+    # GIVEN an isolated instance whose interfaces had different groups
+    iid = stack.instance()
+    before = stack.groups_by_interface(iid)
+    req = request(iid)
+    stack.store_finding(
+        {
+            "id": req["findingId"],
+            "type": req["findingType"],
+            "resource": {"instanceDetails": {"instanceId": iid}},
+        }
+    )
+    assert isolate(stack, iid, finding_id=req["findingId"])["outcome"] == "isolated"
+    assert stack.groups_by_interface(iid) != before
+    # WHEN it is released
+    d = stack.run("ReleaseInstance", {"instanceId": iid, "requestedBy": "test"})
+    # THEN each interface has exactly its original groups again, and protection is as it was
+    assert d["status"] == "SUCCEEDED", d
+    assert d["outputDoc"]["outcome"] == "released"
+    assert stack.groups_by_interface(iid) == before
+    assert stack.termination_protection(iid) is False
+    tags = stack.instance_tags(iid)
+    assert tags["vigil:isolation-state"] == "released" and "vigil:released-at" in tags
+    assert "vigil:original-termination-protection" not in tags
+    assert all("vigil:original-sgs" not in t for t in stack.interface_tags(iid).values())
+    assert stack.finding_item(req["findingId"])["responseStatus"] == "RELEASED"
+    # AND a second release has nothing to do
+    again = stack.run("ReleaseInstance", {"instanceId": iid, "requestedBy": "test"})
+    assert again["outputDoc"]["outcome"] == "not-isolated"
+    assert stack.groups_by_interface(iid) == before
+
+
+def test_release_keeps_termination_protection_that_was_on_before(stack: Stack) -> None:
+    iid = stack.instance(groups=[[stack.security_group("a")]])
+    stack.client("ec2").modify_instance_attribute(InstanceId=iid, DisableApiTermination={"Value": True})
+    assert isolate(stack, iid)["outcome"] == "isolated"
+    assert stack.run("ReleaseInstance", {"instanceId": iid})["outputDoc"]["outcome"] == "released"
+    assert stack.termination_protection(iid) is True
