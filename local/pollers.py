@@ -154,9 +154,7 @@ class Poller:
     # -- delivering -----------------------------------------------------------------------
     def _deliver(self, shard_id: str, records: list[dict[str, Any]], attempts: int = 0) -> None:
         """Invoke until the batch succeeds, bisecting on errors; give up after max retries."""
-        from moto.awslambda.models import lambda_backends
-
-        fn = lambda_backends[self.account_id][self.region].get_function(self.esm["FunctionArn"])
+        fn = self._function()
         pending = records
         while pending and not self.stop.is_set():
             inv = self.runtime.invoke(fn, {"Records": pending})
@@ -181,6 +179,11 @@ class Poller:
             self.stats.retries += 1
             pending = pending[failed_from:]
             time.sleep(min(1.0, 0.05 * 2**attempts))
+
+    def _function(self) -> Any:
+        from moto.awslambda.models import lambda_backends
+
+        return lambda_backends[self.account_id][self.region].get_function(self.esm["FunctionArn"])
 
     def _first_failure(self, records: list[dict[str, Any]], result: Any) -> int | None:
         if not self.report_failures or not isinstance(result, dict):

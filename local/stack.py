@@ -178,6 +178,10 @@ class LocalStack:
             self.pollers.stop()
         if self.server is not None:
             self.server.stop()
+        if self.runtime is not None:
+            from local import patches
+
+            patches.restore_all()
         if self.state_file is not None and self.state_file.exists():
             try:
                 if json.loads(self.state_file.read_text()).get("pid") == os.getpid():
