@@ -239,3 +239,24 @@ def recent_executions(sfn: Any, state_machine_arns: list[str], limit: int) -> li
         rows.extend(page.get("executions", []))
     rows.sort(key=lambda e: e.get("startDate") or 0, reverse=True)
     return [execution_summary(sfn, e) for e in rows[:limit]]
+
+
+class NoPendingApproval(RuntimeError):
+    """The execution is not waiting for an analyst (finished, or never asked)."""
+
+
+def answer_approval(sfn: Any, execution_arn: str, *, approve: bool, by: str, reason: str = "") -> str:
+    """Approve (SendTaskSuccess) or deny (SendTaskFailure ``Vigil.ApprovalDenied``) the open
+    approval request of a triage execution; returns the token used."""
+    token = pending_task_token(sfn, execution_arn)
+    if token is None:
+        raise NoPendingApproval(f"{execution_arn} is not waiting for an approval")
+    if approve:
+        sfn.send_task_success(
+            taskToken=token, output=json.dumps({"decision": "approve", "by": by, "reason": reason})
+        )
+    else:
+        sfn.send_task_failure(
+            taskToken=token, error="Vigil.ApprovalDenied", cause=json.dumps({"by": by, "reason": reason})
+        )
+    return token
