@@ -64,6 +64,15 @@ class CpuMeter:
         self.path = stat_path
         self.tck = os.sysconf("SC_CLK_TCK")
         self.last = (time.monotonic(), self._ticks())
+        try:  # the first reading covers the whole life of the process, start-up included
+            with open(self.path) as f:
+                start = int(f.read().rsplit(")", 1)[1].split()[19]) / self.tck
+            with open("/proc/uptime") as f:
+                age = float(f.read().split()[0]) - start
+            if age > 0:
+                self.last = (time.monotonic() - age, 0)
+        except (OSError, ValueError, IndexError):
+            pass
 
     def _ticks(self) -> int:
         with open(self.path) as f:

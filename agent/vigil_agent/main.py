@@ -76,6 +76,15 @@ def main(argv: list[str] | None = None) -> int:
         agent = Agent(cfg, lambda stats, host: StdoutSink(stats), stop_after=args.duration)
     else:
         agent = Agent(cfg, _kinesis_sink(cfg), stop_after=args.duration)
+    profile = os.environ.get("VIGIL_AGENT_PROFILE")  # benchmarks: where does the CPU go
+    if profile:
+        import cProfile
+
+        prof = cProfile.Profile()
+        try:
+            return prof.runcall(agent.run)
+        finally:
+            prof.dump_stats(profile)
     return agent.run()
 
 

@@ -1,0 +1,302 @@
+"""make bench-agent: what the agent costs under load, and whether it loses anything.
+
+    python benchmarks/agent_bench.py [--seconds 60] [--exec-rate 200] [--connect-rate 500] [--dns-rate 100]
+
+Root only. Starts a Kinesis emulator (moto) on loopback, the real agent shipping to it (the
+production path: audit, DNS capture, process table, gzip batches, PutRecords), and three load
+generators in their own processes:
+  exec     /bin/true <run id> <n>                      -> process_exec
+  connect  TCP connect to a loopback listener          -> net_connect + net_accept (the listener)
+  dns      connect()+send() of a UDP query to a dnslib responder on 127.0.x.y:53, like glibc
+                                                        -> dns_query + net_connect (udp)
+It samples the agent's CPU (utime+stime of its /proc/<pid>/stat) and RSS over the load, then
+reads every record back from the stream and counts the events of this run by marker.
+The last line is the contract: cpu % of one core, RSS MiB, captured/generated, dropped.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import multiprocessing as mp
+import os
+import socket
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+import uuid
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path[:0] = [str(ROOT / "layers/core"), str(ROOT / "agent")]
+
+TCK = os.sysconf("SC_CLK_TCK")
+PAGE = os.sysconf("SC_PAGE_SIZE")
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def paced(rate: float, seconds: float, fn, stop) -> int:  # type: ignore[no-untyped-def]
+    """Call fn() ``rate`` times a second for ``seconds`` (catching up if late); returns the count."""
+    n = 0
+    start = time.monotonic()
+    total = int(rate * seconds)
+    while n < total and not stop.is_set():
+        due = start + n / rate
+        now = time.monotonic()
+        if due > now:
+            time.sleep(min(due - now, 0.01))
+            continue
+        fn(n)
+        n += 1
+    return n
+
+
+def gen_exec(run: str, rate: float, seconds: float, out, stop) -> None:  # type: ignore[no-untyped-def]
+    def one(n: int) -> None:
+        pid = os.posix_spawn("/bin/true", ["/bin/true", run, str(n)], {})
+        os.waitpid(pid, 0)
+
+    out.put(("exec", paced(rate, seconds, one, stop)))
+
+
+def gen_connect(port: int, rate: float, seconds: float, out, stop) -> None:  # type: ignore[no-untyped-def]
+    def one(n: int) -> None:
+        with socket.create_connection(("127.0.0.1", port)):
+            pass
+
+    out.put(("connect", paced(rate, seconds, one, stop)))
+
+
+def gen_dns(resolver: str, run: str, rate: float, seconds: float, out, stop) -> None:  # type: ignore[no-untyped-def]
+    import dnslib
+
+    def one(n: int) -> None:
+        s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+        s.settimeout(2)
+        s.connect((resolver, 53))
+        s.send(dnslib.DNSRecord.question(f"q{n}.{run}.bench.test", "A").pack())
+        try:
+            s.recv(4096)
+        except TimeoutError:
+            pass
+        s.close()
+
+    out.put(("dns", paced(rate, seconds, one, stop)))
+
+
+def serve_listener(sock: socket.socket, stop) -> None:  # type: ignore[no-untyped-def]
+    """In its own process, so its accepts are told apart from the Kinesis emulator's."""
+    sock.settimeout(0.2)
+    while not stop.is_set():
+        try:
+            c, _ = sock.accept()
+            c.close()
+        except (TimeoutError, OSError):
+            continue
+
+
+def serve_dns(sock: socket.socket, stop: threading.Event) -> None:
+    import dnslib
+
+    sock.settimeout(0.2)
+    while not stop.is_set():
+        try:
+            data, addr = sock.recvfrom(4096)
+        except (TimeoutError, OSError):
+            continue
+        q = dnslib.DNSRecord.parse(data)
+        r = q.reply()
+        r.add_answer(dnslib.RR(q.q.qname, dnslib.QTYPE.A, rdata=dnslib.A("10.9.8.7"), ttl=5))
+        sock.sendto(r.pack(), addr)
+
+
+def proc_cpu_ticks(pid: int) -> int:
+    with open(f"/proc/{pid}/stat") as f:
+        rest = f.read().rsplit(")", 1)[1].split()
+    return int(rest[11]) + int(rest[12])
+
+
+def proc_rss(pid: int) -> tuple[int, int]:
+    rss = hwm = 0
+    with open(f"/proc/{pid}/status") as f:
+        for line in f:
+            if line.startswith("VmRSS:"):
+                rss = int(line.split()[1]) * 1024
+            elif line.startswith("VmHWM:"):
+                hwm = int(line.split()[1]) * 1024
+    return rss, hwm
+
+
+def read_stream(client, stream: str) -> list[bytes]:  # type: ignore[no-untyped-def]
+    out = []
+    for shard in client.list_shards(StreamName=stream)["Shards"]:
+        it = client.get_shard_iterator(StreamName=stream, ShardId=shard["ShardId"],
+                                       ShardIteratorType="TRIM_HORIZON")["ShardIterator"]
+        while it:
+            resp = client.get_records(ShardIterator=it, Limit=10000)
+            out += [r["Data"] for r in resp["Records"]]
+            if not resp["Records"]:
+                break
+            it = resp.get("NextShardIterator")
+    return out
+
+
+def main() -> int:
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--seconds", type=float, default=60.0)
+    ap.add_argument("--exec-rate", type=float, default=200.0)
+    ap.add_argument("--connect-rate", type=float, default=500.0)
+    ap.add_argument("--dns-rate", type=float, default=100.0)
+    ap.add_argument("--cpu-limit", type=float, default=25.0, help="agent limits.cpu_percent (shedding threshold)")
+    ap.add_argument("--json", default="", help="also write the results here")
+    a = ap.parse_args()
+    if os.geteuid() != 0:
+        print("bench-agent: needs root (the agent reads audit and AF_PACKET)", file=sys.stderr)
+        return 2
+
+    import boto3
+    from moto.server import ThreadedMotoServer
+
+    from vigil import wire
+
+    for k, v in {"AWS_ACCESS_KEY_ID": "testing", "AWS_SECRET_ACCESS_KEY": "testing", "AWS_DEFAULT_REGION": "us-east-1"}.items():
+        os.environ[k] = v
+    run = f"bench{uuid.uuid4().hex[:10]}"
+    kport = free_port()
+    import logging
+
+    logging.getLogger("werkzeug").setLevel(logging.ERROR)
+    moto = ThreadedMotoServer(ip_address="127.0.0.1", port=kport, verbose=False)
+    moto.start()
+    endpoint = f"http://127.0.0.1:{kport}"
+    kin = boto3.client("kinesis", region_name="us-east-1", endpoint_url=endpoint)
+    kin.create_stream(StreamName="bench-telemetry", ShardCount=1)
+
+    work = Path(tempfile.mkdtemp(prefix="vigil-bench-"))
+    cfg = work / "agent.toml"
+    cfg.write_text(f"""
+[agent]
+instance_id = "i-0bench{run[-8:]}"
+state_dir = "{work / 'state'}"
+heartbeat_s = 10.0
+audit_key = "{run}"
+[kinesis]
+stream = "bench-telemetry"
+region = "us-east-1"
+endpoint_url = "{endpoint}"
+[limits]
+cpu_percent = {a.cpu_limit}
+""")
+    env = dict(os.environ, PYTHONPATH=f"{ROOT / 'layers/core'}:{ROOT / 'agent'}")
+    agent = subprocess.Popen([sys.executable, "-m", "vigil_agent.main", "--config", str(cfg)], env=env,
+                             stdout=subprocess.DEVNULL, stderr=open(work / "agent.log", "wb"))
+    stop = threading.Event()
+    listener = socket.socket()
+    listener.bind(("127.0.0.1", 0))
+    listener.listen(1024)
+    lport = listener.getsockname()[1]
+    resolver = f"127.0.{int(run[-4:], 16) % 200 + 20}.53"
+    dsock = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+    dsock.bind((resolver, 53))
+    ctx = mp.get_context("fork")
+    lstop = ctx.Event()
+    lproc = ctx.Process(target=serve_listener, args=(listener, lstop), daemon=True)
+    lproc.start()
+    threads = [threading.Thread(target=serve_dns, args=(dsock, stop), daemon=True)]
+    for t in threads:
+        t.start()
+    time.sleep(3.0)  # agent start-up: rules installed, first heartbeat out
+    if agent.poll() is not None:
+        print((work / "agent.log").read_text(), file=sys.stderr)
+        return 1
+
+    q = ctx.Queue()
+    pstop = ctx.Event()
+    gens = [
+        ctx.Process(target=gen_exec, args=(run, a.exec_rate, a.seconds, q, pstop)),
+        ctx.Process(target=gen_connect, args=(lport, a.connect_rate, a.seconds, q, pstop)),
+        ctx.Process(target=gen_dns, args=(resolver, run, a.dns_rate, a.seconds, q, pstop)),
+    ]
+    t0, k0 = time.monotonic(), proc_cpu_ticks(agent.pid)
+    for g in gens:
+        g.start()
+    rss_samples = []
+    while any(g.is_alive() for g in gens):
+        rss_samples.append(proc_rss(agent.pid)[0])
+        time.sleep(1.0)
+    t1, k1 = time.monotonic(), proc_cpu_ticks(agent.pid)
+    generated = dict(q.get() for _ in gens)
+    for g in gens:
+        g.join()
+    time.sleep(4.0)  # last batches: flush interval + DNS hold
+    rss_now, hwm = proc_rss(agent.pid)
+    agent.terminate()
+    agent.wait(timeout=30)
+    stop.set()
+    lstop.set()
+    lproc.join(timeout=5)
+
+    counts = {"exec": 0, "connect": 0, "accept": 0, "dns": 0, "dns_attributed": 0, "dns_connect": 0}
+    final_hb = None
+    total_events = 0
+    records = read_stream(kin, "bench-telemetry")
+    for rec in records:
+        events, errors = wire.decode_batch(rec)
+        assert not errors, errors[:1]
+        for e in events:
+            total_events += 1
+            if isinstance(e, wire.ProcessExec) and len(e.process.args) > 1 and e.process.args[1] == run:
+                counts["exec"] += 1
+            elif isinstance(e, wire.NetConnect) and e.remote_port == lport:
+                counts["connect"] += 1
+            elif isinstance(e, wire.NetAccept) and e.process.pid == lproc.pid:
+                counts["accept"] += 1
+            elif isinstance(e, wire.NetConnect) and e.remote_ip == resolver:
+                counts["dns_connect"] += 1
+            elif isinstance(e, wire.DnsQuery) and e.hostname.endswith(f"{run}.bench.test"):
+                counts["dns"] += 1
+                counts["dns_attributed"] += e.process is not None
+            elif isinstance(e, wire.Heartbeat):
+                final_hb = e
+    moto.stop()
+
+    wall = t1 - t0
+    cpu = 100.0 * (k1 - k0) / TCK / wall
+    expected = {"exec": generated["exec"], "connect": generated["connect"], "accept": generated["connect"],
+                "dns": generated["dns"], "dns_connect": generated["dns"]}
+    captured = sum(counts[k] for k in expected)
+    want = sum(expected.values())
+    c = final_hb.counters if final_hb else wire.Counters()
+    result = {
+        "seconds": round(wall, 1),
+        "rates_per_s": {k: round(v / wall, 1) for k, v in generated.items()},
+        "agent_cpu_percent_of_one_core": round(cpu, 2),
+        "agent_rss_mib_max_sampled": round(max(rss_samples) / 2**20, 1),
+        "agent_rss_mib_hwm": round(hwm / 2**20, 1),
+        "events_expected": expected,
+        "events_captured": counts,
+        "captured_total": captured,
+        "expected_total": want,
+        "events_in_stream_all_sources": total_events,
+        "kinesis_records": len(records),
+        "agent_counters": {"captured": c.captured, "sent": c.sent, "dropped": c.dropped, "spooled": c.spooled,
+                           "audit_lost": c.audit_lost, "audit_overruns": c.audit_overruns, "shed": c.shed},
+        "agent_log_tail": (work / "agent.log").read_text().splitlines()[-3:],
+    }
+    print(json.dumps(result, indent=2))
+    if a.json:
+        Path(a.json).write_text(json.dumps(result, indent=2) + "\n")
+    print(f"bench-agent: cpu {cpu:.2f}% of one core, rss {max(rss_samples) / 2**20:.1f} MiB (hwm {hwm / 2**20:.1f}), "
+          f"captured {captured}/{want}, dropped {c.dropped}, audit lost {c.audit_lost}")
+    return 0 if captured == want and c.dropped == 0 else 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())
