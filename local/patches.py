@@ -151,7 +151,9 @@ def cfn_state_machines_executable() -> None:
     with execution switched on ``list_state_machines`` does not even show them.
 
     The CloudFormation hook applies the substitutions and creates the machine in whichever
-    backend the API serves (the executing one when ``execute_state_machine`` is on).
+    backend the API serves (the executing one when ``execute_state_machine`` is on). Also
+    ``!GetAtt Machine.Arn`` (valid CloudFormation) is refused by moto ("does not support
+    attribute type Arn"); it resolves to the ARN here.
     """
     from moto.stepfunctions.models import StateMachine
     from moto.stepfunctions.responses import get_backend
@@ -181,6 +183,17 @@ def cfn_state_machines_executable() -> None:
     ) -> None:
         get_backend(account_id, region_name).delete_state_machine(resource_name)
 
+    original_get_att: Callable[..., Any] = _original(StateMachine, "get_cfn_attribute")
+    original_has_att: Callable[..., bool] = StateMachine.has_cfn_attr
+
+    def has_cfn_attr(cls: Any, attr: str) -> bool:
+        return attr == "Arn" or bool(original_has_att(attr))
+
+    def get_cfn_attribute(self: Any, attribute_name: str) -> Any:
+        return self.arn if attribute_name == "Arn" else original_get_att(self, attribute_name)
+
+    _set(StateMachine, "has_cfn_attr", classmethod(has_cfn_attr))
+    _set(StateMachine, "get_cfn_attribute", get_cfn_attribute)
     _set(StateMachine, "create_from_cloudformation_json", classmethod(create_from_cloudformation_json))
     _set(StateMachine, "delete_from_cloudformation_json", classmethod(delete_from_cloudformation_json))
 
@@ -219,6 +232,33 @@ def dynamodb_update_item_one_stream_record() -> None:
     _set(StreamShard, "add", add)
 
 
+def cfn_rule_event_pattern_as_string() -> None:
+    """Gap: CloudFormation takes an ``AWS::Events::Rule`` ``EventPattern`` as a JSON object *or*
+    a JSON string (a string is what ``!Sub`` builds); moto json-dumps whatever it gets, so a string
+    pattern becomes a JSON string and the rule fails (``'str' object has no attribute 'items'``).
+
+    A string pattern is parsed to an object before moto's own hook runs.
+    """
+    from moto.events.models import Rule
+
+    original = _original(Rule, "create_from_cloudformation_json").__func__
+
+    def create_from_cloudformation_json(
+        cls: Any,
+        resource_name: str,
+        cloudformation_json: Any,
+        account_id: str,
+        region_name: str,
+        **kwargs: Any,
+    ) -> Any:
+        props = cloudformation_json.get("Properties", {})
+        if isinstance(props.get("EventPattern"), str):
+            props["EventPattern"] = json.loads(props["EventPattern"])
+        return original(cls, resource_name, cloudformation_json, account_id, region_name, **kwargs)
+
+    _set(Rule, "create_from_cloudformation_json", classmethod(create_from_cloudformation_json))
+
+
 def apply_all(runtime: LocalRuntime) -> None:
     """Apply every patch once per process (the runtime of the first call wins)."""
     if _applied.get("all"):
@@ -228,6 +268,7 @@ def apply_all(runtime: LocalRuntime) -> None:
     eventbridge_lambda_and_sfn_targets(runtime)
     cfn_state_machines_executable()
     dynamodb_update_item_one_stream_record()
+    cfn_rule_event_pattern_as_string()
     _applied["all"] = runtime
 
 
