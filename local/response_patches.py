@@ -1,6 +1,6 @@
-"""moto 5.2.5 Step Functions interpreter gaps that the response workflows hit.
+"""moto 5.2.5 gaps that the response workflows hit (Step Functions interpreter, CloudFormation).
 
-Two small fixes, applied by ``apply()`` (idempotent) and undone by ``undo()``; each has a test
+Three small fixes, applied by ``apply()`` (idempotent) and undone by ``undo()``; each has a test
 in tests/response/test_moto_gaps.py that fails once moto fixes the gap (then delete the patch):
 
 1. ``arn:aws:states:::states:startExecution(.sync:2)`` is unusable: moto's optimised Step
@@ -12,11 +12,17 @@ in tests/response/test_moto_gaps.py that fails once moto fixes the gap (then del
 2. aws-sdk errors from EC2 and Auto Scaling are named ``ec2.ec2Exception`` /
    ``autoscaling.autoscalingException``; Step Functions names them ``Ec2.Ec2Exception`` and
    ``AutoScaling.AutoScalingException`` (the real names are what the ASL retries and catches).
+3. A CloudFormation ``AWS::Events::Rule`` whose ``EventPattern`` is a JSON *string* (valid in
+   CloudFormation, and the only way to put a numeric parameter into a numeric filter, see
+   TriageRule in template.yaml) is JSON-encoded a second time by moto and fails the stack with
+   ``AttributeError: 'str' object has no attribute 'items'``. The fix parses the string first.
 """
 
 from __future__ import annotations
 
 import datetime
+import json
+import logging
 from typing import Any
 
 _saved: dict[str, Any] = {}
@@ -40,6 +46,9 @@ def _sdk_module() -> Any:
 def apply() -> None:
     if _saved:
         return
+    # moto logs every Choice ``IsPresent: true`` on a missing path (the expected "no" branch) as an
+    # ERROR with the whole state tree; failures still show in the execution status and history.
+    logging.getLogger("moto.stepfunctions.parser.asl.component.eval_component").setLevel(logging.CRITICAL)
     cls = _sfn_module().StateTaskServiceSfn
     _saved["params"] = orig_params = cls._normalise_parameters
     _saved["response"] = orig_response = cls._normalise_response
@@ -69,6 +78,20 @@ def apply() -> None:
     _saved["names"] = dict(names)
     names.update(SERVICE_ERROR_NAMES)
 
+    from moto.events.models import Rule
+
+    _saved["rule_cfn"] = Rule.__dict__["create_from_cloudformation_json"]
+    orig_rule = Rule.create_from_cloudformation_json  # bound classmethod
+
+    def create_from_cloudformation_json(cls: Any, resource_name: str, cloudformation_json: Any, *args: Any,
+                                        **kwargs: Any) -> Any:
+        props = cloudformation_json.get("Properties") or {}
+        if isinstance(props.get("EventPattern"), str):
+            props["EventPattern"] = json.loads(props["EventPattern"])
+        return orig_rule(resource_name, cloudformation_json, *args, **kwargs)
+
+    Rule.create_from_cloudformation_json = classmethod(create_from_cloudformation_json)  # type: ignore[method-assign,assignment]
+
 
 def undo() -> None:
     if not _saved:
@@ -79,3 +102,6 @@ def undo() -> None:
     names = _sdk_module()._SERVICE_ERROR_NAMES
     names.clear()
     names.update(_saved.pop("names"))
+    from moto.events.models import Rule
+
+    Rule.create_from_cloudformation_json = _saved.pop("rule_cfn")  # type: ignore[method-assign]

@@ -7,7 +7,7 @@ instances, so tests never share the resources they assert on.
 
 - In-process Lambda: the offline stack's ``local.runtime.LocalRuntime`` (the same code path as
   ``make demo``), installed on ``LambdaFunction._invoke_lambda`` for this module only.
-- moto's Step Functions gaps (startExecution.sync:2, EC2 error names): ``local.sfn_patches``.
+- moto's Step Functions gaps (startExecution.sync:2, EC2 error names): ``local.response_patches``.
 - Throttling: ``throttle(method, times)`` makes moto's EC2 backend raise RequestLimitExceeded
   the first ``times`` calls of ``method`` (see test_isolate.py).
 """
@@ -32,7 +32,7 @@ REPO = Path(__file__).resolve().parents[2]
 if str(REPO) not in sys.path:  # `local` (the offline stack) lives at the repo root, not in a layer
     sys.path.insert(0, str(REPO))
 
-from local import sfn_patches  # noqa: E402
+from local import response_patches  # noqa: E402
 from local.deploy import zip_dir  # noqa: E402
 from local.runtime import LocalRuntime, result_json  # noqa: E402
 from vigil_aws import clients  # noqa: E402
@@ -368,12 +368,12 @@ def stack(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFacto
         mock_aws(config={"stepfunctions": {"execute_state_machine": True}}),
     ):
         mp.setattr(LambdaFunction, "_invoke_lambda", _invoke_lambda)
-        sfn_patches.apply()
+        response_patches.apply()
         clients.reset()
         try:
             yield _deploy(boto3.Session(region_name=REGION), runtime, env)
         finally:
-            sfn_patches.undo()
+            response_patches.undo()
             clients.reset()
 
 
