@@ -17,6 +17,7 @@ The last line is the contract: cpu % of one core, RSS MiB, captured/generated, d
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import multiprocessing as mp
 import os
@@ -82,10 +83,8 @@ def gen_dns(resolver: str, run: str, rate: float, seconds: float, out, stop) -> 
         s.settimeout(2)
         s.connect((resolver, 53))
         s.send(dnslib.DNSRecord.question(f"q{n}.{run}.bench.test", "A").pack())
-        try:
+        with contextlib.suppress(TimeoutError):
             s.recv(4096)
-        except TimeoutError:
-            pass
         s.close()
 
     out.put(("dns", paced(rate, seconds, one, stop)))
@@ -196,7 +195,7 @@ cpu_percent = {a.cpu_limit}
 """)
     env = dict(os.environ, PYTHONPATH=f"{ROOT / 'layers/core'}:{ROOT / 'agent'}")
     agent = subprocess.Popen([sys.executable, "-m", "vigil_agent.main", "--config", str(cfg)], env=env,
-                             stdout=subprocess.DEVNULL, stderr=open(work / "agent.log", "wb"))
+                             stdout=subprocess.DEVNULL, stderr=open(work / "agent.log", "wb"))  # noqa: SIM115 (lives as long as the agent)
     stop = threading.Event()
     listener = socket.socket()
     listener.bind(("127.0.0.1", 0))
@@ -236,7 +235,7 @@ cpu_percent = {a.cpu_limit}
     for g in gens:
         g.join()
     time.sleep(4.0)  # last batches: flush interval + DNS hold
-    rss_now, hwm = proc_rss(agent.pid)
+    _rss_now, hwm = proc_rss(agent.pid)
     agent.terminate()
     agent.wait(timeout=30)
     stop.set()

@@ -65,7 +65,7 @@ endpoint_url = "{stack.info.endpoint_url}"
 """)
         env = dict(os.environ, PYTHONPATH=f"{ROOT / 'layers/core'}:{ROOT / 'agent'}",
                    AWS_ACCESS_KEY_ID="testing", AWS_SECRET_ACCESS_KEY="testing")
-        log = open(work / "agent.log", "wb")
+        log = open(work / "agent.log", "wb")  # noqa: SIM115 (lives as long as the agent)
         agent = subprocess.Popen([sys.executable, "-m", "vigil_agent.main", "--config", str(cfg)], env=env,
                                  stdout=subprocess.DEVNULL, stderr=log)
         shell = None

@@ -7,6 +7,7 @@ and restores the audit settings it changed.
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import os
 import platform
@@ -291,10 +292,8 @@ class Agent:
 
     def heartbeat(self) -> None:
         if self.ctl is not None:
-            try:
+            with contextlib.suppress(OSError):
                 self.stats.audit_lost = max(0, self.ctl.status().lost - self.lost_at_start)
-            except OSError:
-                pass
         now = time.time_ns()
         hb = wire.Heartbeat(
             time=now, seq=self.next_seq(), host=self.host, agent_version=__version__,
@@ -370,10 +369,8 @@ class Agent:
         self._cleanup_audit()
         for s in (self.audit_sock, self.cn_sock, self.pkt_sock):
             if s is not None:
-                try:
+                with contextlib.suppress(KeyError, ValueError):
                     self.sel.unregister(s)
-                except (KeyError, ValueError):
-                    pass
                 s.close()
         if self.ctl is not None:
             self.ctl.close()

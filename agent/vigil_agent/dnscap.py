@@ -10,6 +10,7 @@ reported, without a process.
 
 from __future__ import annotations
 
+import contextlib
 import ctypes
 import socket
 import struct
@@ -108,10 +109,8 @@ def open_capture(ports: list[int], rcvbuf: int = 4 << 20) -> socket.socket:
     fprog = _SockFprog(len(prog), arr)
     s.setsockopt(socket.SOL_SOCKET, SO_ATTACH_FILTER, bytes(ctypes.string_at(ctypes.addressof(fprog),
                                                                                ctypes.sizeof(fprog))))
-    try:
+    with contextlib.suppress(OSError):
         s.setsockopt(socket.SOL_SOCKET, 33, rcvbuf)
-    except OSError:
-        pass
     # anything queued before the filter was attached is not DNS-filtered: drain it
     while True:
         try:

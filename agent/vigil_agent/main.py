@@ -11,7 +11,6 @@ import argparse
 import logging
 import os
 import sys
-
 from collections.abc import Callable
 
 from vigil import wire

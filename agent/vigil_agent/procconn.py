@@ -6,6 +6,7 @@ kernels ignore the filter and send everything, which the parser skips).
 
 from __future__ import annotations
 
+import contextlib
 import socket
 import struct
 
@@ -31,10 +32,8 @@ def _control(op: int) -> bytes:
 def open_exits(rcvbuf: int = 4 << 20) -> socket.socket:
     s = socket.socket(socket.AF_NETLINK, socket.SOCK_DGRAM | socket.SOCK_CLOEXEC | socket.SOCK_NONBLOCK,
                       NETLINK_CONNECTOR)
-    try:
+    with contextlib.suppress(OSError):
         s.setsockopt(socket.SOL_SOCKET, 33, rcvbuf)
-    except OSError:
-        pass
     s.bind((0, CN_IDX_PROC))
     s.send(_control(PROC_CN_MCAST_LISTEN))
     return s

@@ -280,7 +280,8 @@ class ProcessTable:
             return None
         comm, ppid, ticks = st
         try:
-            argv = [a.decode("utf-8", "replace") for a in open(f"{base}/cmdline", "rb").read().split(b"\0")[:-1]]
+            with open(f"{base}/cmdline", "rb") as f:
+                argv = [a.decode("utf-8", "replace") for a in f.read().split(b"\0")[:-1]]
         except OSError:
             argv = []
         try:

@@ -7,6 +7,7 @@ disk spool, which is replayed oldest first before anything newer is sent.
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import random
 import sys
@@ -140,10 +141,8 @@ class StdoutSink:
             self.stats.add(dropped=len(lines))
 
     def close(self, timeout: float) -> None:
-        try:
+        with contextlib.suppress(BrokenPipeError, ValueError, OSError):
             self.out.flush()
-        except (BrokenPipeError, ValueError, OSError):
-            pass
 
 
 def kinesis_client(region: str, endpoint_url: str, timeout_s: float) -> Any:

@@ -8,6 +8,7 @@ as evicted: the agent loses the least recent data, and says how much.
 
 from __future__ import annotations
 
+import contextlib
 import os
 import threading
 from dataclasses import dataclass
@@ -62,10 +63,8 @@ class Spool:
                 return batch.count
             while self.files and self.bytes + size > self.max_bytes:
                 name, fsize, count = self.files.pop(0)
-                try:
+                with contextlib.suppress(FileNotFoundError):
                     os.unlink(os.path.join(self.dir, name))
-                except FileNotFoundError:
-                    pass
                 self.bytes -= fsize
                 evicted += count
                 self.evicted_batches += 1
@@ -98,10 +97,8 @@ class Spool:
             if self.files and self.files[0][0] == batch.name:
                 name, size, _ = self.files.pop(0)
                 self.bytes -= size
-                try:
+                with contextlib.suppress(FileNotFoundError):
                     os.unlink(os.path.join(self.dir, name))
-                except FileNotFoundError:
-                    pass
 
 
 def _count(name: str) -> int | None:

@@ -21,7 +21,6 @@ from pathlib import Path
 
 import dnslib
 import pytest
-
 from agent_harness import RunningAgent, marker, start_agent
 
 pytestmark = pytest.mark.agent
