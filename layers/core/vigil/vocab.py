@@ -45,7 +45,9 @@ def base_name(p: Process) -> str:
 
 def is_shell(p: Process) -> bool:
     name = base_name(p)
-    return name in SHELL_NAMES or name.rstrip("0123456789.") in SHELL_NAMES
+    if name in SHELL_NAMES:
+        return True
+    return name[-1:] in "0123456789." and name != "" and name.rstrip("0123456789.") in SHELL_NAMES
 
 
 def is_network_socket(fd: Stdio | None) -> bool:

@@ -192,7 +192,11 @@ class Intel:
         return hit
 
     def match_hash(self, sha256: str) -> Hit | None:
-        ind = self.hashes.get(sha256.lower()) if sha256 else None
+        if not sha256 or not self.hashes:
+            return None
+        ind = self.hashes.get(sha256)
+        if ind is None and not sha256.islower():
+            ind = self.hashes.get(sha256.lower())
         return Hit(ind, sha256) if ind is not None else None
 
 

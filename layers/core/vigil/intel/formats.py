@@ -306,9 +306,16 @@ _OTX_TYPES: Final[dict[str, str]] = {
 
 def parse_otx_csv(text: str, *, name: str, category: str = C2, custom: bool = True) -> ParsedList:
     out = ParsedList(name, "OTX_CSV")
-    reader = csv.reader(io.StringIO(text))
+    reader = csv.reader(io.StringIO(text, newline=""))
     header_seen = False
-    for row in reader:
+    rows = iter(reader)
+    while True:
+        try:
+            row = next(rows)
+        except StopIteration:
+            break
+        except csv.Error as exc:
+            raise ListFormatError(name, reader.line_num, f"not CSV: {exc}") from None
         n = reader.line_num
         if not row or not any(c.strip() for c in row) or row[0].lstrip().startswith("#"):
             continue
@@ -342,7 +349,8 @@ def parse_otx_csv(text: str, *, name: str, category: str = C2, custom: bool = Tr
             and got != kind
             and not (kind == "domain" and got == "ip")
         ):
-            raise ListFormatError(name, n, f"{row[0].strip()} value is a {got}", value)
+            what = "IP" if kind == "ip" else kind
+            raise ListFormatError(name, n, f"{row[0].strip()} value is not a valid {what} (it is a {got})", value)
         cat = MALWARE if got == "sha256" else (category_from_text(desc) or category)
         out.indicators.append(Indicator(_normalize(value, got), cat, name, desc[:120], custom))
     return out

@@ -43,6 +43,12 @@ _SYSTEM_LOG: Final = re.compile(
 )
 
 
+_NAMES: Final = frozenset(
+    {"systemctl", "service", "iptables", "ip6tables", "iptables-legacy", "iptables-nft", "ufw", "nft", "setenforce", "auditctl",
+     "crontab", "rm", "shred", "truncate", "unlink", "srm", "wipe"}
+)  # fmt: skip
+
+
 def _units(args: Sequence[str]) -> list[str]:
     return [a.removesuffix(".service") for a in args if not a.startswith("-")]
 
@@ -52,6 +58,14 @@ def _mechanism(event: ProcessActivity) -> tuple[str, float, dict[str, str]]:
     if p.ld_preload and _WRITABLE_LIB.search(p.ld_preload):
         return "ld-preload", severity.HIGH, {"ldPreloadValue": p.ld_preload}
     name = base_name(p)
+    if name not in _NAMES:
+        script = shell_command(p)
+        if script and ("hist" in script or "HIST" in script):
+            m = _HISTORY.search(script)
+            if m:
+                path = next((g for g in m.groups() if g), "")
+                return "history-cleared", severity.MEDIUM, {"shellHistoryFilePath": path} if path else {}
+        return "", 0.0, {}
     args = p.args[1:]
     if name == "systemctl" or name == "service":
         verbs = [a for a in args if a in _STOP_VERBS]
@@ -93,12 +107,6 @@ def _mechanism(event: ProcessActivity) -> tuple[str, float, dict[str, str]]:
             if _SYSTEM_LOG.match(a):
                 return "logs-cleared", severity.MEDIUM, {}
         return "", 0.0, {}
-    script = shell_command(p)
-    if script and ("hist" in script or "HIST" in script):
-        m = _HISTORY.search(script)
-        if m:
-            path = next((g for g in m.groups() if g), "")
-            return "history-cleared", severity.MEDIUM, {"shellHistoryFilePath": path} if path else {}
     return "", 0.0, {}
 
 

@@ -30,6 +30,9 @@ _IMDS: Final = ("169.254.169.254", "fd00:ec2::254")
 _IMDS_SECRETS: Final = ("security-credentials", "identity-credentials")
 
 
+_NAMES: Final = DOWNLOADERS | frozenset({"find", "getcap", "kubectl", "aws"})
+
+
 def _aws_args(args: Sequence[str]) -> tuple[str, ...]:
     """The AWS CLI's arguments whether it ran as a binary (aws ...) or a script (python3 /usr/bin/aws ...)."""
     for i, a in enumerate(args[:2]):
@@ -41,6 +44,8 @@ def _aws_args(args: Sequence[str]) -> tuple[str, ...]:
 def _mechanism(event: ProcessActivity) -> str:
     p = event.process
     name = base_name(p)
+    if name not in _NAMES and not name.startswith("python"):
+        return ""
     args = p.args
     if name in DOWNLOADERS:
         if any(h in a for a in args for h in _IMDS) and any(k in a for a in args for k in _IMDS_SECRETS):

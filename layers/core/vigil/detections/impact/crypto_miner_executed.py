@@ -21,7 +21,15 @@ def _miner(event: ProcessActivity) -> str:
     if name in MINER_NAMES:
         return name
     cmd = p.cmd_line
-    if "stratum" in cmd or "--" in cmd or "rx/0" in cmd or "cryptonight" in cmd:
+    if (
+        "stratum" in cmd
+        or "donate-level" in cmd
+        or "rx/0" in cmd
+        or "cryptonight" in cmd
+        or "-threads-hint" in cmd
+        or "coin" in cmd
+        or "randomx" in cmd
+    ):
         low = cmd.lower()
         for m in MINER_ARG_MARKERS:
             if m in low:

@@ -25,9 +25,17 @@ DANGEROUS_CAPS: Final = ("cap_setuid", "cap_setgid", "cap_sys_admin", "cap_dac_o
 _SUDOERS_APPEND: Final = re.compile(r"(?:>>?|tee\s+(?:-a\s+)?)\s*/etc/sudoers")
 
 
+_NAMES: Final = frozenset({"chmod", "setcap", "nsenter", "pkexec", "sudoedit", "sudo"})
+
+
 def _mechanism(event: ProcessActivity) -> str:
     p = event.process
     name = base_name(p)
+    if name not in _NAMES:
+        script = shell_command(p)
+        if script and "sudoers" in script and _SUDOERS_APPEND.search(script):
+            return "sudoers-append"
+        return ""
     args = p.args[1:]
     if name == "chmod":
         if any(_SETID_NUMERIC.match(a) or _SETID_SYMBOLIC.match(a) for a in args if not a.startswith("--")):
@@ -47,9 +55,6 @@ def _mechanism(event: ProcessActivity) -> str:
         and any(a.endswith("\\") for a in args)
     ):
         return "sudo-heap-overflow"
-    script = shell_command(p)
-    if script and "sudoers" in script and _SUDOERS_APPEND.search(script):
-        return "sudoers-append"
     return ""
 
 
