@@ -83,8 +83,9 @@ def apply() -> None:
     _saved["rule_cfn"] = Rule.__dict__["create_from_cloudformation_json"]
     orig_rule = Rule.create_from_cloudformation_json  # bound classmethod
 
-    def create_from_cloudformation_json(cls: Any, resource_name: str, cloudformation_json: Any, *args: Any,
-                                        **kwargs: Any) -> Any:
+    def create_from_cloudformation_json(
+        cls: Any, resource_name: str, cloudformation_json: Any, *args: Any, **kwargs: Any
+    ) -> Any:
         props = cloudformation_json.get("Properties") or {}
         if isinstance(props.get("EventPattern"), str):
             props["EventPattern"] = json.loads(props["EventPattern"])

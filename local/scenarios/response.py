@@ -42,7 +42,14 @@ def launch_demo_instance(session: Any, endpoint_url: str | None = None) -> str:
         gid = ec2.create_security_group(GroupName=name, Description=f"demo {name}", VpcId=vpc)["GroupId"]
         ec2.authorize_security_group_ingress(
             GroupId=gid,
-            IpPermissions=[{"IpProtocol": "tcp", "FromPort": port, "ToPort": port, "IpRanges": [{"CidrIp": "10.0.0.0/8"}]}],
+            IpPermissions=[
+                {
+                    "IpProtocol": "tcp",
+                    "FromPort": port,
+                    "ToPort": port,
+                    "IpRanges": [{"CidrIp": "10.0.0.0/8"}],
+                }
+            ],
         )
         return str(gid)
 
@@ -58,7 +65,9 @@ def launch_demo_instance(session: Any, endpoint_url: str | None = None) -> str:
                 {"DeviceIndex": 0, "SubnetId": subnet, "Groups": [web, ssh]},
                 {"DeviceIndex": 1, "SubnetId": subnet, "Groups": [db]},
             ],
-            TagSpecifications=[{"ResourceType": "instance", "Tags": [{"Key": "Name", "Value": "demo-web-1"}]}],
+            TagSpecifications=[
+                {"ResourceType": "instance", "Tags": [{"Key": "Name", "Value": "demo-web-1"}]}
+            ],
         )["Instances"][0]["InstanceId"]
     )
 
@@ -93,11 +102,15 @@ def _triage_for(sfn: Any, machine: str, instance_id: str, deadline_s: float) -> 
     end = time.monotonic() + deadline_s
     while time.monotonic() < end:
         for e in sfn.list_executions(stateMachineArn=machine)["executions"]:
-            detail = json.loads(sfn.describe_execution(executionArn=e["executionArn"]).get("input") or "{}").get("detail", {})
+            detail = json.loads(
+                sfn.describe_execution(executionArn=e["executionArn"]).get("input") or "{}"
+            ).get("detail", {})
             if (detail.get("resource") or {}).get("instanceDetails", {}).get("instanceId") == instance_id:
                 return str(e["executionArn"])
         time.sleep(0.1)
-    raise TimeoutError(f"no Triage execution for {instance_id} within {deadline_s:.0f}s (is TriageRule wired?)")
+    raise TimeoutError(
+        f"no Triage execution for {instance_id} within {deadline_s:.0f}s (is TriageRule wired?)"
+    )
 
 
 def run_response_demo(
@@ -131,12 +144,21 @@ def run_response_demo(
         say(f"  isolation execution: {out['isolationExecution'].rsplit(':', 1)[-1]}")
     if before is None:  # reconstruct from what isolation recorded on each interface
         ec2 = _client(session, "ec2", endpoint_url)
-        enis = ec2.describe_network_interfaces(Filters=[{"Name": "attachment.instance-id", "Values": [instance_id]}])
+        enis = ec2.describe_network_interfaces(
+            Filters=[{"Name": "attachment.instance-id", "Values": [instance_id]}]
+        )
         before = {}
         for e in enis["NetworkInterfaces"]:
             tag = {t["Key"]: t["Value"] for t in e.get("TagSet", [])}.get("vigil:original-sgs", "")
             ids = [g for g in tag.split(",") if g]
-            names = {g["GroupId"]: g["GroupName"] for g in ec2.describe_security_groups(GroupIds=ids)["SecurityGroups"]} if ids else {}
+            names = (
+                {
+                    g["GroupId"]: g["GroupName"]
+                    for g in ec2.describe_security_groups(GroupIds=ids)["SecurityGroups"]
+                }
+                if ids
+                else {}
+            )
             before[e["NetworkInterfaceId"]] = sorted((g, names.get(g, "?")) for g in ids)
         _show(say, "security groups before (as recorded by isolation):", before)
     else:
@@ -147,11 +169,15 @@ def run_response_demo(
     rel = sfn.start_execution(
         stateMachineArn=outputs["ReleaseInstanceStateMachineArn"],
         name=f"release-{instance_id}-{int(time.time())}",
-        input=json.dumps({"instanceId": instance_id, "findingId": out.get("findingId"), "requestedBy": "demo"}),
+        input=json.dumps(
+            {"instanceId": instance_id, "findingId": out.get("findingId"), "requestedBy": "demo"}
+        ),
     )["executionArn"]
     r = _wait(sfn, rel, deadline_s)
     released = groups_of(session, instance_id, endpoint_url)
-    _show(say, f"after release ({json.loads(r.get('output') or '{}').get('outcome', r['status'])}):", released)
+    _show(
+        say, f"after release ({json.loads(r.get('output') or '{}').get('outcome', r['status'])}):", released
+    )
     restored = released == before
     say(f"  original groups restored exactly: {'yes' if restored else 'NO'}")
     return {

@@ -106,7 +106,13 @@ def test_denied_approval_changes_nothing(stack: Stack) -> None:
     ],
 )
 def test_notify_only_cases_change_nothing(stack: Stack, case: str, expect_reason: str) -> None:
-    tags = {PROTECTED_TAG: "yes"} if case == "protected" else {"vigil:response-mode": "notify"} if case == "owner-says-notify" else None
+    tags = (
+        {PROTECTED_TAG: "yes"}
+        if case == "protected"
+        else {"vigil:response-mode": "notify"}
+        if case == "owner-says-notify"
+        else None
+    )
     iid = stack.instance(tags=tags)
     before = stack.groups_by_interface(iid)
     f = finding(iid, severity=5.0 if case == "low-severity" else 8.0)
@@ -115,8 +121,10 @@ def test_notify_only_cases_change_nothing(stack: Stack, case: str, expect_reason
     stack.store_finding(f)
     if case == "already-handled":
         stack.client("dynamodb").update_item(
-            TableName=stack.findings_table, Key={"id": {"S": f["id"]}},
-            UpdateExpression="SET responseStatus = :s", ExpressionAttributeValues={":s": {"S": "RELEASED"}},
+            TableName=stack.findings_table,
+            Key={"id": {"S": f["id"]}},
+            UpdateExpression="SET responseStatus = :s",
+            ExpressionAttributeValues={":s": {"S": "RELEASED"}},
         )
     out = triage(stack, f, store=False)
     assert out["decision"] == "notify" and out["outcome"] == "notified"

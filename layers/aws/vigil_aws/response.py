@@ -208,7 +208,8 @@ def execution_summary(sfn: Any, execution: Mapping[str, Any]) -> dict[str, Any]:
         out = {}
     inp = inp if isinstance(inp, dict) else {}
     out = out if isinstance(out, dict) else {}
-    detail = inp.get("detail") if isinstance(inp.get("detail"), dict) else {}
+    raw_detail = inp.get("detail")
+    detail: dict[str, Any] = raw_detail if isinstance(raw_detail, dict) else {}
     finding_type = out.get("findingType") or inp.get("findingType") or detail.get("type") or ""
     instance = (
         out.get("instanceId")

@@ -94,8 +94,8 @@ def isolation_plan(
             "steps": ["every interface is already in vigil-isolation"],
         }
 
-    interfaces = []
-    warnings = []
+    interfaces: list[dict[str, Any]] = []
+    warnings: list[str] = []
     for i in inst.interfaces:
         originals = _originals(i)
         if not originals:

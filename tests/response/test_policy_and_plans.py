@@ -1,0 +1,247 @@
+"""The pure response core: triage policy, isolation and release plans (no AWS, no clock)."""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+from typing import Any
+
+import pytest
+from hypothesis import given
+from hypothesis import strategies as st
+
+from vigil.response import tags as t
+from vigil.response.instance import InstanceView, Interface, instance_view
+from vigil.response.plan import IsolationRequest, isolation_plan, release_plan
+from vigil.response.policy import PolicyConfig, decide, execution_name, finding_view, maturity_of
+
+CFG = PolicyConfig(
+    severity_threshold=7,
+    finding_types=frozenset(),
+    protected_tag_key="vigil:protected",
+    dry_run=False,
+    approval_timeout_s=600,
+    approval_default_action="isolate",
+)
+NOW = "2026-11-27T22:05:00Z"
+
+
+def finding(
+    *, maturity: str = "stable", severity: float = 8.0, ftype: str = "Execution:Runtime/ReverseShell"
+) -> dict:
+    return {
+        "id": "ab" * 16,
+        "type": ftype,
+        "severity": severity,
+        "resource": {"instanceDetails": {"instanceId": "i-0abc"}},
+        "service": {"additionalInfo": {"value": json.dumps({"maturity": maturity})}},
+    }
+
+
+def inst(
+    tags: dict[str, str] | None = None, exists: bool = True, groups: tuple[str, ...] = ("sg-a", "sg-b")
+) -> InstanceView:
+    return InstanceView(
+        instance_id="i-0abc",
+        exists=exists,
+        state="running" if exists else "terminated",
+        vpc_id="vpc-1",
+        tags=tags or {},
+        interfaces=(Interface("eni-1", "vpc-1", groups, tuple(f"name-{g}" for g in groups)),),
+        volume_ids=("vol-1",),
+        termination_protection=False,
+    )
+
+
+def action(f: dict, i: InstanceView, previous: str | None = None, cfg: PolicyConfig = CFG) -> str:
+    return str(
+        decide(f, i, cfg, previous_status=previous, triage_execution="x", now=NOW)["decision"]["action"]
+    )
+
+
+@pytest.mark.parametrize(
+    ("f", "i", "previous", "expected"),
+    [
+        (finding(), inst(), None, "auto-isolate"),
+        (finding(maturity="experimental"), inst(), None, "approve"),
+        (finding(maturity="nonsense"), inst(), None, "approve"),
+        (finding(), inst({t.RESPONSE_MODE: "approve"}), None, "approve"),
+        (finding(), inst({t.RESPONSE_MODE: "notify"}), None, "notify"),
+        (finding(severity=6.9), inst(), None, "notify"),
+        (finding(), inst({"vigil:protected": ""}), None, "notify"),
+        (finding(), inst(exists=False), None, "notify"),
+        (finding(), inst(), "ISOLATED", "notify"),
+        (finding(), inst(), "INSTANCE_GONE", "auto-isolate"),
+    ],
+)
+def test_policy_table(f: dict, i: InstanceView, previous: str | None, expected: str) -> None:
+    assert action(f, i, previous) == expected
+
+
+def test_unselected_finding_type_only_notifies() -> None:
+    cfg = dataclasses.replace(CFG, finding_types=frozenset({"Impact:Runtime/CryptoMinerExecuted"}))
+    assert action(finding(), inst(), cfg=cfg) == "notify"
+    assert action(finding(ftype="Impact:Runtime/CryptoMinerExecuted"), inst(), cfg=cfg) == "auto-isolate"
+
+
+def test_timeout_default_never_isolates_an_experimental_detection() -> None:
+    doc = decide(
+        finding(maturity="experimental"), inst(), CFG, previous_status=None, triage_execution="x", now=NOW
+    )
+    assert doc["approval"]["defaultAction"] == "notify"
+    doc = decide(
+        finding(),
+        inst({t.RESPONSE_MODE: "approve"}),
+        CFG,
+        previous_status=None,
+        triage_execution="x",
+        now=NOW,
+    )
+    assert doc["approval"]["defaultAction"] == "isolate"
+
+
+def test_execution_name_is_readable_and_valid() -> None:
+    name = execution_name(
+        "Execution:Runtime/ReverseShell", "i-0123456789abcdef0", "ab" * 16, "4b3521a3-a188-4eb5"
+    )
+    assert name == "ReverseShell-i-0123456789abcdef0-abababab-4b3521a3-a18"
+    long = execution_name("X:Y/" + "Z" * 200, "i-1", "f" * 32, "s")
+    assert len(long) <= 80 and all(c.isalnum() or c in "-_" for c in long)
+
+
+def test_maturity_defaults_to_experimental() -> None:
+    assert maturity_of({}) == "experimental"
+    assert maturity_of({"service": {"additionalInfo": {"value": "not json"}}}) == "experimental"
+    assert maturity_of(finding()) == "stable"
+
+
+def req(dry_run: Any = False) -> IsolationRequest:
+    return IsolationRequest.from_input({"findingId": "f1", "instanceId": "i-0abc", "dryRun": dry_run})
+
+
+def plan(i: InstanceView, dry_run: Any = False) -> dict:
+    return isolation_plan(
+        req(dry_run), i, protected_tag_key="vigil:protected", budget_per_hour=3, now_iso=NOW, now_epoch=1000
+    )
+
+
+def test_plan_records_originals_once_and_never_vigil_groups() -> None:
+    first = plan(inst())
+    assert first["outcome"] == "isolate"
+    assert first["interfacesToRecord"][0]["tags"] == [{"Key": t.ORIGINAL_GROUPS, "Value": "sg-a,sg-b"}]
+    assert first["budget"] == {"key": "isolation-budget#2026-11-27T22", "limit": "3", "expiresAt": "8200"}
+    # a re-run after a partial isolation (now in vigil-untrack, originals already tagged)
+    partial = InstanceView(
+        "i-0abc",
+        True,
+        "running",
+        "vpc-1",
+        {t.ORIGINAL_TERMINATION_PROTECTION: "false"},
+        (Interface("eni-1", "vpc-1", ("sg-u",), (t.UNTRACK_GROUP_NAME,), {t.ORIGINAL_GROUPS: "sg-a,sg-b"}),),
+    )
+    again = plan(partial)
+    assert again["outcome"] == "isolate"
+    assert again["interfacesToRecord"] == []
+    assert json.loads(again["originalGroupsJson"]) == {"eni-1": ["sg-a", "sg-b"]}
+    assert all(tag["Key"] != t.ORIGINAL_TERMINATION_PROTECTION for tag in again["instanceTags"])
+
+
+@pytest.mark.parametrize(
+    ("dry", "outcome"),
+    [(True, "dry-run"), ("true", "dry-run"), (None, "dry-run"), ("false", "isolate"), (False, "isolate")],
+)
+def test_anything_but_an_explicit_false_is_a_dry_run(dry: Any, outcome: str) -> None:
+    assert plan(inst(), dry)["outcome"] == outcome
+
+
+def test_plan_outcomes_that_change_nothing() -> None:
+    assert plan(inst(exists=False))["outcome"] == "gone"
+    assert plan(inst({"vigil:protected": "x"}))["outcome"] == "protected"
+    isolated = InstanceView(
+        "i-0abc",
+        True,
+        "running",
+        "vpc-1",
+        {},
+        (Interface("eni-1", "vpc-1", ("sg-i",), (t.ISOLATION_GROUP_NAME,)),),
+    )
+    assert plan(isolated)["outcome"] == "already-isolated"
+
+
+def test_release_plan_restores_recorded_groups_and_protection() -> None:
+    isolated = InstanceView(
+        "i-0abc",
+        True,
+        "running",
+        "vpc-1",
+        {t.ORIGINAL_TERMINATION_PROTECTION: "false", t.FINDING_ID: "f9"},
+        (
+            Interface(
+                "eni-1", "vpc-1", ("sg-i",), (t.ISOLATION_GROUP_NAME,), {t.ORIGINAL_GROUPS: "sg-a,sg-b"}
+            ),
+            Interface("eni-2", "vpc-1", ("sg-i",), (t.ISOLATION_GROUP_NAME,)),
+        ),
+    )
+    p = release_plan(isolated, finding_id=None, now_iso=NOW)
+    assert p["outcome"] == "release" and p["findingId"] == "f9"
+    assert p["restore"] == [{"interfaceId": "eni-1", "groups": ["sg-a", "sg-b"]}]
+    assert p["terminationProtection"] is False
+    assert p["warnings"] == ["eni-2: isolated but no recorded groups; left isolated"]
+    assert release_plan(inst(), finding_id=None, now_iso=NOW)["outcome"] == "not-isolated"
+
+
+def test_instance_view_reads_describe_results() -> None:
+    observed = {
+        "instance": {
+            "reservations": [
+                {
+                    "Instances": [
+                        {
+                            "InstanceId": "i-0abc",
+                            "State": {"Name": "running"},
+                            "VpcId": "vpc-1",
+                            "Tags": [{"Key": "Name", "Value": "web"}],
+                            "BlockDeviceMappings": [{"Ebs": {"VolumeId": "vol-1"}}],
+                        }
+                    ]
+                }
+            ]
+        },
+        "eni": {
+            "interfaces": [
+                {
+                    "NetworkInterfaceId": "eni-1",
+                    "VpcId": "vpc-1",
+                    "Groups": [{"GroupId": "sg-a", "GroupName": "web"}],
+                    "TagSet": [],
+                }
+            ]
+        },
+        "asg": {"instances": [{"InstanceId": "i-0abc", "AutoScalingGroupName": "web-asg"}]},
+        "protection": {"DisableApiTermination": {"Value": True}},
+    }
+    v = instance_view("i-0abc", observed)
+    assert (v.exists, v.asg_name, v.termination_protection, v.volume_ids) == (
+        True,
+        "web-asg",
+        True,
+        ("vol-1",),
+    )
+    assert v.interfaces[0].groups == ("sg-a",)
+
+
+json_values = st.recursive(
+    st.none() | st.booleans() | st.floats(allow_nan=False) | st.text(max_size=8),
+    lambda c: st.lists(c, max_size=3) | st.dictionaries(st.text(max_size=8), c, max_size=3),
+    max_leaves=12,
+)
+
+
+@given(json_values, json_values)
+def test_views_and_decisions_never_raise(raw_finding: Any, observed: Any) -> None:
+    v = instance_view("i-0abc", observed if isinstance(observed, dict) else {})
+    f = raw_finding if isinstance(raw_finding, dict) else {}
+    finding_view(f)
+    decide(f, v, CFG, previous_status=None, triage_execution="x", now=NOW)
+    plan(v)
+    release_plan(v, finding_id=None, now_iso=NOW)
