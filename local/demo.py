@@ -101,7 +101,7 @@ def wait_for(
             bus_at = time.perf_counter() - t0
         if stored_at is not None and bus_at is not None:
             break
-        time.sleep(0.02)
+        time.sleep(0.05)
     return stored_at, bus_at, bus_events
 
 

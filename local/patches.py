@@ -14,6 +14,7 @@ import threading
 from collections.abc import Callable
 from typing import Any
 
+from local import response_patches
 from local.runtime import LocalRuntime, result_json
 
 _MISSING = object()
@@ -232,31 +233,29 @@ def dynamodb_update_item_one_stream_record() -> None:
     _set(StreamShard, "add", add)
 
 
-def cfn_rule_event_pattern_as_string() -> None:
-    """Gap: CloudFormation takes an ``AWS::Events::Rule`` ``EventPattern`` as a JSON object *or*
-    a JSON string (a string is what ``!Sub`` builds); moto json-dumps whatever it gets, so a string
-    pattern becomes a JSON string and the rule fails (``'str' object has no attribute 'items'``).
+def cfn_novalue_in_lists() -> None:
+    """Gap: ``!Ref AWS::NoValue`` (usually the false branch of an ``!If``) inside a *list* must
+    remove the element; moto leaves ``None`` in the list, and e.g. an IAM role whose
+    ``Policies`` has ``!If [Cond, {policy}, !Ref AWS::NoValue]`` fails with
+    ``TypeError: 'NoneType' object is not subscriptable``.
 
-    A string pattern is parsed to an object before moto's own hook runs.
+    Lists resolved by moto's ``clean_json`` drop the elements that resolved to NoValue.
     """
-    from moto.events.models import Rule
+    from moto.cloudformation import parsing
 
-    original = _original(Rule, "create_from_cloudformation_json").__func__
+    original: Callable[..., Any] = _original(parsing, "clean_json")
 
-    def create_from_cloudformation_json(
-        cls: Any,
-        resource_name: str,
-        cloudformation_json: Any,
-        account_id: str,
-        region_name: str,
-        **kwargs: Any,
-    ) -> Any:
-        props = cloudformation_json.get("Properties", {})
-        if isinstance(props.get("EventPattern"), str):
-            props["EventPattern"] = json.loads(props["EventPattern"])
-        return original(cls, resource_name, cloudformation_json, account_id, region_name, **kwargs)
+    def clean_json(resource_json: Any, resources_map: Any) -> Any:
+        if isinstance(resource_json, list):
+            cleaned = [clean_json(v, resources_map) for v in resource_json]
+            return [
+                c
+                for c, v in zip(cleaned, resource_json, strict=True)
+                if not (c is None and isinstance(v, dict))
+            ]
+        return original(resource_json, resources_map)
 
-    _set(Rule, "create_from_cloudformation_json", classmethod(create_from_cloudformation_json))
+    _set(parsing, "clean_json", clean_json)
 
 
 def apply_all(runtime: LocalRuntime) -> None:
@@ -268,12 +267,15 @@ def apply_all(runtime: LocalRuntime) -> None:
     eventbridge_lambda_and_sfn_targets(runtime)
     cfn_state_machines_executable()
     dynamodb_update_item_one_stream_record()
-    cfn_rule_event_pattern_as_string()
+    cfn_novalue_in_lists()
+    # The response workflows' own gaps (Step Functions interpreter, string EventPattern in CFN).
+    response_patches.apply()
     _applied["all"] = runtime
 
 
 def restore_all() -> None:
     """Undo every patch: moto behaves as shipped again."""
+    response_patches.undo()
     for (owner, name), original in _originals.items():
         if original is _MISSING:
             delattr(owner, name)

@@ -175,6 +175,12 @@ class LocalRuntime:
         env.update({k: str(v) for k, v in (fn.environment_vars or {}).items()})
         return env
 
+    def warm(self, fn: Any) -> float:
+        """Cold-start ``fn`` now (import its handler), like provisioned concurrency; returns ms."""
+        started = time.perf_counter()
+        self._load(fn)
+        return (time.perf_counter() - started) * 1000
+
     # -- invoke ----------------------------------------------------------------------------
     def invoke(self, fn: Any, event: Any) -> Invocation:
         """Invoke moto ``LambdaFunction`` ``fn`` with ``event``; never raises for handler errors."""

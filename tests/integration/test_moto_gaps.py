@@ -227,20 +227,31 @@ def test_getatt_arn_of_a_state_machine_is_refused() -> None:
     assert out["OutputValue"].startswith("arn:aws:states:")
 
 
-def test_a_rule_event_pattern_given_as_a_string_breaks_the_rule() -> None:
-    """Gap closed by patches.cfn_rule_event_pattern_as_string."""
+def test_novalue_inside_a_list_leaves_none_behind() -> None:
+    """Gap closed by patches.cfn_novalue_in_lists."""
     template = {
+        "Conditions": {"Never": {"Fn::Equals": ["a", "b"]}},
         "Resources": {
-            "Rule": {
-                "Type": "AWS::Events::Rule",
-                "Properties": {"EventPattern": json.dumps({"source": ["vigil"]})},
-            },
-        }
+            "Role": {
+                "Type": "AWS::IAM::Role",
+                "Properties": {
+                    "AssumeRolePolicyDocument": {"Version": "2012-10-17", "Statement": []},
+                    "Policies": [
+                        {
+                            "Fn::If": [
+                                "Never",
+                                {"PolicyName": "p", "PolicyDocument": {}},
+                                {"Ref": "AWS::NoValue"},
+                            ]
+                        }
+                    ],
+                },
+            }
+        },
     }
     cfn = boto3.client("cloudformation", region_name=REGION)
-    with pytest.raises(AttributeError, match="'str' object has no attribute 'items'"):
-        cfn.create_stack(StackName="rule", TemplateBody=json.dumps(template))
-    patches.cfn_rule_event_pattern_as_string()
-    cfn.create_stack(StackName="rule2", TemplateBody=json.dumps(template))
-    [rule] = boto3.client("events", region_name=REGION).list_rules()["Rules"]
-    assert json.loads(rule["EventPattern"]) == {"source": ["vigil"]}
+    with pytest.raises(TypeError, match="not subscriptable"):
+        cfn.create_stack(StackName="novalue", TemplateBody=json.dumps(template))
+    patches.cfn_novalue_in_lists()
+    cfn.create_stack(StackName="novalue2", TemplateBody=json.dumps(template))
+    assert cfn.describe_stacks(StackName="novalue2")["Stacks"][0]["StackStatus"] == "CREATE_COMPLETE"
