@@ -98,18 +98,21 @@ def _wait(sfn: Any, arn: str, deadline_s: float) -> dict[str, Any]:
     raise TimeoutError(f"{arn} still running after {deadline_s:.0f}s")
 
 
-def _triage_for(sfn: Any, machine: str, instance_id: str, deadline_s: float) -> str:
+def _triage_for(sfn: Any, machine: str, instance_id: str, finding_type: str, deadline_s: float) -> str:
+    """The Triage execution of ``finding_type`` on ``instance_id`` (other findings may triage too)."""
     end = time.monotonic() + deadline_s
     while time.monotonic() < end:
         for e in sfn.list_executions(stateMachineArn=machine)["executions"]:
-            detail = json.loads(
-                sfn.describe_execution(executionArn=e["executionArn"]).get("input") or "{}"
-            ).get("detail", {})
-            if (detail.get("resource") or {}).get("instanceDetails", {}).get("instanceId") == instance_id:
+            raw = sfn.describe_execution(executionArn=e["executionArn"]).get("input") or "{}"
+            detail = json.loads(raw).get("detail", {})
+            on_instance = (detail.get("resource") or {}).get("instanceDetails", {}).get(
+                "instanceId"
+            ) == instance_id
+            if on_instance and detail.get("type") == finding_type:
                 return str(e["executionArn"])
         time.sleep(0.1)
     raise TimeoutError(
-        f"no Triage execution for {instance_id} within {deadline_s:.0f}s (is TriageRule wired?)"
+        f"no Triage of {finding_type} on {instance_id} within {deadline_s:.0f}s (is TriageRule wired?)"
     )
 
 
@@ -122,18 +125,25 @@ def run_response_demo(
     endpoint_url: str | None = None,
     say: Callable[[str], None] = print,
     deadline_s: float = 60,
+    finding_type: str = "Execution:Runtime/ReverseShell",
 ) -> dict[str, Any]:
     """Follow the finding's Triage to its end (approving as "demo" if it asks), print the groups
     before / after isolation / after release, and return what happened (the demo asserts on it:
     ``result["isolated"]`` and ``result["restored"]`` must be true)."""
     sfn = _client(session, "stepfunctions", endpoint_url)
-    triage = _triage_for(sfn, outputs["TriageStateMachineArn"], instance_id, deadline_s)
+    triage = _triage_for(sfn, outputs["TriageStateMachineArn"], instance_id, finding_type, deadline_s)
     say(f"  triage execution: {triage.rsplit(':', 1)[-1]}")
     end = time.monotonic() + deadline_s
-    while sfn.describe_execution(executionArn=triage)["status"] == "RUNNING" and time.monotonic() < end:
+    answered = False
+    while (
+        not answered
+        and sfn.describe_execution(executionArn=triage)["status"] == "RUNNING"
+        and time.monotonic() < end
+    ):
         if pending_task_token(sfn, triage):
             say(f"  approval requested; answering as the analyst would: vigil response approve {triage}")
             answer_approval(sfn, triage, approve=True, by="demo")
+            answered = True
         time.sleep(0.1)
     d = _wait(sfn, triage, deadline_s)
     out = json.loads(d.get("output") or "{}")
@@ -190,3 +200,18 @@ def run_response_demo(
         "isolated": isolated,
         "restored": restored,
     }
+
+
+def with_instance_id(batch: bytes, instance_id: str) -> bytes:
+    """A recorded agent batch (gzip NDJSON or plain) re-addressed to ``instance_id``: moto cannot
+    create an instance with a chosen id, so the demo points the recorded telemetry at the
+    instance it launched (every occurrence of the recorded id is replaced)."""
+    import gzip
+
+    zipped = batch[:2] == b"\x1f\x8b"
+    text = gzip.decompress(batch) if zipped else batch
+    first = json.loads(text.split(b"\n", 1)[0])
+    old = str((first.get("host") or {}).get("instance_id") or "")
+    if old:
+        text = text.replace(old.encode(), instance_id.encode())
+    return gzip.compress(text, mtime=0) if zipped else text

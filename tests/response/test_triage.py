@@ -138,3 +138,23 @@ def test_finding_not_in_the_table_still_triages(stack: Stack) -> None:
     iid = stack.instance(groups=[[stack.security_group("a")]])
     out = triage(stack, finding(iid, severity=9.5), store=False)
     assert out["outcome"] == "isolated" and isolated(stack, iid)
+
+
+def test_answered_approval_is_no_longer_pending_while_isolation_runs(stack: Stack) -> None:
+    iid = stack.instance()
+    f = finding(iid, maturity="experimental")
+    arn = stack.start("Triage", bus_event(f))
+    wait_for_token(stack, arn)
+    sfn = stack.client("stepfunctions")
+    answer_approval(sfn, arn, approve=True, by="alice")
+    # once the answer is in the history the request is closed, even while the execution runs on
+    while sfn.describe_execution(executionArn=arn)["status"] == "RUNNING":
+        events = sfn.get_execution_history(executionArn=arn, maxResults=1000)["events"]
+        if any(
+            e["type"] == "TaskSucceeded" and "waitForTaskToken" in e["taskSucceededEventDetails"]["resource"]
+            for e in events
+        ):
+            assert pending_task_token(sfn, arn) is None
+            break
+    stack.wait(arn)
+    assert pending_task_token(sfn, arn) is None

@@ -169,28 +169,34 @@ def pending_task_token(sfn: Any, execution_arn: str) -> str | None:
     """The task token of the execution's open approval request, or None.
 
     The workflow sends the token through SNS (``sns:publish.waitForTaskToken``); the same
-    parameters are in the execution history, which is what the CLI reads (no extra store).
+    parameters are in the execution history, which is what the CLI reads (no extra store). The
+    request is open until a TaskSucceeded / TaskFailed / TaskTimedOut of that resource follows.
     """
-    token = None
+    token: str | None = None
     for e in _history(sfn, execution_arn):
-        details = e.get("taskScheduledEventDetails")
-        if (
-            e["type"] != "TaskScheduled"
-            or not details
-            or "waitForTaskToken" not in details.get("resource", "")
-        ):
-            continue
-        try:
-            params = json.loads(details.get("parameters") or "{}")
-            message = params.get("Message")
-            message = json.loads(message) if isinstance(message, str) else message
-        except ValueError:
-            continue
-        if isinstance(message, dict) and message.get("taskToken"):
-            token = str(message["taskToken"])
+        kind = e["type"]
+        if kind == "TaskScheduled":
+            details = e.get("taskScheduledEventDetails") or {}
+            if "waitForTaskToken" not in str(details.get("resource", "")):
+                continue
+            try:
+                params = json.loads(details.get("parameters") or "{}")
+                message = params.get("Message")
+                message = json.loads(message) if isinstance(message, str) else message
+            except ValueError:
+                continue
+            if isinstance(message, dict) and message.get("taskToken"):
+                token = str(message["taskToken"])
+        elif kind in ("TaskSucceeded", "TaskFailed", "TaskTimedOut"):
+            key = {
+                "TaskSucceeded": "taskSucceededEventDetails",
+                "TaskFailed": "taskFailedEventDetails",
+                "TaskTimedOut": "taskTimedOutEventDetails",
+            }[kind]
+            if "waitForTaskToken" in str((e.get(key) or {}).get("resource", "")):
+                token = None
     if token is None:
         return None
-    # One approval per execution: while it runs and a token was sent, that token is the open one.
     status = sfn.describe_execution(executionArn=execution_arn)["status"]
     return token if status == "RUNNING" else None
 
