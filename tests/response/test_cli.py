@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import time
 
 import pytest
 from response_harness import REGION, Stack, bus_event, finding
@@ -34,6 +35,7 @@ def test_approve_by_execution_name_then_list_shows_the_outcome(stack: Stack, cli
     sfn = stack.client("stepfunctions")
     while pending_task_token(sfn, arn) is None:
         assert sfn.describe_execution(executionArn=arn)["status"] == "RUNNING"
+        time.sleep(0.05)
     pending = cli.invoke(response.app, ["list", "--workflow", "triage", "--json"])
     assert pending.exit_code == 0, pending.output
     assert '"awaiting approval"' in pending.output

@@ -156,5 +156,6 @@ def test_answered_approval_is_no_longer_pending_while_isolation_runs(stack: Stac
         ):
             assert pending_task_token(sfn, arn) is None
             break
+        time.sleep(0.05)
     stack.wait(arn)
     assert pending_task_token(sfn, arn) is None
