@@ -5,8 +5,8 @@ state in moto.
 One emulated account per test module (a moto EC2 setup costs ~1.5 s): each test makes its own
 instances, so tests never share the resources they assert on.
 
-- In-process Lambda: the offline stack's ``local.runtime.LocalRuntime`` (the same code path as
-  ``make demo``), installed on ``LambdaFunction._invoke_lambda`` for this module only.
+- In-process Lambda: the offline stack's own patch (``local.patches.in_process_lambda`` with a
+  ``LocalRuntime``, the same code path as ``make demo``), restored after the module.
 - moto's Step Functions gaps (startExecution.sync:2, EC2 error names): ``local.response_patches``.
 - Throttling: ``throttle(method, times)`` makes moto's EC2 backend raise RequestLimitExceeded
   the first ``times`` calls of ``method`` (see test_isolate.py).
@@ -32,9 +32,9 @@ REPO = Path(__file__).resolve().parents[2]
 if str(REPO) not in sys.path:  # `local` (the offline stack) lives at the repo root, not in a layer
     sys.path.insert(0, str(REPO))
 
-from local import response_patches  # noqa: E402
+from local import patches, response_patches  # noqa: E402
 from local.deploy import zip_dir  # noqa: E402
-from local.runtime import LocalRuntime, result_json  # noqa: E402
+from local.runtime import LocalRuntime  # noqa: E402
 from vigil_aws import clients  # noqa: E402
 
 REGION = "us-east-1"
@@ -354,26 +354,17 @@ POLICY_ENV = {
 def stack(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
     """One emulated account with the three workflows. A module may override the triage policy
     environment with a module-level ``POLICY_ENV`` dict."""
-    from moto.awslambda.models import LambdaFunction
-
     env = {**POLICY_ENV, **getattr(request.module, "POLICY_ENV", {})}
     runtime = LocalRuntime(log_path=tmp_path_factory.mktemp("lambda") / "lambda.log")
-
-    def _invoke_lambda(self: Any, event: Any = None) -> tuple[str, bool, str]:
-        inv = runtime.invoke(self, event if event is not None else {})
-        return result_json(inv), inv.errored, inv.logs
-
-    with (
-        pytest.MonkeyPatch.context() as mp,
-        mock_aws(config={"stepfunctions": {"execute_state_machine": True}}),
-    ):
-        mp.setattr(LambdaFunction, "_invoke_lambda", _invoke_lambda)
+    with mock_aws(config={"stepfunctions": {"execute_state_machine": True}}):
+        # The offline stack's own patches: handlers in this process, moto's SFN gaps closed.
+        patches.in_process_lambda(runtime)
         response_patches.apply()
         clients.reset()
         try:
             yield _deploy(boto3.Session(region_name=REGION), runtime, env)
         finally:
-            response_patches.undo()
+            patches.restore_all()  # undoes the response patches too
             clients.reset()
 
 
