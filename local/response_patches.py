@@ -1,7 +1,7 @@
 """moto 5.2.5 gaps that the response workflows hit (Step Functions interpreter, CloudFormation).
 
 Three small fixes, applied by ``apply()`` (idempotent) and undone by ``undo()``; each has a test
-in tests/response/test_moto_gaps.py that fails once moto fixes the gap (then delete the patch):
+in tests/response/test_response_moto_gaps.py that fails once moto fixes the gap (then delete the patch):
 
 1. ``arn:aws:states:::states:startExecution(.sync:2)`` is unusable: moto's optimised Step
    Functions integration passes the ASL's PascalCase parameters (``StateMachineArn``) straight
