@@ -260,9 +260,9 @@ def parse_stix(text: str, *, name: str, category: str = C2, custom: bool = True)
     try:
         raw = json.loads(text)
     except json.JSONDecodeError as exc:
-        raise ListFormatError(
-            name, exc.lineno, f"not JSON: {exc.msg}", text.splitlines()[exc.lineno - 1] if text else ""
-        ) from None
+        lines = text.splitlines()
+        bad = lines[exc.lineno - 1] if 0 < exc.lineno <= len(lines) else ""
+        raise ListFormatError(name, exc.lineno, f"not JSON: {exc.msg}", bad) from None
     objects: list[Any] = (
         raw.get("objects", []) if isinstance(raw, dict) and raw.get("type") == "bundle" else [raw]
     )
@@ -350,7 +350,9 @@ def parse_otx_csv(text: str, *, name: str, category: str = C2, custom: bool = Tr
             and not (kind == "domain" and got == "ip")
         ):
             what = "IP" if kind == "ip" else kind
-            raise ListFormatError(name, n, f"{row[0].strip()} value is not a valid {what} (it is a {got})", value)
+            raise ListFormatError(
+                name, n, f"{row[0].strip()} value is not a valid {what} (it is a {got})", value
+            )
         cat = MALWARE if got == "sha256" else (category_from_text(desc) or category)
         out.indicators.append(Indicator(_normalize(value, got), cat, name, desc[:120], custom))
     return out

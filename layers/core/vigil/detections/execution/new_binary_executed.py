@@ -2,8 +2,9 @@
 
 Containers should be immutable: a binary that appeared after start was dropped there. The
 container's start is approximated by its oldest process in the lineage (``container_started_ns``).
-Outside containers we only consider binaries dropped into world-writable directories after their
-parent started. Baseline: one finding per binary per container (State: first seen), so a dropped
+Outside containers we only consider binaries dropped into /dev/shm or under a hidden name in
+/tmp or /var/tmp after their parent started (compile-and-run in visible build directories is normal
+on the host; GuardDuty's type is container-only). Baseline: one finding per binary per container (State: first seen), so a dropped
 tool that runs in a loop is one finding with a count, not a storm.
 """
 
@@ -32,7 +33,11 @@ def _new_binary(event: ProcessActivity) -> bool:
     if p.container_uid:
         return mtime > container_started_ns(p) > 0
     path = p.file.path
+    # on the host, only where droppers hide: shared memory or a hidden name under a writable dir
+    # (compilers write visible paths; build trees run what they just built all day)
     if not path.startswith(_WRITABLE) or path.startswith(_BUILD_DIRS):
+        return False
+    if not (path.startswith("/dev/shm/") or "/." in path):
         return False
     parent = p.parent_process
     return parent is not None and parent.created_time > 0 and mtime > parent.created_time
@@ -98,6 +103,11 @@ class NewBinaryExecuted(Detection):
             "an image binary older than the container",
             (s.exec_(s.proc("/usr/bin/python3", pid=311, uid=0, container="c0ffee", parent=_shell,
                             modified_time=s.T0 - 86_400 * _SEC)),),
+        ),
+        Example(
+            "a program compiled in /tmp and run",
+            (s.exec_(s.proc("/tmp/build/hello", parent=s.proc("/bin/bash", pid=500, created_time=s.T0 - 120 * _SEC),
+                            modified_time=s.T0 - 5 * _SEC)),),
         ),
         Example(
             "a host binary updated by a package install",
