@@ -159,3 +159,11 @@ def test_answered_approval_is_no_longer_pending_while_isolation_runs(stack: Stac
         time.sleep(0.05)
     stack.wait(arn)
     assert pending_task_token(sfn, arn) is None
+
+
+def test_finding_without_an_instance_only_notifies(stack: Stack) -> None:
+    f = finding("i-unused")
+    del f["resource"]["instanceDetails"]
+    out = triage(stack, f, store=False)
+    assert (out["decision"], out["outcome"]) == ("notify", "notified")
+    assert out["reasons"] == ["the finding names no EC2 instance"]

@@ -118,8 +118,10 @@ def execution_name(finding_type: str, instance_id: str, finding_id: str, suffix:
 def _verdict(
     f: FindingView, inst: InstanceView, previous_status: str | None, cfg: PolicyConfig
 ) -> tuple[Action, list[str]]:
+    if not f.instance_id:
+        return "notify", ["the finding names no EC2 instance"]
     if not inst.exists:
-        return "notify", [f"instance {f.instance_id or '?'} no longer exists ({inst.state or 'not found'})"]
+        return "notify", [f"instance {f.instance_id} no longer exists ({inst.state or 'not found'})"]
     if cfg.protected_tag_key and cfg.protected_tag_key in inst.tags:
         return "notify", [f"instance is protected by tag {cfg.protected_tag_key}: never isolated"]
     if previous_status in HANDLED_STATUSES:
