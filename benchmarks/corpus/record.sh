@@ -8,9 +8,9 @@ RAW=$(mktemp /tmp/vigil-corpus-raw.XXXXXX)
 .venv/bin/python -m vigil_agent.main --stdout --log-level warning > "$RAW" &
 AGENT=$!
 sleep 3
-ROUNDS=${ROUNDS:-3} bash benchmarks/corpus/activity.sh
+ROUNDS=${ROUNDS:-3} bash benchmarks/corpus/activity.sh || echo "activity ended early (rc=$?)" >&2
 sleep 3
 kill -INT "$AGENT"; wait "$AGENT" || true
-gzip -9 -c "$RAW" > "$OUT"
+.venv/bin/python benchmarks/corpus/redact.py "$RAW" "$OUT"
 echo "recorded $(wc -l < "$RAW") events to $OUT ($(stat -c %s "$OUT") bytes)"
 rm -f "$RAW"

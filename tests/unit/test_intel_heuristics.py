@@ -48,8 +48,9 @@ def test_random_labels_score_high(label: str) -> None:
     assert h.dga_score(label) >= 0.9
 
 
-def test_short_labels_are_never_scored() -> None:
+def test_short_and_punycode_labels_are_never_scored() -> None:
     assert h.dga_score("xqzk") == 0.0
+    assert h.profile("www.xn--85x722f.com").dga == 0.0
 
 
 def test_tunnel_labels() -> None:

@@ -8,8 +8,9 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from datetime import UTC, datetime
-from typing import Any, ClassVar, Final
+from typing import Any, ClassVar, Final, TypeVar
 
 from vigil.detection import Context, Detection
 from vigil.events import DnsActivity, FileSystemActivity, NetworkActivity, Process
@@ -177,3 +178,33 @@ def example_intel(**lists: str) -> Any:
         cat = "Malware" if key == "custom_hashes" else category_of(key)
         intel.extend(parse_txt(text, name=f"Example{cat.replace('&', '')}List", category=cat).indicators)
     return intel
+
+
+_MEMO_MAX: Final = 16_384
+T = TypeVar("T")
+
+
+def memo_by_command(fn: Callable[[Any], T]) -> Callable[[Any], T]:
+    """Memoize a verdict that depends only on the process's program, argv and LD_PRELOAD.
+
+    Servers run the same commands over and over (health checks, cron, workers), so the command-line
+    detections parse each distinct command once. Keyed on the argv tuple, not the joined command
+    line, so differently split arguments can never share a verdict.
+    """
+    cache: dict[tuple[str, tuple[str, ...], str], T] = {}
+
+    def wrapper(event: Any) -> T:
+        p = event.process
+        key = (p.file.path, tuple(p.args), p.ld_preload)
+        try:
+            return cache[key]
+        except KeyError:
+            pass
+        verdict = fn(event)
+        if len(cache) >= _MEMO_MAX:
+            cache.clear()
+        cache[key] = verdict
+        return verdict
+
+    wrapper.__doc__ = fn.__doc__
+    return wrapper

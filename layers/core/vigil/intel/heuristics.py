@@ -9,7 +9,8 @@ All pure and offline. What each catches and misses is in docs/detections.md; in 
 - ``dga_score`` (0..1) of the registered label: length, character entropy, vowel ratio, longest
   consonant run, digit mix and the share of bigrams that are rare in English/hostnames. Catches
   random-letter and alphanumeric DGAs (Conficker/Necurs/Ramnit-like); misses dictionary DGAs
-  (Suppobox/Matsnu: concatenated words) and short labels (< 8 chars are never scored).
+  (Suppobox/Matsnu: concatenated words), short labels (< 8 chars are never scored) and punycode
+  (``xn--``) labels, which are encodings rather than spellings.
 - ``tunnel_label``: a subdomain label long and high-entropy enough to carry encoded data
   (iodine, dnscat2, DNSExfiltrator). One such query is only a hint; volume per registered
   domain (counted by the detection in the State table) confirms it.
@@ -211,7 +212,9 @@ def profile(hostname: str) -> DomainProfile:
         p = DomainProfile(hostname, reg, True, 0.0, "")
     else:
         label = reg.split(".", 1)[0]
-        p = DomainProfile(hostname, reg, False, dga_score(label), tunnel_label(hostname))
+        # punycode (xn--) is an encoding of a non-ASCII name: its letters are not a spelling
+        score = 0.0 if label.startswith("xn--") else dga_score(label)
+        p = DomainProfile(hostname, reg, False, score, tunnel_label(hostname))
     if len(_profiles) >= _CACHE_MAX:
         _profiles.clear()
     _profiles[hostname] = p

@@ -17,7 +17,7 @@ from typing import Any, ClassVar, Final
 from vigil import sample as s
 from vigil import severity
 from vigil.detection import Context, Detection, Example, Meta
-from vigil.detections._common import command_context
+from vigil.detections._common import command_context, memo_by_command
 from vigil.events import ProcessActivity
 from vigil.vocab import base_name, by_package_manager, shell_command
 
@@ -53,6 +53,7 @@ def _units(args: Sequence[str]) -> list[str]:
     return [a.removesuffix(".service") for a in args if not a.startswith("-")]
 
 
+@memo_by_command
 def _mechanism(event: ProcessActivity) -> tuple[str, float, dict[str, str]]:
     p = event.process
     if p.ld_preload and _WRITABLE_LIB.search(p.ld_preload):

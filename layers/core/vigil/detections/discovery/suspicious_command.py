@@ -13,7 +13,7 @@ from typing import Any, ClassVar, Final
 from vigil import sample as s
 from vigil import severity
 from vigil.detection import Context, Detection, Example, Meta
-from vigil.detections._common import command_context
+from vigil.detections._common import command_context, memo_by_command
 from vigil.events import ProcessActivity
 from vigil.vocab import DOWNLOADERS, base_name
 
@@ -41,6 +41,7 @@ def _aws_args(args: Sequence[str]) -> tuple[str, ...]:
     return ()
 
 
+@memo_by_command
 def _mechanism(event: ProcessActivity) -> str:
     p = event.process
     name = base_name(p)

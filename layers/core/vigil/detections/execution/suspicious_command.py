@@ -15,7 +15,7 @@ from typing import Any, ClassVar, Final
 from vigil import sample as s
 from vigil import severity
 from vigil.detection import Context, Detection, Example, Meta
-from vigil.detections._common import command_context
+from vigil.detections._common import command_context, memo_by_command
 from vigil.events import ProcessActivity
 from vigil.vocab import base_name, shell_command
 
@@ -41,6 +41,7 @@ def _interp(p: Any) -> str:
     return name if name in _INTERP_FLAGS else ""
 
 
+@memo_by_command
 def _mechanism(event: ProcessActivity) -> tuple[str, float]:
     p = event.process
     script = shell_command(p)

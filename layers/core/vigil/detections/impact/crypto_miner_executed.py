@@ -11,10 +11,12 @@ from typing import ClassVar
 from vigil import sample as s
 from vigil import severity
 from vigil.detection import Context, Detection, Example, Meta
+from vigil.detections._common import memo_by_command
 from vigil.events import ProcessActivity
 from vigil.vocab import MINER_ARG_MARKERS, MINER_NAMES, base_name
 
 
+@memo_by_command
 def _miner(event: ProcessActivity) -> str:
     p = event.process
     name = base_name(p).lower()

@@ -14,7 +14,7 @@ from typing import Any, ClassVar, Final
 from vigil import sample as s
 from vigil import severity
 from vigil.detection import Context, Detection, Example, Meta
-from vigil.detections._common import command_context
+from vigil.detections._common import command_context, memo_by_command
 from vigil.events import ProcessActivity
 from vigil.vocab import base_name, by_package_manager, shell_command
 
@@ -28,6 +28,7 @@ _SUDOERS_APPEND: Final = re.compile(r"(?:>>?|tee\s+(?:-a\s+)?)\s*/etc/sudoers")
 _NAMES: Final = frozenset({"chmod", "setcap", "nsenter", "pkexec", "sudoedit", "sudo"})
 
 
+@memo_by_command
 def _mechanism(event: ProcessActivity) -> str:
     p = event.process
     name = base_name(p)
