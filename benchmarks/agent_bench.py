@@ -122,6 +122,20 @@ def proc_cpu_ticks(pid: int) -> int:
     return int(rest[11]) + int(rest[12])
 
 
+def proc_cpu_split(pid: int) -> dict[str, list[int]]:
+    """utime, stime ticks of the agent per thread ("main" / "thread <tid>" -> [utime, stime])."""
+    out: dict[str, list[int]] = {}
+    for tid in os.listdir(f"/proc/{pid}/task"):
+        with contextlib.suppress(OSError), open(f"/proc/{pid}/task/{tid}/stat") as f:
+            text = f.read()
+            name = "main" if tid == str(pid) else f"thread {tid}"
+            rest = text.rsplit(")", 1)[1].split()
+            u = out.setdefault(name, [0, 0])
+            u[0] += int(rest[11])
+            u[1] += int(rest[12])
+    return out
+
+
 def proc_rss(pid: int) -> tuple[int, int]:
     rss = hwm = 0
     with open(f"/proc/{pid}/status") as f:
@@ -224,6 +238,7 @@ cpu_percent = {a.cpu_limit}
         ctx.Process(target=gen_dns, args=(resolver, run, a.dns_rate, a.seconds, q, pstop)),
     ]
     t0, k0 = time.monotonic(), proc_cpu_ticks(agent.pid)
+    split0 = proc_cpu_split(agent.pid)
     for g in gens:
         g.start()
     rss_samples = []
@@ -231,6 +246,7 @@ cpu_percent = {a.cpu_limit}
         rss_samples.append(proc_rss(agent.pid)[0])
         time.sleep(1.0)
     t1, k1 = time.monotonic(), proc_cpu_ticks(agent.pid)
+    split1 = proc_cpu_split(agent.pid)
     generated = dict(q.get() for _ in gens)
     for g in gens:
         g.join()
@@ -243,6 +259,7 @@ cpu_percent = {a.cpu_limit}
     lproc.join(timeout=5)
 
     counts = {"exec": 0, "connect": 0, "accept": 0, "dns": 0, "dns_attributed": 0, "dns_connect": 0}
+    exec_seen: set[int] = set()
     final_hb = None
     total_events = 0
     records = read_stream(kin, "bench-telemetry")
@@ -253,6 +270,8 @@ cpu_percent = {a.cpu_limit}
             total_events += 1
             if isinstance(e, wire.ProcessExec) and len(e.process.args) > 1 and e.process.args[1] == run:
                 counts["exec"] += 1
+                with contextlib.suppress(ValueError, IndexError):
+                    exec_seen.add(int(e.process.args[2]))
             elif isinstance(e, wire.NetConnect) and e.remote_port == lport:
                 counts["connect"] += 1
             elif isinstance(e, wire.NetAccept) and e.process.pid == lproc.pid:
@@ -277,6 +296,10 @@ cpu_percent = {a.cpu_limit}
         "seconds": round(wall, 1),
         "rates_per_s": {k: round(v / wall, 1) for k, v in generated.items()},
         "agent_cpu_percent_of_one_core": round(cpu, 2),
+        "agent_cpu_by_thread_user_sys": {
+            n: [round(100.0 * (u - split0.get(n, [0, 0])[0]) / TCK / wall, 2),
+                round(100.0 * (st - split0.get(n, [0, 0])[1]) / TCK / wall, 2)]
+            for n, (u, st) in split1.items()},
         "agent_rss_mib_max_sampled": round(max(rss_samples) / 2**20, 1),
         "agent_rss_mib_hwm": round(hwm / 2**20, 1),
         "events_expected": expected,
@@ -284,6 +307,7 @@ cpu_percent = {a.cpu_limit}
         "captured_total": captured,
         "expected_total": want,
         "events_in_stream_all_sources": total_events,
+        "exec_missing_n": sorted(set(range(generated["exec"])) - exec_seen)[:50],
         "kinesis_records": len(records),
         "agent_counters": {"captured": c.captured, "sent": c.sent, "dropped": c.dropped, "spooled": c.spooled,
                            "audit_lost": c.audit_lost, "audit_overruns": c.audit_overruns, "shed": c.shed},

@@ -18,7 +18,7 @@ import time
 from collections.abc import Callable
 
 from vigil import wire
-from vigil_agent import __version__, auditnl, dnscap, procconn, rules
+from vigil_agent import __version__, auditnl, dnscap, procconn, rules, sockinfo
 from vigil_agent.auditparse import Assembler, Group
 from vigil_agent.collector import Collector, event_class
 from vigil_agent.config import Config
@@ -79,6 +79,7 @@ class Agent:
         self.unavailable: dict[str, str] = {}
         self.ctl: auditnl.AuditControl | None = None
         self.audit_sock: socket.socket | None = None
+        self.audit_reader: auditnl.BatchReader | None = None
         self.cn_sock: socket.socket | None = None
         self.pkt_sock: socket.socket | None = None
         self.installed: list[bytes] = []
@@ -163,6 +164,10 @@ class Agent:
             if auditnl.rule_key(blob) == self.cfg.agent.audit_key:
                 self.ctl.del_rule(blob)
         self.audit_sock = auditnl.open_reader()
+        try:
+            self.audit_reader = auditnl.BatchReader(self.audit_sock)
+        except OSError as exc:
+            log.info("recvmmsg unavailable (%s): one recv per audit record", exc)
         if st.enabled == 0:
             self.ctl.set_enabled(1)
             self.restore_enabled = 0
@@ -173,6 +178,8 @@ class Agent:
         rs = rules.build_rules(key=self.cfg.agent.audit_key, agent_pid=self.pid, arches=arches,
                                watched=self.watched, exclude_exes=self.cfg.exclude.exes,
                                connect_failures=self.cfg.sensors.connect_failures)
+        if st.pid == 0:  # no auditd: nobody else needs the record types we never read
+            rs += rules.build_exclude_rules(key=self.cfg.agent.audit_key)
         skipped = 0
         for r in rs:
             blob = r.encode()
@@ -216,6 +223,35 @@ class Agent:
 
     # --- readers ----------------------------------------------------------------------------
     def _on_audit(self, sock: socket.socket) -> None:
+        reader = self.audit_reader
+        if reader is None:
+            self._on_audit_recv(sock)
+            return
+        recv = reader.recv
+        feed = self.assembler.feed_at
+        on_group = self._on_group
+        buf, slot, vlen = reader.buf, reader.slot, reader.vlen
+        for _ in range(READ_BURST):
+            try:
+                lens = recv()
+            except BlockingIOError:
+                return
+            except OSError as exc:
+                if auditnl.is_overrun(exc):
+                    self._overrun()
+                    continue
+                raise
+            off = 0
+            for n in lens:
+                g = feed(buf, off, n)
+                if g is not None:
+                    on_group(g)
+                off += slot
+            if len(lens) < vlen:
+                return
+
+    def _on_audit_recv(self, sock: socket.socket) -> None:
+        """One recv per record (where recvmmsg is unavailable)."""
         recv = sock.recv
         feed = self.assembler.feed
         for _ in range(READ_BURST):
@@ -225,13 +261,16 @@ class Agent:
                 return
             except OSError as exc:
                 if auditnl.is_overrun(exc):
-                    self.stats.add(audit_overruns=1)
-                    log.warning("audit multicast overrun: the kernel dropped records for the agent")
+                    self._overrun()
                     continue
                 raise
             g = feed(data)
             if g is not None:
                 self._on_group(g)
+
+    def _overrun(self) -> None:
+        self.stats.add(audit_overruns=1)
+        log.warning("audit multicast overrun: the kernel dropped records for the agent")
 
     def _on_group(self, g: Group) -> None:
         name = self.collector.syscall_name(g)
@@ -268,6 +307,7 @@ class Agent:
             ex = procconn.parse_exit(data)
             if ex is None:
                 continue
+            sockinfo.forget(ex[0])
             p = self.table.on_exit(ex[0], now)
             if p is not None and self.cfg.sensors.process_exit:
                 self.emit(wire.ProcessExit(time=now, seq=self.next_seq(), process=p, exit_code=ex[1] >> 8))

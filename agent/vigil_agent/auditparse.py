@@ -29,6 +29,9 @@ _NLHDR = struct.Struct("=IH")
 
 def fields(body: str) -> dict[str, str]:
     """``a=1 b="x" c=(null)`` -> {"a": "1", "b": '"x"', "c": "(null)"} (values decoded by value())."""
+    if body.count("=") == body.count(" ") + 1:  # the usual case: every token is one key=value
+        kv = body.replace("=", " ").split(" ")
+        return dict(zip(kv[::2], kv[1::2], strict=False))
     out: dict[str, str] = {}
     for kv in body.split(" "):
         k, sep, v = kv.partition("=")
@@ -121,43 +124,54 @@ class Assembler:
         self.incomplete = 0
 
     def feed(self, data: bytes) -> Group | None:
-        if len(data) < 24:
+        return self.feed_at(data, 0, len(data))
+
+    def feed_at(self, buf: bytes | bytearray, off: int, n: int) -> Group | None:
+        """One netlink datagram of ``n`` bytes at ``buf[off:]`` (a recvmmsg slot, or a whole
+        ``bytes``). Unwanted record types are dropped on their type with nothing allocated."""
+        if n < 24:
             return None
-        length, mtype = _NLHDR.unpack_from(data)
+        mtype = buf[off + 4] | buf[off + 5] << 8
         if mtype not in WANTED:
             return None
-        end = min(length, len(data)) if length >= 16 else len(data)
-        text = data[16:end].decode("latin-1")
+        length = int.from_bytes(buf[off : off + 4], "little")
+        end = off + (min(length, n) if length >= 16 else n)
         # "audit(1795818147.269:158): body"
-        close = text.find(")", 6)
+        start = off + 16
+        close = buf.find(b")", start + 6, end)
         if close < 0:
             return None
-        serial_s = text[text.find(":", 6, close) + 1 : close]
+        colon = buf.find(b":", start + 6, close)
         try:
-            serial = int(serial_s)
+            serial = int(buf[colon + 1 : close])
         except ValueError:
             return None
-        g = self.pending.get(serial)
+        pending = self.pending
+        g = pending.get(serial)
         if mtype == EOE:
             if g is not None:
-                del self.pending[serial]
+                del pending[serial]
                 return g if g.has_syscall else None
             return None
         if g is None:
-            t, _ = parse_time_serial(text[6:close])
-            g = self.pending[serial] = Group(t, serial)
-        body = text[close + 3 :]
+            try:
+                dot = buf.find(b".", start + 6, colon)
+                t = int(buf[start + 6 : dot]) * 1_000_000_000 + int(buf[dot + 1 : colon]) * 1_000_000
+            except ValueError:
+                t = 0
+            g = pending[serial] = Group(t, serial)
+        body = buf[close + 3 : end].decode("latin-1")
         if mtype == SYSCALL:
             g.syscall = fields(body)
             g.has_syscall = True
+        elif mtype == SOCKADDR:
+            g.sockaddr = body[6:] if body.startswith("saddr=") else ""
         elif mtype == EXECVE:
             g.execve.append(body)
         elif mtype == PATH:
             g.paths.append(fields(body))
         elif mtype == CWD:
             g.cwd = value(body[4:]) or "" if body.startswith("cwd=") else ""
-        elif mtype == SOCKADDR:
-            g.sockaddr = body[6:] if body.startswith("saddr=") else ""
         elif mtype == OBJ_PID:
             g.obj_pid = fields(body)
         elif mtype == KERN_MODULE:

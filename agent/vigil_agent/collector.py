@@ -12,7 +12,7 @@ from vigil import wire
 from vigil_agent.auditparse import Group, parse_sockaddr, value
 from vigil_agent.proctable import ProcessTable
 from vigil_agent.rules import READ_SENSITIVE, SYSCALL_NAMES
-from vigil_agent.sockinfo import describe_socket
+from vigil_agent.sockinfo import local_endpoint
 
 PTRACE_REQUESTS = {
     0: "PTRACE_TRACEME", 1: "PTRACE_PEEKTEXT", 2: "PTRACE_PEEKDATA", 3: "PTRACE_PEEKUSER",
@@ -135,9 +135,12 @@ class Collector:
             if sa.family not in ("inet", "inet6"):
                 return []
             fd = _int(a0, 16) if name == "connect" else _int(sc.get("exit"))
-            desc = describe_socket(pid, fd) if fd >= 0 else None
-            proto = desc.protocol if desc is not None and desc.protocol else "tcp"
-            local_ip, local_port = (desc.local_ip, desc.local_port) if desc is not None else ("", 0)
+            loc = local_endpoint(pid, fd) if fd >= 0 else None
+            if loc is not None:
+                proto, local_ip, local_port = loc
+                proto = proto or "tcp"
+            else:
+                proto, local_ip, local_port = "tcp", "", 0
             cls = wire.NetConnect if name == "connect" else wire.NetAccept
             if name == "connect" and sa.port in self.dns_ports and self.on_dns_connect is not None:
                 self.on_dns_connect(proc, sa.ip, proto, local_port, t)

@@ -12,7 +12,7 @@ import hashlib
 import os
 import pwd
 import re
-from collections import OrderedDict
+from collections import OrderedDict, deque
 from dataclasses import dataclass
 
 import msgspec
@@ -146,7 +146,10 @@ class ProcessTable:
         self.hashes = HashCache(max_bytes=hash_max_bytes)
         self.enrich = enrich  # the limiter turns this off under pressure (fds, env, hash)
         self.grace_ns = grace_ns
-        self._dead: list[tuple[int, int]] = []  # (evict at, pid)
+        self._dead: deque[tuple[int, int]] = deque()  # (evict at, pid)
+        # exits the proc connector reported before the audit records of the exec came in
+        # (kauditd delivers late; /bin/true is gone in a millisecond): pid -> when
+        self._exited: dict[int, int] = {}
         self._users: dict[int, str] = {}
         self.self_pid = os.getpid()
 
@@ -250,7 +253,11 @@ class ProcessTable:
             user=self.user(uid), start_time=start_ns, tty="" if tty in ("(none)", "") else tty,
             exe_deleted=deleted, lineage=lineage, **ctx,  # type: ignore[arg-type]
         )
-        self._store(pid, p)
+        e = self._store(pid, p)
+        exited = self._exited.pop(pid, None)
+        if exited is not None and exited >= time_ns:  # it exited before we got here: evict in time
+            e.dead_at = exited
+            self._dead.append((exited + self.grace_ns, pid))
         return p
 
     def get(self, pid: int, depth: int = 0) -> Entry | None:
@@ -320,6 +327,7 @@ class ProcessTable:
     def on_exit(self, pid: int, now_ns: int) -> wire.Process | None:
         e = self.entries.get(pid)
         if e is None:
+            self._exited[pid] = now_ns
             return None
         e.dead_at = now_ns
         self._dead.append((now_ns + self.grace_ns, pid))
@@ -327,8 +335,11 @@ class ProcessTable:
 
     def evict(self, now_ns: int) -> int:
         n = 0
+        if len(self._exited) > 1024:
+            old = now_ns - self.grace_ns
+            self._exited = {p: t for p, t in self._exited.items() if t >= old}
         while self._dead and self._dead[0][0] <= now_ns:
-            _, pid = self._dead.pop(0)
+            _, pid = self._dead.popleft()
             e = self.entries.get(pid)
             if e is not None and e.dead_at and e.dead_at + self.grace_ns <= now_ns:
                 del self.entries[pid]
@@ -339,6 +350,7 @@ class ProcessTable:
         """Memory pressure: forget everything that can be rebuilt from /proc."""
         self.entries.clear()
         self._dead.clear()
+        self._exited.clear()
         self.hashes.cache.clear()
 
 

@@ -20,7 +20,9 @@ from vigil_agent.auditnl import (
     AUDIT_DIR,
     AUDIT_EXE,
     AUDIT_EXIT,
+    AUDIT_FILTER_EXCLUDE,
     AUDIT_FILTERKEY,
+    AUDIT_MSGTYPE,
     AUDIT_PERM,
     AUDIT_PERM_ATTR,
     AUDIT_PERM_READ,
@@ -177,3 +179,15 @@ def build_rules(
             perm |= AUDIT_PERM_READ
         rules.append(Rule(tuple([(fid, "=", path), (AUDIT_PERM, "=", perm), *tail]), (), f"watch:{path}"))
     return rules
+
+
+# Record types the agent never reads and that are emitted for most of its events: PROCTITLE comes
+# with every syscall record (one in five of all records the agent would read), BPRM_FCAPS with
+# execs of files with capabilities. The exclude list is global (auditd would lose them too), so
+# the agent adds these only when no audit daemon is registered, and removes them on exit.
+EXCLUDED_TYPES: tuple[tuple[int, str], ...] = ((1327, "PROCTITLE"), (1321, "BPRM_FCAPS"))
+
+
+def build_exclude_rules(*, key: str) -> list[Rule]:
+    return [Rule(((AUDIT_MSGTYPE, "=", t), (AUDIT_FILTERKEY, "=", key)), (), f"exclude:{name}",
+                 listnr=AUDIT_FILTER_EXCLUDE) for t, name in EXCLUDED_TYPES]

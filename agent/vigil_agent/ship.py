@@ -28,6 +28,10 @@ log = logging.getLogger("vigil_agent.ship")
 MAX_PUT_RECORDS = 500
 MAX_PUT_BYTES = 5 * 1024 * 1024
 _encode = msgspec.json.Encoder().encode
+_replace = msgspec.structs.replace
+_Raw = msgspec.Raw
+_Process = wire.Process
+RAW_CACHE = 1024  # processes whose encoded block is kept (reused from their second event on)
 
 
 class Stats:
@@ -81,13 +85,30 @@ class Batcher:
         self.first_seq = 0
         self.last_seq = 0
         self._last_id = 0
+        # id(process) -> (process, its encoded block or None on first sight): a process's events
+        # (connects, DNS, files) splice the same bytes instead of re-encoding it and its lineage.
+        # The tuple holds the process, so its id cannot be reused while the entry lives.
+        self._raw: dict[int, tuple[wire.Process, msgspec.Raw | None]] = {}
 
     def add(self, event: wire.WireEvent) -> None:
         if not self.lines:
             if event.host is None:
-                event = msgspec.structs.replace(event, host=self.host)
+                event = _replace(event, host=self.host)
             self.opened = self.clock()
             self.first_seq = event.seq
+        p = getattr(event, "process", None)
+        if p.__class__ is _Process:
+            c = self._raw.get(id(p))
+            if c is not None and c[0] is p:
+                raw = c[1]
+                if raw is None:
+                    raw = _Raw(_encode(p))
+                    self._raw[id(p)] = (p, raw)
+                event = _replace(event, process=raw)  # type: ignore[type-var]
+            else:
+                if len(self._raw) >= RAW_CACHE:
+                    self._raw.clear()
+                self._raw[id(p)] = (p, None)
         line = _encode(event)
         if self.size + len(line) + 1 > self.max_bytes and self.lines:
             self.seal()

@@ -41,16 +41,67 @@ def _unmap(ip: str) -> str:
     return ip[7:] if ip.startswith("::ffff:") and "." in ip else ip
 
 
-def dup_fd(pid: int, fd: int) -> int:
-    pidfd = os.pidfd_open(pid)
-    try:
-        r = _syscall(_SYS_PIDFD_GETFD, pidfd, fd, 0)
-        if r < 0:
-            e = ctypes.get_errno()
-            raise OSError(e, os.strerror(e))
-        return int(r)
-    finally:
+PIDFD_CACHE = 64
+_pidfds: dict[int, int] = {}  # pid -> pidfd: a process that connects 500 times a second is opened once
+
+
+def _pidfd(pid: int) -> int:
+    pidfd = _pidfds.get(pid)
+    if pidfd is None:
+        pidfd = os.pidfd_open(pid)
+        if len(_pidfds) >= PIDFD_CACHE:
+            for old in list(_pidfds)[: PIDFD_CACHE // 4]:
+                os.close(_pidfds.pop(old))
+        _pidfds[pid] = pidfd
+    return pidfd
+
+
+def forget(pid: int) -> None:
+    """The process exited: drop its cached pidfd."""
+    pidfd = _pidfds.pop(pid, None)
+    if pidfd is not None:
         os.close(pidfd)
+
+
+def dup_fd(pid: int, fd: int) -> int:
+    """A duplicate of ``pid``'s ``fd`` (pidfd_getfd). A cached pidfd of an exited process whose pid
+    was reused fails with ESRCH: it is reopened once."""
+    for _ in range(2):
+        pidfd = _pidfd(pid)
+        r = _syscall(_SYS_PIDFD_GETFD, pidfd, fd, 0)
+        if r >= 0:
+            return int(r)
+        e = ctypes.get_errno()
+        if e != 3:  # ESRCH: the process behind the cached pidfd is gone
+            raise OSError(e, os.strerror(e))
+        forget(pid)
+    raise OSError(3, os.strerror(3))
+
+
+def local_endpoint(pid: int, fd: int) -> tuple[str, str, int] | None:
+    """(protocol, local ip, local port) of an inet socket of another process: what a connect or
+    accept audit record lacks (the remote end is in its SOCKADDR record)."""
+    try:
+        dfd = dup_fd(pid, fd)
+    except OSError:
+        return None
+    try:
+        s = socket.socket(fileno=dfd)
+    except OSError:
+        os.close(dfd)
+        return None
+    try:
+        local = s.getsockname()
+        if not isinstance(local, tuple):
+            return None
+        ip = local[0]
+        if ip.startswith("::ffff:") and "." in ip:
+            ip = ip[7:]
+        return _PROTO.get(s.type, ""), ip, local[1]
+    except OSError:
+        return None
+    finally:
+        s.close()
 
 
 def describe_socket(pid: int, fd: int) -> SockDesc | None:
