@@ -53,25 +53,37 @@ def host_identity(cfg: Config) -> wire.Host:
 
 
 class Agent:
-    def __init__(self, cfg: Config, sink_factory: Callable[[Stats, wire.Host], Sink], *,
-                 stop_after: float = 0.0) -> None:
+    def __init__(
+        self, cfg: Config, sink_factory: Callable[[Stats, wire.Host], Sink], *, stop_after: float = 0.0
+    ) -> None:
         self.cfg = cfg
         self.stats = Stats()
         self.host = host_identity(cfg)
         self.sink = sink_factory(self.stats, self.host)
-        self.batcher = Batcher(self.sink, self.host, flush_s=cfg.agent.flush_s,
-                               max_bytes=cfg.agent.batch_max_bytes, gzip_level=cfg.agent.gzip_level,
-                               compress=not getattr(self.sink, "plain", False))
+        self.batcher = Batcher(
+            self.sink,
+            self.host,
+            flush_s=cfg.agent.flush_s,
+            max_bytes=cfg.agent.batch_max_bytes,
+            gzip_level=cfg.agent.gzip_level,
+            compress=not getattr(self.sink, "plain", False),
+        )
         self.limiter = Limiter(cfg.limits.cpu_percent, cfg.limits.rss_mb)
         self.table = ProcessTable(hash_max_bytes=cfg.sensors.hash_max_mb << 20)
         self.dns = dnscap.DnsTracker()
         self.pid = os.getpid()
         self.watched = rules.watch_paths(cfg.watch.paths, cfg.watch.defaults)
         self.collector = Collector(
-            self.table, key=cfg.agent.audit_key, watched=self.watched, unix_sockets=cfg.watch.unix_sockets,
-            unix_all=cfg.sensors.unix_connect_all, exclude_comm=cfg.exclude.processes,
-            exclude_paths=cfg.exclude.paths, dns_ports=cfg.sensors.dns_ports,
-            on_dns_connect=self.dns.note_connect if cfg.sensors.dns else None, self_pid=self.pid,
+            self.table,
+            key=cfg.agent.audit_key,
+            watched=self.watched,
+            unix_sockets=cfg.watch.unix_sockets,
+            unix_all=cfg.sensors.unix_connect_all,
+            exclude_comm=cfg.exclude.processes,
+            exclude_paths=cfg.exclude.paths,
+            dns_ports=cfg.sensors.dns_ports,
+            on_dns_connect=self.dns.note_connect if cfg.sensors.dns else None,
+            self_pid=self.pid,
         )
         self.assembler = Assembler()
         self.sel = selectors.DefaultSelector()
@@ -127,7 +139,8 @@ class Agent:
             except OSError as exc:
                 self._cleanup_audit()
                 self.unavailable["audit"] = f"{exc.strerror or exc}" + (
-                    " (needs root: CAP_AUDIT_CONTROL and CAP_AUDIT_READ)" if exc.errno in (1, 13) else "")
+                    " (needs root: CAP_AUDIT_CONTROL and CAP_AUDIT_READ)" if exc.errno in (1, 13) else ""
+                )
         else:
             self.unavailable["audit"] = "disabled in config"
         if s.proc_connector:
@@ -146,7 +159,8 @@ class Agent:
                 self.active.append("dns")
             except OSError as exc:
                 self.unavailable["dns"] = f"{exc.strerror or exc}" + (
-                    " (AF_PACKET needs CAP_NET_RAW)" if exc.errno in (1, 13) else "")
+                    " (AF_PACKET needs CAP_NET_RAW)" if exc.errno in (1, 13) else ""
+                )
         else:
             self.unavailable["dns"] = "disabled in config"
         for name, why in self.unavailable.items():
@@ -175,9 +189,14 @@ class Agent:
             self.ctl.set_backlog_limit(MIN_BACKLOG)
             self.restore_backlog = st.backlog_limit
         arches = rules.native_arches()
-        rs = rules.build_rules(key=self.cfg.agent.audit_key, agent_pid=self.pid, arches=arches,
-                               watched=self.watched, exclude_exes=self.cfg.exclude.exes,
-                               connect_failures=self.cfg.sensors.connect_failures)
+        rs = rules.build_rules(
+            key=self.cfg.agent.audit_key,
+            agent_pid=self.pid,
+            arches=arches,
+            watched=self.watched,
+            exclude_exes=self.cfg.exclude.exes,
+            connect_failures=self.cfg.sensors.connect_failures,
+        )
         if st.pid == 0:  # no auditd: nobody else needs the record types we never read
             rs += rules.build_exclude_rules(key=self.cfg.agent.audit_key)
         skipped = 0
@@ -210,7 +229,9 @@ class Agent:
         try:
             # another agent or auditd may have come to rely on audit meanwhile: only switch it
             # back off when no rule at all is left in the kernel
-            if (self.restore_backlog is not None or self.restore_enabled is not None) and self.ctl.list_rules():
+            if (
+                self.restore_backlog is not None or self.restore_enabled is not None
+            ) and self.ctl.list_rules():
                 log.info("audit rules of others remain: leaving audit enabled")
             else:
                 if self.restore_backlog is not None:
@@ -336,19 +357,38 @@ class Agent:
                 self.stats.audit_lost = max(0, self.ctl.status().lost - self.lost_at_start)
         now = time.time_ns()
         hb = wire.Heartbeat(
-            time=now, seq=self.next_seq(), host=self.host, agent_version=__version__,
-            sensors_active=list(self.active), sensors_unavailable=dict(self.unavailable),
-            counters=self.stats.counters(), cpu_percent=round(self.hb_cpu.read(), 3), rss_bytes=rss_bytes(),
-            vcpus=os.cpu_count() or 0, kernel=platform.release(), degraded=self.limiter.degraded,
+            time=now,
+            seq=self.next_seq(),
+            host=self.host,
+            agent_version=__version__,
+            sensors_active=list(self.active),
+            sensors_unavailable=dict(self.unavailable),
+            counters=self.stats.counters(),
+            cpu_percent=round(self.hb_cpu.read(), 3),
+            rss_bytes=rss_bytes(),
+            vcpus=os.cpu_count() or 0,
+            kernel=platform.release(),
+            degraded=self.limiter.degraded,
         )
         self.emit(hb)
         self._save_seq()
 
     def _flush_dns(self, now: int) -> None:
         for p in self.dns.ready(now):
-            self.emit(wire.DnsQuery(time=p.time_ns, seq=self.next_seq(), hostname=p.hostname, type=p.qtype,
-                                    process=p.process, protocol=p.protocol, resolver_ip=p.resolver_ip,
-                                    resolver_port=p.resolver_port, rcode=p.rcode, answers=p.answers))
+            self.emit(
+                wire.DnsQuery(
+                    time=p.time_ns,
+                    seq=self.next_seq(),
+                    hostname=p.hostname,
+                    type=p.qtype,
+                    process=p.process,
+                    protocol=p.protocol,
+                    resolver_ip=p.resolver_ip,
+                    resolver_port=p.resolver_port,
+                    rcode=p.rcode,
+                    answers=p.answers,
+                )
+            )
 
     def _check_limits(self) -> None:
         cpu = self.cpu.read()
@@ -357,8 +397,12 @@ class Agent:
             self.table.shrink()
         if self.limiter.update(cpu, rss_mb):
             self.table.enrich = not self.limiter.sheds("enrich")
-            log.warning("limits (cpu %.1f%% / %.0f MiB): shedding %s", cpu, rss_mb,
-                        ", ".join(self.limiter.degraded) or "nothing")
+            log.warning(
+                "limits (cpu %.1f%% / %.0f MiB): shedding %s",
+                cpu,
+                rss_mb,
+                ", ".join(self.limiter.degraded) or "nothing",
+            )
 
     # --- main loop --------------------------------------------------------------------------
     def stop(self, *_: object) -> None:
@@ -420,5 +464,10 @@ class Agent:
         self.batcher.seal()
         self.sink.close(timeout=5.0)
         self._save_seq()
-        log.info("stopped: captured %d, sent %d, dropped %d, spooled %d", self.stats.captured, self.stats.sent,
-                 self.stats.dropped, self.stats.spooled)
+        log.info(
+            "stopped: captured %d, sent %d, dropped %d, spooled %d",
+            self.stats.captured,
+            self.stats.sent,
+            self.stats.dropped,
+            self.stats.spooled,
+        )

@@ -71,7 +71,9 @@ ARCH_X86_64 = 0xC000003E
 ARCH_I386 = 0x40000003
 ARCH_AARCH64 = 0xC00000B7
 
-_RULE_HDR = struct.Struct(f"=III{AUDIT_BITMASK_SIZE}I{AUDIT_MAX_FIELDS}I{AUDIT_MAX_FIELDS}I{AUDIT_MAX_FIELDS}II")
+_RULE_HDR = struct.Struct(
+    f"=III{AUDIT_BITMASK_SIZE}I{AUDIT_MAX_FIELDS}I{AUDIT_MAX_FIELDS}I{AUDIT_MAX_FIELDS}II"
+)
 _NLMSGHDR = struct.Struct("=IHHII")
 # struct audit_status: mask enabled failure pid rate_limit backlog_limit lost backlog
 #                      feature_bitmap backlog_wait_time backlog_wait_time_actual
@@ -146,7 +148,9 @@ class AuditControl:
     def _request(self, mtype: int, payload: bytes) -> list[tuple[int, bytes]]:
         self._seq += 1
         seq = self._seq
-        msg = _NLMSGHDR.pack(_NLMSGHDR.size + len(payload), mtype, NLM_F_REQUEST | NLM_F_ACK, seq, 0) + payload
+        msg = (
+            _NLMSGHDR.pack(_NLMSGHDR.size + len(payload), mtype, NLM_F_REQUEST | NLM_F_ACK, seq, 0) + payload
+        )
         self.sock.sendto(msg, (0, 0))
         replies: list[tuple[int, bytes]] = []
         while True:
@@ -179,8 +183,19 @@ class AuditControl:
         return AuditStatus(enabled, failure, pid, rate, backlog_limit, lost, backlog)
 
     def _set(self, mask: int, **vals: int) -> None:
-        names = ("mask", "enabled", "failure", "pid", "rate_limit", "backlog_limit", "lost", "backlog",
-                 "feature_bitmap", "backlog_wait_time", "backlog_wait_time_actual")
+        names = (
+            "mask",
+            "enabled",
+            "failure",
+            "pid",
+            "rate_limit",
+            "backlog_limit",
+            "lost",
+            "backlog",
+            "feature_bitmap",
+            "backlog_wait_time",
+            "backlog_wait_time_actual",
+        )
         data = {n: 0 for n in names}
         data.update(vals, mask=mask)
         self._request(AUDIT_SET, _STATUS.pack(*(data[n] for n in names)))
@@ -243,7 +258,9 @@ def rule_key(blob: bytes) -> str:
 
 def open_reader(rcvbuf: int = 16 << 20) -> socket.socket:
     """A socket on the audit multicast group (needs CAP_AUDIT_READ). Non-blocking."""
-    s = socket.socket(socket.AF_NETLINK, socket.SOCK_RAW | socket.SOCK_CLOEXEC | socket.SOCK_NONBLOCK, NETLINK_AUDIT)
+    s = socket.socket(
+        socket.AF_NETLINK, socket.SOCK_RAW | socket.SOCK_CLOEXEC | socket.SOCK_NONBLOCK, NETLINK_AUDIT
+    )
     try:
         s.setsockopt(socket.SOL_SOCKET, 33, rcvbuf)  # SO_RCVBUFFORCE (CAP_NET_ADMIN)
     except OSError:
@@ -262,9 +279,15 @@ class _IoVec(ctypes.Structure):
 
 
 class _MsgHdr(ctypes.Structure):
-    _fields_ = [("msg_name", ctypes.c_void_p), ("msg_namelen", ctypes.c_uint32),
-                ("msg_iov", ctypes.POINTER(_IoVec)), ("msg_iovlen", ctypes.c_size_t),
-                ("msg_control", ctypes.c_void_p), ("msg_controllen", ctypes.c_size_t), ("msg_flags", ctypes.c_int)]
+    _fields_ = [
+        ("msg_name", ctypes.c_void_p),
+        ("msg_namelen", ctypes.c_uint32),
+        ("msg_iov", ctypes.POINTER(_IoVec)),
+        ("msg_iovlen", ctypes.c_size_t),
+        ("msg_control", ctypes.c_void_p),
+        ("msg_controllen", ctypes.c_size_t),
+        ("msg_flags", ctypes.c_int),
+    ]
 
 
 class _MMsgHdr(ctypes.Structure):

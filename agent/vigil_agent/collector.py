@@ -15,22 +15,65 @@ from vigil_agent.rules import READ_SENSITIVE, SYSCALL_NAMES
 from vigil_agent.sockinfo import local_endpoint
 
 PTRACE_REQUESTS = {
-    0: "PTRACE_TRACEME", 1: "PTRACE_PEEKTEXT", 2: "PTRACE_PEEKDATA", 3: "PTRACE_PEEKUSER",
-    4: "PTRACE_POKETEXT", 5: "PTRACE_POKEDATA", 6: "PTRACE_POKEUSER", 7: "PTRACE_CONT", 8: "PTRACE_KILL",
-    9: "PTRACE_SINGLESTEP", 12: "PTRACE_GETREGS", 13: "PTRACE_SETREGS", 16: "PTRACE_ATTACH",
-    17: "PTRACE_DETACH", 24: "PTRACE_SYSCALL", 0x4206: "PTRACE_SEIZE",
+    0: "PTRACE_TRACEME",
+    1: "PTRACE_PEEKTEXT",
+    2: "PTRACE_PEEKDATA",
+    3: "PTRACE_PEEKUSER",
+    4: "PTRACE_POKETEXT",
+    5: "PTRACE_POKEDATA",
+    6: "PTRACE_POKEUSER",
+    7: "PTRACE_CONT",
+    8: "PTRACE_KILL",
+    9: "PTRACE_SINGLESTEP",
+    12: "PTRACE_GETREGS",
+    13: "PTRACE_SETREGS",
+    16: "PTRACE_ATTACH",
+    17: "PTRACE_DETACH",
+    24: "PTRACE_SYSCALL",
+    0x4206: "PTRACE_SEIZE",
 }
 EXEC = frozenset({"execve", "execveat"})
 NET = frozenset({"connect", "accept", "accept4"})
-FILE_WRITE = frozenset({"open", "openat", "openat2", "creat", "truncate", "ftruncate", "chmod", "fchmod",
-                        "fchmodat", "chown", "fchown", "fchownat", "lchown", "setxattr", "removexattr",
-                        "utimensat", "mkdir", "mkdirat"})
+FILE_WRITE = frozenset(
+    {
+        "open",
+        "openat",
+        "openat2",
+        "creat",
+        "truncate",
+        "ftruncate",
+        "chmod",
+        "fchmod",
+        "fchmodat",
+        "chown",
+        "fchown",
+        "fchownat",
+        "lchown",
+        "setxattr",
+        "removexattr",
+        "utimensat",
+        "mkdir",
+        "mkdirat",
+    }
+)
 FILE_RENAME = frozenset({"rename", "renameat", "renameat2"})
 FILE_UNLINK = frozenset({"unlink", "unlinkat", "rmdir"})
 FILE_LINK = frozenset({"link", "linkat", "symlink", "symlinkat"})
 FILE_ALL = FILE_WRITE | FILE_RENAME | FILE_UNLINK | FILE_LINK
-OTHER = frozenset({"ptrace", "process_vm_writev", "init_module", "finit_module", "memfd_create", "mount",
-                   "userfaultfd", "setuid", "setresuid", "setreuid"})
+OTHER = frozenset(
+    {
+        "ptrace",
+        "process_vm_writev",
+        "init_module",
+        "finit_module",
+        "memfd_create",
+        "mount",
+        "userfaultfd",
+        "setuid",
+        "setresuid",
+        "setreuid",
+    }
+)
 
 
 def event_class(name: str) -> str:
@@ -63,10 +106,20 @@ def _join(cwd: str, name: str) -> str:
 
 
 class Collector:
-    def __init__(self, table: ProcessTable, *, key: str, watched: Iterable[str], unix_sockets: Iterable[str],
-                 unix_all: bool, exclude_comm: Iterable[str], exclude_paths: Iterable[str],
-                 dns_ports: Iterable[int], on_dns_connect: Callable[[wire.Process, str, str, int, int], None] | None,
-                 self_pid: int) -> None:
+    def __init__(
+        self,
+        table: ProcessTable,
+        *,
+        key: str,
+        watched: Iterable[str],
+        unix_sockets: Iterable[str],
+        unix_all: bool,
+        exclude_comm: Iterable[str],
+        exclude_paths: Iterable[str],
+        dns_ports: Iterable[int],
+        on_dns_connect: Callable[[wire.Process, str, str, int, int], None] | None,
+        self_pid: int,
+    ) -> None:
         self.table = table
         self.key = key
         self.watched = tuple(os.path.normpath(p) for p in watched)
@@ -109,12 +162,22 @@ class Collector:
 
         if name in EXEC:
             p = self.table.on_exec(
-                pid=pid, ppid=ppid, exe=exe, name=comm, argv=g.argv(), cwd=g.cwd, uid=uid, euid=euid,
-                gid=_int(sc.get("gid")), egid=_int(sc.get("egid")), tty=sc.get("tty", ""), time_ns=t,
+                pid=pid,
+                ppid=ppid,
+                exe=exe,
+                name=comm,
+                argv=g.argv(),
+                cwd=g.cwd,
+                uid=uid,
+                euid=euid,
+                gid=_int(sc.get("gid")),
+                egid=_int(sc.get("egid")),
+                tty=sc.get("tty", ""),
+                time_ns=t,
             )
             out: list[wire.WireEvent] = [wire.ProcessExec(time=t, seq=seq(), process=p)]
             if exe.startswith("/memfd:"):
-                memfd = exe[len("/memfd:"):].removesuffix(" (deleted)")
+                memfd = exe[len("/memfd:") :].removesuffix(" (deleted)")
                 out.append(wire.MemfdExec(time=t, seq=seq(), process=p, memfd_name=memfd))
             return out
 
@@ -145,8 +208,20 @@ class Collector:
             if name == "connect" and sa.port in self.dns_ports and self.on_dns_connect is not None:
                 self.on_dns_connect(proc, sa.ip, proto, local_port, t)
             ok = success or _int(sc.get("exit")) == -115
-            return [cls(time=t, seq=seq(), process=proc, protocol=proto, family=sa.family, local_ip=local_ip,
-                        local_port=local_port, remote_ip=sa.ip, remote_port=sa.port, success=ok)]
+            return [
+                cls(
+                    time=t,
+                    seq=seq(),
+                    process=proc,
+                    protocol=proto,
+                    family=sa.family,
+                    local_ip=local_ip,
+                    local_port=local_port,
+                    remote_ip=sa.ip,
+                    remote_port=sa.port,
+                    success=ok,
+                )
+            ]
 
         if name == "ptrace":
             req = _int(a0, 16, 0)
@@ -156,12 +231,18 @@ class Collector:
                 target = self.table.process(ppid) if ppid > 0 else None
             elif target_pid > 0:
                 target = self.table.process(target_pid)
-            return [wire.Ptrace(time=t, seq=seq(), process=proc, request=PTRACE_REQUESTS.get(req, str(req)),
-                                target=target)]
+            return [
+                wire.Ptrace(
+                    time=t, seq=seq(), process=proc, request=PTRACE_REQUESTS.get(req, str(req)), target=target
+                )
+            ]
         if name == "process_vm_writev":
             tp = _int(a0, 16, 0)
-            return [wire.ProcessVmWrite(time=t, seq=seq(), process=proc,
-                                        target=self.table.process(tp) if tp > 0 else None)]
+            return [
+                wire.ProcessVmWrite(
+                    time=t, seq=seq(), process=proc, target=self.table.process(tp) if tp > 0 else None
+                )
+            ]
         if name in ("init_module", "finit_module"):
             path = ""
             if name == "finit_module":
@@ -170,15 +251,21 @@ class Collector:
                 except OSError:
                     path = ""
             sha = self.table.hashes.digest(path)[0] if path.startswith("/") else ""
-            return [wire.ModuleLoad(time=t, seq=seq(), process=proc, name=g.module, path=path, sha256=sha,
-                                    syscall=name)]
+            return [
+                wire.ModuleLoad(
+                    time=t, seq=seq(), process=proc, name=g.module, path=path, sha256=sha, syscall=name
+                )
+            ]
         if name == "mount":
             names = [n for n, _ in g.path_names()]
             source = names[0] if len(names) > 1 else ""
             target = names[-1] if names else ""
             flags = sc.get("a3", "")
-            return [wire.Mount(time=t, seq=seq(), process=proc, source=source, target=_join(g.cwd, target),
-                               flags=flags)]
+            return [
+                wire.Mount(
+                    time=t, seq=seq(), process=proc, source=source, target=_join(g.cwd, target), flags=flags
+                )
+            ]
         if name == "userfaultfd":
             return [wire.Userfaultfd(time=t, seq=seq(), process=proc)]
         if name in ("setuid", "setresuid", "setreuid"):
@@ -193,8 +280,9 @@ class Collector:
             return self._file(g, name, proc, success, seq)
         return []
 
-    def _file(self, g: Group, name: str, proc: wire.Process, success: bool,
-              seq: Callable[[], int]) -> list[wire.WireEvent]:
+    def _file(
+        self, g: Group, name: str, proc: wire.Process, success: bool, seq: Callable[[], int]
+    ) -> list[wire.WireEvent]:
         t = g.time_ns
         items = [(_join(g.cwd, n), typ) for n, typ in g.path_names()]
         ours = value(g.syscall.get("key")) == self.key
@@ -212,7 +300,11 @@ class Collector:
             return [wire.FileRename(time=t, seq=seq(), process=proc, path=old, new_path=new, success=success)]
         if name in FILE_UNLINK:
             path = next((p for p, typ in items if typ == "DELETE"), items[-1][0] if items else "")
-            return [wire.FileUnlink(time=t, seq=seq(), process=proc, path=path, success=success)] if keep(path) else []
+            return (
+                [wire.FileUnlink(time=t, seq=seq(), process=proc, path=path, success=success)]
+                if keep(path)
+                else []
+            )
         if name in FILE_LINK:
             new = next((p for p, typ in items if typ == "CREATE"), items[-1][0] if items else "")
             if not keep(new):
@@ -220,11 +312,22 @@ class Collector:
             symbolic = name.startswith("sym")
             raw = [value(p.get("name")) or "" for p in g.paths]
             if symbolic:
-                target = next((r for r, p in zip(raw, g.paths, strict=False) if p.get("nametype") == "UNKNOWN"), "")
+                target = next(
+                    (r for r, p in zip(raw, g.paths, strict=False) if p.get("nametype") == "UNKNOWN"), ""
+                )
             else:
                 target = next((p for p, typ in items if typ == "NORMAL"), "")
-            return [wire.FileLink(time=t, seq=seq(), process=proc, path=new, target=target, symbolic=symbolic,
-                                  success=success)]
+            return [
+                wire.FileLink(
+                    time=t,
+                    seq=seq(),
+                    process=proc,
+                    path=new,
+                    target=target,
+                    symbolic=symbolic,
+                    success=success,
+                )
+            ]
         # writes, attribute changes, and reads of read-sensitive files
         path = next((p for p, typ in items if typ in ("NORMAL", "CREATE")), items[-1][0] if items else "")
         if not keep(path):
@@ -236,7 +339,10 @@ class Collector:
             flags = _int(g.syscall.get("a2"), 16, -1)
         if flags >= 0 and flags & 3 == 0 and not flags & 0o1000:  # O_RDONLY without O_TRUNC
             if path in READ_SENSITIVE or ours:
-                return [wire.FileOpenSensitive(time=t, seq=seq(), process=proc, path=path, flags="O_RDONLY",
-                                               success=success)]
+                return [
+                    wire.FileOpenSensitive(
+                        time=t, seq=seq(), process=proc, path=path, flags="O_RDONLY", success=success
+                    )
+                ]
             return []
         return [wire.FileWrite(time=t, seq=seq(), process=proc, path=path, success=success)]

@@ -67,10 +67,16 @@ class SensorsConfig(_Section):
 class WatchConfig(_Section):
     defaults: bool = True  # the built-in sensitive paths (docs/agent.md lists them)
     paths: list[str] = []  # more files/directories to watch for writes/renames/unlinks/links
-    unix_sockets: list[str] = msgspec.field(default_factory=lambda: [
-        "/var/run/docker.sock", "/run/docker.sock", "/run/containerd/containerd.sock",
-        "/var/run/crio/crio.sock", "/run/podman/podman.sock", "/var/run/dockershim.sock",
-    ])
+    unix_sockets: list[str] = msgspec.field(
+        default_factory=lambda: [
+            "/var/run/docker.sock",
+            "/run/docker.sock",
+            "/run/containerd/containerd.sock",
+            "/var/run/crio/crio.sock",
+            "/run/podman/podman.sock",
+            "/var/run/dockershim.sock",
+        ]
+    )
 
 
 class ExcludeConfig(_Section):

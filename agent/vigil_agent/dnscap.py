@@ -30,7 +30,12 @@ PACKET_OUTGOING = 4
 
 
 class _SockFilter(ctypes.Structure):
-    _fields_ = [("code", ctypes.c_uint16), ("jt", ctypes.c_uint8), ("jf", ctypes.c_uint8), ("k", ctypes.c_uint32)]
+    _fields_ = [
+        ("code", ctypes.c_uint16),
+        ("jt", ctypes.c_uint8),
+        ("jf", ctypes.c_uint8),
+        ("k", ctypes.c_uint32),
+    ]
 
 
 class _SockFprog(ctypes.Structure):
@@ -91,15 +96,20 @@ def bpf_program(ports: list[int], lo_ifindex: int) -> list[tuple[int, int, int, 
 
     out = []
     for i, (code, jt, jf, k) in enumerate(prog):
+
         def rel(j: object, i: int = i) -> int:
             return labels[j] - i - 1 if isinstance(j, str) else int(j)  # type: ignore[call-overload]
+
         out.append((code, rel(jt), rel(jf), k))
     return out
 
 
 def open_capture(ports: list[int], rcvbuf: int = 4 << 20) -> socket.socket:
-    s = socket.socket(socket.AF_PACKET, socket.SOCK_DGRAM | socket.SOCK_NONBLOCK | socket.SOCK_CLOEXEC,
-                      socket.htons(ETH_P_ALL))
+    s = socket.socket(
+        socket.AF_PACKET,
+        socket.SOCK_DGRAM | socket.SOCK_NONBLOCK | socket.SOCK_CLOEXEC,
+        socket.htons(ETH_P_ALL),
+    )
     try:
         lo = socket.if_nametoindex("lo")
     except OSError:
@@ -107,8 +117,11 @@ def open_capture(ports: list[int], rcvbuf: int = 4 << 20) -> socket.socket:
     prog = bpf_program(ports, lo)
     arr = (_SockFilter * len(prog))(*[_SockFilter(c, jt, jf, k) for c, jt, jf, k in prog])
     fprog = _SockFprog(len(prog), arr)
-    s.setsockopt(socket.SOL_SOCKET, SO_ATTACH_FILTER, bytes(ctypes.string_at(ctypes.addressof(fprog),
-                                                                               ctypes.sizeof(fprog))))
+    s.setsockopt(
+        socket.SOL_SOCKET,
+        SO_ATTACH_FILTER,
+        bytes(ctypes.string_at(ctypes.addressof(fprog), ctypes.sizeof(fprog))),
+    )
     with contextlib.suppress(OSError):
         s.setsockopt(socket.SOL_SOCKET, 33, rcvbuf)
     # anything queued before the filter was attached is not DNS-filtered: drain it
@@ -193,10 +206,13 @@ class Connect:
 class DnsTracker:
     """Pairs queries with responses and with the processes that sent them."""
 
-    def __init__(self, *, hold_ns: int = 300_000_000, timeout_ns: int = 2_000_000_000,
-                 max_pending: int = 4096) -> None:
+    def __init__(
+        self, *, hold_ns: int = 300_000_000, timeout_ns: int = 2_000_000_000, max_pending: int = 4096
+    ) -> None:
         self.pending: dict[tuple[str, int, int, str], Pending] = {}
-        self.owners: dict[tuple[str, int], tuple[wire.Process, int]] = {}  # (proto, port) -> (process, expiry)
+        self.owners: dict[
+            tuple[str, int], tuple[wire.Process, int]
+        ] = {}  # (proto, port) -> (process, expiry)
         self.connects: deque[Connect] = deque(maxlen=256)
         self.hold_ns = hold_ns
         self.timeout_ns = timeout_ns
@@ -205,8 +221,9 @@ class DnsTracker:
         self.overflow = 0
 
     # audit side ----------------------------------------------------------------------------
-    def note_connect(self, process: wire.Process, resolver_ip: str, protocol: str, local_port: int,
-                     time_ns: int) -> None:
+    def note_connect(
+        self, process: wire.Process, resolver_ip: str, protocol: str, local_port: int, time_ns: int
+    ) -> None:
         if local_port:
             self.owners[(protocol, local_port)] = (process, time_ns + self.timeout_ns)
             for p in self.pending.values():
@@ -267,7 +284,9 @@ class DnsTracker:
             p2.answered = True
             p2.rcode = str(dnslib.RCODE.get(msg.header.rcode, msg.header.rcode))
             p2.answers = [
-                wire.DnsAnswer(type=str(dnslib.QTYPE.get(rr.rtype, rr.rtype)), rdata=str(rr.rdata), ttl=rr.ttl)
+                wire.DnsAnswer(
+                    type=str(dnslib.QTYPE.get(rr.rtype, rr.rtype)), rdata=str(rr.rdata), ttl=rr.ttl
+                )
                 for rr in msg.rr[:32]
             ]
 

@@ -1,8 +1,8 @@
 """vigil-agent command line.
 
-    vigil-agent                      ship to Kinesis per /etc/vigil/agent.toml
-    vigil-agent --stdout             write the event stream as NDJSON to stdout (no AWS at all)
-    vigil-agent --check-config       validate the configuration and exit
+vigil-agent                      ship to Kinesis per /etc/vigil/agent.toml
+vigil-agent --stdout             write the event stream as NDJSON to stdout (no AWS at all)
+vigil-agent --check-config       validate the configuration and exit
 """
 
 from __future__ import annotations
@@ -21,9 +21,13 @@ from vigil_agent.spool import Spool
 
 
 def _parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(prog="vigil-agent", description="Vigil host agent (audit, proc connector, DNS).")
+    p = argparse.ArgumentParser(
+        prog="vigil-agent", description="Vigil host agent (audit, proc connector, DNS)."
+    )
     p.add_argument("--config", "-c", default=None, help=f"configuration file (default {DEFAULT_PATH})")
-    p.add_argument("--stdout", action="store_true", help="write events as NDJSON to stdout instead of Kinesis")
+    p.add_argument(
+        "--stdout", action="store_true", help="write events as NDJSON to stdout instead of Kinesis"
+    )
     p.add_argument("--check-config", action="store_true", help="validate the configuration and exit")
     p.add_argument("--duration", type=float, default=0.0, help="stop after this many seconds (tests, bench)")
     p.add_argument("--log-level", default=None, help="debug|info|warning|error (overrides the file)")
@@ -35,14 +39,23 @@ def _kinesis_sink(cfg: Config) -> Callable[[Stats, wire.Host], KinesisShipper]:
     def make(stats: Stats, host: wire.Host) -> KinesisShipper:
         spool = Spool(cfg.spool_dir, cfg.spool.max_bytes)
         if len(spool):
-            logging.getLogger("vigil_agent").info("spool holds %d batches (%d events) from before; replaying",
-                                                  len(spool), spool.pending_events())
+            logging.getLogger("vigil_agent").info(
+                "spool holds %d batches (%d events) from before; replaying",
+                len(spool),
+                spool.pending_events(),
+            )
         shipper = KinesisShipper(
-            stream=cfg.kinesis.stream, partition_key=host.instance_id, spool=spool, stats=stats,
-            client_factory=lambda: kinesis_client(cfg.kinesis.region or cfg.agent.region, cfg.kinesis.endpoint_url,
-                                                  cfg.kinesis.timeout_s),
-            memory_batches=cfg.spool.memory_batches, max_attempts=cfg.kinesis.max_attempts,
-            backoff_base_s=cfg.kinesis.backoff_base_s, backoff_max_s=cfg.kinesis.backoff_max_s,
+            stream=cfg.kinesis.stream,
+            partition_key=host.instance_id,
+            spool=spool,
+            stats=stats,
+            client_factory=lambda: kinesis_client(
+                cfg.kinesis.region or cfg.agent.region, cfg.kinesis.endpoint_url, cfg.kinesis.timeout_s
+            ),
+            memory_batches=cfg.spool.memory_batches,
+            max_attempts=cfg.kinesis.max_attempts,
+            backoff_base_s=cfg.kinesis.backoff_base_s,
+            backoff_max_s=cfg.kinesis.backoff_max_s,
         )
         shipper.start()
         return shipper
@@ -61,8 +74,11 @@ def main(argv: list[str] | None = None) -> int:
         print("vigil-agent: bad configuration: kinesis.stream is required unless --stdout", file=sys.stderr)
         return 2
     level = (args.log_level or cfg.agent.log_level).upper()
-    logging.basicConfig(level=getattr(logging, level, logging.INFO), stream=sys.stderr,
-                        format="%(asctime)s vigil-agent %(levelname)s %(message)s")
+    logging.basicConfig(
+        level=getattr(logging, level, logging.INFO),
+        stream=sys.stderr,
+        format="%(asctime)s vigil-agent %(levelname)s %(message)s",
+    )
     if args.check_config:
         print(f"{args.config or DEFAULT_PATH}: ok")
         return 0

@@ -30,8 +30,9 @@ def _control(op: int) -> bytes:
 
 
 def open_exits(rcvbuf: int = 4 << 20) -> socket.socket:
-    s = socket.socket(socket.AF_NETLINK, socket.SOCK_DGRAM | socket.SOCK_CLOEXEC | socket.SOCK_NONBLOCK,
-                      NETLINK_CONNECTOR)
+    s = socket.socket(
+        socket.AF_NETLINK, socket.SOCK_DGRAM | socket.SOCK_CLOEXEC | socket.SOCK_NONBLOCK, NETLINK_CONNECTOR
+    )
     with contextlib.suppress(OSError):
         s.setsockopt(socket.SOL_SOCKET, 33, rcvbuf)
     s.bind((0, CN_IDX_PROC))

@@ -76,22 +76,62 @@ def env_vars(environ: bytes | None) -> tuple[str, str]:
     return pre, lib
 
 
-def make_process(*, pid: int, uuid: str, ppid: int = 0, parent_uuid: str = "", name: str = "", exe: str = "",
-                 argv: list[str] | None = None, cwd: str = "", uid: int = -1, euid: int = -1, gid: int = -1,
-                 egid: int = -1, user: str = "", start_time: int = 0, tty: str = "", exe_deleted: bool = False,
-                 lineage: list[wire.Process] | None = None, container_id: str = "", ns_pid: int = 0,
-                 ld_preload: str = "", ld_library_path: str = "", stdin: wire.Stdio | None = None,
-                 stdout: wire.Stdio | None = None, stderr: wire.Stdio | None = None, exe_sha256: str = "",
-                 exe_mtime: int = 0) -> wire.Process:
+def make_process(
+    *,
+    pid: int,
+    uuid: str,
+    ppid: int = 0,
+    parent_uuid: str = "",
+    name: str = "",
+    exe: str = "",
+    argv: list[str] | None = None,
+    cwd: str = "",
+    uid: int = -1,
+    euid: int = -1,
+    gid: int = -1,
+    egid: int = -1,
+    user: str = "",
+    start_time: int = 0,
+    tty: str = "",
+    exe_deleted: bool = False,
+    lineage: list[wire.Process] | None = None,
+    container_id: str = "",
+    ns_pid: int = 0,
+    ld_preload: str = "",
+    ld_library_path: str = "",
+    stdin: wire.Stdio | None = None,
+    stdout: wire.Stdio | None = None,
+    stderr: wire.Stdio | None = None,
+    exe_sha256: str = "",
+    exe_mtime: int = 0,
+) -> wire.Process:
     """The wire process block (OCSF Process) from the agent's flat view of a process."""
     args = argv or []
     return wire.Process(
-        pid=pid, uid=uuid, name=name, cmd_line=" ".join(args), args=args,
+        pid=pid,
+        uid=uuid,
+        name=name,
+        cmd_line=" ".join(args),
+        args=args,
         file=wire.File(path=exe, name=exe.rsplit("/", 1)[-1], sha256=exe_sha256, modified_time=exe_mtime),
-        user=wire.User(uid=uid, name=user), euid=euid, gid=gid, egid=egid, working_directory=cwd,
-        created_time=start_time, namespace_pid=ns_pid, container_uid=container_id, ld_preload=ld_preload,
-        ld_library_path=ld_library_path, tty=tty, stdin=stdin, stdout=stdout, stderr=stderr,
-        exe_deleted=exe_deleted, ppid=ppid, parent_uid=parent_uuid, lineage=lineage or [],
+        user=wire.User(uid=uid, name=user),
+        euid=euid,
+        gid=gid,
+        egid=egid,
+        working_directory=cwd,
+        created_time=start_time,
+        namespace_pid=ns_pid,
+        container_uid=container_id,
+        ld_preload=ld_preload,
+        ld_library_path=ld_library_path,
+        tty=tty,
+        stdin=stdin,
+        stdout=stdout,
+        stderr=stderr,
+        exe_deleted=exe_deleted,
+        ppid=ppid,
+        parent_uid=parent_uuid,
+        lineage=lineage or [],
     )
 
 
@@ -136,8 +176,15 @@ class HashCache:
 
 
 class ProcessTable:
-    def __init__(self, *, proc: str = "/proc", max_entries: int = 32768, enrich: bool = True,
-                 hash_max_bytes: int = 64 << 20, grace_ns: int = 5_000_000_000) -> None:
+    def __init__(
+        self,
+        *,
+        proc: str = "/proc",
+        max_entries: int = 32768,
+        enrich: bool = True,
+        hash_max_bytes: int = 64 << 20,
+        grace_ns: int = 5_000_000_000,
+    ) -> None:
         self.proc = proc
         self.boot = boot_id()
         self.btime = boot_time_ns()
@@ -182,10 +229,20 @@ class ProcessTable:
         return parent.brief.uid, [parent.brief, *parent.process.lineage[: LINEAGE_DEPTH - 1]]
 
     def _store(self, pid: int, process: wire.Process) -> Entry:
-        brief = wire.Process(pid=pid, uid=process.uid, ppid=process.ppid, parent_uid=process.parent_uid,
-                             name=process.name, file=process.file, user=process.user, euid=process.euid,
-                             created_time=process.created_time, container_uid=process.container_uid,
-                             exe_deleted=process.exe_deleted, cmd_line=process.cmd_line[:256])
+        brief = wire.Process(
+            pid=pid,
+            uid=process.uid,
+            ppid=process.ppid,
+            parent_uid=process.parent_uid,
+            name=process.name,
+            file=process.file,
+            user=process.user,
+            euid=process.euid,
+            created_time=process.created_time,
+            container_uid=process.container_uid,
+            exe_deleted=process.exe_deleted,
+            cmd_line=process.cmd_line[:256],
+        )
         e = Entry(process, brief)
         self.entries[pid] = e
         if len(self.entries) > self.max_entries:  # no proc connector: bound the table
@@ -221,7 +278,12 @@ class ProcessTable:
             if fd is not None:
                 ctx[name] = fd
         sha, mtime = self.hashes.digest(f"{base}/exe")
-        if not sha and exe_hint and not exe_hint.endswith(" (deleted)") and not exe_hint.startswith("/memfd:"):
+        if (
+            not sha
+            and exe_hint
+            and not exe_hint.endswith(" (deleted)")
+            and not exe_hint.startswith("/memfd:")
+        ):
             sha, mtime = self.hashes.digest(exe_hint)
         if sha:
             ctx["exe_sha256"] = sha
@@ -230,8 +292,22 @@ class ProcessTable:
         return ctx
 
     # --- events ----------------------------------------------------------------------------
-    def on_exec(self, *, pid: int, ppid: int, exe: str, name: str, argv: list[str], cwd: str, uid: int,
-                euid: int, gid: int, egid: int, tty: str, time_ns: int) -> wire.Process:
+    def on_exec(
+        self,
+        *,
+        pid: int,
+        ppid: int,
+        exe: str,
+        name: str,
+        argv: list[str],
+        cwd: str,
+        uid: int,
+        euid: int,
+        gid: int,
+        egid: int,
+        tty: str,
+        time_ns: int,
+    ) -> wire.Process:
         st = self._start(pid)
         if st is not None:
             start_key, start_ns = str(st[2]), self.btime + st[2] * 1_000_000_000 // _CLK_TCK
@@ -248,10 +324,24 @@ class ProcessTable:
                 if sha:
                     ctx = {"exe_sha256": sha, "exe_mtime": mtime}
         p = make_process(
-            pid=pid, uuid=stable_uuid(self.boot, pid, start_key), ppid=ppid, parent_uuid=parent_uuid,
-            name=name, exe=exe, argv=argv, cwd=cwd, uid=uid, euid=euid, gid=gid, egid=egid,
-            user=self.user(uid), start_time=start_ns, tty="" if tty in ("(none)", "") else tty,
-            exe_deleted=deleted, lineage=lineage, **ctx,  # type: ignore[arg-type]
+            pid=pid,
+            uuid=stable_uuid(self.boot, pid, start_key),
+            ppid=ppid,
+            parent_uuid=parent_uuid,
+            name=name,
+            exe=exe,
+            argv=argv,
+            cwd=cwd,
+            uid=uid,
+            euid=euid,
+            gid=gid,
+            egid=egid,
+            user=self.user(uid),
+            start_time=start_ns,
+            tty="" if tty in ("(none)", "") else tty,
+            exe_deleted=deleted,
+            lineage=lineage,
+            **ctx,  # type: ignore[arg-type]
         )
         e = self._store(pid, p)
         exited = self._exited.pop(pid, None)
@@ -268,16 +358,26 @@ class ProcessTable:
             return None
         return self._load(pid, depth)
 
-    def process(self, pid: int, *, ppid: int = 0, name: str = "", exe: str = "", uid: int = -1,
-                euid: int = -1) -> wire.Process:
+    def process(
+        self, pid: int, *, ppid: int = 0, name: str = "", exe: str = "", uid: int = -1, euid: int = -1
+    ) -> wire.Process:
         """The process an event belongs to; a minimal one from the audit record if /proc has none."""
         e = self.get(pid)
         if e is not None:
             return e.process
         parent_uuid, lineage = self._lineage(ppid)
-        return make_process(pid=pid, ppid=ppid, name=name, exe=exe, uid=uid, euid=euid,
-                            user=self.user(uid) if uid >= 0 else "", parent_uuid=parent_uuid, lineage=lineage,
-                            uuid=stable_uuid(self.boot, pid, "unknown"))
+        return make_process(
+            pid=pid,
+            ppid=ppid,
+            name=name,
+            exe=exe,
+            uid=uid,
+            euid=euid,
+            user=self.user(uid) if uid >= 0 else "",
+            parent_uuid=parent_uuid,
+            lineage=lineage,
+            uuid=stable_uuid(self.boot, pid, "unknown"),
+        )
 
     def _load(self, pid: int, depth: int) -> Entry | None:
         """A process we did not see exec (started before the agent, or forked without exec)."""
@@ -316,10 +416,22 @@ class ProcessTable:
                 lineage = [parent.brief, *parent.process.lineage[: LINEAGE_DEPTH - 1]]
         ctx = self._context(pid, exe) if depth == 0 else {}
         p = make_process(
-            pid=pid, uuid=stable_uuid(self.boot, pid, str(ticks)), ppid=ppid, parent_uuid=parent_uuid,
-            name=comm, exe=exe, argv=argv[:128], cwd=cwd, uid=uid, euid=euid, gid=gid, egid=egid,
-            user=self.user(uid) if uid >= 0 else "", start_time=self.btime + ticks * 1_000_000_000 // _CLK_TCK,
-            exe_deleted=exe.endswith(" (deleted)") or exe.startswith("/memfd:"), lineage=lineage,
+            pid=pid,
+            uuid=stable_uuid(self.boot, pid, str(ticks)),
+            ppid=ppid,
+            parent_uuid=parent_uuid,
+            name=comm,
+            exe=exe,
+            argv=argv[:128],
+            cwd=cwd,
+            uid=uid,
+            euid=euid,
+            gid=gid,
+            egid=egid,
+            user=self.user(uid) if uid >= 0 else "",
+            start_time=self.btime + ticks * 1_000_000_000 // _CLK_TCK,
+            exe_deleted=exe.endswith(" (deleted)") or exe.startswith("/memfd:"),
+            lineage=lineage,
             **ctx,  # type: ignore[arg-type]
         )
         return self._store(pid, p)

@@ -35,31 +35,114 @@ from vigil_agent.auditnl import (
 
 SYSCALLS: dict[int, dict[str, int]] = {
     ARCH_X86_64: {
-        "execve": 59, "execveat": 322, "connect": 42, "accept": 43, "accept4": 288, "ptrace": 101,
-        "process_vm_writev": 311, "init_module": 175, "finit_module": 313, "memfd_create": 319,
-        "mount": 165, "userfaultfd": 323, "setuid": 105, "setresuid": 117, "setreuid": 113,
+        "execve": 59,
+        "execveat": 322,
+        "connect": 42,
+        "accept": 43,
+        "accept4": 288,
+        "ptrace": 101,
+        "process_vm_writev": 311,
+        "init_module": 175,
+        "finit_module": 313,
+        "memfd_create": 319,
+        "mount": 165,
+        "userfaultfd": 323,
+        "setuid": 105,
+        "setresuid": 117,
+        "setreuid": 113,
         # file syscalls (only to name events from watch rules)
-        "open": 2, "openat": 257, "creat": 85, "truncate": 76, "ftruncate": 77, "rename": 82,
-        "renameat": 264, "renameat2": 316, "unlink": 87, "unlinkat": 263, "link": 86, "linkat": 265,
-        "symlink": 88, "symlinkat": 266, "openat2": 437, "rmdir": 84, "mkdir": 83, "mkdirat": 258,
-        "chmod": 90, "fchmodat": 268, "chown": 92, "fchownat": 260, "lchown": 94, "fchmod": 91,
-        "fchown": 93, "setxattr": 188, "removexattr": 197, "utimensat": 280,
+        "open": 2,
+        "openat": 257,
+        "creat": 85,
+        "truncate": 76,
+        "ftruncate": 77,
+        "rename": 82,
+        "renameat": 264,
+        "renameat2": 316,
+        "unlink": 87,
+        "unlinkat": 263,
+        "link": 86,
+        "linkat": 265,
+        "symlink": 88,
+        "symlinkat": 266,
+        "openat2": 437,
+        "rmdir": 84,
+        "mkdir": 83,
+        "mkdirat": 258,
+        "chmod": 90,
+        "fchmodat": 268,
+        "chown": 92,
+        "fchownat": 260,
+        "lchown": 94,
+        "fchmod": 91,
+        "fchown": 93,
+        "setxattr": 188,
+        "removexattr": 197,
+        "utimensat": 280,
     },
     ARCH_I386: {
-        "execve": 11, "execveat": 358, "connect": 362, "accept4": 364, "ptrace": 26,
-        "process_vm_writev": 348, "init_module": 128, "finit_module": 350, "memfd_create": 356,
-        "mount": 21, "userfaultfd": 374, "setuid": 213, "setresuid": 208, "setreuid": 203,
-        "open": 5, "openat": 295, "creat": 8, "truncate": 92, "ftruncate": 93, "rename": 38,
-        "renameat": 302, "renameat2": 353, "unlink": 10, "unlinkat": 301, "link": 9, "linkat": 303,
-        "symlink": 83, "symlinkat": 304, "openat2": 437,
+        "execve": 11,
+        "execveat": 358,
+        "connect": 362,
+        "accept4": 364,
+        "ptrace": 26,
+        "process_vm_writev": 348,
+        "init_module": 128,
+        "finit_module": 350,
+        "memfd_create": 356,
+        "mount": 21,
+        "userfaultfd": 374,
+        "setuid": 213,
+        "setresuid": 208,
+        "setreuid": 203,
+        "open": 5,
+        "openat": 295,
+        "creat": 8,
+        "truncate": 92,
+        "ftruncate": 93,
+        "rename": 38,
+        "renameat": 302,
+        "renameat2": 353,
+        "unlink": 10,
+        "unlinkat": 301,
+        "link": 9,
+        "linkat": 303,
+        "symlink": 83,
+        "symlinkat": 304,
+        "openat2": 437,
     },
     ARCH_AARCH64: {
-        "execve": 221, "execveat": 281, "connect": 203, "accept": 202, "accept4": 242, "ptrace": 117,
-        "process_vm_writev": 271, "init_module": 105, "finit_module": 273, "memfd_create": 279,
-        "mount": 40, "userfaultfd": 282, "setuid": 146, "setresuid": 147, "setreuid": 145,
-        "openat": 56, "truncate": 45, "ftruncate": 46, "renameat": 38, "renameat2": 276,
-        "unlinkat": 35, "linkat": 37, "symlinkat": 36, "openat2": 437, "mkdirat": 34,
-        "fchmodat": 53, "fchownat": 54, "fchmod": 52, "fchown": 55, "setxattr": 5, "utimensat": 88,
+        "execve": 221,
+        "execveat": 281,
+        "connect": 203,
+        "accept": 202,
+        "accept4": 242,
+        "ptrace": 117,
+        "process_vm_writev": 271,
+        "init_module": 105,
+        "finit_module": 273,
+        "memfd_create": 279,
+        "mount": 40,
+        "userfaultfd": 282,
+        "setuid": 146,
+        "setresuid": 147,
+        "setreuid": 145,
+        "openat": 56,
+        "truncate": 45,
+        "ftruncate": 46,
+        "renameat": 38,
+        "renameat2": 276,
+        "unlinkat": 35,
+        "linkat": 37,
+        "symlinkat": 36,
+        "openat2": 437,
+        "mkdirat": 34,
+        "fchmodat": 53,
+        "fchownat": 54,
+        "fchmod": 52,
+        "fchown": 55,
+        "setxattr": 5,
+        "utimensat": 88,
     },
 }
 # number -> name, per arch (the parser names syscalls with this)
@@ -72,19 +155,47 @@ PTRACE_SINGLE = (0, 13, 16, 0x4206)  # TRACEME, SETREGS, ATTACH, SEIZE
 # Sensitive paths (DESIGN: writes/renames/unlinks/links). Directories are watched recursively.
 SENSITIVE_PATHS: tuple[str, ...] = (
     # accounts, privilege, PAM
-    "/etc/passwd", "/etc/shadow", "/etc/group", "/etc/gshadow", "/etc/sudoers", "/etc/sudoers.d",
-    "/etc/pam.d", "/etc/security", "/etc/ld.so.preload", "/etc/ssh/sshd_config", "/etc/ssh/sshd_config.d",
+    "/etc/passwd",
+    "/etc/shadow",
+    "/etc/group",
+    "/etc/gshadow",
+    "/etc/sudoers",
+    "/etc/sudoers.d",
+    "/etc/pam.d",
+    "/etc/security",
+    "/etc/ld.so.preload",
+    "/etc/ssh/sshd_config",
+    "/etc/ssh/sshd_config.d",
     "/root/.ssh",
     # scheduled tasks
-    "/etc/crontab", "/etc/cron.d", "/etc/cron.hourly", "/etc/cron.daily", "/etc/cron.weekly",
-    "/etc/cron.monthly", "/var/spool/cron", "/etc/anacrontab",
+    "/etc/crontab",
+    "/etc/cron.d",
+    "/etc/cron.hourly",
+    "/etc/cron.daily",
+    "/etc/cron.weekly",
+    "/etc/cron.monthly",
+    "/var/spool/cron",
+    "/etc/anacrontab",
     # services and boot scripts
-    "/etc/systemd/system", "/lib/systemd/system", "/usr/lib/systemd/system", "/etc/init.d", "/etc/rc.local",
+    "/etc/systemd/system",
+    "/lib/systemd/system",
+    "/usr/lib/systemd/system",
+    "/etc/init.d",
+    "/etc/rc.local",
     # shell startup
-    "/etc/profile", "/etc/profile.d", "/etc/bash.bashrc", "/etc/bashrc", "/etc/environment",
-    "/root/.bashrc", "/root/.profile", "/root/.bash_profile", "/root/.bash_logout",
+    "/etc/profile",
+    "/etc/profile.d",
+    "/etc/bash.bashrc",
+    "/etc/bashrc",
+    "/etc/environment",
+    "/root/.bashrc",
+    "/root/.profile",
+    "/root/.bash_profile",
+    "/root/.bash_logout",
     # logs and history (tampering)
-    "/var/log", "/root/.bash_history", "/root/.zsh_history",
+    "/var/log",
+    "/root/.bash_history",
+    "/root/.zsh_history",
 )
 READ_SENSITIVE: tuple[str, ...] = ("/etc/shadow", "/etc/gshadow")  # reads become file_open_sensitive
 HOME_FILES = (".ssh", ".bashrc", ".profile", ".bash_profile", ".bash_history", ".zsh_history")
@@ -147,8 +258,12 @@ def build_rules(
 
         a: list[tuple[int, str, int | str]] = [(AUDIT_ARCH, "=", arch)]
 
-        def add(syscalls: tuple[int, ...], extra: list[tuple[int, str, int | str]], label: str,
-                _a: list[tuple[int, str, int | str]] = a) -> None:
+        def add(
+            syscalls: tuple[int, ...],
+            extra: list[tuple[int, str, int | str]],
+            label: str,
+            _a: list[tuple[int, str, int | str]] = a,
+        ) -> None:
             if syscalls:
                 rules.append(Rule(tuple(_a + extra + tail), syscalls, label))
 
@@ -161,8 +276,11 @@ def build_rules(
         add(nrs("ptrace"), [(AUDIT_ARG0, op, v) for op, v in PTRACE_WRITES], "ptrace-poke")
         for req in PTRACE_SINGLE:
             add(nrs("ptrace"), [(AUDIT_ARG0, "=", req)], f"ptrace-{req}")
-        add(nrs("process_vm_writev", "init_module", "finit_module", "memfd_create", "mount", "userfaultfd"),
-            [], "injection-modules-mounts")
+        add(
+            nrs("process_vm_writev", "init_module", "finit_module", "memfd_create", "mount", "userfaultfd"),
+            [],
+            "injection-modules-mounts",
+        )
         add(nrs("setuid"), [(AUDIT_ARG0, "=", 0)], "setuid-root")
         add(nrs("setresuid", "setreuid"), [(AUDIT_ARG1, "=", 0)], "setresuid-root")
 
@@ -189,5 +307,12 @@ EXCLUDED_TYPES: tuple[tuple[int, str], ...] = ((1327, "PROCTITLE"), (1321, "BPRM
 
 
 def build_exclude_rules(*, key: str) -> list[Rule]:
-    return [Rule(((AUDIT_MSGTYPE, "=", t), (AUDIT_FILTERKEY, "=", key)), (), f"exclude:{name}",
-                 listnr=AUDIT_FILTER_EXCLUDE) for t, name in EXCLUDED_TYPES]
+    return [
+        Rule(
+            ((AUDIT_MSGTYPE, "=", t), (AUDIT_FILTERKEY, "=", key)),
+            (),
+            f"exclude:{name}",
+            listnr=AUDIT_FILTER_EXCLUDE,
+        )
+        for t, name in EXCLUDED_TYPES
+    ]

@@ -56,10 +56,17 @@ class Stats:
 
     def counters(self) -> wire.Counters:
         with self.lock:
-            return wire.Counters(captured=self.captured, sent=self.sent, dropped=self.dropped,
-                                 spooled=self.spooled, spool_evicted=self.spool_evicted,
-                                 audit_lost=self.audit_lost, send_errors=self.send_errors,
-                                 audit_overruns=self.audit_overruns, shed=dict(self.shed))
+            return wire.Counters(
+                captured=self.captured,
+                sent=self.sent,
+                dropped=self.dropped,
+                spooled=self.spooled,
+                spool_evicted=self.spool_evicted,
+                audit_lost=self.audit_lost,
+                send_errors=self.send_errors,
+                audit_overruns=self.audit_overruns,
+                shed=dict(self.shed),
+            )
 
 
 class Sink(Protocol):
@@ -70,8 +77,17 @@ class Sink(Protocol):
 class Batcher:
     """Collects encoded events; seals a batch at ``max_bytes`` (uncompressed) or ``flush_s``."""
 
-    def __init__(self, sink: Sink, host: wire.Host, *, flush_s: float = 1.0, max_bytes: int = 960 * 1024,
-                 gzip_level: int = 1, compress: bool = True, clock: Callable[[], float] = time.monotonic) -> None:
+    def __init__(
+        self,
+        sink: Sink,
+        host: wire.Host,
+        *,
+        flush_s: float = 1.0,
+        max_bytes: int = 960 * 1024,
+        gzip_level: int = 1,
+        compress: bool = True,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
         self.sink = sink
         self.host = host
         self.flush_s = flush_s
@@ -174,16 +190,30 @@ def kinesis_client(region: str, endpoint_url: str, timeout_s: float) -> Any:
         "kinesis",
         region_name=region or None,
         endpoint_url=endpoint_url or None,
-        config=Config(retries={"max_attempts": 1, "mode": "standard"}, connect_timeout=timeout_s,
-                      read_timeout=timeout_s, tcp_keepalive=True),
+        config=Config(
+            retries={"max_attempts": 1, "mode": "standard"},
+            connect_timeout=timeout_s,
+            read_timeout=timeout_s,
+            tcp_keepalive=True,
+        ),
     )
 
 
 class KinesisShipper:
-    def __init__(self, *, stream: str, partition_key: str, spool: Spool, stats: Stats,
-                 client_factory: Callable[[], Any], memory_batches: int = 16, max_attempts: int = 6,
-                 backoff_base_s: float = 0.1, backoff_max_s: float = 5.0,
-                 sleep: Callable[[float], None] | None = None) -> None:
+    def __init__(
+        self,
+        *,
+        stream: str,
+        partition_key: str,
+        spool: Spool,
+        stats: Stats,
+        client_factory: Callable[[], Any],
+        memory_batches: int = 16,
+        max_attempts: int = 6,
+        backoff_base_s: float = 0.1,
+        backoff_max_s: float = 5.0,
+        sleep: Callable[[float], None] | None = None,
+    ) -> None:
         self.stream = stream
         self.key = partition_key
         self.spool = spool
@@ -273,7 +303,11 @@ class KinesisShipper:
             with self.cond:
                 batches: list[Batch] = []
                 size = 0
-                while self.memory and len(batches) < MAX_PUT_RECORDS and size + len(self.memory[0].payload) <= MAX_PUT_BYTES:
+                while (
+                    self.memory
+                    and len(batches) < MAX_PUT_RECORDS
+                    and size + len(self.memory[0].payload) <= MAX_PUT_BYTES
+                ):
                     b = self.memory.popleft()
                     batches.append(b)
                     size += len(b.payload)
@@ -307,7 +341,7 @@ class KinesisShipper:
         pending = list(batches)
         for attempt in range(self.max_attempts):
             if attempt:
-                cap = min(self.backoff_max_s, self.backoff_base_s * (2 ** attempt))
+                cap = min(self.backoff_max_s, self.backoff_base_s * (2**attempt))
                 (self._sleep or time.sleep)(random.uniform(0, cap))  # full jitter
                 if self.stopping:
                     break
@@ -329,7 +363,7 @@ class KinesisShipper:
                 else:
                     self.stats.add(sent=b.count)
             if len(results) < len(pending):
-                retry += pending[len(results):]
+                retry += pending[len(results) :]
             if retry:
                 self.stats.add(send_errors=len(retry))
             pending = retry

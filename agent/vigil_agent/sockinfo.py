@@ -28,8 +28,14 @@ _PROTO = {socket.SOCK_STREAM: "tcp", socket.SOCK_DGRAM: "udp"}
 class SockDesc:
     __slots__ = ("family", "local_ip", "local_port", "protocol", "remote_ip", "remote_port", "unix_path")
 
-    def __init__(self, family: str, protocol: str = "", local: tuple[str, int] = ("", 0),
-                 remote: tuple[str, int] = ("", 0), unix_path: str = "") -> None:
+    def __init__(
+        self,
+        family: str,
+        protocol: str = "",
+        local: tuple[str, int] = ("", 0),
+        remote: tuple[str, int] = ("", 0),
+        unix_path: str = "",
+    ) -> None:
         self.family = family
         self.protocol = protocol
         self.local_ip, self.local_port = local
@@ -125,7 +131,11 @@ def describe_socket(pid: int, fd: int) -> SockDesc | None:
             name = s.getsockname()
             path = peer or name
             if isinstance(path, bytes):
-                path = "@" + path[1:].decode(errors="replace") if path[:1] == b"\0" else path.decode(errors="replace")
+                path = (
+                    "@" + path[1:].decode(errors="replace")
+                    if path[:1] == b"\0"
+                    else path.decode(errors="replace")
+                )
             return SockDesc("unix", proto, unix_path=path or "")
         if fam in ("inet", "inet6"):
             local = s.getsockname()
@@ -133,7 +143,12 @@ def describe_socket(pid: int, fd: int) -> SockDesc | None:
                 remote = s.getpeername()
             except OSError:
                 remote = ("", 0)
-            return SockDesc(fam, proto, (_unmap(local[0]), local[1]), (_unmap(remote[0]), remote[1]) if remote[0] else ("", 0))
+            return SockDesc(
+                fam,
+                proto,
+                (_unmap(local[0]), local[1]),
+                (_unmap(remote[0]), remote[1]) if remote[0] else ("", 0),
+            )
         return SockDesc(fam, proto)
     except OSError:
         return None
@@ -152,8 +167,12 @@ def _hex_ip(h: str) -> str:
 
 def describe_socket_inode(pid: int, inode: str) -> SockDesc | None:
     """Fallback: find the socket inode in the process's network namespace tables."""
-    for name, fam, proto in (("tcp", "inet", "tcp"), ("tcp6", "inet6", "tcp"), ("udp", "inet", "udp"),
-                             ("udp6", "inet6", "udp")):
+    for name, fam, proto in (
+        ("tcp", "inet", "tcp"),
+        ("tcp6", "inet6", "tcp"),
+        ("udp", "inet", "udp"),
+        ("udp6", "inet6", "udp"),
+    ):
         try:
             with open(f"/proc/{pid}/net/{name}") as f:
                 next(f)
@@ -182,7 +201,10 @@ def describe_fd(pid: int, fd: int) -> wire.Stdio | None:
         if d.family == "unix":
             return wire.Stdio(type="socket", family="unix", protocol=d.protocol, path=d.unix_path)
         return wire.Stdio(
-            type="socket", family=d.family, protocol=d.protocol, path=target,
+            type="socket",
+            family=d.family,
+            protocol=d.protocol,
+            path=target,
             local=wire.Endpoint(ip=d.local_ip, port=d.local_port),
             remote=wire.Endpoint(ip=d.remote_ip, port=d.remote_port) if d.remote_ip else None,
         )
