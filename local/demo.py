@@ -4,7 +4,10 @@ Starts the offline stack (local.stack), taps FindingsBus with an SQS queue (a ru
 demo, not part of the template), sends the recorded batches in ``events/agent/`` with
 ``kinesis.put_records`` exactly as the agent does, waits for the pipeline to settle, then prints
 the findings, the events that reached the bus and the dead letters. Sends everything a second
-time to show that a replay changes no count. Exits 1 if an expected finding is missing.
+time to show that a replay changes no count. Then follows the response: the reverse-shell
+finding starts Triage (the stack runs with ResponseDryRun=false here), the instance is isolated
+and released, and its security groups are printed before, after isolation and after release.
+Exits 1 if an expected finding is missing, or isolation/release did not do what they say.
 
     python -m local.demo [--keep] [--port N]
 """
@@ -116,12 +119,23 @@ def severity_text(value: float) -> str:
 
 
 def run(stack: LocalStack, console: Any, keep: bool) -> int:
+    import boto3
     from rich.table import Table
+
+    from local.scenarios.response import groups_of, launch_demo_instance, run_response_demo, with_instance_id
 
     assert stack.info is not None and stack.pollers is not None
     out = stack.info.outputs
     tap_url = tap_bus(stack, out["FindingsBusName"])
-    batches = load_batches()
+    # The attacked instance must exist for the response to act on it; moto cannot launch one with
+    # a chosen id, so the recorded batches of that instance are re-addressed to the one launched.
+    session = boto3.Session(region_name=stack.region)
+    victim = launch_demo_instance(session, stack.endpoint_url)
+    before = groups_of(session, victim, stack.endpoint_url)
+    recorded = {b.instance for b in load_batches() if b.name.startswith("reverse_shell")}
+    batches = [
+        Sent(b.name, victim, with_instance_id(b.data, victim)) if b.instance in recorded else b for b in load_batches()
+    ]
 
     console.rule("[bold]1. the agents send their batches")
     for b in batches:
@@ -174,6 +188,10 @@ def run(stack: LocalStack, console: Any, keep: bool) -> int:
         f"{len(republished)} events re-published; {len(drain(stack, out['IngestDeadLetterQueueUrl']))} new dead letters"
     )
 
+    console.rule("[bold]6. response: Triage -> IsolateInstance -> ReleaseInstance (ResponseDryRun=false)")
+    response = run_response_demo(session, out, victim, before=before, endpoint_url=stack.endpoint_url, say=console.print)
+    response_ok = bool(response["isolated"] and response["restored"])
+
     console.rule("[bold]timings")
     ms = lambda s: f"{s * 1000:.0f} ms" if s is not None else "never"  # noqa: E731
     console.print(
@@ -185,13 +203,15 @@ def run(stack: LocalStack, console: Any, keep: bool) -> int:
 
     missing = [t for t in EXPECTED if t not in {f["type"] for f in stored}]
     unpublished = [t for t in EXPECTED if t not in {e["detail"]["type"] for e in bus_events}]
-    if missing or unpublished or not replay_ok:
+    if missing or unpublished or not replay_ok or not response_ok:
         console.print(
-            f"[red bold]DEMO FAILED[/] missing findings {missing}, not on the bus {unpublished}, replay ok {replay_ok}"
+            f"[red bold]DEMO FAILED[/] missing findings {missing}, not on the bus {unpublished}, replay ok {replay_ok}, "
+            f"isolated {response['isolated']}, groups restored {response['restored']}"
         )
         return 1
     console.print(
-        "[green bold]DEMO PASSED[/] both expected findings stored and published; the replay changed nothing"
+        "[green bold]DEMO PASSED[/] both expected findings stored and published; the replay changed nothing; "
+        "the instance was isolated and released to its exact original groups"
     )
     if keep:
         console.print(f"stack stays up at {stack.endpoint_url} (state in {stack.state_file}); Ctrl-C to stop")
@@ -231,7 +251,9 @@ def main(argv: list[str] | None = None) -> int:
     console = Console(file=out, width=None if out is not None and out.isatty() else 160)
     t0 = time.perf_counter()
     try:
-        with started(console, port=port, state_file=STATE_FILE if args.keep else None) as stack:
+        with started(
+            console, port=port, state_file=STATE_FILE if args.keep else None, parameters={"ResponseDryRun": "false"}
+        ) as stack:
             rc = run(stack, console, args.keep)
     except RuntimeError as exc:
         console.print(f"[red]error:[/] {exc}")
