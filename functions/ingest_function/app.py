@@ -2,7 +2,8 @@
 
 Trigger: Kinesis ``TelemetryStream`` (partial batch response, bisect on error, bounded retries,
 on-failure record to ``IngestFailureQueue``). One record = one gzip NDJSON batch from one host.
-Reads: ``StateTable`` (detection state, applied-record ledger).
+Reads: ``StateTable`` (detection state, applied-record ledger); threat/trusted lists in S3
+(``VIGIL_THREAT_LISTS`` / ``VIGIL_TRUSTED_LISTS``, re-checked by ETag every ``VIGIL_INTEL_CHECK_SECONDS``).
 Writes: ``FindingsTable`` (one atomic UpdateItem per finding per record), ``StateTable``,
 ``CoverageTable`` (heartbeats), ``IngestDeadLetterQueue`` (undecodable lines with the reason).
 """
@@ -20,13 +21,18 @@ from aws_lambda_powertools.utilities.typing import LambdaContext
 from vigil.pipeline import Pipeline
 from vigil_aws.dead_letters import Source
 from vigil_aws.ingest import Ingestor
+from vigil_aws.intel import IntelLoader
 from vigil_aws.settings import IngestSettings
 
 settings = IngestSettings.from_env()
 logger = Logger()
 metrics = Metrics()
 processor = BatchProcessor(event_type=EventType.KinesisDataStreams)
-ingestor = Ingestor(settings, Pipeline.default(account_id=settings.account_id, region=settings.region))
+intel_loader = IntelLoader.from_env()  # a malformed list spec fails the cold start with its reason
+ingestor = Ingestor(
+    settings,
+    Pipeline.default(account_id=settings.account_id, region=settings.region, intel=intel_loader.intel()),
+)
 
 
 def record_handler(record: KinesisStreamRecord) -> None:
@@ -45,6 +51,11 @@ def record_handler(record: KinesisStreamRecord) -> None:
 @logger.inject_lambda_context
 @metrics.log_metrics
 def handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
+    ingestor.pipeline.engine.intel = intel_loader.intel()  # same object unless a list's ETag changed
+    for problem in intel_loader.errors:
+        logger.error("threat list problem", extra={"problem": problem})
+    if intel_loader.errors:
+        metrics.add_metric(name="intel_list_errors", unit=MetricUnit.Count, value=len(intel_loader.errors))
     ingestor.begin(r["eventID"] for r in event["Records"])
     response = process_partial_response(
         event=event, record_handler=record_handler, processor=processor, context=context

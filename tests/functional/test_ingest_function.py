@@ -150,3 +150,50 @@ def test_plain_ndjson_records_are_accepted(aws: Aws, ingest: Any) -> None:
     ingest.handler(kinesis_event_for([(WEB, plain)]), context("IngestFunction"))
     # THEN it is detected like the gzip one
     assert REVERSE_SHELL in _by_type(aws)
+
+
+def test_a_threat_list_in_s3_turns_a_dns_lookup_into_a_finding(
+    aws: Aws, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # GIVEN a C&C domain list registered through the stack's ThreatListUris (env VIGIL_THREAT_LISTS)
+    from conftest import load_handler
+
+    from vigil import sample as s
+    from vigil import wire
+
+    s3 = aws.client("s3")
+    s3.create_bucket(Bucket="vigil-lists")
+    s3.put_object(Bucket="vigil-lists", Key="c2.txt", Body=b"# our C2 list\nevil-c2.example.net\n")
+    handler = load_handler(
+        "ingest_function",
+        {
+            "POWERTOOLS_SERVICE_NAME": "IngestFunction",
+            "FINDINGS_TABLE_NAME": aws.findings_table,
+            "STATE_TABLE_NAME": aws.state_table,
+            "COVERAGE_TABLE_NAME": aws.coverage_table,
+            "DEAD_LETTER_QUEUE_URL": aws.dead_letter_url,
+            "FINDING_RETENTION_DAYS": "90",
+            "VIGIL_ACCOUNT_ID": "123456789012",
+            "AWS_REGION": "us-east-1",
+            "VIGIL_THREAT_LISTS": "s3://vigil-lists/c2.txt",
+        },
+        monkeypatch,
+    )
+    host = wire.Host(instance_id=WEB, account_id="123456789012", region="us-east-1")
+    batch = wire.encode_batch(
+        [
+            wire.DnsQuery(
+                time=s.T0, seq=1, host=host, hostname="beacon.evil-c2.example.net", process=s.proc("/tmp/x")
+            )
+        ]
+    )
+    # WHEN an agent reports a lookup of a subdomain of it
+    response = handler.handler(kinesis_event_for([(WEB, batch)]), context("IngestFunction"))
+    # THEN the C&C DNS finding is stored, with the list named in its threat-intel evidence
+    assert response == {"batchItemFailures": []}
+    found = _by_type(aws)
+    assert set(found) == {"Backdoor:Runtime/C&CActivity.B!DNS"}
+    import json
+
+    doc = json.loads(found["Backdoor:Runtime/C&CActivity.B!DNS"]["finding"])
+    assert doc["service"]["evidence"]["threatIntelligenceDetails"][0]["threatListName"] == "c2.txt"
