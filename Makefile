@@ -24,7 +24,7 @@ $(VENV)/.installed: requirements-dev.txt pyproject.toml
 
 venv: $(VENV)/.installed ## create .venv and install the dev/test environment
 
-test: venv ## run all tests (unit, functional, integration on moto, agent tests when root)
+test: venv lint ## lint, then all tests (unit, functional, integration on moto, agent tests when root)
 	$(BIN)/pytest
 
 test-unit: venv ## fast pure tests only
