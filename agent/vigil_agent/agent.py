@@ -297,10 +297,11 @@ class Agent:
         name = self.collector.syscall_name(g)
         if not name:
             return
-        cls = event_class(name)
-        if cls != "core" and self.limiter.sheds(cls):
-            self._shed(cls)
-            return
+        if self.limiter.level:
+            cls = event_class(name)
+            if cls != "core" and self.limiter.sheds(cls):
+                self._shed(cls)
+                return
         try:
             events = self.collector.build(g, name, self.next_seq)
         except Exception:  # one odd record must never stop the sensor
@@ -308,8 +309,11 @@ class Agent:
             if self.build_errors <= 10:
                 log.exception("could not build an event from audit serial %s", g.serial)
             return
-        for e in events:
-            self.emit(e)
+        if events:
+            self.stats.captured += len(events)
+            add = self.batcher.add
+            for e in events:
+                add(e)
 
     def _shed(self, cls: str, n: int = 1) -> None:
         with self.stats.lock:

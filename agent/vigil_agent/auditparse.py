@@ -8,8 +8,12 @@ key=value text is split once, lazily, only when its group is complete.
 from __future__ import annotations
 
 import ipaddress
+import socket
 import struct
-from dataclasses import dataclass, field
+from dataclasses import dataclass
+
+_ntop = socket.inet_ntop
+_AF_INET = socket.AF_INET
 
 SYSCALL = 1300
 PATH = 1302
@@ -21,6 +25,7 @@ EOE = 1320
 KERN_MODULE = 1330
 WANTED = frozenset({SYSCALL, PATH, SOCKADDR, CWD, EXECVE, OBJ_PID, EOE, KERN_MODULE})
 
+_NO_FIELDS: dict[str, str] = {}  # shared, never written: a group before its SYSCALL record
 MAX_ARGS = 128
 MAX_ARGV_CHARS = 8192
 
@@ -30,8 +35,8 @@ _NLHDR = struct.Struct("=IH")
 def fields(body: str) -> dict[str, str]:
     """``a=1 b="x" c=(null)`` -> {"a": "1", "b": '"x"', "c": "(null)"} (values decoded by value())."""
     if body.count("=") == body.count(" ") + 1:  # the usual case: every token is one key=value
-        kv = body.replace("=", " ").split(" ")
-        return dict(zip(kv[::2], kv[1::2], strict=False))
+        it = iter(body.replace("=", " ").split(" "))
+        return dict(zip(it, it, strict=False))
     out: dict[str, str] = {}
     for kv in body.split(" "):
         k, sep, v = kv.partition("=")
@@ -52,20 +57,33 @@ def value(raw: str | None) -> str | None:
         return raw
 
 
-@dataclass(slots=True)
 class Group:
     """All records of one audit event (one serial)."""
 
-    time_ns: int
-    serial: int
-    syscall: dict[str, str] = field(default_factory=dict)
-    execve: list[str] = field(default_factory=list)  # bodies of EXECVE records, in order
-    paths: list[dict[str, str]] = field(default_factory=list)
-    sockaddr: str = ""
-    cwd: str = ""
-    obj_pid: dict[str, str] | None = None
-    module: str = ""
-    has_syscall: bool = False
+    __slots__ = (
+        "cwd",
+        "execve",
+        "has_syscall",
+        "module",
+        "obj_pid",
+        "paths",
+        "serial",
+        "sockaddr",
+        "syscall",
+        "time_ns",
+    )
+
+    def __init__(self, time_ns: int, serial: int) -> None:
+        self.time_ns = time_ns
+        self.serial = serial
+        self.syscall: dict[str, str] = _NO_FIELDS
+        self.execve: list[str] = []  # bodies of EXECVE records, in order
+        self.paths: list[dict[str, str]] = []
+        self.sockaddr = ""
+        self.cwd = ""
+        self.obj_pid: dict[str, str] | None = None
+        self.module = ""
+        self.has_syscall = False
 
     def argv(self) -> list[str]:
         return parse_execve(" ".join(self.execve))
@@ -206,7 +224,7 @@ def parse_sockaddr(hexstr: str) -> SockAddr | None:
         return None
     fam = raw[0] | raw[1] << 8
     if fam == 2 and len(raw) >= 8:
-        return SockAddr("inet", ".".join(str(b) for b in raw[4:8]), raw[2] << 8 | raw[3])
+        return SockAddr("inet", _ntop(_AF_INET, raw[4:8]), raw[2] << 8 | raw[3])
     if fam == 10 and len(raw) >= 24:
         ip = ipaddress.IPv6Address(raw[8:24])
         return SockAddr("inet6", str(ip.ipv4_mapped or ip), raw[2] << 8 | raw[3])

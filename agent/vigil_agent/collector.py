@@ -76,6 +76,12 @@ OTHER = frozenset(
 )
 
 
+# (arch as audit prints it, syscall number as text) -> name: no int parsing per record
+_NAMES_BY_TEXT: dict[tuple[str | None, str | None], str] = {
+    (f"{arch:x}", str(nr)): name for arch, names in SYSCALL_NAMES.items() for nr, name in names.items()
+}
+
+
 def event_class(name: str) -> str:
     """The limiter's class of a syscall's events (see limiter.ORDER)."""
     if name in NET:
@@ -135,6 +141,9 @@ class Collector:
     # ---------------------------------------------------------------------------------------
     def syscall_name(self, g: Group) -> str:
         sc = g.syscall
+        name = _NAMES_BY_TEXT.get((sc.get("arch"), sc.get("syscall")))
+        if name is not None:
+            return name
         arch = _int(sc.get("arch"), 16, 0)
         nr = _int(sc.get("syscall"), 10, -1)
         return SYSCALL_NAMES.get(arch, {}).get(nr, "")
@@ -147,32 +156,31 @@ class Collector:
     def build(self, g: Group, name: str, seq: Callable[[], int]) -> list[wire.WireEvent]:
         """Events for one complete audit group ([] when it is not ours to report)."""
         sc = g.syscall
-        pid = _int(sc.get("pid"))
+        get = sc.get
+        pid = _int(get("pid"))
         if pid == self.self_pid or pid <= 0:
             return []
-        comm = value(sc.get("comm")) or ""
-        if comm in self.exclude_comm:
+        if self.exclude_comm and (value(get("comm")) or "") in self.exclude_comm:
             self.ignored += 1
             return []
-        ppid = _int(sc.get("ppid"))
-        exe = value(sc.get("exe")) or ""
-        uid, euid = _int(sc.get("uid")), _int(sc.get("euid"))
-        success = sc.get("success") == "yes"
+        success = get("success") == "yes"
         t = g.time_ns
+        ppid = _int(get("ppid"))
 
         if name in EXEC:
+            exe = value(get("exe")) or ""
             p = self.table.on_exec(
                 pid=pid,
                 ppid=ppid,
                 exe=exe,
-                name=comm,
+                name=value(get("comm")) or "",
                 argv=g.argv(),
                 cwd=g.cwd,
-                uid=uid,
-                euid=euid,
-                gid=_int(sc.get("gid")),
-                egid=_int(sc.get("egid")),
-                tty=sc.get("tty", ""),
+                uid=_int(get("uid")),
+                euid=_int(get("euid")),
+                gid=_int(get("gid")),
+                egid=_int(get("egid")),
+                tty=get("tty", ""),
                 time_ns=t,
             )
             out: list[wire.WireEvent] = [wire.ProcessExec(time=t, seq=seq(), process=p)]
@@ -181,7 +189,18 @@ class Collector:
                 out.append(wire.MemfdExec(time=t, seq=seq(), process=p, memfd_name=memfd))
             return out
 
-        proc = self.table.process(pid, ppid=ppid, name=comm, exe=exe, uid=uid, euid=euid)
+        entry = self.table.entries.get(pid)  # the common case: a process the table knows
+        if entry is not None:
+            proc = entry.process
+        else:
+            proc = self.table.process(
+                pid,
+                ppid=ppid,
+                name=value(get("comm")) or "",
+                exe=value(get("exe")) or "",
+                uid=_int(get("uid")),
+                euid=_int(get("euid")),
+            )
         a0, a1 = sc.get("a0"), sc.get("a1")
 
         if name in NET:

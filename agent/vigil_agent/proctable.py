@@ -25,12 +25,29 @@ _CONTAINER_RE = re.compile(r"([0-9a-f]{64})")
 _CLK_TCK = os.sysconf("SC_CLK_TCK")
 
 
-def read_text(path: str) -> str | None:
+def read_bytes(path: str) -> bytes | None:
+    """A whole (small, /proc) file; os.open/os.read cost half of open() and its buffered reader."""
     try:
-        with open(path, "rb") as f:
-            return f.read().decode("utf-8", "replace")
+        fd = os.open(path, os.O_RDONLY | os.O_CLOEXEC)
     except OSError:
         return None
+    try:
+        data = os.read(fd, 65536)
+        if len(data) == 65536:
+            chunks = [data]
+            while chunk := os.read(fd, 65536):
+                chunks.append(chunk)
+            data = b"".join(chunks)
+        return data
+    except OSError:
+        return None
+    finally:
+        os.close(fd)
+
+
+def read_text(path: str) -> str | None:
+    data = read_bytes(path)
+    return None if data is None else data.decode("utf-8", "replace")
 
 
 def boot_id() -> str:
@@ -264,15 +281,11 @@ class ProcessTable:
                     break
         if not self.enrich:
             return ctx
-        try:
-            with open(f"{base}/environ", "rb") as f:
-                pre, lib = env_vars(f.read())
-            if pre:
-                ctx["ld_preload"] = pre
-            if lib:
-                ctx["ld_library_path"] = lib
-        except OSError:
-            pass
+        pre, lib = env_vars(read_bytes(f"{base}/environ"))
+        if pre:
+            ctx["ld_preload"] = pre
+        if lib:
+            ctx["ld_library_path"] = lib
         for n, name in ((0, "stdin"), (1, "stdout"), (2, "stderr")):
             fd = describe_fd(pid, n)
             if fd is not None:

@@ -186,6 +186,46 @@ def test_dns_never_raises(raw: bytes) -> None:
     dnscap.DnsTracker().on_packet(raw, 1)
 
 
+def _dns_samples() -> list[bytes]:
+    q = dnslib.DNSRecord.question("q1.run.bench.test", "A")
+    r = q.reply()
+    r.add_answer(dnslib.RR(q.q.qname, dnslib.QTYPE.A, rdata=dnslib.A("10.9.8.7"), ttl=5))
+    q2 = dnslib.DNSRecord.question("www.Example.com", "AAAA")
+    r2 = q2.reply()
+    r2.add_answer(dnslib.RR("www.Example.com", dnslib.QTYPE.CNAME, rdata=dnslib.CNAME("edge.example.net"), ttl=60))
+    r2.add_answer(dnslib.RR("edge.example.net", dnslib.QTYPE.AAAA, rdata=dnslib.AAAA("2001:db8::1"), ttl=60))
+    r3 = dnslib.DNSRecord.question("nx.example", "MX").reply()
+    r3.header.rcode = 3
+    r4 = dnslib.DNSRecord.question("t.example", "TXT").reply()
+    r4.add_answer(dnslib.RR("t.example", dnslib.QTYPE.TXT, rdata=dnslib.TXT("hi")))
+    odd = dnslib.DNSRecord.question("we ird.example", "A").pack()
+    return [q.pack(), r.pack(), q2.pack(), r2.pack(), r3.pack(), r4.pack(), odd]
+
+
+def test_quick_dns_parser_agrees_with_dnslib_or_defers() -> None:
+    """The fast path reads the common messages itself and must say exactly what dnslib says; what
+    it does not know (TXT answers, escaped names) it leaves to dnslib."""
+    quick = 0
+    for m in _dns_samples():
+        a, b = dnscap.quick_parse(m), dnscap.dnslib_parse(m)
+        assert b is not None
+        if a is not None:
+            quick += 1
+            assert a == b
+        assert dnscap.parse_message(m) == b
+    assert quick == 5
+
+
+@given(st.binary(max_size=120))
+def test_quick_dns_parser_agrees_on_garbage(raw: bytes) -> None:
+    try:
+        a = dnscap.quick_parse(raw)
+    except (IndexError, struct.error, ValueError):
+        return
+    if a is not None:
+        assert a == dnscap.dnslib_parse(raw)
+
+
 def test_config_defaults_and_errors(tmp_path) -> None:
     cfg = config.parse("")
     assert cfg.agent.flush_s == 1.0 and cfg.sensors.dns_ports == [53]
