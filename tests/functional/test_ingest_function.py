@@ -12,7 +12,7 @@ import gzip
 from typing import Any
 
 import pytest
-from conftest import EVENTS, Aws, context, kinesis_event, kinesis_event_for
+from conftest import EVENTS, Aws, context, kinesis_event, kinesis_event_for, load_handler
 
 pytestmark = pytest.mark.integration  # moto
 
@@ -156,8 +156,6 @@ def test_a_threat_list_in_s3_turns_a_dns_lookup_into_a_finding(
     aws: Aws, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     # GIVEN a C&C domain list registered through the stack's ThreatListUris (env VIGIL_THREAT_LISTS)
-    from conftest import load_handler
-
     from vigil import sample as s
     from vigil import wire
 
