@@ -230,6 +230,7 @@ cpu_percent = {a.cpu_limit}
         print((work / "agent.log").read_text(), file=sys.stderr)
         return 1
 
+    rss_idle = proc_rss(agent.pid)[0]
     q = ctx.Queue()
     pstop = ctx.Event()
     gens = [
@@ -300,6 +301,7 @@ cpu_percent = {a.cpu_limit}
             n: [round(100.0 * (u - split0.get(n, [0, 0])[0]) / TCK / wall, 2),
                 round(100.0 * (st - split0.get(n, [0, 0])[1]) / TCK / wall, 2)]
             for n, (u, st) in split1.items()},
+        "agent_rss_mib_idle_before_load": round(rss_idle / 2**20, 1),
         "agent_rss_mib_max_sampled": round(max(rss_samples) / 2**20, 1),
         "agent_rss_mib_hwm": round(hwm / 2**20, 1),
         "events_expected": expected,

@@ -8,6 +8,7 @@ and restores the audit settings it changed.
 from __future__ import annotations
 
 import contextlib
+import gc
 import logging
 import os
 import platform
@@ -24,7 +25,7 @@ from vigil_agent.collector import Collector, event_class
 from vigil_agent.config import Config
 from vigil_agent.limiter import CpuMeter, Limiter, rss_bytes
 from vigil_agent.proctable import ProcessTable, read_text
-from vigil_agent.ship import Batcher, Sink, Stats
+from vigil_agent.ship import Batcher, Sink, Stats, release_memory
 
 log = logging.getLogger("vigil_agent")
 
@@ -396,6 +397,7 @@ class Agent:
 
     def _check_limits(self) -> None:
         cpu = self.cpu.read()
+        release_memory(collect=False)
         rss_mb = rss_bytes() / (1 << 20)
         if self.limiter.memory_pressure(rss_mb):
             self.table.shrink()
@@ -420,6 +422,10 @@ class Agent:
         started = time.monotonic()
         self.heartbeat()  # the first heartbeat says which sensors run
         self.batcher.seal()
+        # start-up garbage back to the kernel; what is left is long-lived (modules, config,
+        # process table of the running system): out of the collector's way for good
+        release_memory()
+        gc.freeze()
         next_hb = started + self.cfg.agent.heartbeat_s
         next_limits = started + self.cfg.limits.window_s
         try:

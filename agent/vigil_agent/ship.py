@@ -186,7 +186,7 @@ def kinesis_client(region: str, endpoint_url: str, timeout_s: float) -> Any:
     import boto3  # lazy: --stdout never pays for it
     from botocore.config import Config
 
-    return boto3.client(
+    client = boto3.client(
         "kinesis",
         region_name=region or None,
         endpoint_url=endpoint_url or None,
@@ -197,6 +197,40 @@ def kinesis_client(region: str, endpoint_url: str, timeout_s: float) -> Any:
             tcp_keepalive=True,
         ),
     )
+    # The loader keeps every JSON file it parsed (endpoints, partitions, the service model, the
+    # rule set: ~4 MiB of dicts); the client holds what it needs itself.
+    with contextlib.suppress(AttributeError):
+        client._loader._cache.clear()
+    boto3.DEFAULT_SESSION = None
+    release_memory()
+    return client
+
+
+def release_memory(collect: bool = True) -> None:
+    """Return freed heap to the kernel (glibc keeps it otherwise): after start-up, after the
+    Kinesis client is built, and every limits window (without a full collection)."""
+    if collect:
+        import gc
+
+        gc.collect()
+    trim = _malloc_trim()
+    if trim is not None:
+        trim(0)
+
+
+def _malloc_trim() -> Any:
+    global _TRIM
+    if _TRIM is False:
+        try:
+            import ctypes
+
+            _TRIM = ctypes.CDLL(None).malloc_trim
+        except (OSError, AttributeError):
+            _TRIM = None
+    return _TRIM
+
+
+_TRIM: Any = False
 
 
 class KinesisShipper:
