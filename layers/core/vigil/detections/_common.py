@@ -185,17 +185,20 @@ T = TypeVar("T")
 
 
 def memo_by_command(fn: Callable[[Any], T]) -> Callable[[Any], T]:
-    """Memoize a verdict that depends only on the process's program, argv and LD_PRELOAD.
+    """Memoize a verdict that depends only on the process's program, argv, command line and LD_PRELOAD.
 
     Servers run the same commands over and over (health checks, cron, workers), so the command-line
-    detections parse each distinct command once. Keyed on the argv tuple, not the joined command
-    line, so differently split arguments can never share a verdict.
+    detections parse each distinct command once. Keyed on the argv tuple, not only the joined
+    command line, so differently split arguments can never share a verdict; and on the program
+    name the rules read (``base_name``: the exe's name, else comm, which the exe path alone does
+    not determine when it is empty), so the verdict is a function of the key and the engine's
+    program prefilter can skip calls without changing any later verdict.
     """
-    cache: dict[tuple[str, tuple[str, ...], str], T] = {}
+    cache: dict[tuple[str, str, tuple[str, ...], str, str], T] = {}
 
     def wrapper(event: Any) -> T:
         p = event.process
-        key = (p.file.path, tuple(p.args), p.ld_preload)
+        key = (p.file.path, p.file.name or p.name, tuple(p.args), p.cmd_line, p.ld_preload)
         try:
             return cache[key]
         except KeyError:
