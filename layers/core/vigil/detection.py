@@ -4,14 +4,16 @@ A detection is one module under ``vigil/detections/<threat_purpose>/`` defining 
 ``Detection``: typed metadata (``meta``), the normalized event kinds it consumes (``kinds``), a
 ``match`` predicate, optional hooks (``title``, ``dedup_key``, ``context``, ``severity``,
 ``state_keys`` + ``observe`` for stateful rules) and ``examples``: events that must fire and near
-misses that must not. The registry discovers modules; the engine indexes detections by kind.
+misses that must not. The registry discovers modules; the engine indexes detections by kind and,
+for detections that declare a program prefilter (``programs`` / ``program_prefixes``), by the
+acting program's name, so a rule never even runs for programs it could not fire on.
 """
 
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import Any, ClassVar, Literal
+from typing import Any, ClassVar, Final, Literal
 
 from vigil import severity as sev
 from vigil.events import DnsActivity, Event, NetworkActivity, Process
@@ -20,6 +22,14 @@ from vigil.state import State
 
 Maturity = Literal["experimental", "stable"]
 ResourceRole = Literal["ACTOR", "TARGET"]
+
+VERSION_CHARS: Final = "0123456789."  # stripped from the end of a program name: python3.11 -> python
+
+
+def program_name(event: Any) -> str:
+    """The acting program's name the prefilter looks at: ``vocab.base_name(event.process)``, '' without a process."""
+    p: Process | None = getattr(event, "process", None)
+    return (p.file.name or p.name) if p is not None else ""
 
 
 @dataclass(frozen=True, slots=True)
@@ -72,9 +82,44 @@ class Detection:
     fires: ClassVar[Sequence[Example]] = ()
     near_misses: ClassVar[Sequence[Example]] = ()
     stateful: ClassVar[bool] = False
+    # Optional program prefilter (None / () = every event of ``kinds`` is offered). See ``offered``.
+    programs: ClassVar[frozenset[str] | None] = None
+    program_prefixes: ClassVar[tuple[str, ...]] = ()
 
     def match(self, event: Any, ctx: Context) -> bool:
         raise NotImplementedError
+
+    # --- program prefilter ---------------------------------------------------------------
+    @classmethod
+    def prefiltered(cls) -> bool:
+        return cls.programs is not None or bool(cls.program_prefixes)
+
+    @classmethod
+    def offered(cls, program: str) -> bool:
+        """Whether the engine offers this detection events whose acting program is ``program``.
+
+        ``program`` is ``program_name(event)``: ``vocab.base_name(event.process)`` (the exe's file
+        name, else comm), or '' for an event without a process. The rule, with ``n = program.lower()``:
+
+        - no prefilter declared (``programs is None`` and no ``program_prefixes``): always offered;
+        - ``n`` is in ``programs`` (compared lower-case), or
+        - ``n`` with trailing version characters (digits and dots) stripped is in ``programs``
+          (``python3.11`` -> ``python``, ``php8.2`` -> ``php``, ``bash5`` -> ``bash``), or
+        - ``n`` starts with one of ``program_prefixes`` (lower-case).
+
+        The rule only ever widens the declared names (case, versions, prefixes); a detection must
+        declare a prefilter only when its ``match`` provably returns False for every program the
+        rule rejects (tests/unit/test_engine_prefilter.py checks the equivalence on a workload and
+        on every example). Never declare one for a rule that also inspects arguments, paths or
+        hashes of arbitrary programs (a renamed miner, LD_PRELOAD, a deleted exe).
+        """
+        if not cls.prefiltered():
+            return True
+        n = program.lower()
+        names = frozenset(x.lower() for x in cls.programs or ())
+        if n in names or n.rstrip(VERSION_CHARS) in names:
+            return True
+        return any(n.startswith(x.lower()) for x in cls.program_prefixes)
 
     # --- hooks with defaults -------------------------------------------------------------
     def title(self, event: Any) -> str:

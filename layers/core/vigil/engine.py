@@ -1,14 +1,18 @@
 """The detection engine: a pure function of (events, detections, intel, settings, state).
 
-Detections are indexed by event kind, so an event only meets the rules that consume it. Every
-detection runs in its own error boundary: one broken rule is counted and reported, and never sinks
-the batch or hides another rule's findings.
+Detections are indexed by event kind, so an event only meets the rules that consume it, and
+within a kind by the acting program's name for rules that declare a program prefilter
+(``Detection.programs`` / ``program_prefixes``, rule in ``Detection.offered``): a ``curl`` exec
+never calls a rule that only fires on shells. The per-(kind, program) list of rules is computed
+once per distinct program name and cached (bounded), so an event costs one dict lookup to route.
+Every detection runs in its own error boundary: one broken rule is counted and reported, and never
+sinks the batch or hides another rule's findings.
 """
 
 from __future__ import annotations
 
 from collections import defaultdict
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -16,6 +20,9 @@ from vigil.detection import Context, Detection
 from vigil.events import Event
 from vigil.intel import EMPTY, Intel
 from vigil.state import State
+
+_Dispatch = tuple[tuple[Detection, Callable[[Any, Context], bool]], ...]
+_ROUTES_MAX = 4096  # distinct program names cached per kind (cleared when full: names are attacker-chosen)
 
 
 @dataclass(frozen=True, slots=True)
@@ -37,6 +44,13 @@ class EngineResult:
     errors: list[DetectionError] = field(default_factory=list)
 
 
+def _offered(d: Detection, program: str) -> bool:
+    try:
+        return d.offered(program)
+    except Exception:  # a broken prefilter declaration must never hide a match: offer the event
+        return True
+
+
 class Engine:
     def __init__(
         self,
@@ -55,21 +69,58 @@ class Engine:
             for k in d.kinds:
                 by_kind[k].append(d)
         self.by_kind: dict[str, tuple[Detection, ...]] = {k: tuple(v) for k, v in by_kind.items()}
+        # bound methods resolved once: the dispatch loop is the hottest code in the ingest path
+        self._dispatch: dict[str, _Dispatch] = {
+            k: tuple((d, d.match) for d in v) for k, v in self.by_kind.items()
+        }
+        # kinds with at least one prefiltered rule route by program name: name -> the rules offered
+        # (unfiltered rules plus the prefiltered ones that accept the name, in registry order)
+        self._routes: dict[str, dict[str, _Dispatch]] = {
+            k: {} for k, v in self.by_kind.items() if any(d.prefiltered() for d in v)
+        }
         self._stateful_by_kind = {k: tuple(d for d in v if d.stateful) for k, v in self.by_kind.items()}
+
+    def offered(self, kind: str, program: str) -> tuple[Detection, ...]:
+        """The detections an event of ``kind`` whose acting program is ``program`` is offered to."""
+        return tuple(d for d, _ in self._route(kind, program))
+
+    def _route(self, kind: str, program: str) -> _Dispatch:
+        dets = self._dispatch.get(kind, ())
+        table = self._routes.get(kind)
+        if table is None:
+            return dets
+        hit = table.get(program)
+        if hit is None:
+            hit = tuple((d, m) for d, m in dets if _offered(d, program))
+            if len(table) >= _ROUTES_MAX:
+                table.clear()
+            table[program] = hit
+        return hit
 
     def run(self, events: Sequence[Event], state: State) -> EngineResult:
         result = EngineResult()
         self._prefetch(events, state, result)
         ctx = Context(state=state, intel=self.intel, settings=self.settings)
-        by_kind = self.by_kind
+        dispatch = self._dispatch
+        routes = self._routes
+        route = self._route
         matches = result.matches
         for event in events:
-            dets = by_kind.get(event.kind)
-            if not dets:
-                continue
-            for d in dets:
+            kind = event.kind
+            table = routes.get(kind)
+            if table is None:
+                dets = dispatch.get(kind)
+                if dets is None:
+                    continue
+            else:
+                p = getattr(event, "process", None)
+                name = (p.file.name or p.name) if p is not None else ""  # detection.program_name, inlined
+                dets = table.get(name)
+                if dets is None:
+                    dets = route(kind, name)
+            for d, match in dets:
                 try:
-                    if d.match(event, ctx):
+                    if match(event, ctx):
                         matches.append(Match(d, event))
                 except Exception as exc:  # error isolation: one bad rule never sinks a batch
                     result.errors.append(DetectionError(d.meta.type, event.kind, repr(exc)))
