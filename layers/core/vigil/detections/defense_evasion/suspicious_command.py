@@ -19,7 +19,7 @@ from vigil import severity
 from vigil.detection import Context, Detection, Example, Meta
 from vigil.detections._common import command_context, memo_by_command
 from vigil.events import ProcessActivity
-from vigil.vocab import base_name, by_package_manager, shell_command
+from vigil.vocab import base_name, by_package_manager, is_shell, shell_command
 
 FIREWALL_UNITS: Final = frozenset(
     {"firewalld", "ufw", "iptables", "ip6tables", "nftables", "netfilter-persistent", "ebtables"}
@@ -137,7 +137,12 @@ class DefenseEvasionSuspiciousCommand(Detection):
     kinds = frozenset({"process_exec"})
 
     def match(self, event: ProcessActivity, ctx: Context) -> bool:
-        return _mechanism(event)[0] != "" and not by_package_manager(event.process)
+        p = event.process
+        # _mechanism's own gates, checked before paying for the memo key: no program prefilter
+        # here, since LD_PRELOAD counts for any program
+        if not p.ld_preload and base_name(p) not in _NAMES and not is_shell(p):
+            return False
+        return _mechanism(event)[0] != "" and not by_package_manager(p)
 
     def severity(self, event: ProcessActivity) -> float:
         return _mechanism(event)[1] or self.meta.severity

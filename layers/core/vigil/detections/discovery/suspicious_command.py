@@ -95,6 +95,9 @@ class DiscoverySuspiciousCommand(Detection):
         ),
     )
     kinds = frozenset({"process_exec"})
+    # _mechanism's own gate: a name in _NAMES, or the AWS CLI run as a python script
+    programs = _NAMES
+    program_prefixes = ("python",)
 
     def match(self, event: ProcessActivity, ctx: Context) -> bool:
         return _mechanism(event) != ""

@@ -8,7 +8,7 @@ from vigil import sample as s
 from vigil import severity
 from vigil.detection import Context, Detection, Example, Meta
 from vigil.events import ProcessActivity
-from vigil.vocab import INTERPRETER_NAMES, base_name, is_network_socket, is_shell
+from vigil.vocab import INTERPRETER_NAMES, SHELL_NAMES, base_name, is_network_socket, is_shell
 
 
 class ReverseShell(Detection):
@@ -32,6 +32,7 @@ class ReverseShell(Detection):
         maturity="stable",
     )
     kinds = frozenset({"process_exec"})
+    programs = SHELL_NAMES | INTERPRETER_NAMES  # is_shell (versions stripped) or an interpreter
 
     def match(self, event: ProcessActivity, ctx: Context) -> bool:
         p = event.process

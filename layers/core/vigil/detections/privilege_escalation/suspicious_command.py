@@ -16,7 +16,7 @@ from vigil import severity
 from vigil.detection import Context, Detection, Example, Meta
 from vigil.detections._common import command_context, memo_by_command
 from vigil.events import ProcessActivity
-from vigil.vocab import base_name, by_package_manager, shell_command
+from vigil.vocab import SHELL_NAMES, base_name, by_package_manager, shell_command
 
 _SETID_NUMERIC: Final = re.compile(r"^[0-7]?[2467][0-7]{3}$")
 _SETID_SYMBOLIC: Final = re.compile(r"^[ugoa]*[+=][rwxXt]*s")
@@ -81,6 +81,8 @@ class PrivilegeEscalationSuspiciousCommand(Detection):
         ),
     )
     kinds = frozenset({"process_exec"})
+    # a name in _NAMES, or a shell (shell_command: is_shell) appending to sudoers
+    programs = _NAMES | SHELL_NAMES
 
     def match(self, event: ProcessActivity, ctx: Context) -> bool:
         return _mechanism(event) != "" and not by_package_manager(event.process)
