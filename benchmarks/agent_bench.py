@@ -169,6 +169,8 @@ def main() -> int:
     ap.add_argument("--dns-rate", type=float, default=100.0)
     ap.add_argument("--cpu-limit", type=float, default=25.0, help="agent limits.cpu_percent (shedding threshold)")
     ap.add_argument("--json", default="", help="also write the results here")
+    ap.add_argument("--agent-root", default=str(ROOT / "agent"),
+                    help="directory holding the vigil_agent package to measure (A/B against another checkout)")
     a = ap.parse_args()
     if os.geteuid() != 0:
         print("bench-agent: needs root (the agent reads audit and AF_PACKET)", file=sys.stderr)
@@ -207,7 +209,7 @@ endpoint_url = "{endpoint}"
 [limits]
 cpu_percent = {a.cpu_limit}
 """)
-    env = dict(os.environ, PYTHONPATH=f"{ROOT / 'layers/core'}:{ROOT / 'agent'}")
+    env = dict(os.environ, PYTHONPATH=f"{ROOT / 'layers/core'}:{a.agent_root}")
     agent = subprocess.Popen([sys.executable, "-m", "vigil_agent.main", "--config", str(cfg)], env=env,
                              stdout=subprocess.DEVNULL, stderr=open(work / "agent.log", "wb"))  # noqa: SIM115 (lives as long as the agent)
     stop = threading.Event()
