@@ -307,3 +307,56 @@ def test_declared_programs_are_lower_case_names() -> None:
     for d in DETECTIONS:
         for n in (*(d.programs or ()), *d.program_prefixes):
             assert n and n == n.lower() and "/" not in n, (d.meta.type, n)
+
+
+# --- shared gates ------------------------------------------------------------------------------
+
+GATE_CALLS: list[str] = []
+
+
+def _gate(event: Any, ctx: Context) -> bool:
+    GATE_CALLS.append(program_name(event))
+    if program_name(event) == "boom":
+        raise RuntimeError("bad gate")
+    return program_name(event) in ("bash", "boom")
+
+
+class GatedA(Counting):
+    meta = _meta("Execution:Runtime/GatedA")
+    programs = None
+    gate = _gate
+
+
+class GatedB(GatedA):
+    meta = _meta("Execution:Runtime/GatedB")
+
+
+class GatedBoom(GatedA):
+    meta = _meta("Execution:Runtime/GatedBoom")
+
+    def match(self, event: Any, ctx: Context) -> bool:
+        raise RuntimeError("bad rule")
+
+
+def test_a_shared_gate_runs_once_per_event_and_guards_its_members() -> None:
+    GATE_CALLS.clear()
+    a, b, boom, plain = GatedA(), GatedB(), GatedBoom(), Unfiltered()
+    engine = Engine([a, plain, b, boom])
+    res = engine.run([_exec("/usr/bin/curl"), _exec("/bin/bash"), _exec("/tmp/boom")], InMemoryState())
+    assert GATE_CALLS == ["curl", "bash", "boom"]  # once per event, not once per member
+    assert a.seen == b.seen == ["bash", "boom"]  # a gate that raises offers the event
+    assert plain.seen == ["curl", "bash", "boom"]
+    assert sorted((m.detection.meta.type, program_name(m.event)) for m in res.matches) == sorted(
+        [("Execution:Runtime/Unfiltered", n) for n in ("curl", "bash", "boom")]
+        + [(t, n) for t in ("Execution:Runtime/GatedA", "Execution:Runtime/GatedB") for n in ("bash", "boom")]
+    )
+    assert [e.detection_type for e in res.errors] == ["Execution:Runtime/GatedBoom"] * 2  # members isolated
+    assert set(engine.offered("process_exec", "curl")) == {a, b, boom, plain}
+    assert engine.by_kind["process_exec"] == (a, plain, b, boom)
+
+
+def test_the_threat_list_families_share_one_gate_per_event() -> None:
+    engine = Engine(DETECTIONS, intel=builtin_intel())
+    for kind in ("net_connect", "dns_query", "process_exec"):
+        gates = [d for d, _ in engine._dispatch[kind] if type(d).__name__ == "_Gate"]
+        assert len(gates) == 1, kind

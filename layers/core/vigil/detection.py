@@ -11,7 +11,7 @@ acting program's name, so a rule never even runs for programs it could not fire 
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, ClassVar, Final, Literal
 
@@ -85,6 +85,11 @@ class Detection:
     # Optional program prefilter (None / () = every event of ``kinds`` is offered). See ``offered``.
     programs: ClassVar[frozenset[str] | None] = None
     program_prefixes: ClassVar[tuple[str, ...]] = ()
+    # Optional shared gate: a cheap necessary condition of ``match`` that several detections
+    # declare (the same function, e.g. "the destination IP is on some threat list" for the five
+    # ThreatListIp types). The engine calls it once per event for all of them and offers them the
+    # event only when it returns True (or raises). ``match`` must return False whenever it is False.
+    gate: ClassVar[Callable[[Any, Context], bool] | None] = None
 
     def match(self, event: Any, ctx: Context) -> bool:
         raise NotImplementedError

@@ -21,7 +21,17 @@ from vigil.events import Event
 from vigil.intel import EMPTY, Intel
 from vigil.state import State
 
-_Dispatch = tuple[tuple[Detection, Callable[[Any, Context], bool]], ...]
+_Match = Callable[[Any, Context], bool]
+
+
+@dataclass(frozen=True, slots=True)
+class _Gate:
+    """Detections sharing a ``Detection.gate``: one dispatch entry, the gate called once per event."""
+
+    members: tuple[tuple[Detection, _Match], ...]
+
+
+_Dispatch = tuple[tuple[Detection | _Gate, _Match], ...]
 _ROUTES_MAX = 4096  # distinct program names cached per kind (cleared when full: names are attacker-chosen)
 
 
@@ -42,6 +52,25 @@ class DetectionError:
 class EngineResult:
     matches: list[Match] = field(default_factory=list)
     errors: list[DetectionError] = field(default_factory=list)
+
+
+def _grouped(entries: Sequence[tuple[Detection, _Match]]) -> _Dispatch:
+    """Detections that declare the same gate become one entry, at the first member's position."""
+    members: dict[_Match, list[tuple[Detection, _Match]]] = {}
+    for d, m in entries:
+        g = type(d).gate
+        if g is not None:
+            members.setdefault(g, []).append((d, m))
+    out: list[tuple[Detection | _Gate, _Match]] = []
+    placed: set[_Match] = set()
+    for d, m in entries:
+        g = type(d).gate
+        if g is None or len(members[g]) == 1:
+            out.append((d, m))  # a gate nobody shares saves nothing: the detection runs as is
+        elif g not in placed:
+            placed.add(g)
+            out.append((_Gate(tuple(members[g])), g))
+    return tuple(out)
 
 
 def _offered(d: Detection, program: str) -> bool:
@@ -70,28 +99,37 @@ class Engine:
                 by_kind[k].append(d)
         self.by_kind: dict[str, tuple[Detection, ...]] = {k: tuple(v) for k, v in by_kind.items()}
         # bound methods resolved once: the dispatch loop is the hottest code in the ingest path
-        self._dispatch: dict[str, _Dispatch] = {
+        self._flat: dict[str, tuple[tuple[Detection, _Match], ...]] = {
             k: tuple((d, d.match) for d in v) for k, v in self.by_kind.items()
         }
+        self._dispatch: dict[str, _Dispatch] = {k: _grouped(v) for k, v in self._flat.items()}
         # kinds with at least one prefiltered rule route by program name: name -> the rules offered
         # (unfiltered rules plus the prefiltered ones that accept the name, in registry order)
         self._routes: dict[str, dict[str, _Dispatch]] = {
             k: {} for k, v in self.by_kind.items() if any(d.prefiltered() for d in v)
         }
-        self._stateful_by_kind = {k: tuple(d for d in v if d.stateful) for k, v in self.by_kind.items()}
+        self._stateful_by_kind = {
+            k: s for k, v in self.by_kind.items() if (s := tuple(d for d in v if d.stateful))
+        }
 
     def offered(self, kind: str, program: str) -> tuple[Detection, ...]:
-        """The detections an event of ``kind`` whose acting program is ``program`` is offered to."""
-        return tuple(d for d, _ in self._route(kind, program))
+        """The detections an event of ``kind`` whose acting program is ``program`` is offered to
+        (subject to their shared gates)."""
+        out: list[Detection] = []
+        for d, _ in self._route(kind, program):
+            if isinstance(d, _Gate):
+                out.extend(x for x, _ in d.members)
+            else:
+                out.append(d)
+        return tuple(out)
 
     def _route(self, kind: str, program: str) -> _Dispatch:
-        dets = self._dispatch.get(kind, ())
         table = self._routes.get(kind)
         if table is None:
-            return dets
+            return self._dispatch.get(kind, ())
         hit = table.get(program)
         if hit is None:
-            hit = tuple((d, m) for d, m in dets if _offered(d, program))
+            hit = _grouped([(d, m) for d, m in self._flat.get(kind, ()) if _offered(d, program)])
             if len(table) >= _ROUTES_MAX:
                 table.clear()
             table[program] = hit
@@ -120,19 +158,34 @@ class Engine:
                     dets = route(kind, name)
             for d, match in dets:
                 try:
-                    if match(event, ctx):
-                        matches.append(Match(d, event))
+                    if not match(event, ctx):
+                        continue
                 except Exception as exc:  # error isolation: one bad rule never sinks a batch
-                    result.errors.append(DetectionError(d.meta.type, event.kind, repr(exc)))
+                    if not isinstance(d, _Gate):
+                        result.errors.append(DetectionError(d.meta.type, kind, repr(exc)))
+                        continue
+                    # a gate that raises offers the event to its members (each isolated below)
+                if isinstance(d, _Gate):
+                    for gd, gmatch in d.members:
+                        try:
+                            if gmatch(event, ctx):
+                                matches.append(Match(gd, event))
+                        except Exception as exc:
+                            result.errors.append(DetectionError(gd.meta.type, kind, repr(exc)))
+                else:
+                    matches.append(Match(d, event))
         return result
 
     def _prefetch(self, events: Sequence[Event], state: State, result: EngineResult) -> None:
         stateful = self._stateful_by_kind
-        if not any(stateful.values()):
+        if not stateful:
             return
         keys: set[str] = set()
         for event in events:
-            for d in stateful.get(event.kind, ()):
+            dets = stateful.get(event.kind)
+            if dets is None:
+                continue
+            for d in dets:
                 try:
                     keys.update(d.state_keys(event))
                 except Exception as exc:

@@ -55,11 +55,29 @@ def evidence(hit: Hit | None) -> list[dict[str, Any]]:
     return [item]
 
 
+def domain_listed(event: DnsActivity, ctx: Context) -> bool:
+    """Shared gate of the ThreatListDns types: the name is on some threat list."""
+    return ctx.intel.match_domain(event.query.hostname) is not None
+
+
+def ip_listed(event: NetworkActivity, ctx: Context) -> bool:
+    """Shared gate of the ThreatListIp types: the destination IP is on some threat list."""
+    ip = event.dst_endpoint.ip
+    return bool(ip) and ctx.intel.match_ip(ip) is not None
+
+
+def hash_listed(event: Any, ctx: Context) -> bool:
+    """Shared gate of MaliciousFileExecuted(.Custom): the executable's SHA-256 is on some list."""
+    sha: str = event.process.file.sha256
+    return bool(sha) and ctx.intel.match_hash(sha) is not None
+
+
 class ThreatListDns(Detection):
     """A DNS query for a domain on a threat list of ``category``."""
 
     category: ClassVar[str]
     kinds = frozenset({"dns_query"})
+    gate = domain_listed
 
     def match(self, event: DnsActivity, ctx: Context) -> bool:
         hit = ctx.intel.match_domain(event.query.hostname)
@@ -77,6 +95,7 @@ class ThreatListIp(Detection):
 
     category: ClassVar[str]
     kinds = frozenset({"net_connect"})
+    gate = ip_listed
 
     def match(self, event: NetworkActivity, ctx: Context) -> bool:
         ip = event.dst_endpoint.ip

@@ -7,7 +7,7 @@ from typing import Any, ClassVar
 from vigil import sample as s
 from vigil import severity
 from vigil.detection import Context, Detection, Example, Meta
-from vigil.detections._common import evidence, example_intel
+from vigil.detections._common import evidence, example_intel, hash_listed
 from vigil.events import ProcessActivity
 
 EICAR = "275a021bbfb6489e54d471899f7db9d1663fc695ec2fe2a2c4538aabf651fd0f"
@@ -32,6 +32,7 @@ class MaliciousFileExecuted(Detection):
         maturity="stable",
     )
     kinds = frozenset({"process_exec", "memfd_exec"})
+    gate = hash_listed  # shared with the other hash-list type: one lookup per exec for both
 
     def match(self, event: ProcessActivity, ctx: Context) -> bool:
         sha = event.process.file.sha256
