@@ -30,5 +30,10 @@ def unlisted_profile(event: DnsActivity, ctx: Context) -> h.DomainProfile | None
     return p
 
 
+def reputation_candidate(event: DnsActivity, ctx: Context) -> bool:
+    """Shared gate of the heuristic reputation types: ``unlisted_profile`` would return a profile."""
+    return unlisted_profile(event, ctx) is not None
+
+
 def tunnel_key(event: DnsActivity, registered: str) -> str:
     return f"dnstun|{event.device.instance_uid}|{registered}|{event.time // TUNNEL_WINDOW_NS}"

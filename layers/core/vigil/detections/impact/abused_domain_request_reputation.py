@@ -13,7 +13,7 @@ from vigil import intel as ti
 from vigil import sample as s
 from vigil import severity
 from vigil.detection import Context, Detection, Example, Meta
-from vigil.detections._common import evidence
+from vigil.detections._common import domain_listed, evidence
 from vigil.events import DnsActivity
 
 _PROVIDER_HOSTS: Final = ("www.", "api.", "dynupdate.", "update.", "members.", "dashboard.")
@@ -39,6 +39,7 @@ class AbusedDomainRequestReputation(Detection):
         references=("https://attack.mitre.org/techniques/T1568/",),
     )
     kinds = frozenset({"dns_query"})
+    gate = domain_listed  # match needs a list hit (shared with the ThreatListDns types)
 
     def match(self, event: DnsActivity, ctx: Context) -> bool:
         hit = ctx.intel.match_domain(event.query.hostname)

@@ -11,7 +11,7 @@ from typing import ClassVar
 from vigil import sample as s
 from vigil import severity
 from vigil.detection import Context, Detection, Example, Meta
-from vigil.detections._reputation import unlisted_profile
+from vigil.detections._reputation import reputation_candidate, unlisted_profile
 from vigil.events import DnsActivity
 from vigil.intel import heuristics as h
 
@@ -34,6 +34,7 @@ class BitcoinDomainRequestReputation(Detection):
         references=("https://attack.mitre.org/techniques/T1496/",),
     )
     kinds = frozenset({"dns_query"})
+    gate = reputation_candidate  # match needs unlisted_profile (shared by the reputation types)
 
     def match(self, event: DnsActivity, ctx: Context) -> bool:
         p = unlisted_profile(event, ctx)

@@ -17,6 +17,7 @@ from vigil.detections._reputation import (
     MALICIOUS_DGA,
     TUNNEL_QUERIES,
     TUNNEL_TTL_S,
+    reputation_candidate,
     tunnel_key,
     unlisted_profile,
 )
@@ -57,6 +58,7 @@ class MaliciousDomainRequestReputation(Detection):
         ),
     )
     kinds = frozenset({"dns_query"})
+    gate = reputation_candidate  # match needs unlisted_profile (shared by the reputation types)
     stateful = True
 
     def state_keys(self, event: DnsActivity) -> tuple[str, ...]:

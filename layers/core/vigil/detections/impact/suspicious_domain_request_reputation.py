@@ -12,7 +12,7 @@ from vigil import sample as s
 from vigil import severity
 from vigil.detection import Context, Detection, Example, Meta
 from vigil.detections._common import example_intel
-from vigil.detections._reputation import MALICIOUS_DGA, SUSPICIOUS_DGA, unlisted_profile
+from vigil.detections._reputation import MALICIOUS_DGA, SUSPICIOUS_DGA, reputation_candidate, unlisted_profile
 from vigil.events import DnsActivity
 from vigil.intel import heuristics as h
 
@@ -35,6 +35,7 @@ class SuspiciousDomainRequestReputation(Detection):
         references=("https://attack.mitre.org/techniques/T1568/002/",),
     )
     kinds = frozenset({"dns_query"})
+    gate = reputation_candidate  # match needs unlisted_profile (shared by the reputation types)
 
     def match(self, event: DnsActivity, ctx: Context) -> bool:
         p = unlisted_profile(event, ctx)
