@@ -80,6 +80,29 @@ def test_stdout_sink_is_exact_wire_ndjson() -> None:
     assert stats.sent == 2
 
 
+def test_reused_process_blocks_encode_byte_for_byte_like_msgspec() -> None:
+    """A process's block is encoded once and spliced (msgspec.Raw) into its later events: the
+    lines must be exactly what encoding each event whole gives."""
+    import msgspec
+
+    parent = wire.Process(pid=1, uid="p-uuid", name="sh", args=["sh"])
+    proc = wire.Process(pid=7, uid="c-uuid", name="curl", args=["curl", "x"], parent_uid="p-uuid",
+                        lineage=[parent, parent], stdin=wire.Stdio(type="pipe", path="pipe:[1]"))
+    events: list[wire.WireEvent] = [wire.ProcessExec(time=1, seq=1, process=proc)]
+    for i in range(2, 6):
+        events.append(wire.NetConnect(time=i, seq=i, process=proc, remote_ip="10.0.0.1", remote_port=i))
+    events.append(wire.DnsQuery(time=9, seq=9, hostname="a.example", process=proc))
+    events.append(wire.DnsQuery(time=10, seq=10, hostname="b.example"))
+    out = io.BytesIO()
+    b = Batcher(StdoutSink(Stats(), out), HOST, compress=False)
+    for e in events:
+        b.add(e)
+    b.seal()
+    want = [msgspec.json.encode(msgspec.structs.replace(events[0], host=HOST))]
+    want += [msgspec.json.encode(e) for e in events[1:]]
+    assert out.getvalue().splitlines() == want
+
+
 def test_spool_evicts_oldest_and_counts_the_loss(tmp_path) -> None:
     sp = Spool(str(tmp_path), max_bytes=3000)
     for i in range(1, 6):

@@ -116,6 +116,16 @@ def test_rule_encoding_roundtrip_and_self_exclusion() -> None:
     assert mask[59 // 32] == 1 << (59 % 32) and mask[322 // 32] == 1 << (322 % 32)
 
 
+def test_exclude_rules_are_on_the_exclude_list_under_our_key() -> None:
+    ex = rules.build_exclude_rules(key="vigil-x")
+    assert [r.label for r in ex] == ["exclude:PROCTITLE", "exclude:BPRM_FCAPS"]
+    for r in ex:
+        blob = r.encode()
+        assert struct.unpack_from("=I", blob)[0] == auditnl.AUDIT_FILTER_EXCLUDE
+        assert r.fields[0][:2] == (auditnl.AUDIT_MSGTYPE, "=")
+        assert auditnl.rule_key(blob) == "vigil-x"  # leftovers of a killed agent are found by key
+
+
 def test_watch_paths_include_sensitive_defaults_and_extras() -> None:
     paths = rules.watch_paths(["/srv/app/secrets"], defaults=True)
     for p in ("/etc/shadow", "/etc/sudoers", "/etc/cron.d", "/etc/systemd/system", "/var/log", "/root/.ssh",
@@ -274,6 +284,22 @@ def test_limiter_sheds_in_order_and_recovers() -> None:
     lim2 = Limiter(cpu_percent=50, rss_mb=64)
     lim2.update(cpu=1, rss_mb=100)  # memory alone also sheds
     assert lim2.degraded == ["file"]
+
+
+def test_process_that_exited_before_its_exec_was_read_is_still_evicted(tmp_path) -> None:
+    """The proc connector reports the exit of a short-lived process before kauditd delivers its
+    exec: the entry made from the late exec must still go after the grace period (it leaked)."""
+    t = ProcessTable(proc=str(tmp_path), grace_ns=10)
+    t.on_exit(4242, now_ns=2_000)  # no entry yet
+    t.on_exec(pid=4242, ppid=0, exe="/bin/true", name="true", argv=["/bin/true"], cwd="/", uid=0, euid=0,
+              gid=0, egid=0, tty="(none)", time_ns=1_000)
+    assert 4242 in t.entries
+    assert t.evict(2_010) == 1 and 4242 not in t.entries
+    # an exit noted before the exec happened belongs to an older process with that pid
+    t.on_exit(4343, now_ns=500)
+    t.on_exec(pid=4343, ppid=0, exe="/bin/true", name="true", argv=[], cwd="/", uid=0, euid=0, gid=0,
+              egid=0, tty="", time_ns=1_000)
+    assert t.evict(10**9) == 0 and 4343 in t.entries
 
 
 def test_proc_helpers() -> None:
