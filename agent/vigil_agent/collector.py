@@ -6,6 +6,7 @@ Pure of I/O except the /proc reads the process table and socket inspection do.
 from __future__ import annotations
 
 import os
+import socket
 from collections.abc import Callable, Iterable
 
 from vigil import wire
@@ -80,6 +81,9 @@ OTHER = frozenset(
 _NAMES_BY_TEXT: dict[tuple[str | None, str | None], str] = {
     (f"{arch:x}", str(nr)): name for arch, names in SYSCALL_NAMES.items() for nr, name in names.items()
 }
+
+
+_AF = {"inet": socket.AF_INET, "inet6": socket.AF_INET6}
 
 
 def event_class(name: str) -> str:
@@ -217,7 +221,7 @@ class Collector:
             if sa.family not in ("inet", "inet6"):
                 return []
             fd = _int(a0, 16) if name == "connect" else _int(sc.get("exit"))
-            loc = local_endpoint(pid, fd) if fd >= 0 else None
+            loc = local_endpoint(pid, fd, _AF.get(sa.family, -1)) if fd >= 0 else None
             if loc is not None:
                 proto, local_ip, local_port = loc
                 proto = proto or "tcp"

@@ -8,6 +8,7 @@ looked up in /proc/<pid>/net/{tcp,tcp6,udp,udp6} instead.
 
 from __future__ import annotations
 
+import _socket
 import ctypes
 import os
 import socket
@@ -21,6 +22,7 @@ _syscall = _libc.syscall
 _syscall.restype = ctypes.c_long
 _syscall.argtypes = [ctypes.c_long, ctypes.c_int, ctypes.c_int, ctypes.c_uint]
 
+_CSocket = _socket.socket
 _FAMILY = {socket.AF_INET: "inet", socket.AF_INET6: "inet6", socket.AF_UNIX: "unix"}
 _PROTO = {socket.SOCK_STREAM: "tcp", socket.SOCK_DGRAM: "udp"}
 
@@ -84,15 +86,17 @@ def dup_fd(pid: int, fd: int) -> int:
     raise OSError(3, os.strerror(3))
 
 
-def local_endpoint(pid: int, fd: int) -> tuple[str, str, int] | None:
+def local_endpoint(pid: int, fd: int, family: int = -1) -> tuple[str, str, int] | None:
     """(protocol, local ip, local port) of an inet socket of another process: what a connect or
-    accept audit record lacks (the remote end is in its SOCKADDR record)."""
+    accept audit record lacks (the remote end is in its SOCKADDR record, whose address family is
+    the socket's: passed as ``family``, it saves a getsockopt). The C socket type, not the
+    socket.socket wrapper: its constructor and ``type`` property are Python code."""
     try:
         dfd = dup_fd(pid, fd)
     except OSError:
         return None
     try:
-        s = socket.socket(fileno=dfd)
+        s = _CSocket(family, -1, 0 if family != -1 else -1, dfd)
     except OSError:
         os.close(dfd)
         return None
