@@ -5,6 +5,8 @@ within a kind by the acting program's name for rules that declare a program pref
 (``Detection.programs`` / ``program_prefixes``, rule in ``Detection.offered``): a ``curl`` exec
 never calls a rule that only fires on shells. The per-(kind, program) list of rules is computed
 once per distinct program name and cached (bounded), so an event costs one dict lookup to route.
+Detections that declare the same ``Detection.gate`` (a cheap necessary condition, e.g. "the IP is
+on some threat list") form one entry: the gate runs once per event, its members only when it holds.
 Every detection runs in its own error boundary: one broken rule is counted and reported, and never
 sinks the batch or hides another rule's findings.
 """
