@@ -111,10 +111,19 @@ class Agent:
         return os.path.join(self.cfg.agent.state_dir, "seq")
 
     def _load_seq(self) -> int:
+        """The saved seq, but never below the clock in microseconds.
+
+        Findings use seq as their idempotency watermark (an occurrence applies only if newer than
+        what was counted), so seq must stay monotonic per instance even when the state dir is lost
+        (reinstall, new disk). Starting from the wall clock in microseconds guarantees it: the agent
+        emits far fewer than a million events a second, so seq never catches up with the clock.
+        """
+        floor = time.time_ns() // 1000
         try:
-            return int((read_text(self._seq_path()) or "0").strip() or 0)
+            saved = int((read_text(self._seq_path()) or "0").strip() or 0)
         except ValueError:
-            return 0
+            saved = 0
+        return max(saved, floor)
 
     def _save_seq(self) -> None:
         try:

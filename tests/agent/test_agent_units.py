@@ -24,13 +24,19 @@ def nl(mtype: int, text: str) -> bytes:
 
 
 EXEC_RECORDS = [
-    (1300, 'audit(1795818147.269:159): arch=c000003e syscall=59 success=yes exit=0 a0=7fe9 a1=7fe9 a2=7fff a3=8 '
-           'items=2 ppid=4627 pid=999999 auid=4294967295 uid=1000 gid=1000 euid=0 suid=0 fsuid=0 egid=0 sgid=0 '
-           'fsgid=0 tty=pts1 ses=4294967295 comm="echo" exe="/usr/bin/echo" key="vigil"'),
+    (
+        1300,
+        "audit(1795818147.269:159): arch=c000003e syscall=59 success=yes exit=0 a0=7fe9 a1=7fe9 a2=7fff a3=8 "
+        "items=2 ppid=4627 pid=999999 auid=4294967295 uid=1000 gid=1000 euid=0 suid=0 fsuid=0 egid=0 sgid=0 "
+        'fsgid=0 tty=pts1 ses=4294967295 comm="echo" exe="/usr/bin/echo" key="vigil"',
+    ),
     (1321, "audit(1795818147.269:159): fver=0 fp=0"),
     (1309, 'audit(1795818147.269:159): argc=3 a0="/bin/echo" a1=6D61726B6572206F6E65 a2=780A79'),
     (1307, 'audit(1795818147.269:159): cwd="/work/main"'),
-    (1302, 'audit(1795818147.269:159): item=0 name="/bin/echo" inode=260249 dev=fe:00 mode=0100755 nametype=NORMAL'),
+    (
+        1302,
+        'audit(1795818147.269:159): item=0 name="/bin/echo" inode=260249 dev=fe:00 mode=0100755 nametype=NORMAL',
+    ),
     (1327, "audit(1795818147.269:159): proctitle=2F62696E"),
     (1320, "audit(1795818147.269:159): "),
 ]
@@ -128,8 +134,18 @@ def test_exclude_rules_are_on_the_exclude_list_under_our_key() -> None:
 
 def test_watch_paths_include_sensitive_defaults_and_extras() -> None:
     paths = rules.watch_paths(["/srv/app/secrets"], defaults=True)
-    for p in ("/etc/shadow", "/etc/sudoers", "/etc/cron.d", "/etc/systemd/system", "/var/log", "/root/.ssh",
-              "/etc/ld.so.preload", "/etc/pam.d", "/root/.bash_history", "/srv/app/secrets"):
+    for p in (
+        "/etc/shadow",
+        "/etc/sudoers",
+        "/etc/cron.d",
+        "/etc/systemd/system",
+        "/var/log",
+        "/root/.ssh",
+        "/etc/ld.so.preload",
+        "/etc/pam.d",
+        "/root/.bash_history",
+        "/srv/app/secrets",
+    ):
         assert p in paths
     assert rules.watch_paths(["/x"], defaults=False) == ["/x"]
 
@@ -143,15 +159,33 @@ def test_bpf_program_jumps_stay_inside() -> None:
 
 
 def _udp4(src: str, dst: str, sport: int, dport: int, payload: bytes) -> bytes:
-    ip = struct.pack("!BBHHHBBH4s4s", 0x45, 0, 20 + 8 + len(payload), 0, 0, 64, 17, 0,
-                     socket.inet_aton(src), socket.inet_aton(dst))
+    ip = struct.pack(
+        "!BBHHHBBH4s4s",
+        0x45,
+        0,
+        20 + 8 + len(payload),
+        0,
+        0,
+        64,
+        17,
+        0,
+        socket.inet_aton(src),
+        socket.inet_aton(dst),
+    )
     return ip + struct.pack("!HHHH", sport, dport, 8 + len(payload), 0) + payload
 
 
 def _tcp6(src: str, dst: str, sport: int, dport: int, payload: bytes) -> bytes:
     tcp = struct.pack("!HHIIBBHHH", sport, dport, 0, 0, 5 << 4, 0x18, 1000, 0, 0) + payload
-    ip = struct.pack("!IHBB16s16s", 6 << 28, len(tcp), 6, 64, socket.inet_pton(socket.AF_INET6, src),
-                     socket.inet_pton(socket.AF_INET6, dst))
+    ip = struct.pack(
+        "!IHBB16s16s",
+        6 << 28,
+        len(tcp),
+        6,
+        64,
+        socket.inet_pton(socket.AF_INET6, src),
+        socket.inet_pton(socket.AF_INET6, dst),
+    )
     return ip + tcp
 
 
@@ -166,8 +200,13 @@ def test_dns_tracker_pairs_query_answer_and_process_by_port() -> None:
     assert tr.ready(2_000) == []  # no answer yet, not timed out
     tr.on_packet(_udp4("10.0.0.2", "10.0.0.5", 53, 40000, r.pack()), 3_000)
     [p] = tr.ready(3_000)
-    assert (p.hostname, p.qtype, p.rcode, p.resolver_ip, p.process) == ("pool.example.com", "A", "NOERROR",
-                                                                        "10.0.0.2", proc)
+    assert (p.hostname, p.qtype, p.rcode, p.resolver_ip, p.process) == (
+        "pool.example.com",
+        "A",
+        "NOERROR",
+        "10.0.0.2",
+        proc,
+    )
     assert p.answers == [wire.DnsAnswer(type="A", rdata="192.0.2.7", ttl=30)]
 
 
@@ -202,7 +241,9 @@ def _dns_samples() -> list[bytes]:
     r.add_answer(dnslib.RR(q.q.qname, dnslib.QTYPE.A, rdata=dnslib.A("10.9.8.7"), ttl=5))
     q2 = dnslib.DNSRecord.question("www.Example.com", "AAAA")
     r2 = q2.reply()
-    r2.add_answer(dnslib.RR("www.Example.com", dnslib.QTYPE.CNAME, rdata=dnslib.CNAME("edge.example.net"), ttl=60))
+    r2.add_answer(
+        dnslib.RR("www.Example.com", dnslib.QTYPE.CNAME, rdata=dnslib.CNAME("edge.example.net"), ttl=60)
+    )
     r2.add_answer(dnslib.RR("edge.example.net", dnslib.QTYPE.AAAA, rdata=dnslib.AAAA("2001:db8::1"), ttl=60))
     r3 = dnslib.DNSRecord.question("nx.example", "MX").reply()
     r3.header.rcode = 3
@@ -291,20 +332,47 @@ def test_process_that_exited_before_its_exec_was_read_is_still_evicted(tmp_path)
     exec: the entry made from the late exec must still go after the grace period (it leaked)."""
     t = ProcessTable(proc=str(tmp_path), grace_ns=10)
     t.on_exit(4242, now_ns=2_000)  # no entry yet
-    t.on_exec(pid=4242, ppid=0, exe="/bin/true", name="true", argv=["/bin/true"], cwd="/", uid=0, euid=0,
-              gid=0, egid=0, tty="(none)", time_ns=1_000)
+    t.on_exec(
+        pid=4242,
+        ppid=0,
+        exe="/bin/true",
+        name="true",
+        argv=["/bin/true"],
+        cwd="/",
+        uid=0,
+        euid=0,
+        gid=0,
+        egid=0,
+        tty="(none)",
+        time_ns=1_000,
+    )
     assert 4242 in t.entries
     assert t.evict(2_010) == 1 and 4242 not in t.entries
     # an exit noted before the exec happened belongs to an older process with that pid
     t.on_exit(4343, now_ns=500)
-    t.on_exec(pid=4343, ppid=0, exe="/bin/true", name="true", argv=[], cwd="/", uid=0, euid=0, gid=0,
-              egid=0, tty="", time_ns=1_000)
+    t.on_exec(
+        pid=4343,
+        ppid=0,
+        exe="/bin/true",
+        name="true",
+        argv=[],
+        cwd="/",
+        uid=0,
+        euid=0,
+        gid=0,
+        egid=0,
+        tty="",
+        time_ns=1_000,
+    )
     assert t.evict(10**9) == 0 and 4343 in t.entries
 
 
 def test_proc_helpers() -> None:
     assert parse_stat("123 (my (odd) name) S 1 123 123 0 -1 4194560 1 0 0 0 0 0 0 0 20 0 1 0 4242 0") == (
-        "my (odd) name", 1, 4242)
+        "my (odd) name",
+        1,
+        4242,
+    )
     assert container_id("0::/system.slice/docker-" + "a" * 64 + ".scope") == "a" * 64
     assert container_id("0::/user.slice") == ""
     assert env_vars(b"A=1\0LD_PRELOAD=/tmp/x.so\0LD_LIBRARY_PATH=/opt\0") == ("/tmp/x.so", "/opt")
@@ -312,9 +380,17 @@ def test_proc_helpers() -> None:
 
 
 def _collector(table: ProcessTable, **kw) -> Collector:
-    base = dict(key="vigil", watched=["/etc/cron.d"], unix_sockets=["/var/run/docker.sock"], unix_all=False,
-                exclude_comm=["noisy"], exclude_paths=["/etc/cron.d/skip"], dns_ports=[53], on_dns_connect=None,
-                self_pid=1)
+    base = dict(
+        key="vigil",
+        watched=["/etc/cron.d"],
+        unix_sockets=["/var/run/docker.sock"],
+        unix_all=False,
+        exclude_comm=["noisy"],
+        exclude_paths=["/etc/cron.d/skip"],
+        dns_ports=[53],
+        on_dns_connect=None,
+        self_pid=1,
+    )
     base.update(kw)
     return Collector(table, **base)
 
@@ -327,12 +403,22 @@ def _group(records: list[tuple[int, str]]):
     return g
 
 
-SYSCALL = ('audit(1.000:{serial}): arch=c000003e syscall={nr} success=yes exit={exit} a0={a0} a1={a1} a2=0 a3=0 '
-           'items=2 ppid=1 pid=3999999 uid=0 gid=0 euid=0 suid=0 fsuid=0 egid=0 sgid=0 fsgid=0 tty=(none) ses=1 '
-           'comm="{comm}" exe="/usr/bin/x" key={key}')
+SYSCALL = (
+    "audit(1.000:{serial}): arch=c000003e syscall={nr} success=yes exit={exit} a0={a0} a1={a1} a2=0 a3=0 "
+    "items=2 ppid=1 pid=3999999 uid=0 gid=0 euid=0 suid=0 fsuid=0 egid=0 sgid=0 fsgid=0 tty=(none) ses=1 "
+    'comm="{comm}" exe="/usr/bin/x" key={key}'
+)
 
 
-def _sys(nr: int, serial: int = 7, comm: str = "x", a0: str = "3", a1: str = "0", exit: int = 0, key: str = '"vigil"'):
+def _sys(
+    nr: int,
+    serial: int = 7,
+    comm: str = "x",
+    a0: str = "3",
+    a1: str = "0",
+    exit: int = 0,
+    key: str = '"vigil"',
+):
     return (1300, SYSCALL.format(serial=serial, nr=nr, comm=comm, a0=a0, a1=a1, exit=exit, key=key))
 
 
@@ -341,25 +427,45 @@ def test_collector_maps_audit_groups_to_wire_events() -> None:
     c = _collector(table)
     seq = iter(range(1, 100)).__next__
     # connect to docker.sock (unix) is an event; another unix socket is not
-    g = _group([_sys(42), (1306, "audit(1.000:7): saddr=0100" + b"/var/run/docker.sock".hex() + "00"),
-                (1320, "audit(1.000:7): ")])
+    g = _group(
+        [
+            _sys(42),
+            (1306, "audit(1.000:7): saddr=0100" + b"/var/run/docker.sock".hex() + "00"),
+            (1320, "audit(1.000:7): "),
+        ]
+    )
     [ev] = c.build(g, c.syscall_name(g), seq)
     assert isinstance(ev, wire.UnixConnect) and ev.path == "/var/run/docker.sock"
-    g = _group([_sys(42), (1306, "audit(1.000:7): saddr=0100" + b"/run/other.sock".hex() + "00"),
-                (1320, "audit(1.000:7): ")])
+    g = _group(
+        [
+            _sys(42),
+            (1306, "audit(1.000:7): saddr=0100" + b"/run/other.sock".hex() + "00"),
+            (1320, "audit(1.000:7): "),
+        ]
+    )
     assert c.build(g, c.syscall_name(g), seq) == []
     # rename into a watched directory
-    g = _group([_sys(82), (1307, 'audit(1.000:7): cwd="/tmp"'),
-                (1302, 'audit(1.000:7): item=0 name="/tmp/" nametype=PARENT'),
-                (1302, 'audit(1.000:7): item=1 name="/etc/cron.d/" nametype=PARENT'),
-                (1302, 'audit(1.000:7): item=2 name="evil" nametype=DELETE'),
-                (1302, 'audit(1.000:7): item=3 name="/etc/cron.d/evil" nametype=CREATE'),
-                (1320, "audit(1.000:7): ")])
+    g = _group(
+        [
+            _sys(82),
+            (1307, 'audit(1.000:7): cwd="/tmp"'),
+            (1302, 'audit(1.000:7): item=0 name="/tmp/" nametype=PARENT'),
+            (1302, 'audit(1.000:7): item=1 name="/etc/cron.d/" nametype=PARENT'),
+            (1302, 'audit(1.000:7): item=2 name="evil" nametype=DELETE'),
+            (1302, 'audit(1.000:7): item=3 name="/etc/cron.d/evil" nametype=CREATE'),
+            (1320, "audit(1.000:7): "),
+        ]
+    )
     [ev] = c.build(g, c.syscall_name(g), seq)
     assert isinstance(ev, wire.FileRename) and (ev.path, ev.new_path) == ("/tmp/evil", "/etc/cron.d/evil")
     # excluded path prefix and excluded process name
-    g = _group([_sys(2, a1="241", key="(null)"), (1302, 'audit(1.000:7): item=0 name="/etc/cron.d/skip1" nametype=CREATE'),
-                (1320, "audit(1.000:7): ")])
+    g = _group(
+        [
+            _sys(2, a1="241", key="(null)"),
+            (1302, 'audit(1.000:7): item=0 name="/etc/cron.d/skip1" nametype=CREATE'),
+            (1320, "audit(1.000:7): "),
+        ]
+    )
     assert c.build(g, c.syscall_name(g), seq) == []
     g = _group([_sys(105, comm="noisy", a0="0"), (1320, "audit(1.000:7): ")])
     assert c.build(g, c.syscall_name(g), seq) == []
@@ -375,3 +481,21 @@ def test_collector_maps_audit_groups_to_wire_events() -> None:
     assert isinstance(ev, wire.ModuleLoad) and ev.name == "rootkit" and ev.syscall == "init_module"
     # a 32-bit execve is named too
     assert rules.SYSCALL_NAMES[auditnl.ARCH_I386][11] == "execve"
+
+
+def test_seq_survives_a_lost_state_dir_by_starting_at_the_clock(tmp_path) -> None:  # type: ignore[no-untyped-def]
+    """Findings count an occurrence only if its seq is newer than what was applied: a reinstalled
+    agent (state dir gone) must still continue above every seq it sent before."""
+    import time as _time
+
+    from vigil_agent.agent import Agent
+
+    before_us = _time.time_ns() // 1000
+    state = tmp_path / "state"
+    state.mkdir()
+    agent = Agent.__new__(Agent)
+    agent.cfg = type("C", (), {"agent": type("A", (), {"state_dir": str(state)})()})()
+    fresh = agent._load_seq()
+    assert fresh >= before_us
+    (state / "seq").write_text(str(fresh + 10**12))  # a saved seq ahead of the clock wins
+    assert agent._load_seq() == fresh + 10**12
