@@ -19,7 +19,7 @@ app = typer.Typer(help="Vigil: runtime threat detection for EC2.", no_args_is_he
 findings_app = typer.Typer(help="Findings stored by a deployed (or the offline) stack.", no_args_is_help=True)
 app.add_typer(findings_app, name="findings")
 err = Console(stderr=True, soft_wrap=True)
-out = Console()
+out = Console(width=None if sys.stdout.isatty() else 160)  # piped: don't squeeze tables to 80 columns
 
 _SEV_STYLE = {"Low": "cyan", "Medium": "yellow", "High": "red", "Critical": "bold red"}
 
