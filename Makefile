@@ -16,11 +16,14 @@ help: ## list the targets
 	@grep -hE '^[a-zA-Z0-9_-]+:.*## ' $(MAKEFILE_LIST) | sort | awk -F':.*## ' '{printf "  \033[36m%-16s\033[0m %s\n", $$1, $$2}'
 
 $(VENV)/.installed: requirements-dev.txt pyproject.toml
+	@echo "==> setting up $(VENV) (first run: about a minute; pinned in requirements-dev.txt)"
 	@test -x $(BIN)/python || $(PY) -m venv $(VENV)
-	$(BIN)/pip install -q --upgrade pip
-	$(BIN)/pip install -q -r requirements-dev.txt
-	$(BIN)/pip install -q --no-deps -e .
+	@$(BIN)/pip install -q --upgrade pip
+	@echo "==> installing dev/test requirements"
+	@$(BIN)/pip install -q -r requirements-dev.txt
+	@$(BIN)/pip install -q --no-deps -e . 2>&1 | grep -v -e "^ " -e "BuildBackendWarning" -e "^$$" || true
 	@touch $@
+	@echo "==> $(VENV) ready"
 
 venv: $(VENV)/.installed ## create .venv and install the dev/test environment
 
