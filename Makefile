@@ -21,7 +21,7 @@ $(VENV)/.installed: requirements-dev.txt pyproject.toml
 	@$(BIN)/pip install -q --upgrade pip
 	@echo "==> installing dev/test requirements"
 	@$(BIN)/pip install -q -r requirements-dev.txt
-	@$(BIN)/pip install -q --no-deps -e . 2>&1 | grep -v -e "^ " -e "BuildBackendWarning" -e "^$$" || true
+	@$(BIN)/pip install -q --no-deps -e . > $(VENV)/editable.log 2>&1 || { cat $(VENV)/editable.log; exit 1; }
 	@touch $@
 	@echo "==> $(VENV) ready"
 
