@@ -72,6 +72,32 @@ def hash_listed(event: Any, ctx: Context) -> bool:
     return bool(sha) and ctx.intel.match_hash(sha) is not None
 
 
+class FirstSeenOnInstance(Detection):
+    """A baseline rule: fires the first time a ``candidate`` event's ``baseline_key`` is seen on an
+    instance (remembered in the State table for ``baseline_ttl_s``), and stays quiet after that."""
+
+    stateful = True
+    baseline_ttl_s: ClassVar[int]
+
+    def candidate(self, event: Any) -> bool:
+        raise NotImplementedError
+
+    def baseline_key(self, event: Any) -> str:
+        raise NotImplementedError
+
+    def state_keys(self, event: Any) -> tuple[str, ...]:
+        return (self.baseline_key(event),) if self.candidate(event) else ()
+
+    def match(self, event: Any, ctx: Context) -> bool:
+        if not self.candidate(event):
+            return False
+        key = self.baseline_key(event)
+        if ctx.state.seen(key):
+            return False
+        ctx.state.remember(key, self.baseline_ttl_s)
+        return True
+
+
 class ThreatListDns(Detection):
     """A DNS query for a domain on a threat list of ``category``."""
 

@@ -14,8 +14,8 @@ from typing import Any, ClassVar, Final
 
 from vigil import sample as s
 from vigil import severity
-from vigil.detection import Context, Detection, Example, Meta
-from vigil.detections._common import iso
+from vigil.detection import Context, Example, Meta
+from vigil.detections._common import FirstSeenOnInstance, iso
 from vigil.events import ProcessActivity
 from vigil.vocab import container_started_ns
 
@@ -48,7 +48,7 @@ def _key(event: ProcessActivity) -> str:
     return f"newbin|{event.device.instance_uid}|{p.container_uid}|{p.file.sha256 or p.file.path}"
 
 
-class NewBinaryExecuted(Detection):
+class NewBinaryExecuted(FirstSeenOnInstance):
     meta = Meta(
         type="Execution:Runtime/NewBinaryExecuted",
         severity=severity.MEDIUM,
@@ -68,19 +68,13 @@ class NewBinaryExecuted(Detection):
         references=("https://attack.mitre.org/techniques/T1105/",),
     )
     kinds = frozenset({"process_exec"})
-    stateful = True
+    baseline_ttl_s = _TTL_S
 
-    def state_keys(self, event: ProcessActivity) -> tuple[str, ...]:
-        return (_key(event),) if _new_binary(event) else ()
+    def candidate(self, event: ProcessActivity) -> bool:
+        return _new_binary(event)
 
-    def match(self, event: ProcessActivity, ctx: Context) -> bool:
-        if not _new_binary(event):
-            return False
-        key = _key(event)
-        if ctx.state.seen(key):
-            return False
-        ctx.state.remember(key, _TTL_S)
-        return True
+    def baseline_key(self, event: ProcessActivity) -> str:
+        return _key(event)
 
     def context(self, event: ProcessActivity, ctx: Context) -> dict[str, Any]:
         return {"modifiedAt": iso(event.process.file.modified_time)}

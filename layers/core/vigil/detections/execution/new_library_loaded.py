@@ -11,8 +11,8 @@ from typing import Any, ClassVar, Final
 
 from vigil import sample as s
 from vigil import severity
-from vigil.detection import Context, Detection, Example, Meta
-from vigil.detections._common import iso
+from vigil.detection import Context, Example, Meta
+from vigil.detections._common import FirstSeenOnInstance, iso
 from vigil.events import ModuleActivity
 from vigil.vocab import container_started_ns
 
@@ -34,7 +34,7 @@ def _key(event: ModuleActivity) -> str:
     return f"newlib|{event.device.instance_uid}|{event.process.container_uid}|{f.sha256 or f.path}"
 
 
-class NewLibraryLoaded(Detection):
+class NewLibraryLoaded(FirstSeenOnInstance):
     meta = Meta(
         type="Execution:Runtime/NewLibraryLoaded",
         severity=severity.MEDIUM,
@@ -52,19 +52,13 @@ class NewLibraryLoaded(Detection):
         references=("https://attack.mitre.org/techniques/T1574/006/",),
     )
     kinds = frozenset({"module_load"})
-    stateful = True
+    baseline_ttl_s = _TTL_S
 
-    def state_keys(self, event: ModuleActivity) -> tuple[str, ...]:
-        return (_key(event),) if _new_library(event) else ()
+    def candidate(self, event: ModuleActivity) -> bool:
+        return _new_library(event)
 
-    def match(self, event: ModuleActivity, ctx: Context) -> bool:
-        if not _new_library(event):
-            return False
-        key = _key(event)
-        if ctx.state.seen(key):
-            return False
-        ctx.state.remember(key, _TTL_S)
-        return True
+    def baseline_key(self, event: ModuleActivity) -> str:
+        return _key(event)
 
     def dedup_key(self, event: ModuleActivity) -> str:
         return event.module.file.path

@@ -12,7 +12,8 @@ from typing import ClassVar, Final
 
 from vigil import sample as s
 from vigil import severity
-from vigil.detection import Context, Detection, Example, Meta
+from vigil.detection import Example, Meta
+from vigil.detections._common import FirstSeenOnInstance
 from vigil.events import ProcessActivity
 from vigil.vocab import ORDINARY_SETUID, base_name
 
@@ -34,7 +35,7 @@ def _key(event: ProcessActivity) -> str:
     return f"root|{event.device.instance_uid}|{p.file.sha256 or p.file.path}"
 
 
-class ElevationToRoot(Detection):
+class ElevationToRoot(FirstSeenOnInstance):
     meta = Meta(
         type="PrivilegeEscalation:Runtime/ElevationToRoot",
         severity=severity.MEDIUM,
@@ -53,19 +54,13 @@ class ElevationToRoot(Detection):
         references=("https://attack.mitre.org/techniques/T1548/001/",),
     )
     kinds = frozenset({"setuid", "process_exec"})
-    stateful = True
+    baseline_ttl_s = _TTL_S
 
-    def state_keys(self, event: ProcessActivity) -> tuple[str, ...]:
-        return (_key(event),) if _elevates(event) else ()
+    def candidate(self, event: ProcessActivity) -> bool:
+        return _elevates(event)
 
-    def match(self, event: ProcessActivity, ctx: Context) -> bool:
-        if not _elevates(event):
-            return False
-        key = _key(event)
-        if ctx.state.seen(key):
-            return False
-        ctx.state.remember(key, _TTL_S)
-        return True
+    def baseline_key(self, event: ProcessActivity) -> str:
+        return _key(event)
 
     fires: ClassVar = (
         Example("a setuid copy of bash run by www-data", (s.exec_(s.proc("/tmp/.sh", "-p", uid=33, euid=0)),)),
