@@ -17,7 +17,7 @@ import time
 from collections.abc import Callable, Iterable
 from typing import Any, Final
 
-from vigil.state import Change
+from vigil.state import InMemoryState
 from vigil_aws.clients import client
 
 BATCH_GET_MAX: Final = 100
@@ -52,16 +52,15 @@ def _alive(item: dict[str, Any], now: float) -> bool:
     return exp is None or int(exp["N"]) > now
 
 
-class DynamoDBState:
-    """The core's ``vigil.state.State`` on the State table (see the module docstring)."""
+class DynamoDBState(InMemoryState):
+    """The core's ``vigil.state.State`` on the State table (see the module docstring): the in-memory
+    bookkeeping of ``InMemoryState``, loaded from the table and written back by ``write``."""
 
     def __init__(self, table: str, *, clock: Callable[[], float] = time.time) -> None:
+        super().__init__()
         self.table = table
         self.clock = clock
-        self._seen: set[str] = set()
-        self._counts: dict[str, int] = {}
         self._loaded: set[str] = set()
-        self._pending: dict[str, Change] = {}
 
     def load(self, keys: Iterable[str]) -> None:
         wanted = sorted(set(keys) - self._loaded)
@@ -77,25 +76,6 @@ class DynamoDBState:
             if "n" in item:
                 self._counts[key] = self._counts.get(key, 0) + int(item["n"]["N"])
         self._loaded.update(wanted)
-
-    def seen(self, key: str) -> bool:
-        return key in self._seen
-
-    def remember(self, key: str, ttl_s: int) -> None:
-        if key not in self._seen:
-            self._seen.add(key)
-            self._pending[key] = Change(key, "remember", 1, ttl_s)
-
-    def count(self, key: str) -> int:
-        return self._counts.get(key, 0)
-
-    def add(self, key: str, n: int, ttl_s: int) -> None:
-        self._counts[key] = self._counts.get(key, 0) + n
-        prev = self._pending.get(key)
-        self._pending[key] = Change(key, "add", n + (prev.value if prev is not None else 0), ttl_s)
-
-    def changes(self) -> list[Change]:
-        return list(self._pending.values())
 
     def write(self) -> int:
         """Write this batch's changes, one UpdateItem per key; returns how many."""
