@@ -4,7 +4,8 @@ Trigger: DynamoDB stream of ``FindingsTable`` (INSERT and MODIFY; partial batch 
 bisect on error, bounded retries, on-failure record to ``PublishFailureQueue``).
 Reads: the stream images.
 Writes: ``FindingsBus`` (``source: vigil``, ``detail-type: Vigil Finding``, detail = the finding),
-``FindingsTable`` (``lastPublishedAt``: new findings at once, updates per publishing frequency).
+``FindingsTable`` (the ``lastPublishedAt`` / ``publishedUpdatedAt`` claim: new findings at once,
+updates once per publishing period; an update held back here is published by PublishSweepFunction).
 """
 
 from __future__ import annotations

@@ -5,7 +5,11 @@ Item attributes (the GuardDuty document of the latest occurrence is stored as JS
 
     id, type, instanceId, severity, severityLabel, status (ACTIVE|ARCHIVED), title,
     count, firstSeen, lastSeen, createdAt, updatedAt       -- what GuardDuty shows
-    lastSeq, expiresAt, lastPublishedAt                   -- internal, never published
+    lastSeq, expiresAt, lastPublishedAt, publishedUpdatedAt -- internal, never published
+
+``lastPublishedAt`` is when the finding was last published (the publishing period runs from it);
+``publishedUpdatedAt`` is which version (``updatedAt``) that publication carried, so "an update
+is still unpublished" is ``updatedAt > publishedUpdatedAt``, one clock, no race with the stream.
 
 Idempotency: agent ``seq`` is monotonic per instance and a finding belongs to one instance, so an
 occurrence applies only if every contributing event is newer than what the item has already
@@ -16,7 +20,7 @@ from __future__ import annotations
 
 import json
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from typing import Any, Final
 
@@ -28,7 +32,8 @@ from vigil_aws.clients import client
 
 ACTIVE: Final = "ACTIVE"
 ARCHIVED: Final = "ARCHIVED"
-INTERNAL_ATTRIBUTES: Final = frozenset({"lastSeq", "expiresAt", "lastPublishedAt"})
+INTERNAL_ATTRIBUTES: Final = frozenset({"lastSeq", "expiresAt", "lastPublishedAt", "publishedUpdatedAt"})
+BY_STATUS: Final = "ByStatus"
 
 _APPLY = (
     "SET #finding = :finding, #type = :type, instanceId = :instance, severity = :severity, "
@@ -134,14 +139,16 @@ class FindingsStore:
         item = out.get("Item")
         return plain(item) if item else None
 
-    # -- publication claims (PublishFunction) ----------------------------------------------
-    def claim_publication(self, finding_id: str, now: str, due_before: str | None) -> bool:
-        """Mark the finding published at ``now`` if it never was (``due_before`` None: a new
-        finding) or was last published at or before ``due_before``. False: someone else did, or
-        it is not due. The claim is the lock that keeps concurrent batches from double-publishing.
+    # -- publication claims (PublishFunction, PublishSweepFunction) -------------------------
+    def claim_publication(self, finding_id: str, now: str, due_before: str | None, updated_at: str) -> bool:
+        """Mark version ``updated_at`` of the finding published at ``now`` if the item still is
+        that version and it never was published (``due_before`` None: a new finding) or was last
+        published at or before ``due_before``. False: someone else did, it is not due, or a newer
+        version superseded it. The claim is the lock that keeps the stream path and the sweep
+        (and concurrent batches) from double-publishing.
         """
-        cond = "attribute_exists(id) AND (attribute_not_exists(lastPublishedAt)"
-        values: dict[str, Any] = {":now": {"S": now}}
+        cond = "updatedAt = :version AND (attribute_not_exists(lastPublishedAt)"
+        values: dict[str, Any] = {":now": {"S": now}, ":version": {"S": updated_at}}
         if due_before is not None:
             cond += " OR lastPublishedAt <= :due"
             values[":due"] = {"S": due_before}
@@ -150,7 +157,7 @@ class FindingsStore:
             client("dynamodb").update_item(
                 TableName=self.table,
                 Key={"id": {"S": finding_id}},
-                UpdateExpression="SET lastPublishedAt = :now",
+                UpdateExpression="SET lastPublishedAt = :now, publishedUpdatedAt = :version",
                 ConditionExpression=cond,
                 ExpressionAttributeValues=values,
             )
@@ -160,12 +167,19 @@ class FindingsStore:
             raise
         return True
 
-    def release_claim(self, finding_id: str, claimed_at: str, previous: str | None) -> None:
-        """Undo a claim whose publication failed, so the retry publishes (best effort)."""
-        expr = "SET lastPublishedAt = :prev" if previous else "REMOVE lastPublishedAt"
+    def release_claim(self, finding_id: str, claimed_at: str, previous: dict[str, Any]) -> None:
+        """Undo a claim whose publication failed, so the retry (or the sweep) publishes: restore
+        ``lastPublishedAt`` and ``publishedUpdatedAt`` from ``previous`` (the item as it was read
+        before the claim). Best effort: a newer claim is left alone."""
+        restore = ("lastPublishedAt", "publishedUpdatedAt")
+        sets = [f"{attr} = :{attr}" for attr in restore if previous.get(attr)]
+        removes = [attr for attr in restore if not previous.get(attr)]
+        expr = " ".join(
+            ([f"SET {', '.join(sets)}"] if sets else [])
+            + ([f"REMOVE {', '.join(removes)}"] if removes else [])
+        )
         values: dict[str, Any] = {":claimed": {"S": claimed_at}}
-        if previous:
-            values[":prev"] = {"S": previous}
+        values.update({f":{attr}": {"S": previous[attr]} for attr in restore if previous.get(attr)})
         try:
             client("dynamodb").update_item(
                 TableName=self.table,
@@ -177,6 +191,32 @@ class FindingsStore:
         except ClientError as exc:
             if not is_conditional_failure(exc):
                 raise
+
+    def unpublished_updates(self, due_before: str) -> Iterator[dict[str, Any]]:
+        """ACTIVE findings whose latest version was never published although their last
+        publication is at or before ``due_before`` (plain values, ``ByStatus``, every page).
+        Findings never published at all are the stream path's (published at once), not these.
+        Items written before ``publishedUpdatedAt`` existed compare against ``lastPublishedAt``.
+        """
+        paginator = client("dynamodb").get_paginator("query")
+        pages = paginator.paginate(
+            TableName=self.table,
+            IndexName=BY_STATUS,
+            KeyConditionExpression="#status = :active",
+            FilterExpression=(
+                "lastPublishedAt <= :due AND (updatedAt > publishedUpdatedAt OR "
+                "(attribute_not_exists(publishedUpdatedAt) AND updatedAt > lastPublishedAt))"
+            ),
+            ProjectionExpression=(
+                "id, #finding, #status, #count, firstSeen, lastSeen, createdAt, updatedAt, "
+                "lastPublishedAt, publishedUpdatedAt"
+            ),
+            ExpressionAttributeNames={"#status": "status", "#finding": "finding", "#count": "count"},
+            ExpressionAttributeValues={":active": {"S": ACTIVE}, ":due": {"S": due_before}},
+        )
+        for page in pages:
+            for item in page.get("Items", []):
+                yield plain(item)
 
 
 def plain(item: dict[str, Any]) -> dict[str, Any]:
