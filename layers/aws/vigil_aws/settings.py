@@ -91,7 +91,7 @@ class PublishSettings:
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None) -> PublishSettings:
         e = os.environ if env is None else env
-        fn = "PublishFunction"
+        fn = e.get("POWERTOOLS_SERVICE_NAME") or "PublishFunction"  # also PublishSweepFunction
         frequency = _get(e, "FINDING_PUBLISHING_FREQUENCY", fn)
         if frequency not in PUBLISHING_FREQUENCY_S:
             raise SettingsError(
