@@ -144,3 +144,25 @@ def test_typed_but_wrong_events_never_raise(kind: str, fields: dict) -> None:  #
     decoded, errors = wire.decode_batch(line)
     events, rejected = normalize_batch(decoded, default_host=HOST)
     assert len(decoded) + len(errors) == 1 and len(events) + len(rejected) == len(decoded)
+
+
+def test_injection_events_keep_their_kind_mechanism_and_target() -> None:
+    victim = wire.Process(
+        pid=950, uid="u950", name="nginx", file=wire.File(path="/usr/sbin/nginx", name="nginx")
+    )
+    batch = [
+        wire.Ptrace(time=1, seq=1, host=HOST, process=BASH, request="PTRACE_POKETEXT", target=victim),
+        wire.ProcessVmWrite(time=2, seq=2, process=BASH, target=victim),
+        wire.ProcMemWrite(time=3, seq=3, process=BASH, path="/proc/950/mem", target=victim),
+    ]
+    events, rejected = normalize_batch(batch)
+    assert rejected == []
+    got = [
+        (e.kind, e.activity_id, e.injection_type, e.ptrace_request, e.target_path, e.target_process.pid)
+        for e in events
+    ]  # type: ignore[union-attr]
+    assert got == [
+        ("ptrace", 4, "ptrace", "PTRACE_POKETEXT", "", 950),
+        ("process_vm_write", 4, "process_vm_writev", "", "", 950),
+        ("proc_mem_write", 4, "proc_mem", "", "/proc/950/mem", 950),
+    ]

@@ -138,45 +138,27 @@ def _file(kind: str, activity: int) -> _Handler:
     return h  # type: ignore[return-value]
 
 
-def _h_ptrace(w: wire.Ptrace, d: ev.Device) -> ev.Event:
+def _h_inject(w: wire.Ptrace | wire.ProcessVmWrite | wire.ProcMemWrite, d: ev.Device) -> ev.Event:
+    """Inject (4): ptrace, process_vm_writev and writes to /proc/<pid>/mem of another process."""
     return ev.ProcessActivity(
-        kind="ptrace",
+        kind=w.__struct_config__.tag,  # type: ignore[arg-type]
         time=w.time,
         seq=w.seq,
         device=d,
         activity_id=4,
         process=w.process,
         target_process=w.target,
-        injection_type="ptrace",
-        ptrace_request=w.request,
+        injection_type=_INJECTION_TYPE[type(w)],
+        ptrace_request=w.request if isinstance(w, wire.Ptrace) else "",
+        target_path=w.path if isinstance(w, wire.ProcMemWrite) else "",
     )
 
 
-def _h_vm_write(w: wire.ProcessVmWrite, d: ev.Device) -> ev.Event:
-    return ev.ProcessActivity(
-        kind="process_vm_write",
-        time=w.time,
-        seq=w.seq,
-        device=d,
-        activity_id=4,
-        process=w.process,
-        target_process=w.target,
-        injection_type="process_vm_writev",
-    )
-
-
-def _h_proc_mem(w: wire.ProcMemWrite, d: ev.Device) -> ev.Event:
-    return ev.ProcessActivity(
-        kind="proc_mem_write",
-        time=w.time,
-        seq=w.seq,
-        device=d,
-        activity_id=4,
-        process=w.process,
-        target_process=w.target,
-        injection_type="proc_mem",
-        target_path=w.path,
-    )
+_INJECTION_TYPE: Final[dict[type, str]] = {
+    wire.Ptrace: "ptrace",
+    wire.ProcessVmWrite: "process_vm_writev",
+    wire.ProcMemWrite: "proc_mem",
+}
 
 
 def _h_module(w: wire.ModuleLoad, d: ev.Device) -> ev.Event:
@@ -283,9 +265,9 @@ _HANDLERS: Final[dict[type, _Handler]] = {
     wire.FileUnlink: _file("file_unlink", 4),
     wire.FileLink: _file("file_link", 1),
     wire.FileOpenSensitive: _file("file_open_sensitive", 14),
-    wire.Ptrace: _h_ptrace,  # type: ignore[dict-item]
-    wire.ProcessVmWrite: _h_vm_write,  # type: ignore[dict-item]
-    wire.ProcMemWrite: _h_proc_mem,  # type: ignore[dict-item]
+    wire.Ptrace: _h_inject,  # type: ignore[dict-item]
+    wire.ProcessVmWrite: _h_inject,  # type: ignore[dict-item]
+    wire.ProcMemWrite: _h_inject,  # type: ignore[dict-item]
     wire.ModuleLoad: _h_module,  # type: ignore[dict-item]
     wire.MemfdExec: _h_memfd,  # type: ignore[dict-item]
     wire.Mount: _h_mount,  # type: ignore[dict-item]
