@@ -18,58 +18,28 @@ from botocore.exceptions import ClientError
 from vigil.response import groups as g
 from vigil.response import tags as t
 from vigil.response.policy import DefaultAction, PolicyConfig
-
-
-class SettingsError(RuntimeError):
-    """The function's environment does not match what template.yaml sets."""
-
-
-def _get(env: Mapping[str, str], name: str, fn: str, default: str | None = None) -> str:
-    value = env.get(name, "").strip()
-    if value:
-        return value
-    if default is not None:
-        return default
-    raise SettingsError(f"{fn}: environment variable {name} is missing or empty; template.yaml sets it")
-
-
-def _bool(raw: str, name: str, fn: str) -> bool:
-    if raw.lower() in ("true", "1", "yes"):
-        return True
-    if raw.lower() in ("false", "0", "no"):
-        return False
-    raise SettingsError(f"{fn}: {name}={raw!r} is not true/false")
-
-
-def _number(raw: str, name: str, fn: str, minimum: float) -> float:
-    try:
-        value = float(raw)
-    except ValueError:
-        raise SettingsError(f"{fn}: {name}={raw!r} is not a number") from None
-    if value < minimum:
-        raise SettingsError(f"{fn}: {name}={value:g} must be >= {minimum:g}")
-    return value
+from vigil_aws.settings import SettingsError, as_bool, as_number, env_str
 
 
 def policy_config(env: Mapping[str, str] | None = None) -> PolicyConfig:
     """TriagePolicyFunction settings (stack parameters Response*, ProtectedTagKey, Approval*)."""
     e = os.environ if env is None else env
     fn = "TriagePolicyFunction"
-    types = _get(e, "RESPONSE_FINDING_TYPES", fn, "*")
-    default = _get(e, "APPROVAL_DEFAULT_ACTION", fn, "notify").lower()
+    types = env_str(e, "RESPONSE_FINDING_TYPES", fn, "*")
+    default = env_str(e, "APPROVAL_DEFAULT_ACTION", fn, "notify").lower()
     if default not in ("isolate", "notify"):
         raise SettingsError(f"{fn}: APPROVAL_DEFAULT_ACTION={default!r} must be isolate or notify")
     return PolicyConfig(
-        severity_threshold=_number(
-            _get(e, "RESPONSE_SEVERITY_THRESHOLD", fn), "RESPONSE_SEVERITY_THRESHOLD", fn, 1
+        severity_threshold=as_number(
+            env_str(e, "RESPONSE_SEVERITY_THRESHOLD", fn), "RESPONSE_SEVERITY_THRESHOLD", fn, 1
         ),
         finding_types=frozenset()
         if types.strip() == "*"
         else frozenset(x.strip() for x in types.split(",") if x.strip()),
-        protected_tag_key=_get(e, "PROTECTED_TAG_KEY", fn),
-        dry_run=_bool(_get(e, "RESPONSE_DRY_RUN", fn, "true"), "RESPONSE_DRY_RUN", fn),
+        protected_tag_key=env_str(e, "PROTECTED_TAG_KEY", fn),
+        dry_run=as_bool(env_str(e, "RESPONSE_DRY_RUN", fn, "true"), "RESPONSE_DRY_RUN", fn),
         approval_timeout_s=int(
-            _number(_get(e, "APPROVAL_TIMEOUT_SECONDS", fn), "APPROVAL_TIMEOUT_SECONDS", fn, 1)
+            as_number(env_str(e, "APPROVAL_TIMEOUT_SECONDS", fn), "APPROVAL_TIMEOUT_SECONDS", fn, 1)
         ),
         approval_default_action=cast(DefaultAction, default),
     )
@@ -85,9 +55,9 @@ class PlanSettings:
         e = os.environ if env is None else env
         fn = "IsolationPlanFunction"
         return cls(
-            protected_tag_key=_get(e, "PROTECTED_TAG_KEY", fn),
+            protected_tag_key=env_str(e, "PROTECTED_TAG_KEY", fn),
             budget_per_hour=int(
-                _number(_get(e, "ISOLATION_BUDGET_PER_HOUR", fn), "ISOLATION_BUDGET_PER_HOUR", fn, 0)
+                as_number(env_str(e, "ISOLATION_BUDGET_PER_HOUR", fn), "ISOLATION_BUDGET_PER_HOUR", fn, 0)
             ),
         )
 

@@ -22,18 +22,40 @@ class SettingsError(RuntimeError):
     """The function's environment does not match what template.yaml sets."""
 
 
-def _get(env: Mapping[str, str], name: str, function: str) -> str:
+def env_str(env: Mapping[str, str], name: str, function: str, default: str | None = None) -> str:
+    """``name`` from ``env``; missing or empty is a SettingsError naming the function, unless a
+    ``default`` is given."""
     value = env.get(name, "").strip()
-    if not value:
-        raise SettingsError(
-            f"{function}: environment variable {name} is missing or empty; template.yaml sets it "
-            f"(deploy the template, or set it when running the handler by hand)"
-        )
+    if value:
+        return value
+    if default is not None:
+        return default
+    raise SettingsError(
+        f"{function}: environment variable {name} is missing or empty; template.yaml sets it "
+        f"(deploy the template, or set it when running the handler by hand)"
+    )
+
+
+def as_bool(raw: str, name: str, function: str) -> bool:
+    if raw.lower() in ("true", "1", "yes"):
+        return True
+    if raw.lower() in ("false", "0", "no"):
+        return False
+    raise SettingsError(f"{function}: {name}={raw!r} is not true/false")
+
+
+def as_number(raw: str, name: str, function: str, minimum: float) -> float:
+    try:
+        value = float(raw)
+    except ValueError:
+        raise SettingsError(f"{function}: {name}={raw!r} is not a number") from None
+    if value < minimum:
+        raise SettingsError(f"{function}: {name}={value:g} must be >= {minimum:g}")
     return value
 
 
 def _int(env: Mapping[str, str], name: str, function: str, *, minimum: int = 0) -> int:
-    raw = _get(env, name, function)
+    raw = env_str(env, name, function)
     try:
         value = int(raw)
     except ValueError:
@@ -67,12 +89,12 @@ class IngestSettings:
         e = os.environ if env is None else env
         fn = "IngestFunction"
         return cls(
-            findings_table=_get(e, "FINDINGS_TABLE_NAME", fn),
-            state_table=_get(e, "STATE_TABLE_NAME", fn),
-            coverage_table=_get(e, "COVERAGE_TABLE_NAME", fn),
-            dead_letter_queue_url=_get(e, "DEAD_LETTER_QUEUE_URL", fn),
+            findings_table=env_str(e, "FINDINGS_TABLE_NAME", fn),
+            state_table=env_str(e, "STATE_TABLE_NAME", fn),
+            coverage_table=env_str(e, "COVERAGE_TABLE_NAME", fn),
+            dead_letter_queue_url=env_str(e, "DEAD_LETTER_QUEUE_URL", fn),
             retention_days=_int(e, "FINDING_RETENTION_DAYS", fn, minimum=1),
-            account_id=_get(e, "VIGIL_ACCOUNT_ID", fn),
+            account_id=env_str(e, "VIGIL_ACCOUNT_ID", fn),
             region=_region(e, fn),
         )
 
@@ -92,14 +114,14 @@ class PublishSettings:
     def from_env(cls, env: Mapping[str, str] | None = None) -> PublishSettings:
         e = os.environ if env is None else env
         fn = e.get("POWERTOOLS_SERVICE_NAME") or "PublishFunction"  # also PublishSweepFunction
-        frequency = _get(e, "FINDING_PUBLISHING_FREQUENCY", fn)
+        frequency = env_str(e, "FINDING_PUBLISHING_FREQUENCY", fn)
         if frequency not in PUBLISHING_FREQUENCY_S:
             raise SettingsError(
                 f"{fn}: FINDING_PUBLISHING_FREQUENCY={frequency!r} must be one of {sorted(PUBLISHING_FREQUENCY_S)}"
             )
         return cls(
-            findings_table=_get(e, "FINDINGS_TABLE_NAME", fn),
-            bus_name=_get(e, "FINDINGS_BUS_NAME", fn),
+            findings_table=env_str(e, "FINDINGS_TABLE_NAME", fn),
+            bus_name=env_str(e, "FINDINGS_BUS_NAME", fn),
             frequency=frequency,
             region=_region(e, fn),
         )
