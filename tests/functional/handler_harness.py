@@ -1,4 +1,5 @@
-"""Handlers in-process against moto (``mock_aws``): the tables, queues and bus are created from
+"""Handlers in-process against moto (fixtures re-exported by conftest.py; tests import helpers from
+here by this unique module name, never ``from conftest``, which is ambiguous across test folders) (``mock_aws``): the tables, queues and bus are created from
 template.yaml's own properties, and each handler module is imported fresh with the environment
 the template gives it (settings are parsed at import, like a cold start).
 

@@ -12,7 +12,7 @@ import gzip
 from typing import Any
 
 import pytest
-from conftest import EVENTS, Aws, context, kinesis_event, kinesis_event_for, load_handler
+from handler_harness import EVENTS, Aws, context, kinesis_event, kinesis_event_for, load_handler
 
 pytestmark = pytest.mark.integration  # moto
 

@@ -13,8 +13,8 @@ import time
 from typing import Any
 
 import pytest
-from conftest import EVENTS, Aws, context, stream_record
 from guardduty_shape import validate
+from handler_harness import EVENTS, Aws, context, stream_record
 
 from vigil.findings import iso
 from vigil.pipeline import Pipeline

@@ -14,7 +14,7 @@ from types import ModuleType
 from typing import Any
 
 import pytest
-from conftest import EVENTS, Aws, context, load_handler, stream_record
+from handler_harness import EVENTS, Aws, context, load_handler, stream_record
 
 from vigil.pipeline import Pipeline
 from vigil.state import InMemoryState
