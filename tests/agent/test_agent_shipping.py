@@ -86,8 +86,15 @@ def test_reused_process_blocks_encode_byte_for_byte_like_msgspec() -> None:
     import msgspec
 
     parent = wire.Process(pid=1, uid="p-uuid", name="sh", args=["sh"])
-    proc = wire.Process(pid=7, uid="c-uuid", name="curl", args=["curl", "x"], parent_uid="p-uuid",
-                        lineage=[parent, parent], stdin=wire.Stdio(type="pipe", path="pipe:[1]"))
+    proc = wire.Process(
+        pid=7,
+        uid="c-uuid",
+        name="curl",
+        args=["curl", "x"],
+        parent_uid="p-uuid",
+        lineage=[parent, parent],
+        stdin=wire.Stdio(type="pipe", path="pipe:[1]"),
+    )
     events: list[wire.WireEvent] = [wire.ProcessExec(time=1, seq=1, process=proc)]
     for i in range(2, 6):
         events.append(wire.NetConnect(time=i, seq=i, process=proc, remote_ip="10.0.0.1", remote_port=i))
@@ -132,7 +139,9 @@ class FlakyKinesis:
         for i, r in enumerate(Records):
             if i == 0 and not self.throttled_once:
                 self.throttled_once = True
-                out.append({"ErrorCode": "ProvisionedThroughputExceededException", "ErrorMessage": "slow down"})
+                out.append(
+                    {"ErrorCode": "ProvisionedThroughputExceededException", "ErrorMessage": "slow down"}
+                )
             else:
                 self.records.append(r["Data"])
                 out.append({"SequenceNumber": "1", "ShardId": "shardId-0"})
@@ -152,9 +161,17 @@ def test_unreachable_kinesis_spools_then_replays_in_order(tmp_path) -> None:
     fake = FlakyKinesis()
     stats = Stats()
     spool = Spool(str(tmp_path), max_bytes=10 << 20)
-    sh = KinesisShipper(stream="s", partition_key=HOST.instance_id, spool=spool, stats=stats,
-                        client_factory=lambda: fake, memory_batches=2, max_attempts=2, backoff_base_s=0.01,
-                        backoff_max_s=0.02)
+    sh = KinesisShipper(
+        stream="s",
+        partition_key=HOST.instance_id,
+        spool=spool,
+        stats=stats,
+        client_factory=lambda: fake,
+        memory_batches=2,
+        max_attempts=2,
+        backoff_base_s=0.01,
+        backoff_max_s=0.02,
+    )
     sh.start()
     b = Batcher(sh, HOST, max_bytes=2048)
     for i in range(1, 201):
@@ -176,8 +193,17 @@ def test_full_spool_drops_oldest_and_reports_it(tmp_path) -> None:
     fake = FlakyKinesis()
     stats = Stats()
     spool = Spool(str(tmp_path), max_bytes=1 << 20)
-    sh = KinesisShipper(stream="s", partition_key="i-1", spool=spool, stats=stats, client_factory=lambda: fake,
-                        memory_batches=1, max_attempts=1, backoff_base_s=10, backoff_max_s=10)
+    sh = KinesisShipper(
+        stream="s",
+        partition_key="i-1",
+        spool=spool,
+        stats=stats,
+        client_factory=lambda: fake,
+        memory_batches=1,
+        max_attempts=1,
+        backoff_base_s=10,
+        backoff_max_s=10,
+    )
     sh.start()
     big = b"z" * (300 << 10)
     for i in range(1, 8):  # 7 x 300 KiB into a 1 MiB spool while Kinesis is down
@@ -186,7 +212,9 @@ def test_full_spool_drops_oldest_and_reports_it(tmp_path) -> None:
     _wait(lambda: len(spool) >= 3)
     assert stats.spool_evicted > 0 and stats.dropped == stats.spool_evicted
     assert stats.spool_evicted % 5 == 0
-    assert [int(n.split("-")[0]) for n, _, _ in spool.files] == sorted(int(n.split("-")[0]) for n, _, _ in spool.files)
+    assert [int(n.split("-")[0]) for n, _, _ in spool.files] == sorted(
+        int(n.split("-")[0]) for n, _, _ in spool.files
+    )
     assert spool.files[-1][0].startswith(f"{7:020d}")  # the newest survived
     sh.stopping = True
 
@@ -199,8 +227,13 @@ def test_ships_to_kinesis_partitioned_by_instance() -> None:
     import tempfile
 
     with tempfile.TemporaryDirectory() as d:
-        sh = KinesisShipper(stream="telemetry", partition_key=HOST.instance_id, spool=Spool(d, 1 << 20),
-                            stats=stats, client_factory=lambda: boto3.client("kinesis", region_name="us-east-1"))
+        sh = KinesisShipper(
+            stream="telemetry",
+            partition_key=HOST.instance_id,
+            spool=Spool(d, 1 << 20),
+            stats=stats,
+            client_factory=lambda: boto3.client("kinesis", region_name="us-east-1"),
+        )
         sh.start()
         b = Batcher(sh, HOST, max_bytes=8192)
         for i in range(1, 51):
@@ -209,7 +242,9 @@ def test_ships_to_kinesis_partitioned_by_instance() -> None:
         _wait(lambda: stats.sent == 50)
         sh.close(timeout=2)
     shard = kin.describe_stream(StreamName="telemetry")["StreamDescription"]["Shards"][0]["ShardId"]
-    it = kin.get_shard_iterator(StreamName="telemetry", ShardId=shard, ShardIteratorType="TRIM_HORIZON")["ShardIterator"]
+    it = kin.get_shard_iterator(StreamName="telemetry", ShardId=shard, ShardIteratorType="TRIM_HORIZON")[
+        "ShardIterator"
+    ]
     recs = kin.get_records(ShardIterator=it)["Records"]
     assert {r["PartitionKey"] for r in recs} == {HOST.instance_id}
     seqs = [e.seq for r in recs for e in wire.decode_batch(r["Data"])[0]]
@@ -228,8 +263,15 @@ def test_per_record_retry_only_resends_failed_records(tmp_path, code) -> None:
             return {"FailedRecordCount": 0, "Records": [{"SequenceNumber": "2"} for _ in Records]}
 
     stats = Stats()
-    sh = KinesisShipper(stream="s", partition_key="i-1", spool=Spool(str(tmp_path), 1 << 20), stats=stats,
-                        client_factory=OneFails, backoff_base_s=0.001, sleep=lambda s: None)
+    sh = KinesisShipper(
+        stream="s",
+        partition_key="i-1",
+        spool=Spool(str(tmp_path), 1 << 20),
+        stats=stats,
+        client_factory=OneFails,
+        backoff_base_s=0.001,
+        sleep=lambda s: None,
+    )
     assert sh._send_all([Batch(1, 3, b"a"), Batch(2, 4, b"b")]) == []
     assert sent == [[b"a", b"b"], [b"b"]]
     assert stats.sent == 7 and stats.send_errors == 1
