@@ -20,7 +20,7 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[2]
 CORE = ["__init__.py", "events.py", "wire.py"]
-REQUIREMENTS = "msgspec==0.22.0\ndnslib==0.9.26\nboto3==1.44.8\n"
+REQUIREMENTS = "msgspec==0.22.0\ndnslib==0.9.26\nboto3==1.44.8\nisal==1.9.1\n"
 MTIME = 1_700_000_000
 
 

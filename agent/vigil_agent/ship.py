@@ -23,6 +23,11 @@ import msgspec
 from vigil import wire
 from vigil_agent.spool import Batch, Spool
 
+try:  # ISA-L's deflate: ~7x zlib's speed at level 1 on our NDJSON, same ratio
+    from isal import isal_zlib as _isal
+except ImportError:  # the artifact pins isal; without it the agent still works, on zlib
+    _isal = None  # type: ignore[assignment]
+
 log = logging.getLogger("vigil_agent.ship")
 
 MAX_PUT_RECORDS = 500
@@ -67,6 +72,18 @@ class Stats:
                 audit_overruns=self.audit_overruns,
                 shed=dict(self.shed),
             )
+
+
+def gzip_compressor(level: int) -> Any:
+    """A gzip (wbits 31) compressobj for ``agent.gzip_level``: ISA-L when installed, else zlib.
+
+    The level keeps zlib's meaning. ISA-L has levels 0-3 and no stored mode, so: 0 stays zlib's
+    stored blocks; 1-3 (zlib's fast, greedy levels) -> ISA-L 1, the same ratio on NDJSON; 4-9
+    (zlib's lazy levels, CPU for ratio) -> ISA-L 3, about zlib 5's ratio at zlib 1's speed.
+    """
+    if _isal is None or level == 0:
+        return zlib.compressobj(level, zlib.DEFLATED, 31)
+    return _isal.compressobj(1 if level <= 3 else 3, _isal.DEFLATED, 31)
 
 
 class Sink(Protocol):
@@ -140,12 +157,12 @@ class Batcher:
     def seal(self) -> Batch | None:
         if not self.lines:
             return None
-        body = b"\n".join(self.lines) + b"\n"
+        body = b"\n".join(self.lines)  # the final newline is fed separately: no 1 MiB copy
         if self.compress:
-            c = zlib.compressobj(self.gzip_level, zlib.DEFLATED, 31)
-            payload = c.compress(body) + c.flush()
+            c = gzip_compressor(self.gzip_level)
+            payload = c.compress(body) + c.compress(b"\n") + c.flush()
         else:
-            payload = body
+            payload = body + b"\n"
         bid = max(time.time_ns(), self._last_id + 1)
         self._last_id = bid
         batch = Batch(bid, len(self.lines), payload, self.first_seq, self.last_seq)

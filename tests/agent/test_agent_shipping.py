@@ -16,6 +16,7 @@ import pytest
 from moto import mock_aws
 
 from vigil import wire
+from vigil_agent import ship
 from vigil_agent.ship import Batcher, KinesisShipper, Stats, StdoutSink
 from vigil_agent.spool import Batch, Spool
 
@@ -29,9 +30,11 @@ def _ev(seq: int) -> wire.WireEvent:
 class _Collect:
     def __init__(self) -> None:
         self.batches: list[Batch] = []
+        self.lines: list[list[bytes]] = []
 
     def submit(self, batch: Batch, lines: list[bytes]) -> None:
         self.batches.append(batch)
+        self.lines.append(lines)
 
     def close(self, timeout: float) -> None:
         pass
@@ -66,6 +69,47 @@ def test_batcher_flushes_on_time() -> None:
     assert not b.due()
     now[0] = 1.0
     assert b.due()
+
+
+class _SpyIsal:
+    """isal_zlib, recording the levels it is asked for."""
+
+    def __init__(self) -> None:
+        from isal import isal_zlib
+
+        self.real = isal_zlib
+        self.DEFLATED = isal_zlib.DEFLATED
+        self.levels: list[int] = []
+
+    def compressobj(self, level: int, method: int, wbits: int):  # type: ignore[no-untyped-def]
+        self.levels.append(level)
+        return self.real.compressobj(level, method, wbits)
+
+
+@pytest.mark.parametrize("engine", ["isal", "zlib"])
+@pytest.mark.parametrize("level", [0, 1, 3, 6, 9])
+def test_batches_are_gzip_of_the_exact_ndjson_on_isal_and_on_zlib(monkeypatch, engine, level) -> None:
+    # GIVEN ISA-L (pinned in requirements-dev, so it must be there) or, without it, zlib
+    assert ship._isal is not None, "isal is pinned in requirements-dev.txt: reinstall the venv"
+    spy = _SpyIsal()
+    monkeypatch.setattr(ship, "_isal", spy if engine == "isal" else None)
+    sink = _Collect()
+    b = Batcher(sink, HOST, gzip_level=level, max_bytes=4096)
+    # WHEN batches of events are sealed (on size, and the last one by hand)
+    for i in range(1, 301):
+        b.add(_ev(i))
+    b.seal()
+    # THEN each payload is one gzip member whose content is byte for byte the batch's NDJSON
+    assert len(sink.batches) > 1
+    for batch, lines in zip(sink.batches, sink.lines, strict=True):
+        assert batch.payload[:2] == b"\x1f\x8b"
+        assert gzip.decompress(batch.payload) == b"\n".join(lines) + b"\n"
+        assert [e.seq for e in wire.decode_batch(batch.payload)[0]] == list(
+            range(batch.first_seq, batch.last_seq + 1)
+        )
+    # and zlib's levels map onto ISA-L's 0-3 (0, no compression, stays zlib's stored blocks)
+    want = {0: [], 1: [1], 3: [1], 6: [3], 9: [3]}[level] if engine == "isal" else []
+    assert set(spy.levels) == set(want)
 
 
 def test_stdout_sink_is_exact_wire_ndjson() -> None:
