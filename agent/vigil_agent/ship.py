@@ -3,6 +3,10 @@
 The event loop owns the Batcher; a Shipper thread owns the network. Batches wait in memory; when
 Kinesis fails (after per-record retries with exponential backoff and full jitter), they go to the
 disk spool, which is replayed oldest first before anything newer is sent.
+
+A batch sealed early because it is full is held until its first event is ``flush_s`` old (what a
+batch sealed on time waits anyway), so under load the batches of one second leave in one
+PutRecords call: a call's fixed cost (botocore, HTTP) is most of the shipper's CPU.
 """
 
 from __future__ import annotations
@@ -32,6 +36,7 @@ log = logging.getLogger("vigil_agent.ship")
 
 MAX_PUT_RECORDS = 500
 MAX_PUT_BYTES = 5 * 1024 * 1024
+MAX_RECORD_BYTES = 1024 * 1024
 _encode = msgspec.json.Encoder().encode
 _replace = msgspec.structs.replace
 _Raw = msgspec.Raw
@@ -87,7 +92,9 @@ def gzip_compressor(level: int) -> Any:
 
 
 class Sink(Protocol):
-    def submit(self, batch: Batch, lines: list[bytes]) -> None: ...
+    def submit(self, batch: Batch, lines: list[bytes], hold_s: float = 0.0) -> None:
+        """``hold_s``: how long the batch may wait for the next ones (0: send now)."""
+
     def close(self, timeout: float) -> None: ...
 
 
@@ -144,7 +151,7 @@ class Batcher:
                 self._raw[id(p)] = (p, None)
         line = _encode(event)
         if self.size + len(line) + 1 > self.max_bytes and self.lines:
-            self.seal()
+            self.seal(full=True)
             self.add(event)
             return
         self.lines.append(line)
@@ -154,7 +161,10 @@ class Batcher:
     def due(self) -> bool:
         return bool(self.lines) and self.clock() - self.opened >= self.flush_s
 
-    def seal(self) -> Batch | None:
+    def seal(self, *, full: bool = False) -> Batch | None:
+        """Seal and submit the open batch. A batch sealed because it is ``full`` may wait, at the
+        sink, until its first event is ``flush_s`` old; any other seal (due, start, stop) is sent
+        at once, and takes the held batches with it."""
         if not self.lines:
             return None
         body = b"\n".join(self.lines)  # the final newline is fed separately: no 1 MiB copy
@@ -168,7 +178,8 @@ class Batcher:
         batch = Batch(bid, len(self.lines), payload, self.first_seq, self.last_seq)
         lines = self.lines
         self.lines, self.size = [], 0
-        self.sink.submit(batch, lines)
+        hold_s = max(0.0, self.opened + self.flush_s - self.clock()) if full else 0.0
+        self.sink.submit(batch, lines, hold_s)
         return batch
 
 
@@ -182,7 +193,7 @@ class StdoutSink:
         self.stats = stats
         self.broken = False
 
-    def submit(self, batch: Batch, lines: list[bytes]) -> None:
+    def submit(self, batch: Batch, lines: list[bytes], hold_s: float = 0.0) -> None:
         if self.broken:
             self.stats.add(dropped=len(lines))
             return
@@ -248,6 +259,7 @@ def _malloc_trim() -> Any:
 
 
 _TRIM: Any = False
+_NEVER = float("inf")
 
 
 class KinesisShipper:
@@ -283,6 +295,8 @@ class KinesisShipper:
         self.probe_delay = backoff_base_s
         self.last_error = ""
         self._sleep = sleep
+        self.send_at = _NEVER  # monotonic time the batches in memory must leave by
+        self.draining = False  # close(): nothing is held any more
         self.thread = threading.Thread(target=self._run, name="vigil-shipper", daemon=True)
 
     def start(self) -> None:
@@ -295,13 +309,14 @@ class KinesisShipper:
         return self._client
 
     # loop thread ----------------------------------------------------------------------------
-    def submit(self, batch: Batch, lines: list[bytes] | None = None) -> None:
+    def submit(self, batch: Batch, lines: list[bytes] | None = None, hold_s: float = 0.0) -> None:
         with self.cond:
             if len(self.spool) or not self.healthy or len(self.memory) >= self.memory_batches:
                 self._spill()
                 self._to_spool(batch)
             else:
                 self.memory.append(batch)
+                self.send_at = min(self.send_at, time.monotonic() + hold_s)
             self.cond.notify()
 
     def _to_spool(self, batch: Batch) -> None:
@@ -312,11 +327,13 @@ class KinesisShipper:
         """Memory batches are older than anything submitted now: they go to the spool first."""
         while self.memory:
             self._to_spool(self.memory.popleft())
+        self.send_at = _NEVER
 
     def close(self, timeout: float) -> None:
         """Try to send what is left within ``timeout``; spool the rest (it is replayed next start)."""
         deadline = time.monotonic() + timeout
         with self.cond:
+            self.draining = True
             self.cond.notify()
         while time.monotonic() < deadline:
             with self.cond:
@@ -330,11 +347,23 @@ class KinesisShipper:
         self.thread.join(timeout=max(0.1, deadline - time.monotonic()) + 1)
 
     # shipper thread -------------------------------------------------------------------------
+    def _ready(self) -> bool:
+        """Send what is in memory now? When a batch is due, on close, or when holding more
+        would not make the call bigger (a call's worth waits) or would risk the spool."""
+        if not self.memory:
+            return False
+        if self.draining or time.monotonic() >= self.send_at:
+            return True
+        n = len(self.memory)
+        if n >= MAX_PUT_RECORDS or 2 * n >= self.memory_batches:
+            return True
+        return sum(len(b.payload) for b in self.memory) > MAX_PUT_BYTES - MAX_RECORD_BYTES
+
     def _run(self) -> None:
         while True:
             with self.cond:
-                while not self.stopping and not self.memory and not len(self.spool):
-                    self.cond.wait(1.0)
+                while not self.stopping and not len(self.spool) and not self._ready():
+                    self.cond.wait(min(1.0, max(0.001, self.send_at - time.monotonic())))
                 if self.stopping:
                     return
                 wait = self.probe_at - time.monotonic()
@@ -362,6 +391,7 @@ class KinesisShipper:
                     b = self.memory.popleft()
                     batches.append(b)
                     size += len(b.payload)
+                self.send_at = 0.0 if self.memory else _NEVER  # what did not fit goes next
             if not batches:
                 continue
             failed = self._send_all(batches)

@@ -31,10 +31,12 @@ class _Collect:
     def __init__(self) -> None:
         self.batches: list[Batch] = []
         self.lines: list[list[bytes]] = []
+        self.holds: list[float] = []
 
-    def submit(self, batch: Batch, lines: list[bytes]) -> None:
+    def submit(self, batch: Batch, lines: list[bytes], hold_s: float = 0.0) -> None:
         self.batches.append(batch)
         self.lines.append(lines)
+        self.holds.append(hold_s)
 
     def close(self, timeout: float) -> None:
         pass
@@ -110,6 +112,23 @@ def test_batches_are_gzip_of_the_exact_ndjson_on_isal_and_on_zlib(monkeypatch, e
     # and zlib's levels map onto ISA-L's 0-3 (0, no compression, stays zlib's stored blocks)
     want = {0: [], 1: [1], 3: [1], 6: [3], 9: [3]}[level] if engine == "isal" else []
     assert set(spy.levels) == set(want)
+
+
+def test_only_a_batch_sealed_full_may_wait_for_the_next_ones() -> None:
+    now = [10.0]
+    sink = _Collect()
+    b = Batcher(sink, HOST, flush_s=1.0, max_bytes=1024, clock=lambda: now[0])
+    # GIVEN a batch opened at t=10.0 that fills up at t=10.25
+    b.add(_ev(1))
+    now[0] = 10.25
+    while len(sink.batches) == 0:
+        b.add(_ev(2))
+    # THEN it may wait until its first event is flush_s old, like a batch sealed on time
+    assert sink.holds == [0.75]
+    # WHEN the next batch is sealed on time (or at start or stop): it goes at once
+    now[0] = 11.5
+    b.seal()
+    assert sink.holds == [0.75, 0.0]
 
 
 def test_stdout_sink_is_exact_wire_ndjson() -> None:
@@ -319,3 +338,64 @@ def test_per_record_retry_only_resends_failed_records(tmp_path, code) -> None:
     assert sh._send_all([Batch(1, 3, b"a"), Batch(2, 4, b"b")]) == []
     assert sent == [[b"a", b"b"], [b"b"]]
     assert stats.sent == 7 and stats.send_errors == 1
+
+
+class _Recorder:
+    """A Kinesis that accepts everything and remembers each call's records, and when."""
+
+    def __init__(self) -> None:
+        self.calls: list[tuple[float, list[bytes]]] = []
+
+    def put_records(self, StreamName: str, Records: list[dict]) -> dict:
+        self.calls.append((time.monotonic(), [r["Data"] for r in Records]))
+        return {"FailedRecordCount": 0, "Records": [{"SequenceNumber": "1"} for _ in Records]}
+
+
+def _shipper(tmp_path, kinesis: _Recorder, memory_batches: int = 16) -> KinesisShipper:
+    sh = KinesisShipper(
+        stream="s",
+        partition_key="i-1",
+        spool=Spool(str(tmp_path), 1 << 20),
+        stats=Stats(),
+        client_factory=lambda: kinesis,
+        memory_batches=memory_batches,
+    )
+    sh.start()
+    return sh
+
+
+def test_batches_sealed_full_leave_together_when_the_first_is_due(tmp_path) -> None:
+    kin = _Recorder()
+    sh = _shipper(tmp_path, kin)
+    # GIVEN three batches sealed full in a row (later ones are due later), the first due in 0.5 s
+    t0 = time.monotonic()
+    sh.submit(Batch(1, 1, b"a"), None, 0.5)
+    sh.submit(Batch(2, 1, b"b"), None, 0.7)
+    sh.submit(Batch(3, 1, b"c"), None, 0.9)
+    time.sleep(0.2)
+    assert kin.calls == []  # held
+    # THEN they leave in one call, once the first is due
+    _wait(lambda: sh.stats.sent == 3)
+    assert [d for _, d in kin.calls] == [[b"a", b"b", b"c"]]
+    assert kin.calls[0][0] - t0 >= 0.45
+    # WHEN a batch is sealed on time: it goes at once
+    sh.submit(Batch(4, 1, b"d"))
+    _wait(lambda: sh.stats.sent == 4)
+    assert [d for _, d in kin.calls] == [[b"a", b"b", b"c"], [b"d"]]
+    sh.close(timeout=1)
+
+
+def test_held_batches_go_at_once_on_close_or_when_memory_is_half_full(tmp_path) -> None:
+    kin = _Recorder()
+    sh = _shipper(tmp_path, kin, memory_batches=4)
+    t0 = time.monotonic()
+    # GIVEN batches that may wait 30 s: two of four memory slots make the shipper send anyway
+    sh.submit(Batch(1, 1, b"a"), None, 30.0)
+    sh.submit(Batch(2, 1, b"b"), None, 30.0)
+    _wait(lambda: sh.stats.sent == 2, timeout=5)
+    # and close() does not wait for a held batch either
+    sh.submit(Batch(3, 1, b"c"), None, 30.0)
+    sh.close(timeout=5)
+    assert [d for _, d in kin.calls] == [[b"a", b"b"], [b"c"]]
+    assert time.monotonic() - t0 < 5
+    assert len(sh.spool) == 0
