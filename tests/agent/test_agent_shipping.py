@@ -367,17 +367,17 @@ def _shipper(tmp_path, kinesis: _Recorder, memory_batches: int = 16) -> KinesisS
 def test_batches_sealed_full_leave_together_when_the_first_is_due(tmp_path) -> None:
     kin = _Recorder()
     sh = _shipper(tmp_path, kin)
-    # GIVEN three batches sealed full in a row (later ones are due later), the first due in 0.5 s
+    # GIVEN three batches sealed full in a row (later ones are due later), the first due in 1 s
     t0 = time.monotonic()
-    sh.submit(Batch(1, 1, b"a"), None, 0.5)
-    sh.submit(Batch(2, 1, b"b"), None, 0.7)
-    sh.submit(Batch(3, 1, b"c"), None, 0.9)
+    sh.submit(Batch(1, 1, b"a"), None, 1.0)
+    sh.submit(Batch(2, 1, b"b"), None, 1.2)
+    sh.submit(Batch(3, 1, b"c"), None, 1.4)
     time.sleep(0.2)
     assert kin.calls == []  # held
     # THEN they leave in one call, once the first is due
     _wait(lambda: sh.stats.sent == 3)
     assert [d for _, d in kin.calls] == [[b"a", b"b", b"c"]]
-    assert kin.calls[0][0] - t0 >= 0.45
+    assert kin.calls[0][0] - t0 >= 0.95
     # WHEN a batch is sealed on time: it goes at once
     sh.submit(Batch(4, 1, b"d"))
     _wait(lambda: sh.stats.sent == 4)
