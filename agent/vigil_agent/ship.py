@@ -219,7 +219,10 @@ def kinesis_client(region: str, endpoint_url: str, timeout_s: float) -> Any:
         region_name=region or None,
         endpoint_url=endpoint_url or None,
         config=Config(
+            # retries are ours (per record, below); the request is always built here, so
+            # botocore's validation (a walk over every record, every call) buys nothing
             retries={"max_attempts": 1, "mode": "standard"},
+            parameter_validation=False,
             connect_timeout=timeout_s,
             read_timeout=timeout_s,
             tcp_keepalive=True,
