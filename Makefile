@@ -27,7 +27,7 @@ $(VENV)/.installed: requirements-dev.txt pyproject.toml
 
 venv: $(VENV)/.installed ## create .venv and install the dev/test environment
 
-test: venv lint ## lint, then all tests (unit, functional, integration on moto, agent tests when root)
+test: venv lint agent-bpf-if-tools ## lint, then all tests (unit, functional, integration on moto, agent tests when root)
 	$(BIN)/pytest
 
 test-unit: venv ## fast pure tests only

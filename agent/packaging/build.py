@@ -37,6 +37,11 @@ def files(wheels: Path | None) -> list[tuple[str, bytes, int]]:
         out.append((f"lib/vigil/{name}", (ROOT / "layers/core/vigil" / name).read_bytes(), 0o644))
     for p in sorted((ROOT / "agent/vigil_agent").glob("*.py")):
         out.append((f"lib/vigil_agent/{p.name}", p.read_bytes(), 0o644))
+    bpf = ROOT / "agent/vigil_agent/vigil.bpf.o"  # CO-RE: built once, runs on any BTF kernel
+    if not bpf.exists():
+        raise SystemExit(f"{bpf} is missing: `make agent-bpf` builds it (make agent-package does)")
+    out.append(("lib/vigil_agent/vigil.bpf.o", bpf.read_bytes(), 0o644))
+    out.append(("src/vigil.bpf.c", (ROOT / "agent/bpf/vigil.bpf.c").read_bytes(), 0o644))
     pk = ROOT / "agent/packaging"
     out.append(("packaging/vigil-agent.service", (pk / "vigil-agent.service").read_bytes(), 0o644))
     out.append(("packaging/agent.toml", (pk / "agent.toml").read_bytes(), 0o644))

@@ -18,10 +18,13 @@ import socket
 import time
 from collections.abc import Callable
 
+import msgspec
+
 from vigil import wire
-from vigil_agent import __version__, auditnl, dnscap, procconn, rules, sockinfo
+from vigil_agent import __version__, auditnl, bpfsensor, dnscap, procconn, rules, sockinfo
 from vigil_agent.auditparse import Assembler, Group
-from vigil_agent.collector import Collector, event_class
+from vigil_agent.bpfevents import BpfCollector
+from vigil_agent.collector import EXEC, NET, Collector, event_class
 from vigil_agent.config import Config
 from vigil_agent.limiter import CpuMeter, Limiter, rss_bytes
 from vigil_agent.proctable import ProcessTable, read_text
@@ -86,6 +89,21 @@ class Agent:
             on_dns_connect=self.dns.note_connect if cfg.sensors.dns else None,
             self_pid=self.pid,
         )
+        self.bpf_collector = BpfCollector(
+            self.table,
+            unix_sockets=cfg.watch.unix_sockets,
+            unix_all=cfg.sensors.unix_connect_all,
+            exclude_comm=cfg.exclude.processes,
+            exclude_exes=cfg.exclude.exes,
+            dns_ports=cfg.sensors.dns_ports,
+            on_dns_connect=self.dns.note_connect if cfg.sensors.dns else None,
+            self_pid=self.pid,
+        )
+        self.bpf: bpfsensor.BpfSensor | None = None
+        # syscalls whose audit records are ignored: the eBPF sensor reports them (auditd's or
+        # another agent's rules may still make the kernel send them)
+        self.audit_skips: frozenset[str] = frozenset()
+        self.bpf_errors = 0
         self.assembler = Assembler()
         self.sel = selectors.DefaultSelector()
         self.active: list[str] = []
@@ -142,6 +160,28 @@ class Agent:
     # --- sensors ----------------------------------------------------------------------------
     def start_sensors(self) -> None:
         s = self.cfg.sensors
+        if s.ebpf:
+            try:
+                self.bpf = bpfsensor.BpfSensor(
+                    agent_pid=self.pid,
+                    unix_paths=list(self.cfg.watch.unix_sockets),
+                    unix_all=s.unix_connect_all,
+                    connect_failed=s.connect_failures,
+                    path=s.ebpf_object or bpfsensor.OBJECT,
+                )
+                self.sel.register(self.bpf, selectors.EVENT_READ, self._on_bpf)
+                self.active.append("ebpf")
+                self.audit_skips = EXEC | NET
+                log.info("ebpf: %d programs attached (exec, exit, connect, accept)", self.bpf.programs)
+            except OSError as exc:
+                self.bpf = None
+                self.unavailable["ebpf"] = (
+                    f"{exc.strerror or exc}"
+                    + (" (needs root: CAP_BPF and CAP_PERFMON)" if exc.errno in (1, 13) else "")
+                    + ("; exec/connect/accept come from audit" if s.audit else "")
+                )
+        else:
+            self.unavailable["ebpf"] = "disabled in config"
         if s.audit:
             try:
                 self._start_audit()
@@ -153,7 +193,9 @@ class Agent:
                 )
         else:
             self.unavailable["audit"] = "disabled in config"
-        if s.proc_connector:
+        if self.bpf is not None:
+            pass  # exits come from the eBPF sensor, in order with the execs
+        elif s.proc_connector:
             try:
                 self.cn_sock = procconn.open_exits()
                 self.sel.register(self.cn_sock, selectors.EVENT_READ, self._on_cn)
@@ -206,6 +248,7 @@ class Agent:
             watched=self.watched,
             exclude_exes=self.cfg.exclude.exes,
             connect_failures=self.cfg.sensors.connect_failures,
+            skip=("exec", "net") if self.bpf is not None else (),
         )
         if st.pid == 0:  # no auditd: nobody else needs the record types we never read
             rs += rules.build_exclude_rules(key=self.cfg.agent.audit_key)
@@ -305,7 +348,7 @@ class Agent:
 
     def _on_group(self, g: Group) -> None:
         name = self.collector.syscall_name(g)
-        if not name:
+        if not name or name in self.audit_skips:
             return
         if self.limiter.level:
             cls = event_class(name)
@@ -330,6 +373,45 @@ class Agent:
             self.stats.shed[cls] = self.stats.shed.get(cls, 0) + n
             self.stats.dropped += n
 
+    def _on_bpf(self, sensor: bpfsensor.BpfSensor) -> None:
+        records = sensor.drain()
+        if not records:
+            return
+        col = self.bpf_collector
+        col.sync_clock()
+        seq = self.next_seq
+        limiter = self.limiter
+        add = self.batcher.add
+        decode = bpfsensor.decode
+        for raw in records:
+            try:
+                r = decode(raw)
+                if isinstance(r, bpfsensor.Net):
+                    if limiter.level and limiter.sheds("net"):
+                        self._shed("net")
+                        continue
+                    events = col.net(r, seq)
+                elif isinstance(r, bpfsensor.Exec):
+                    events = col.exec_(r, seq)
+                else:
+                    self._on_exit(r.h.pid, r.code, r.h.time_ns + col.wall_offset)
+                    continue
+            except Exception:  # one odd record must never stop the sensor
+                self.bpf_errors += 1
+                if self.bpf_errors <= 10:
+                    log.exception("could not build an event from an eBPF record of %d bytes", len(raw))
+                continue
+            if events:
+                self.stats.captured += len(events)
+                for e in events:
+                    add(e)
+
+    def _on_exit(self, pid: int, code: int, now: int) -> None:
+        sockinfo.forget(pid)
+        p = self.table.on_exit(pid, now)
+        if p is not None and self.cfg.sensors.process_exit:
+            self.emit(wire.ProcessExit(time=now, seq=self.next_seq(), process=p, exit_code=code >> 8))
+
     def _on_cn(self, sock: socket.socket) -> None:
         now = time.time_ns()
         for _ in range(READ_BURST):
@@ -340,12 +422,8 @@ class Agent:
             except OSError:
                 continue  # ENOBUFS: exits missed; the table bound and start times cover it
             ex = procconn.parse_exit(data)
-            if ex is None:
-                continue
-            sockinfo.forget(ex[0])
-            p = self.table.on_exit(ex[0], now)
-            if p is not None and self.cfg.sensors.process_exit:
-                self.emit(wire.ProcessExit(time=now, seq=self.next_seq(), process=p, exit_code=ex[1] >> 8))
+            if ex is not None:
+                self._on_exit(ex[0], ex[1], now)
 
     def _on_packet(self, sock: socket.socket) -> None:
         for _ in range(READ_BURST):
@@ -377,7 +455,7 @@ class Agent:
             agent_version=__version__,
             sensors_active=list(self.active),
             sensors_unavailable=dict(self.unavailable),
-            counters=self.stats.counters(),
+            counters=self._counters(),
             cpu_percent=round(self.hb_cpu.read(), 3),
             rss_bytes=rss_bytes(),
             vcpus=os.cpu_count() or 0,
@@ -386,6 +464,12 @@ class Agent:
         )
         self.emit(hb)
         self._save_seq()
+
+    def _counters(self) -> wire.Counters:
+        c = self.stats.counters()
+        if self.bpf is not None:
+            c = msgspec.structs.replace(c, ebpf_lost=self.bpf.lost())
+        return c
 
     def _flush_dns(self, now: int) -> None:
         for p in self.dns.ready(now):
@@ -470,6 +554,12 @@ class Agent:
 
     def shutdown(self) -> None:
         self._cleanup_audit()
+        if self.bpf is not None:
+            with contextlib.suppress(KeyError, ValueError):
+                self.sel.unregister(self.bpf)
+            self._on_bpf(self.bpf)  # what is still in the ring
+            self.bpf.close()
+            self.bpf = None
         for s in (self.audit_sock, self.cn_sock, self.pkt_sock):
             if s is not None:
                 with contextlib.suppress(KeyError, ValueError):

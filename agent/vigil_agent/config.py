@@ -54,6 +54,8 @@ class LimitsConfig(_Section):
 
 
 class SensorsConfig(_Section):
+    ebpf: bool = True  # exec/exit/connect/accept from eBPF tracepoints; audit covers them if off/unavailable
+    ebpf_object: str = ""  # the compiled programs; default: vigil.bpf.o next to the agent's modules
     audit: bool = True
     dns: bool = True
     proc_connector: bool = True

@@ -185,11 +185,32 @@ class HashCache:
                 h = hashlib.file_digest(f, "sha256").hexdigest()
         except OSError:
             return "", st.st_mtime_ns
+        self._put(key, h)
+        return h, st.st_mtime_ns
+
+    def _put(self, key: tuple[int, int, int, int], h: str) -> None:
         self.hashed += 1
         self.cache[key] = h
         if len(self.cache) > self.max_entries:
             self.cache.popitem(last=False)
-        return h, st.st_mtime_ns
+
+    def digest_known(self, key: tuple[int, int, int, int], size: int, paths: tuple[str, ...]) -> str:
+        """sha256 of a file the kernel described (``key`` = its dev, inode, mtime, size): no stat;
+        on a miss the first of ``paths`` that opens is hashed ("" if none does, or too big)."""
+        h = self.cache.get(key)
+        if h is not None:
+            return h
+        if size > self.max_bytes:
+            return ""
+        for path in paths:
+            try:
+                with open(path, "rb") as f:
+                    h = hashlib.file_digest(f, "sha256").hexdigest()
+            except OSError:
+                continue
+            self._put(key, h)
+            return h
+        return ""
 
 
 class ProcessTable:
@@ -320,15 +341,22 @@ class ProcessTable:
         egid: int,
         tty: str,
         time_ns: int,
+        start_ticks: int | None = None,
+        ctx: dict[str, object] | None = None,
     ) -> wire.Process:
-        st = self._start(pid)
+        """A process that just exec'd. The eBPF sensor passes its start (``start_ticks``, as
+        /proc/<pid>/stat counts it) and its context (``ctx``: what ``_context`` reads from /proc);
+        from audit records both are read here, while the process may still be there."""
+        st = self._start(pid) if start_ticks is None else ("", ppid, start_ticks)
         if st is not None:
             start_key, start_ns = str(st[2]), self.btime + st[2] * 1_000_000_000 // _CLK_TCK
         else:  # gone already (or pid reused): key on the audit time, still stable for this event
             start_key, start_ns = f"a{time_ns}", time_ns
         parent_uuid, lineage = self._lineage(ppid)
         deleted = exe.endswith(" (deleted)") or exe.startswith("/memfd:")
-        if st is not None:
+        if ctx is not None:
+            pass
+        elif st is not None:
             ctx = self._context(pid, exe)
         else:  # hash what the audit record names, if it is still a file
             ctx = {}

@@ -243,8 +243,12 @@ def build_rules(
     watched: Iterable[str],
     exclude_exes: Iterable[str] = (),
     connect_failures: bool = False,
+    skip: Iterable[str] = (),
 ) -> list[Rule]:
-    """Every rule carries ``pid!=agent`` (no feedback loop), exe exclusions and the agent's key."""
+    """Every rule carries ``pid!=agent`` (no feedback loop), exe exclusions and the agent's key.
+
+    ``skip``: rule groups another sensor covers ("exec", "net": the eBPF sensor's)."""
+    skipped = frozenset(skip)
     tail: list[tuple[int, str, int | str]] = [(AUDIT_PID, "!=", agent_pid)]
     tail += [(AUDIT_EXE, "!=", exe) for exe in exclude_exes]
     tail.append((AUDIT_FILTERKEY, "=", key))
@@ -264,7 +268,7 @@ def build_rules(
             label: str,
             _a: list[tuple[int, str, int | str]] = a,
         ) -> None:
-            if syscalls:
+            if syscalls and label.split("-")[0] not in skipped:
                 rules.append(Rule(tuple(_a + extra + tail), syscalls, label))
 
         add(nrs("execve", "execveat"), [(AUDIT_SUCCESS, "=", 1)], "exec")

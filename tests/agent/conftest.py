@@ -8,6 +8,7 @@ touches the rules of another agent on the host, and it checks those rules are go
 
 from __future__ import annotations
 
+import os
 import shutil
 import uuid
 from collections.abc import Iterator
@@ -33,14 +34,29 @@ def agent_workdir(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Path]:
     shutil.rmtree(d, ignore_errors=True)
 
 
-@pytest.fixture(scope="session")
-def agent(agent_workdir: Path) -> Iterator[RunningAgent]:
+@pytest.fixture(scope="session", params=["ebpf", "audit"])
+def agent(request: pytest.FixtureRequest, agent_workdir: Path) -> Iterator[RunningAgent]:
+    """The agent with its eBPF sensor (exec/exit/connect/accept from tracepoints, the rest from
+    audit), then with audit alone (the fallback where eBPF is unavailable): every kernel test
+    runs against both. Without the compiled sensor the eBPF run skips, saying why, unless
+    VIGIL_REQUIRE_BPF=1 (CI) makes that a failure."""
     if kernel_skip_reason():
         pytest.skip(kernel_skip_reason() or "")
+    mode = request.param
     key = f"vigiltest{uuid.uuid4().hex[:8]}"
-    a = start_agent(agent_workdir, key)
+    a = start_agent(agent_workdir, key, extra="" if mode == "ebpf" else "[sensors]\nebpf = false\n")
+    a.mode = mode
+    if mode == "ebpf":
+        hb = a.wait_for(lambda e: e["kind"] == "heartbeat", what="first heartbeat")
+        if "ebpf" not in hb["sensors_active"]:
+            a.stop()
+            why = hb.get("sensors_unavailable", {}).get("ebpf", "?")
+            if os.environ.get("VIGIL_REQUIRE_BPF") == "1":
+                pytest.fail(f"eBPF sensor unavailable: {why}")
+            pytest.skip(f"eBPF sensor unavailable: {why}")
     yield a
     a.stop()
+    assert a.bad_lines == [], f"the agent's NDJSON had {len(a.bad_lines)} cut lines: {a.bad_lines[:1]}"
     from vigil_agent import auditnl
 
     ctl = auditnl.AuditControl()

@@ -32,8 +32,14 @@ def _proc(ev: dict) -> dict:
 
 def test_first_heartbeat_reports_sensors_and_host(agent: RunningAgent) -> None:
     hb = agent.wait_for(lambda e: e["kind"] == "heartbeat")
-    assert set(hb["sensors_active"]) >= {"audit", "proc_connector", "dns"}
-    assert hb.get("sensors_unavailable", {}) == {}
+    if agent.mode == "ebpf":
+        assert set(hb["sensors_active"]) >= {"ebpf", "audit", "dns"}
+        assert "proc_connector" not in hb["sensors_active"]  # exits come from eBPF
+        assert hb.get("sensors_unavailable", {}) == {}
+        assert hb["counters"].get("ebpf_lost", 0) == 0
+    else:
+        assert set(hb["sensors_active"]) >= {"audit", "proc_connector", "dns"}
+        assert hb.get("sensors_unavailable", {}) == {"ebpf": "disabled in config"}
     assert hb["kernel"] == platform.release()
     assert hb["vcpus"] == os.cpu_count()
     assert hb["rss_bytes"] > 0
@@ -66,10 +72,14 @@ def test_exec_sees_ld_preload_and_lineage_depth(agent: RunningAgent) -> None:
     env = dict(os.environ, LD_PRELOAD="/nonexistent/vigil-test.so")
     # sh stays alive while sleep runs: sleep's lineage is sh <- this test
     subprocess.run(["/bin/sh", "-c", f"sleep 1; : {m}"], env=env, stderr=subprocess.DEVNULL)
-    sh = agent.wait_for(lambda e: e["kind"] == "process_exec" and any(m in a for a in _proc(e).get("args", [])),
-                        what="sh exec")
-    ev = agent.wait_for(lambda e: e["kind"] == "process_exec" and _proc(e).get("ppid") == sh["process"]["pid"],
-                        what="sleep exec")
+    sh = agent.wait_for(
+        lambda e: e["kind"] == "process_exec" and any(m in a for a in _proc(e).get("args", [])),
+        what="sh exec",
+    )
+    ev = agent.wait_for(
+        lambda e: e["kind"] == "process_exec" and _proc(e).get("ppid") == sh["process"]["pid"],
+        what="sleep exec",
+    )
     p = ev["process"]
     assert p["name"] == "sleep" and p["args"] == ["sleep", "1"]
     assert p["ld_preload"] == "/nonexistent/vigil-test.so"
@@ -86,15 +96,22 @@ def test_connect_and_accept_on_loopback(agent: RunningAgent) -> None:
     cli = socket.create_connection(("127.0.0.1", port))
     conn, peer = srv.accept()
     try:
-        ev = agent.wait_for(lambda e: e["kind"] == "net_connect" and e.get("remote_port") == port
-                            and _proc(e).get("pid") == os.getpid(), what="net_connect")
+        ev = agent.wait_for(
+            lambda e: (
+                e["kind"] == "net_connect"
+                and e.get("remote_port") == port
+                and _proc(e).get("pid") == os.getpid()
+            ),
+            what="net_connect",
+        )
         assert ev["remote_ip"] == "127.0.0.1"
         # omit_defaults: protocol "tcp", family "inet" and success true are the wire defaults
         assert ev.get("protocol", "tcp") == "tcp" and ev.get("family", "inet") == "inet"
         assert ev["local_port"] == cli.getsockname()[1]
         assert ev.get("success", True) is True
-        acc = agent.wait_for(lambda e: e["kind"] == "net_accept" and e.get("remote_port") == peer[1],
-                             what="net_accept")
+        acc = agent.wait_for(
+            lambda e: e["kind"] == "net_accept" and e.get("remote_port") == peer[1], what="net_accept"
+        )
         assert acc["local_port"] == port
         assert acc["process"]["pid"] == os.getpid()
     finally:
@@ -109,7 +126,9 @@ def test_connect_ipv6_loopback(agent: RunningAgent) -> None:
     port = srv.getsockname()[1]
     cli = socket.create_connection(("::1", port))
     try:
-        ev = agent.wait_for(lambda e: e["kind"] == "net_connect" and e.get("remote_port") == port, what="v6 connect")
+        ev = agent.wait_for(
+            lambda e: e["kind"] == "net_connect" and e.get("remote_port") == port, what="v6 connect"
+        )
         assert ev["family"] == "inet6" and ev["remote_ip"] == "::1"
     finally:
         cli.close()
@@ -126,7 +145,9 @@ def test_unix_connect_to_watched_socket(agent: RunningAgent) -> None:
     cli = socket.socket(socket.AF_UNIX)
     cli.connect(path)
     try:
-        ev = agent.wait_for(lambda e: e["kind"] == "unix_connect" and e.get("path") == path, what="unix_connect")
+        ev = agent.wait_for(
+            lambda e: e["kind"] == "unix_connect" and e.get("path") == path, what="unix_connect"
+        )
         assert ev["process"]["pid"] == os.getpid()
     finally:
         cli.close()
@@ -217,7 +238,9 @@ def test_dns_query_tcp_nxdomain(agent: RunningAgent, resolver: _Resolver) -> Non
         c.sendall(len(q).to_bytes(2, "big") + q)
         n = int.from_bytes(c.recv(2), "big")
         c.recv(n)
-    ev = agent.wait_for(lambda e: e["kind"] == "dns_query" and e.get("hostname") == name, what="tcp dns_query")
+    ev = agent.wait_for(
+        lambda e: e["kind"] == "dns_query" and e.get("hostname") == name, what="tcp dns_query"
+    )
     assert ev["protocol"] == "tcp"
     assert ev["rcode"] == "NXDOMAIN"
     assert ev.get("answers", []) == []
@@ -250,7 +273,9 @@ def test_unwatched_file_write_is_not_reported(agent: RunningAgent, tmp_path: Pat
     w = agent.workdir / "watched" / f"{m}-sentinel"
     w.write_text("y")
     agent.wait_for(lambda e: e["kind"] == "file_write" and e.get("path") == str(w), what="sentinel")
-    assert not agent.all(lambda e: e["kind"].startswith("file_") and m in e.get("path", "") and "sentinel" not in e["path"])
+    assert not agent.all(
+        lambda e: e["kind"].startswith("file_") and m in e.get("path", "") and "sentinel" not in e["path"]
+    )
     os.unlink(w)
 
 
@@ -262,8 +287,9 @@ def test_ptrace_attach_of_a_child(agent: RunningAgent) -> None:
         assert libc.ptrace(16, child.pid, None, None) == 0, os.strerror(ctypes.get_errno())  # PTRACE_ATTACH
         os.waitpid(child.pid, 0)
         libc.ptrace(17, child.pid, None, None)  # PTRACE_DETACH
-        ev = agent.wait_for(lambda e: e["kind"] == "ptrace" and (e.get("target") or {}).get("pid") == child.pid,
-                            what="ptrace")
+        ev = agent.wait_for(
+            lambda e: e["kind"] == "ptrace" and (e.get("target") or {}).get("pid") == child.pid, what="ptrace"
+        )
         assert ev["request"] == "PTRACE_ATTACH"
         assert ev["process"]["pid"] == os.getpid()
         assert ev["target"]["file"]["path"].endswith("sleep")
@@ -281,7 +307,9 @@ def test_exec_from_memfd(agent: RunningAgent) -> None:
         f"os.execve(fd, ['echo', '{m}'], {{}})\n"
     )
     subprocess.run([sys.executable, "-c", code], stdout=subprocess.DEVNULL, check=True)
-    ev = agent.wait_for(lambda e: e["kind"] == "memfd_exec" and m in _proc(e).get("args", []), what="memfd_exec")
+    ev = agent.wait_for(
+        lambda e: e["kind"] == "memfd_exec" and m in _proc(e).get("args", []), what="memfd_exec"
+    )
     assert ev["memfd_name"] == "vigil-memfd-test"
     assert ev["process"]["exe_deleted"] is True
     assert ev["process"]["file"]["path"].startswith("/memfd:vigil-memfd-test")
@@ -298,11 +326,14 @@ def test_shell_with_stdin_on_a_loopback_socket(agent: RunningAgent) -> None:
     port = srv.getsockname()[1]
     cli = socket.create_connection(("127.0.0.1", port))
     conn, _ = srv.accept()
-    sh = subprocess.Popen(["/bin/sh", "-c", f"read line; echo \"$line\" # {m}"], stdin=cli.fileno(),
-                          stdout=cli.fileno())
+    sh = subprocess.Popen(
+        ["/bin/sh", "-c", f'read line; echo "$line" # {m}'], stdin=cli.fileno(), stdout=cli.fileno()
+    )
     try:
-        ev = agent.wait_for(lambda e: e["kind"] == "process_exec" and any(m in a for a in _proc(e).get("args", [])),
-                            what="shell exec")
+        ev = agent.wait_for(
+            lambda e: e["kind"] == "process_exec" and any(m in a for a in _proc(e).get("args", [])),
+            what="shell exec",
+        )
         p = ev["process"]
         assert p["name"] == "sh"
         assert p["stdin"]["type"] == "socket"
@@ -320,24 +351,34 @@ def test_shell_with_stdin_on_a_loopback_socket(agent: RunningAgent) -> None:
 def test_setuid_to_root(agent: RunningAgent) -> None:
     m = marker()
     subprocess.run([sys.executable, "-c", f"import os; os.setuid(0)  # {m}"], check=True)
-    ev = agent.wait_for(lambda e: e["kind"] == "setuid" and any(m in a for a in _proc(e).get("args", [])),
-                        what="setuid")
+    ev = agent.wait_for(
+        lambda e: e["kind"] == "setuid" and any(m in a for a in _proc(e).get("args", [])), what="setuid"
+    )
     assert ev.get("syscall", "setuid") == "setuid" and ev["new_uid"] == 0
 
 
 def test_unprivileged_agent_runs_degraded_and_says_why(tmp_path: Path) -> None:
     """No root: audit and AF_PACKET are unavailable; the agent still runs and reports it."""
-    drop = ["setpriv", "--inh-caps=-all", "--bounding-set=-audit_control,-audit_read,-net_raw,-net_admin", "--"]
+    drop = [
+        "setpriv",
+        "--inh-caps=-all",
+        "--bounding-set=-audit_control,-audit_read,-net_raw,-net_admin,-bpf,-perfmon,-sys_admin",
+        "--",
+    ]
     if shutil.which("setpriv") is None:
         pytest.skip("setpriv (util-linux) is needed to drop capabilities")
     a = start_agent(tmp_path, f"vigiltest{uuid.uuid4().hex[:8]}", wrapper=drop)
     try:
         hb = a.wait_for(lambda e: e["kind"] == "heartbeat")
-        assert "audit" in hb["sensors_unavailable"] and "dns" in hb["sensors_unavailable"]
-        assert "audit" not in hb["sensors_active"] and "dns" not in hb["sensors_active"]
+        for sensor in ("ebpf", "audit", "dns"):
+            assert sensor in hb["sensors_unavailable"] and sensor not in hb["sensors_active"]
         assert any("unavailable" in line for line in a.stderr)
         # and it keeps reporting it, heartbeat after heartbeat
-        a.wait_for(lambda e: e["kind"] == "heartbeat" and e["seq"] > hb["seq"] and "audit" in e["sensors_unavailable"])
+        a.wait_for(
+            lambda e: (
+                e["kind"] == "heartbeat" and e["seq"] > hb["seq"] and "audit" in e["sensors_unavailable"]
+            )
+        )
     finally:
         assert a.stop() == 0
 
@@ -362,3 +403,52 @@ def test_rules_removed_and_audit_restored_on_exit(tmp_path: Path) -> None:
         assert final["counters"]["captured"] >= 1
     finally:
         ctl.close()
+
+
+def test_exec_reported_once_when_a_foreign_audit_rule_also_records_it(agent: RunningAgent) -> None:
+    """auditd (or another agent) may audit execve too: the kernel then multicasts its records to
+    us as well. With the eBPF sensor reporting exec, those records must not make a second event."""
+    if agent.mode != "ebpf":
+        pytest.skip("only the eBPF sensor's exec can be doubled by audit records")
+    from vigil_agent import auditnl, rules
+
+    key = f"vigitforeign{uuid.uuid4().hex[:6]}"
+    [arch] = rules.native_arches()[:1]
+    foreign = auditnl.Rule(
+        ((auditnl.AUDIT_ARCH, "=", arch), (auditnl.AUDIT_FILTERKEY, "=", key)),
+        (rules.SYSCALLS[arch]["execve"],),
+        "foreign-exec",
+    ).encode()
+    ctl = auditnl.AuditControl()
+    try:
+        ctl.add_rule(foreign)
+        m = marker()
+        subprocess.run(["/bin/echo", m], stdout=subprocess.DEVNULL, check=True)
+        agent.wait_for(lambda e: e["kind"] == "process_exec" and m in _proc(e).get("args", []), what="exec")
+        m2 = marker()  # a later event, so everything about the first has been read
+        subprocess.run(["/bin/echo", m2], stdout=subprocess.DEVNULL, check=True)
+        agent.wait_for(lambda e: e["kind"] == "process_exec" and m2 in _proc(e).get("args", []), what="exec")
+        assert len(agent.all(lambda e: e["kind"] == "process_exec" and m in _proc(e).get("args", []))) == 1
+    finally:
+        ctl.del_rule(foreign)
+        ctl.close()
+
+
+def test_without_its_ebpf_object_the_agent_says_why_and_uses_audit(tmp_path: Path) -> None:
+    a = start_agent(
+        tmp_path,
+        f"vigiltest{uuid.uuid4().hex[:8]}",
+        extra=f'[sensors]\nebpf_object = "{tmp_path / "missing.bpf.o"}"\n',
+    )
+    try:
+        hb = a.wait_for(lambda e: e["kind"] == "heartbeat")
+        why = hb["sensors_unavailable"]["ebpf"]
+        assert "missing.bpf.o is missing" in why and "exec/connect/accept come from audit" in why
+        assert {"audit", "proc_connector"} <= set(hb["sensors_active"])
+        m = marker()
+        subprocess.run(["/bin/echo", m], stdout=subprocess.DEVNULL, check=True)
+        a.wait_for(
+            lambda e: e["kind"] == "process_exec" and m in _proc(e).get("args", []), what="exec via audit"
+        )
+    finally:
+        assert a.stop() == 0

@@ -193,6 +193,7 @@ class Counters(msgspec.Struct, frozen=True, gc=False, omit_defaults=True):
     audit_lost: int = 0
     send_errors: int = 0
     audit_overruns: int = 0  # times the kernel dropped audit multicast for the agent (ENOBUFS)
+    ebpf_lost: int = 0  # eBPF records the kernel had no ring buffer room for
     shed: dict[str, int] = {}  # events shed by the limiter, by class (also counted in dropped)
 
 

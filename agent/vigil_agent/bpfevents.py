@@ -1,0 +1,201 @@
+"""eBPF sensor records -> wire events, with process context from the process table.
+
+The counterpart of collector.py for the records of bpfsensor.py: the same wire events, built
+from what the kernel put in the record instead of from audit text plus /proc reads. /proc is
+read only where the record cannot carry it: a process's exe hash on the first sight of a binary,
+a regular file's full path on fds 0/1/2 is not read at all (its name is kept), and the cgroup on
+hosts without the unified cgroup v2 hierarchy.
+"""
+
+from __future__ import annotations
+
+import os
+import time
+from collections.abc import Callable, Iterable
+
+from vigil import wire
+from vigil_agent import bpfsensor as b
+from vigil_agent.proctable import ProcessTable, container_id, env_vars, read_bytes, read_text
+
+_FAMILY = {b.AF_INET: "inet", b.AF_INET6: "inet6", b.AF_UNIX: "unix"}
+_PROTO = {1: "tcp", 2: "udp"}  # SOCK_STREAM, SOCK_DGRAM
+_TICK_NS = 1_000_000_000 // os.sysconf("SC_CLK_TCK")
+_CGROUP2 = os.path.exists("/sys/fs/cgroup/cgroup.controllers")
+EINPROGRESS = 115
+
+
+def stdio(fd: b.FdInfo | None) -> wire.Stdio | None:
+    """What /proc/<pid>/fd/N would have told (sockinfo.describe_fd), from the kernel's view."""
+    if fd is None:
+        return None
+    kind = fd.mode & b.S_IFMT
+    if kind == b.S_IFSOCK:
+        family = _FAMILY.get(fd.family, "other")
+        proto = _PROTO.get(fd.type, "")
+        if family == "unix":
+            return wire.Stdio(type="socket", family="unix", protocol=proto, path=fd.name)
+        if family == "other":
+            return wire.Stdio(type="socket", path=f"socket:[{fd.ino}]")
+        remote = b._ip(fd.family, fd.raddr) if fd.rport else ""
+        return wire.Stdio(
+            type="socket",
+            family=family,
+            protocol=proto,
+            path=f"socket:[{fd.ino}]",
+            local=wire.Endpoint(ip=b._ip(fd.family, fd.laddr), port=fd.lport),
+            remote=wire.Endpoint(ip=remote, port=fd.rport) if remote else None,
+        )
+    if kind == b.S_IFIFO:
+        return wire.Stdio(type="pipe", path=f"pipe:[{fd.ino}]")
+    if kind == b.S_IFCHR:
+        major, minor = fd.rdev >> 20, fd.rdev & 0xFFFFF
+        if 136 <= major < 144:
+            return wire.Stdio(type="tty", path=f"/dev/pts/{(major - 136) * 256 + minor}")
+        path = f"/dev/{fd.name}"
+        return wire.Stdio(type="tty" if major in b.TTY_MAJORS else "file", path=path)
+    if kind in (b.S_IFREG, b.S_IFDIR):
+        return wire.Stdio(type="file", path=fd.name)  # the file's name: the record has no directory
+    return wire.Stdio(type="other", path=fd.name)
+
+
+class BpfCollector:
+    def __init__(
+        self,
+        table: ProcessTable,
+        *,
+        unix_sockets: Iterable[str],
+        unix_all: bool,
+        exclude_comm: Iterable[str],
+        exclude_exes: Iterable[str],
+        dns_ports: Iterable[int],
+        on_dns_connect: Callable[[wire.Process, str, str, int, int], None] | None,
+        self_pid: int,
+    ) -> None:
+        self.table = table
+        self.unix_sockets = frozenset(unix_sockets)
+        self.unix_all = unix_all
+        self.exclude_comm = frozenset(exclude_comm)
+        self.exclude_exes = frozenset(exclude_exes)
+        self.dns_ports = frozenset(dns_ports)
+        self.on_dns_connect = on_dns_connect
+        self.self_pid = self_pid
+        self.ignored = 0
+        self.sync_clock()
+
+    def sync_clock(self) -> None:
+        """Records are stamped with CLOCK_BOOTTIME; events carry wall-clock time."""
+        self.wall_offset = time.time_ns() - time.clock_gettime_ns(time.CLOCK_BOOTTIME)
+
+    def _context(self, r: b.Exec) -> dict[str, object]:
+        h = r.h
+        pid = h.pid
+        ctx: dict[str, object] = {}
+        cid = container_id(r.cgroup)
+        if not cid and not _CGROUP2:
+            cid = container_id(read_text(f"/proc/{pid}/cgroup"))
+        if cid:
+            ctx["container_id"] = cid
+            if r.ns_pid and r.ns_pid != pid:
+                ctx["ns_pid"] = r.ns_pid
+        if not self.table.enrich:
+            return ctx
+        env = r.env
+        if r.flags & b.F_ENV_TRUNC:  # the rest of a long environment, if the process is still there
+            env = read_bytes(f"/proc/{pid}/environ") or env
+        pre, lib = env_vars(env)
+        if pre:
+            ctx["ld_preload"] = pre
+        if lib:
+            ctx["ld_library_path"] = lib
+        for fd, name in zip(r.fds, ("stdin", "stdout", "stderr"), strict=True):
+            s = stdio(fd)
+            if s is not None:
+                ctx[name] = s
+        key = r.exe_key
+        paths = (f"/proc/{pid}/exe",) if r.exe_unlinked or not r.exe else (f"/proc/{pid}/exe", r.exe)
+        sha = self.table.hashes.digest_known(key, key[3], paths)
+        if sha:
+            ctx["exe_sha256"] = sha
+        if r.exe_mtime_ns:
+            ctx["exe_mtime"] = r.exe_mtime_ns
+        return ctx
+
+    def _excluded(self, comm: str) -> bool:
+        if self.exclude_comm and comm in self.exclude_comm:
+            self.ignored += 1
+            return True
+        return False
+
+    def exec_(self, r: b.Exec, seq: Callable[[], int]) -> list[wire.WireEvent]:
+        h = r.h
+        if h.pid == self.self_pid or self._excluded(h.comm):
+            return []
+        if self.exclude_exes and r.exe in self.exclude_exes:
+            self.ignored += 1
+            return []
+        t = h.time_ns + self.wall_offset
+        p = self.table.on_exec(
+            pid=h.pid,
+            ppid=h.ppid,
+            exe=r.exe,
+            name=h.comm,
+            argv=r.argv,
+            cwd=r.cwd,
+            uid=h.uid,
+            euid=h.euid,
+            gid=h.gid,
+            egid=h.egid,
+            tty=r.tty,
+            time_ns=t,
+            start_ticks=h.start_ns // _TICK_NS,
+            ctx=self._context(r),
+        )
+        out: list[wire.WireEvent] = [wire.ProcessExec(time=t, seq=seq(), process=p)]
+        if r.exe.startswith("/memfd:"):
+            memfd = r.exe[len("/memfd:") :].removesuffix(" (deleted)")
+            out.append(wire.MemfdExec(time=t, seq=seq(), process=p, memfd_name=memfd))
+        return out
+
+    def _process(self, h: b.Header) -> wire.Process:
+        entry = self.table.entries.get(h.pid)  # the common case: a process the table knows
+        if entry is not None:
+            return entry.process
+        return self.table.process(h.pid, ppid=h.ppid, name=h.comm, uid=h.uid, euid=h.euid)
+
+    def net(self, r: b.Net, seq: Callable[[], int]) -> list[wire.WireEvent]:
+        h = r.h
+        if h.pid == self.self_pid or self._excluded(h.comm):
+            return []
+        proc = self._process(h)
+        if self.exclude_exes and proc.file.path in self.exclude_exes:
+            self.ignored += 1
+            return []
+        t = h.time_ns + self.wall_offset
+        connect = h.kind == b.EV_CONNECT
+        ok = r.ret >= 0 or r.ret == -EINPROGRESS
+        if r.family == b.AF_UNIX:
+            if not connect or not r.path:
+                return []
+            if not self.unix_all and r.path not in self.unix_sockets:
+                self.ignored += 1
+                return []
+            return [wire.UnixConnect(time=t, seq=seq(), process=proc, path=r.path, success=ok)]
+        proto = _PROTO.get(r.type, "tcp")
+        family = _FAMILY[r.family]
+        if connect and r.remote_port in self.dns_ports and self.on_dns_connect is not None:
+            self.on_dns_connect(proc, r.remote_ip, proto, r.local_port, t)
+        cls = wire.NetConnect if connect else wire.NetAccept
+        return [
+            cls(
+                time=t,
+                seq=seq(),
+                process=proc,
+                protocol=proto,
+                family=family,
+                local_ip=r.local_ip,
+                local_port=r.local_port,
+                remote_ip=r.remote_ip,
+                remote_port=r.remote_port,
+                success=ok,
+            )
+        ]
