@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import contextlib
 import logging
+import os
 import random
 import sys
 import threading
@@ -198,12 +199,27 @@ class StdoutSink:
             self.stats.add(dropped=len(lines))
             return
         try:
-            self.out.write(b"\n".join(lines) + b"\n")
-            self.out.flush()
+            self._write(b"\n".join(lines) + b"\n")
             self.stats.add(sent=len(lines))
         except (BrokenPipeError, ValueError, OSError):
             self.broken = True
             self.stats.add(dropped=len(lines))
+
+    def _write(self, data: bytes) -> None:
+        """All of ``data``, straight to the file descriptor. Through the buffered writer, a write
+        blocked on a full pipe and interrupted by SIGTERM (the agent stopping while its reader
+        lags) returned having written only the first 64 KiB of the batch: a cut line and the
+        rest of the batch lost (seen under load). os.write's partial counts are looped here."""
+        try:
+            fd = self.out.fileno()
+        except (AttributeError, OSError, ValueError):  # not a file (tests write to BytesIO)
+            self.out.write(data)
+            self.out.flush()
+            return
+        self.out.flush()
+        view = memoryview(data)
+        while view:
+            view = view[os.write(fd, view) :]
 
     def close(self, timeout: float) -> None:
         with contextlib.suppress(BrokenPipeError, ValueError, OSError):

@@ -28,7 +28,9 @@ class RunningAgent:
         self.proc = proc
         self.key = key
         self.workdir = workdir
+        self.mode = "ebpf"  # which sensor produces exec/connect/accept: "ebpf" or "audit"
         self.events: list[dict] = []
+        self.bad_lines: list[bytes] = []
         self.stderr: list[str] = []
         self.lock = threading.Lock()
         self._t_out = threading.Thread(target=self._read_out, daemon=True)
@@ -40,7 +42,11 @@ class RunningAgent:
         assert self.proc.stdout is not None
         for line in self.proc.stdout:
             if line.strip():
-                ev = json.loads(line)
+                try:
+                    ev = json.loads(line)
+                except ValueError:  # a cut line: the stream lost data (checked at teardown)
+                    self.bad_lines.append(line[:200])
+                    continue
                 with self.lock:
                     self.events.append(ev)
 
@@ -63,7 +69,9 @@ class RunningAgent:
                 break
             time.sleep(0.05)
         tail = "".join(self.stderr[-20:])
-        raise AssertionError(f"no {what} from the agent (saw {len(self.events)} events); agent stderr:\n{tail}")
+        raise AssertionError(
+            f"no {what} from the agent (saw {len(self.events)} events); agent stderr:\n{tail}"
+        )
 
     def all(self, pred: Callable[[dict], bool]) -> list[dict]:
         with self.lock:
@@ -89,14 +97,14 @@ def write_config(workdir: Path, key: str, extra: str = "") -> Path:
 instance_id = "i-0agenttest{key[-6:]}"
 account_id = "123456789012"
 region = "us-east-1"
-state_dir = "{workdir / 'state'}"
+state_dir = "{workdir / "state"}"
 heartbeat_s = 2.0
 flush_s = 0.2
 audit_key = "{key}"
 
 [watch]
-paths = ["{workdir / 'watched'}"]
-unix_sockets = ["{workdir / 'docker.sock'}"]
+paths = ["{workdir / "watched"}"]
+unix_sockets = ["{workdir / "docker.sock"}"]
 
 [limits]
 cpu_percent = 90.0
@@ -111,10 +119,15 @@ def start_agent(workdir: Path, key: str, extra: str = "", wrapper: list[str] | N
     (workdir / "watched").mkdir(exist_ok=True)
     cfg = write_config(workdir, key, extra)
     env = dict(os.environ, PYTHONUNBUFFERED="1")
-    env["PYTHONPATH"] = os.pathsep.join([str(ROOT / "layers/core"), str(ROOT / "agent"), env.get("PYTHONPATH", "")])
+    env["PYTHONPATH"] = os.pathsep.join(
+        [str(ROOT / "layers/core"), str(ROOT / "agent"), env.get("PYTHONPATH", "")]
+    )
     proc = subprocess.Popen(
         [*(wrapper or []), sys.executable, "-m", "vigil_agent.main", "--stdout", "--config", str(cfg)],
-        stdout=subprocess.PIPE, stderr=subprocess.PIPE, env=env, cwd=str(workdir),
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        env=env,
+        cwd=str(workdir),
     )
     agent = RunningAgent(proc, key, workdir)
     agent.wait_for(lambda e: e["kind"] == "heartbeat", timeout=30, what="first heartbeat")
