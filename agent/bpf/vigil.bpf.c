@@ -79,7 +79,7 @@ struct exec_ev {
 	u32 cwd_len;
 	struct fdinfo fds[3];
 	char tty[32];
-	char cgroup[128]; /* the leaf name of the process's cgroup v2 (holds a container id) */
+	char cgroup[128]; /* the leaf name of the process's cgroup (v2, else v1 memory): a container id */
 	char exe[PATH_BUF];
 	char cwd[PATH_BUF];
 	char data[ARGS_MAX + ENV_MAX]; /* argv (args_len bytes), then the environment (env_len bytes) */
@@ -448,6 +448,21 @@ int vigil_exec(void *ctx)
 	const char *cg = BPF_CORE_READ(t, cgroups, dfl_cgrp, kn, name);
 	if (cg)
 		bpf_probe_read_kernel_str(e->cgroup, sizeof(e->cgroup), cg);
+	/* in the v2 root: on a v1 or hybrid host containers live in the v1 hierarchies, so take
+	 * the memory controller's leaf (on a pure v2 host it is the same cgroup) */
+	if (!e->cgroup[0] || (e->cgroup[0] == '/' && !e->cgroup[1])) {
+		if (bpf_core_enum_value_exists(enum cgroup_subsys_id, memory_cgrp_id)) {
+			int id = bpf_core_enum_value(enum cgroup_subsys_id, memory_cgrp_id);
+			struct css_set *cs = BPF_CORE_READ(t, cgroups);
+			struct cgroup_subsys_state *css = NULL;
+			bpf_probe_read_kernel(&css, sizeof(css), __builtin_preserve_access_index(&cs->subsys[id & 15]));
+			if (css) {
+				cg = BPF_CORE_READ(css, cgroup, kn, name);
+				if (cg)
+					bpf_probe_read_kernel_str(e->cgroup, sizeof(e->cgroup), cg);
+			}
+		}
+	}
 
 	fill_fd(t, 0, &e->fds[0]);
 	fill_fd(t, 1, &e->fds[1]);

@@ -34,7 +34,7 @@ log = logging.getLogger("vigil_agent")
 
 MIN_BACKLOG = 8192
 READ_BURST = 2048
-COALESCE_S = 0.05  # the loop sleeps this long between epoll rounds so records batch up (recvmmsg)
+COALESCE_S = 0.1  # the loop sleeps this long between epoll rounds so records batch up
 
 
 def host_identity(cfg: Config) -> wire.Host:
@@ -385,17 +385,20 @@ class Agent:
         decode = bpfsensor.decode
         for raw in records:
             try:
-                r = decode(raw)
-                if isinstance(r, bpfsensor.Net):
+                kind = raw[0]  # the record's kind (u32, little endian) is its first byte
+                if kind == bpfsensor.EV_CONNECT or kind == bpfsensor.EV_ACCEPT:
                     if limiter.level and limiter.sheds("net"):
                         self._shed("net")
                         continue
-                    events = col.net(r, seq)
-                elif isinstance(r, bpfsensor.Exec):
-                    events = col.exec_(r, seq)
-                else:
-                    self._on_exit(r.h.pid, r.code, r.h.time_ns + col.wall_offset)
+                    events = col.net(raw, seq)
+                elif kind == bpfsensor.EV_EXIT:
+                    self._on_exit(*col.exit_(raw))
                     continue
+                else:
+                    r = decode(raw)
+                    if not isinstance(r, bpfsensor.Exec):
+                        raise ValueError(f"eBPF record kind {kind} is not handled")
+                    events = col.exec_(r, seq)
             except Exception:  # one odd record must never stop the sensor
                 self.bpf_errors += 1
                 if self.bpf_errors <= 10:

@@ -34,6 +34,8 @@ FDINFO = struct.Struct("<IIQHHHH16s16s112s")  # mode rdev ino family type lport 
 EXEC_FIXED = struct.Struct("<QqqIIIIIIII")  # exe ino/size/mtime s/ns/dev, ns_pid, flags, 4 lengths
 EXIT_TAIL = struct.Struct("<iI")
 NET_TAIL = struct.Struct("<iHHHHI16s16s112s")  # ret family type lport rport fd laddr raddr path
+NET_REC = struct.Struct(HDR.format + NET_TAIL.format[1:])  # a whole connect/accept record, one unpack
+EXIT_REC = struct.Struct(HDR.format + EXIT_TAIL.format[1:])
 TTY_LEN, CGROUP_LEN, PATH_BUF, ARGS_MAX, ENV_MAX = 32, 128, 1024, 4096, 4096
 _EXEC_FDS = HDR.size + EXEC_FIXED.size
 _EXEC_TTY = _EXEC_FDS + 3 * FDINFO.size
@@ -217,9 +219,26 @@ def decode(data: bytes) -> Record:
         return Exit(h, code)
     ret, fam, typ, lport, rport, fd, laddr, raddr, path = NET_TAIL.unpack_from(data, HDR.size)
     if fam == AF_UNIX:
-        p = "@" + _cstr(path[1:]) if path[:1] == b"\0" else _cstr(path)
-        return Net(h, ret, fam, typ, "", 0, "", 0, fd, p)
-    return Net(h, ret, fam, typ, _ip(fam, laddr), lport, _ip(fam, raddr), rport, fd, "")
+        return Net(h, ret, fam, typ, "", 0, "", 0, fd, unix_path(path))
+    return Net(h, ret, fam, typ, ip(fam, laddr), lport, ip(fam, raddr), rport, fd, "")
+
+
+def unix_path(raw: bytes) -> str:
+    return "@" + _cstr(raw[1:]) if raw[:1] == b"\0" else _cstr(raw)
+
+
+_ips: dict[bytes, str] = {}  # the same few local and remote addresses come back all the time
+
+
+def ip(family: int, raw: bytes) -> str:
+    """``_ip``, memoized (a connect and its accept carry 4 addresses; most repeat)."""
+    key = raw if family == AF_INET6 else raw[:4]
+    s = _ips.get(key)
+    if s is None:
+        if len(_ips) >= 4096:
+            _ips.clear()
+        s = _ips[key] = _ip(family, raw)
+    return s
 
 
 # --- libbpf through ctypes --------------------------------------------------------------------
@@ -227,6 +246,7 @@ _SAMPLE_CB = ctypes.CFUNCTYPE(ctypes.c_int, ctypes.c_void_p, ctypes.c_void_p, ct
 _PRINT_CB = ctypes.CFUNCTYPE(ctypes.c_int, ctypes.c_int, ctypes.c_char_p, ctypes.c_void_p)
 _LIBBPF_NAMES = ("libbpf.so.1", "libbpf.so.0", "libbpf.so")
 _log_tail: deque[str] = deque(maxlen=40)  # libbpf's last words (the verifier's log on a refusal)
+_verbose = os.environ.get("VIGIL_LIBBPF_DEBUG") == "1"
 
 
 def _load_libbpf() -> ctypes.CDLL:
@@ -276,6 +296,8 @@ _vsnprintf.argtypes = [ctypes.c_char_p, ctypes.c_size_t, ctypes.c_char_p, ctypes
 
 @_PRINT_CB
 def _libbpf_print(level: int, fmt: bytes, args: int) -> int:
+    if level > 1 and not _verbose:  # LIBBPF_DEBUG: hundreds of lines per load, none needed
+        return 0
     buf = ctypes.create_string_buffer(1024)
     _vsnprintf(buf, len(buf), fmt, args)
     line = buf.value.decode("utf-8", "replace").rstrip()

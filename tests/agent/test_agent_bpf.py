@@ -229,37 +229,33 @@ def test_connects_become_events_and_unlisted_unix_sockets_are_ignored(tmp_path: 
     col = _collector(table, on_dns_connect=lambda p, ip, proto, port, t: seen.append((ip, proto, port)))
     seqs = iter(range(1, 100))
     seq = lambda: next(seqs)  # noqa: E731
-    dns = b.decode(
-        _net(
-            b.EV_CONNECT,
-            b.AF_INET,
-            type_=2,
-            laddr=socket.inet_aton("127.0.0.1"),
-            raddr=socket.inet_aton("127.0.0.53"),
-            lport=40000,
-            rport=53,
-        )
+    dns = _net(
+        b.EV_CONNECT,
+        b.AF_INET,
+        type_=2,
+        laddr=socket.inet_aton("127.0.0.1"),
+        raddr=socket.inet_aton("127.0.0.53"),
+        lport=40000,
+        rport=53,
     )
     [ev] = col.net(dns, seq)  # type: ignore[arg-type]
     assert isinstance(ev, wire.NetConnect) and ev.protocol == "udp" and ev.remote_port == 53 and ev.success
     assert seen == [("127.0.0.53", "udp", 40000)]  # DNS packets are attributed by this
-    refused = b.decode(_net(b.EV_CONNECT, b.AF_INET, ret=-111, raddr=socket.inet_aton("127.0.0.1"), rport=9))
+    refused = _net(b.EV_CONNECT, b.AF_INET, ret=-111, raddr=socket.inet_aton("127.0.0.1"), rport=9)
     [ev] = col.net(refused, seq)  # type: ignore[arg-type]
     assert not ev.success  # type: ignore[union-attr]
-    docker = b.decode(_net(b.EV_CONNECT, b.AF_UNIX, path=b"/var/run/docker.sock"))
+    docker = _net(b.EV_CONNECT, b.AF_UNIX, path=b"/var/run/docker.sock")
     [ev] = col.net(docker, seq)  # type: ignore[arg-type]
     assert isinstance(ev, wire.UnixConnect) and ev.path == "/var/run/docker.sock"
-    assert col.net(b.decode(_net(b.EV_CONNECT, b.AF_UNIX, path=b"/run/nscd/socket")), seq) == []  # type: ignore[arg-type]
-    accept = b.decode(
-        _net(
-            b.EV_ACCEPT,
-            b.AF_INET,
-            ret=5,
-            laddr=socket.inet_aton("0.0.0.0"),
-            lport=22,
-            raddr=socket.inet_aton("198.51.100.1"),
-            rport=50000,
-        )
+    assert col.net((_net(b.EV_CONNECT, b.AF_UNIX, path=b"/run/nscd/socket")), seq) == []  # type: ignore[arg-type]
+    accept = _net(
+        b.EV_ACCEPT,
+        b.AF_INET,
+        ret=5,
+        laddr=socket.inet_aton("0.0.0.0"),
+        lport=22,
+        raddr=socket.inet_aton("198.51.100.1"),
+        rport=50000,
     )
     [ev] = col.net(accept, seq)  # type: ignore[arg-type]
     assert isinstance(ev, wire.NetAccept) and (ev.local_port, ev.remote_ip) == (22, "198.51.100.1")
@@ -271,6 +267,10 @@ def test_excluded_process_names_and_exes_are_dropped(tmp_path: Path) -> None:
     col = _collector(ProcessTable(proc=str(tmp_path)), exclude_exes=["/bin/bash"])
     assert col.exec_(b.decode(_exec_record(b"bash\0", b"")), lambda: 1) == []  # type: ignore[arg-type]
     assert col.ignored == 1
+    col = _collector(ProcessTable(proc=str(tmp_path)), exclude_comm=["curl"])
+    assert (
+        col.net(_net(b.EV_CONNECT, b.AF_INET, raddr=socket.inet_aton("1.2.3.4"), rport=80), lambda: 1) == []
+    )
 
 
 def test_a_bad_record_in_a_drain_never_loses_its_neighbours(tmp_path: Path) -> None:
