@@ -147,6 +147,30 @@ def proc_rss(pid: int) -> tuple[int, int]:
     return rss, hwm
 
 
+BPF_STATS = Path("/proc/sys/kernel/bpf_stats_enabled")
+
+
+def bpf_prog_stats(pid: int) -> tuple[int, int]:
+    """(run time ns, runs) of the eBPF programs ``pid`` holds, from their fd's fdinfo (counted
+    while kernel.bpf_stats_enabled = 1). This time is spent in the kernel on behalf of the
+    processes that exec/connect, not in the agent's own CPU time: reported next to it."""
+    ns = runs = 0
+    fd_dir = Path(f"/proc/{pid}/fdinfo")
+    for f in fd_dir.iterdir() if fd_dir.exists() else ():
+        try:
+            text = f.read_text()
+        except OSError:
+            continue
+        if "prog_type:" not in text:
+            continue
+        for line in text.splitlines():
+            if line.startswith("run_time_ns:"):
+                ns += int(line.split()[1])
+            elif line.startswith("run_cnt:"):
+                runs += int(line.split()[1])
+    return ns, runs
+
+
 def read_stream(client, stream: str) -> list[bytes]:  # type: ignore[no-untyped-def]
     out = []
     for shard in client.list_shards(StreamName=stream)["Shards"]:
@@ -240,8 +264,12 @@ cpu_percent = {a.cpu_limit}
         ctx.Process(target=gen_connect, args=(lport, a.connect_rate, a.seconds, q, pstop)),
         ctx.Process(target=gen_dns, args=(resolver, run, a.dns_rate, a.seconds, q, pstop)),
     ]
+    stats_before = BPF_STATS.read_text().strip() if BPF_STATS.exists() else None
+    if stats_before is not None:
+        BPF_STATS.write_text("1")
     t0, k0 = time.monotonic(), proc_cpu_ticks(agent.pid)
     split0 = proc_cpu_split(agent.pid)
+    bpf0 = bpf_prog_stats(agent.pid)
     for g in gens:
         g.start()
     rss_samples = []
@@ -250,6 +278,9 @@ cpu_percent = {a.cpu_limit}
         time.sleep(1.0)
     t1, k1 = time.monotonic(), proc_cpu_ticks(agent.pid)
     split1 = proc_cpu_split(agent.pid)
+    bpf1 = bpf_prog_stats(agent.pid)
+    if stats_before is not None:
+        BPF_STATS.write_text(stats_before)
     generated = dict(q.get() for _ in gens)
     for g in gens:
         g.join()
@@ -303,6 +334,9 @@ cpu_percent = {a.cpu_limit}
             n: [round(100.0 * (u - split0.get(n, [0, 0])[0]) / TCK / wall, 2),
                 round(100.0 * (st - split0.get(n, [0, 0])[1]) / TCK / wall, 2)]
             for n, (u, st) in split1.items()},
+        "ebpf_programs_kernel_cpu_percent_of_one_core": round(100.0 * (bpf1[0] - bpf0[0]) / 1e9 / wall, 3),
+        "ebpf_program_runs": bpf1[1] - bpf0[1],
+        "ebpf_ns_per_run": round((bpf1[0] - bpf0[0]) / max(1, bpf1[1] - bpf0[1])),
         "agent_rss_mib_idle_before_load": round(rss_idle / 2**20, 1),
         "agent_rss_mib_max_sampled": round(max(rss_samples) / 2**20, 1),
         "agent_rss_mib_hwm": round(hwm / 2**20, 1),
@@ -320,6 +354,9 @@ cpu_percent = {a.cpu_limit}
     print(json.dumps(result, indent=2))
     if a.json:
         Path(a.json).write_text(json.dumps(result, indent=2) + "\n")
+    if bpf1[1] - bpf0[1]:
+        print(f"ebpf programs: {result['ebpf_programs_kernel_cpu_percent_of_one_core']}% of one core in the kernel "
+              f"({result['ebpf_program_runs']} runs, {result['ebpf_ns_per_run']} ns each), charged to the traced processes")
     print(f"bench-agent: cpu {cpu:.2f}% of one core, rss {max(rss_samples) / 2**20:.1f} MiB (hwm {hwm / 2**20:.1f}), "
           f"captured {captured}/{want}, dropped {c.dropped}, audit lost {c.audit_lost}")
     return 0 if captured == want and c.dropped == 0 else 1

@@ -112,10 +112,14 @@ class Batcher:
         gzip_level: int = 1,
         compress: bool = True,
         clock: Callable[[], float] = time.monotonic,
+        lag_s: float = 0.0,
     ) -> None:
         self.sink = sink
         self.host = host
         self.flush_s = flush_s
+        # how long an event may have waited before it was added (the loop reads the kernel in
+        # rounds): a batch is due that much earlier, so no event leaves later than flush_s
+        self.lag_s = min(lag_s, flush_s)
         self.max_bytes = max_bytes
         self.gzip_level = gzip_level
         self.compress = compress
@@ -160,7 +164,13 @@ class Batcher:
         self.last_seq = event.seq
 
     def due(self) -> bool:
-        return bool(self.lines) and self.clock() - self.opened >= self.flush_s
+        return bool(self.lines) and self.clock() - self.opened >= self.flush_s - self.lag_s
+
+    def due_in(self) -> float:
+        """Seconds until the open batch is due (infinity when there is none)."""
+        if not self.lines:
+            return float("inf")
+        return max(0.0, self.opened + self.flush_s - self.lag_s - self.clock())
 
     def seal(self, *, full: bool = False) -> Batch | None:
         """Seal and submit the open batch. A batch sealed because it is ``full`` may wait, at the
@@ -179,7 +189,7 @@ class Batcher:
         batch = Batch(bid, len(self.lines), payload, self.first_seq, self.last_seq)
         lines = self.lines
         self.lines, self.size = [], 0
-        hold_s = max(0.0, self.opened + self.flush_s - self.clock()) if full else 0.0
+        hold_s = max(0.0, self.opened + self.flush_s - self.lag_s - self.clock()) if full else 0.0
         self.sink.submit(batch, lines, hold_s)
         return batch
 

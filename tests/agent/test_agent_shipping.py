@@ -73,6 +73,20 @@ def test_batcher_flushes_on_time() -> None:
     assert b.due()
 
 
+def test_batcher_counts_the_read_lag_into_its_deadline() -> None:
+    """The loop reads the kernel every lag_s: an event added at t was recorded up to lag_s
+    earlier, so the batch is due at flush_s - lag_s and no event leaves later than flush_s."""
+    now = [0.0]
+    b = Batcher(_Collect(), HOST, flush_s=1.0, lag_s=0.25, clock=lambda: now[0])
+    assert b.due_in() == float("inf")  # nothing open: the loop may sleep its full round
+    b.add(_ev(1))
+    assert b.due_in() == 0.75
+    now[0] = 0.7
+    assert not b.due() and abs(b.due_in() - 0.05) < 1e-9
+    now[0] = 0.75
+    assert b.due() and b.due_in() == 0.0
+
+
 class _SpyIsal:
     """isal_zlib, recording the levels it is asked for."""
 
