@@ -11,7 +11,8 @@
  * CO-RE: types come from the build host's BTF (vmlinux.h) and are relocated by libbpf against
  * the running kernel's /sys/kernel/btf/vmlinux, so one object runs on any BTF kernel >= 5.8.
  * Attach points are tracepoints only (no kprobes, no fentry): sched_process_exec/exit and the
- * connect/accept/accept4 syscall tracepoints.
+ * connect/accept/accept4/listen/openat syscall tracepoints (openat only for /proc/<pid>/mem
+ * opened for writing: process injection through procfs, which audit cannot watch).
  */
 #include "vmlinux.h"
 #include <bpf/bpf_core_read.h>
@@ -31,7 +32,7 @@
 #define S_IFMT 0170000
 #define S_IFSOCK 0140000
 
-enum kind { EV_EXEC = 1, EV_EXIT = 2, EV_CONNECT = 3, EV_ACCEPT = 4 };
+enum kind { EV_EXEC = 1, EV_EXIT = 2, EV_CONNECT = 3, EV_ACCEPT = 4, EV_LISTEN = 5, EV_PROC_MEM = 6 };
 enum flags {
 	F_EXE_UNLINKED = 1,  /* the executable has no link left (memfd, deleted binary) */
 	F_ARGS_TRUNC = 2,    /* argv longer than ARGS_MAX */
@@ -101,7 +102,7 @@ struct net_ev {
 	u32 fd;
 	u8 laddr[16];
 	u8 raddr[16];
-	char path[112]; /* unix connect: sun_path */
+	char path[112]; /* unix connect: sun_path; proc_mem: the /proc/<pid>/mem path */
 };
 
 struct config {
@@ -169,6 +170,23 @@ struct {
 	__type(key, u32);
 	__type(value, char[UNIX_PATH]);
 } scratch SEC(".maps");
+
+/* listen()'s fd from syscall entry to exit, by thread */
+struct {
+	__uint(type, BPF_MAP_TYPE_HASH);
+	__uint(max_entries, 4096);
+	__type(key, u32);
+	__type(value, u32);
+} listening SEC(".maps");
+
+#define PROC_MEM_PATH 32
+/* openat() of /proc/<pid>/mem for writing, from syscall entry to exit, by thread */
+struct {
+	__uint(type, BPF_MAP_TYPE_HASH);
+	__uint(max_entries, 4096);
+	__type(key, u32);
+	__type(value, char[PROC_MEM_PATH]);
+} opening_mem SEC(".maps");
 
 /* inode timestamps moved twice: i_mtime (< 6.6), __i_mtime (6.6-6.10), i_mtime_sec (6.11+) */
 struct inode___v66 {
@@ -629,6 +647,100 @@ SEC("tracepoint/syscalls/sys_exit_accept4")
 int vigil_accept4_exit(struct trace_event_raw_sys_exit *ctx)
 {
 	return on_accept(ctx);
+}
+
+SEC("tracepoint/syscalls/sys_enter_listen")
+int vigil_listen_enter(struct trace_event_raw_sys_enter *ctx)
+{
+	u64 id = bpf_get_current_pid_tgid();
+	const struct config *c = cfg();
+	if (!c || (id >> 32) == c->agent_tgid)
+		return 0;
+	u32 tid = (u32)id, fd = (u32)ctx->args[0];
+	bpf_map_update_elem(&listening, &tid, &fd, BPF_ANY);
+	return 0;
+}
+
+SEC("tracepoint/syscalls/sys_exit_listen")
+int vigil_listen_exit(struct trace_event_raw_sys_exit *ctx)
+{
+	u32 tid = (u32)bpf_get_current_pid_tgid();
+	u32 *fdp = bpf_map_lookup_elem(&listening, &tid);
+	if (!fdp)
+		return 0;
+	u32 fd = *fdp;
+	bpf_map_delete_elem(&listening, &tid);
+	if (ctx->ret != 0)
+		return 0;
+	struct task_struct *t = (struct task_struct *)bpf_get_current_task();
+	struct file *f = fd_file(t, fd);
+	if (!f)
+		return 0;
+	struct net_ev *e = bpf_ringbuf_reserve(&events, sizeof(*e), 0);
+	if (!e) {
+		count_lost();
+		return 0;
+	}
+	__builtin_memset(e, 0, sizeof(*e));
+	fill_hdr(&e->h, EV_LISTEN, t);
+	e->fd = fd;
+	fill_sock(BPF_CORE_READ(f, private_data), &e->family, &e->type, &e->lport, &e->rport, e->laddr, e->raddr,
+		  NULL);
+	if (e->family != AF_INET && e->family != AF_INET6) {
+		bpf_ringbuf_discard(e, 0);
+		return 0;
+	}
+	bpf_ringbuf_submit(e, 0);
+	return 0;
+}
+
+/* runs for every openat on the host: read-only opens (nearly all) leave at the first test */
+SEC("tracepoint/syscalls/sys_enter_openat")
+int vigil_openat_enter(struct trace_event_raw_sys_enter *ctx)
+{
+	if ((ctx->args[2] & 3) == 0) /* O_RDONLY */
+		return 0;
+	u64 id = bpf_get_current_pid_tgid();
+	char path[PROC_MEM_PATH] = {};
+	long n = bpf_probe_read_user_str(path, sizeof(path), (void *)ctx->args[1]);
+	if (n < 10 || path[0] != '/' || path[1] != 'p' || path[2] != 'r' || path[3] != 'o' || path[4] != 'c' ||
+	    path[5] != '/')
+		return 0;
+	u32 end = (u32)(n - 1) & (PROC_MEM_PATH - 1); /* the terminating NUL */
+	if (end < 4 || path[(end - 4) & (PROC_MEM_PATH - 1)] != '/' || path[(end - 3) & (PROC_MEM_PATH - 1)] != 'm' ||
+	    path[(end - 2) & (PROC_MEM_PATH - 1)] != 'e' || path[(end - 1) & (PROC_MEM_PATH - 1)] != 'm')
+		return 0;
+	const struct config *c = cfg();
+	if (!c || (id >> 32) == c->agent_tgid)
+		return 0;
+	u32 tid = (u32)id;
+	bpf_map_update_elem(&opening_mem, &tid, path, BPF_ANY);
+	return 0;
+}
+
+SEC("tracepoint/syscalls/sys_exit_openat")
+int vigil_openat_exit(struct trace_event_raw_sys_exit *ctx)
+{
+	u32 tid = (u32)bpf_get_current_pid_tgid();
+	char *path = bpf_map_lookup_elem(&opening_mem, &tid);
+	if (!path)
+		return 0;
+	long ret = ctx->ret;
+	struct net_ev *e = NULL;
+	if (ret >= 0)
+		e = bpf_ringbuf_reserve(&events, sizeof(*e), 0);
+	if (ret >= 0 && !e)
+		count_lost();
+	if (e) {
+		__builtin_memset(e, 0, sizeof(*e));
+		fill_hdr(&e->h, EV_PROC_MEM, (struct task_struct *)bpf_get_current_task());
+		e->ret = ret;
+		e->fd = (u32)ret;
+		bpf_probe_read_kernel(e->path, PROC_MEM_PATH, path);
+		bpf_ringbuf_submit(e, 0);
+	}
+	bpf_map_delete_elem(&opening_mem, &tid);
+	return 0;
 }
 
 char LICENSE[] SEC("license") = "Dual MIT/GPL";

@@ -178,7 +178,10 @@ class Agent:
                 self.sel.register(self.bpf, selectors.EVENT_READ, self._on_bpf)
                 self.active.append("ebpf")
                 self.audit_skips = EXEC | NET
-                log.info("ebpf: %d programs attached (exec, exit, connect, accept)", self.bpf.programs)
+                log.info(
+                    "ebpf: %d programs attached (exec, exit, connect, accept, listen, /proc/*/mem)",
+                    self.bpf.programs,
+                )
             except OSError as exc:
                 self.bpf = None
                 self.unavailable["ebpf"] = (
@@ -391,11 +394,12 @@ class Agent:
         limiter = self.limiter
         add = self.batcher.add
         decode = bpfsensor.decode
+        net_kinds = bpfsensor.NET_KINDS
         for raw in records:
             try:
                 kind = raw[0]  # the record's kind (u32, little endian) is its first byte
-                if kind == bpfsensor.EV_CONNECT or kind == bpfsensor.EV_ACCEPT:
-                    if limiter.level and limiter.sheds("net"):
+                if kind in net_kinds:
+                    if limiter.level and kind != bpfsensor.EV_PROC_MEM and limiter.sheds("net"):
                         self._shed("net")
                         continue
                     events = col.net(raw, seq)

@@ -164,8 +164,20 @@ class BpfCollector:
         f = b.EXIT_REC.unpack(data)
         return f[1], f[11], f[4] + self.wall_offset
 
+    def _proc_mem(self, proc: wire.Process, path: str, t: int, seq: Callable[[], int]) -> wire.WireEvent:
+        """/proc/<pid>/mem (or /proc/<pid>/task/<tid>/mem, /proc/self/mem) opened for writing."""
+        parts = path.split("/")
+        who = parts[2] if len(parts) > 3 else ""
+        target = None
+        if who in ("self", "thread-self"):
+            target = proc
+        elif who.isdigit() and int(who) > 0:
+            target = self.table.process(int(who))
+        return wire.ProcMemWrite(time=t, seq=seq(), process=proc, path=path, target=target)
+
     def net(self, data: bytes, seq: Callable[[], int]) -> list[wire.WireEvent]:
-        """A connect or accept record (bytes: the hot path, ~1,000 a second, skips ``decode``)."""
+        """A record in the net layout: connect, accept, listen (the hot path, ~1,000 a second,
+        skips ``decode``), or a /proc/<pid>/mem write-open."""
         (kind, pid, _tid, ppid, t, _start, uid, euid, _gid, _egid, comm_raw,
          ret, fam, typ, lport, rport, _fd, laddr, raddr, path) = b.NET_REC.unpack(data)  # fmt: skip
         if pid == self.self_pid:
@@ -184,6 +196,8 @@ class BpfCollector:
             self.ignored += 1
             return []
         t += self.wall_offset
+        if kind == b.EV_PROC_MEM:
+            return [self._proc_mem(proc, b._cstr(path), t, seq)]
         connect = kind == b.EV_CONNECT
         ok = ret >= 0 or ret == -EINPROGRESS
         if fam == b.AF_UNIX:
@@ -197,11 +211,11 @@ class BpfCollector:
         if fam != b.AF_INET and fam != b.AF_INET6:
             return []
         proto = _PROTO.get(typ, "tcp")
-        remote_ip = b.ip(fam, raddr)
+        remote_ip = b.ip(fam, raddr) if kind != b.EV_LISTEN else ""  # a listener has no peer
         local_ip = b.ip(fam, laddr)
         if connect and rport in self.dns_ports and self.on_dns_connect is not None:
             self.on_dns_connect(proc, remote_ip, proto, lport, t)
-        cls = wire.NetConnect if connect else wire.NetAccept
+        cls = wire.NetConnect if connect else wire.NetAccept if kind == b.EV_ACCEPT else wire.NetListen
         return [
             cls(
                 time=t,

@@ -1,4 +1,5 @@
-"""The eBPF sensor: exec, exit, connect and accept as one compact kernel record each.
+"""The eBPF sensor: exec, exit, connect, accept, listen and /proc/<pid>/mem opened for writing,
+as one compact kernel record each.
 
 The programs (agent/bpf/vigil.bpf.c, compiled CO-RE into ``vigil.bpf.o`` next to this module by
 ``make agent-bpf``) are loaded and attached with the system's libbpf (``libbpf.so.1``) through
@@ -26,7 +27,8 @@ log = logging.getLogger("vigil_agent")
 
 OBJECT = os.path.join(os.path.dirname(os.path.abspath(__file__)), "vigil.bpf.o")
 
-EV_EXEC, EV_EXIT, EV_CONNECT, EV_ACCEPT = 1, 2, 3, 4
+EV_EXEC, EV_EXIT, EV_CONNECT, EV_ACCEPT, EV_LISTEN, EV_PROC_MEM = 1, 2, 3, 4, 5, 6
+NET_KINDS = frozenset({EV_CONNECT, EV_ACCEPT, EV_LISTEN, EV_PROC_MEM})  # records in the net layout
 F_EXE_UNLINKED, F_ARGS_TRUNC, F_ENV_TRUNC, F_EXE_TRUNC, F_CWD_TRUNC = 1, 2, 4, 8, 16
 
 HDR = struct.Struct("<IIIIQQIIII16s")  # kind pid tid ppid time start uid euid gid egid comm
@@ -47,7 +49,7 @@ EXEC_MIN = _EXEC_DATA  # an exec record is sent only as long as its data: EXEC_M
 EXEC_SIZE = _EXEC_DATA + ARGS_MAX + ENV_MAX  # the C struct (its scratch copy in the kernel)
 EXIT_SIZE = HDR.size + EXIT_TAIL.size
 NET_SIZE = HDR.size + NET_TAIL.size
-SIZES = {EV_EXIT: EXIT_SIZE, EV_CONNECT: NET_SIZE, EV_ACCEPT: NET_SIZE}
+SIZES = {EV_EXIT: EXIT_SIZE, **dict.fromkeys(NET_KINDS, NET_SIZE)}
 
 AF_UNIX, AF_INET, AF_INET6 = 1, 2, 10
 S_IFMT, S_IFSOCK, S_IFIFO, S_IFCHR, S_IFREG, S_IFDIR = (
@@ -218,6 +220,8 @@ def decode(data: bytes) -> Record:
         code, _ = EXIT_TAIL.unpack_from(data, HDR.size)
         return Exit(h, code)
     ret, fam, typ, lport, rport, fd, laddr, raddr, path = NET_TAIL.unpack_from(data, HDR.size)
+    if h.kind == EV_PROC_MEM:
+        return Net(h, ret, 0, 0, "", 0, "", 0, fd, _cstr(path))
     if fam == AF_UNIX:
         return Net(h, ret, fam, typ, "", 0, "", 0, fd, unix_path(path))
     return Net(h, ret, fam, typ, ip(fam, laddr), lport, ip(fam, raddr), rport, fd, "")

@@ -303,3 +303,19 @@ def test_a_bad_record_in_a_drain_never_loses_its_neighbours(tmp_path: Path) -> N
     a._on_bpf(Drained([good, _hdr(b.EV_EXIT), good]))  # type: ignore[arg-type]
     assert [type(e) for e in a.batcher.events] == [wire.ProcessExec, wire.ProcessExec]  # type: ignore[attr-defined]
     assert a.bpf_errors == 1 and a.stats.captured == 2
+
+
+def test_listen_and_proc_mem_records(tmp_path: Path) -> None:
+    table = ProcessTable(proc=str(tmp_path))
+    col = _collector(table)
+    seqs = iter(range(1, 100))
+    seq = lambda: next(seqs)  # noqa: E731
+    listen = _net(b.EV_LISTEN, b.AF_INET6, laddr=socket.inet_pton(socket.AF_INET6, "::"), lport=8443)
+    [ev] = col.net(listen, seq)
+    assert isinstance(ev, wire.NetListen) and (ev.local_ip, ev.local_port, ev.protocol) == ("::", 8443, "tcp")
+    [ev] = col.net(_net(b.EV_PROC_MEM, 0, ret=4, path=b"/proc/4242/mem"), seq)
+    assert isinstance(ev, wire.ProcMemWrite) and ev.path == "/proc/4242/mem"
+    assert ev.target is not None and ev.target.pid == 4242  # unknown to /proc here: a minimal process
+    [ev] = col.net(_net(b.EV_PROC_MEM, 0, ret=4, path=b"/proc/self/mem"), seq)
+    assert isinstance(ev, wire.ProcMemWrite) and ev.target is ev.process
+    assert isinstance(b.decode(_net(b.EV_PROC_MEM, 0, ret=4, path=b"/proc/9/mem")), b.Net)

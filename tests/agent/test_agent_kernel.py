@@ -452,3 +452,43 @@ def test_without_its_ebpf_object_the_agent_says_why_and_uses_audit(tmp_path: Pat
         )
     finally:
         assert a.stop() == 0
+
+
+def test_listen_on_loopback(agent: RunningAgent) -> None:
+    if agent.mode != "ebpf":
+        pytest.skip("net_listen comes from the eBPF sensor (audit has no listen rule)")
+    with socket.socket() as srv:
+        srv.bind(("127.0.0.1", 0))
+        srv.listen()
+        port = srv.getsockname()[1]
+        ev = agent.wait_for(
+            lambda e: e["kind"] == "net_listen" and e.get("local_port") == port, what="listen"
+        )
+    assert (
+        ev["local_ip"] == "127.0.0.1"
+        and ev.get("protocol", "tcp") == "tcp"
+        and ev.get("family", "inet") == "inet"
+    )  # defaults are omitted
+    assert "remote_ip" not in ev
+    assert ev["process"]["pid"] == os.getpid()
+
+
+def test_proc_mem_opened_for_writing(agent: RunningAgent) -> None:
+    """Injection through procfs: open another process's /proc/<pid>/mem for writing."""
+    if agent.mode != "ebpf":
+        pytest.skip("proc_mem_write comes from the eBPF sensor (audit cannot watch procfs)")
+    child = subprocess.Popen(["/bin/sleep", "30"])
+    try:
+        path = f"/proc/{child.pid}/mem"
+        fd = os.open(path, os.O_RDWR)
+        os.close(fd)
+        with open(f"/proc/{child.pid}/status", "rb"):  # a read-only open is not reported
+            pass
+        ev = agent.wait_for(
+            lambda e: e["kind"] == "proc_mem_write" and e.get("path") == path, what="proc_mem_write"
+        )
+    finally:
+        child.kill()
+        child.wait()
+    assert ev["process"]["pid"] == os.getpid()
+    assert ev["target"]["pid"] == child.pid and ev["target"]["name"] == "sleep"
