@@ -174,6 +174,7 @@ class Agent:
                     unix_all=s.unix_connect_all,
                     connect_failed=s.connect_failures,
                     path=s.ebpf_object or bpfsensor.OBJECT,
+                    ring_bytes=s.ebpf_ring_kb << 10,
                 )
                 self.sel.register(self.bpf, selectors.EVENT_READ, self._on_bpf)
                 self.active.append("ebpf")
@@ -182,8 +183,11 @@ class Agent:
                     "ebpf: %d programs attached (exec, exit, connect, accept, listen, /proc/*/mem)",
                     self.bpf.programs,
                 )
-            except OSError as exc:
+            except Exception as exc:  # an optional sensor: whatever stops it, the agent runs on
                 self.bpf = None
+                if not isinstance(exc, OSError):
+                    log.exception("the eBPF sensor failed to start")
+                    exc = OSError(0, f"{type(exc).__name__}: {exc}")
                 self.unavailable["ebpf"] = (
                     f"{exc.strerror or exc}"
                     + (" (needs root: CAP_BPF and CAP_PERFMON)" if exc.errno in (1, 13) else "")

@@ -274,6 +274,7 @@ def _load_libbpf() -> ctypes.CDLL:
         "bpf_program__name": (ctypes.c_char_p, [vp]),
         "bpf_link__destroy": (ip, [vp]),
         "bpf_map__fd": (ip, [vp]),
+        "bpf_map__set_max_entries": (ip, [vp, ctypes.c_uint32]),
         "bpf_map_update_elem": (ip, [ip, vp, vp, ctypes.c_uint64]),
         "bpf_map_lookup_elem": (ip, [ip, vp, vp]),
         "libbpf_num_possible_cpus": (ip, []),
@@ -343,7 +344,12 @@ class BpfSensor:
         unix_all: bool,
         connect_failed: bool,
         path: str = OBJECT,
+        ring_bytes: int = 2 << 20,
     ) -> None:
+        if ring_bytes < 4096 or ring_bytes & (ring_bytes - 1):
+            raise OSError(
+                errno.EINVAL, f"eBPF ring size {ring_bytes} must be a power of two of at least 4096 bytes"
+            )
         if not os.path.exists(path):
             raise OSError(errno.ENOENT, f"{path} is missing (build it with `make agent-bpf`)")
         if not os.path.exists("/sys/kernel/btf/vmlinux"):
@@ -359,13 +365,19 @@ class BpfSensor:
         self.pending: list[bytes] = []
         self._cb = _SAMPLE_CB(self._on_sample)  # kept alive as long as the ring buffer
         try:
-            self._open(path, agent_pid, unix_paths, unix_all, connect_failed)
+            self._open(path, agent_pid, unix_paths, unix_all, connect_failed, ring_bytes)
         except BaseException:
             self.close()
             raise
 
     def _open(
-        self, path: str, agent_pid: int, unix_paths: list[str], unix_all: bool, connect_failed: bool
+        self,
+        path: str,
+        agent_pid: int,
+        unix_paths: list[str],
+        unix_all: bool,
+        connect_failed: bool,
+        ring_bytes: int,
     ) -> None:
         lib = self.lib
         _log_tail.clear()
@@ -373,6 +385,9 @@ class BpfSensor:
         if not obj:
             raise _err(f"cannot open {path}")
         self.obj = obj
+        events = lib.bpf_object__find_map_by_name(obj, b"events")
+        if not events or lib.bpf_map__set_max_entries(events, ring_bytes):
+            raise _err("cannot size the ring buffer")
         rc = lib.bpf_object__load(obj)
         if rc:
             tail = " | ".join(list(_log_tail)[-4:])

@@ -56,6 +56,9 @@ class LimitsConfig(_Section):
 class SensorsConfig(_Section):
     ebpf: bool = True  # exec/exit/connect/accept from eBPF tracepoints; audit covers them if off/unavailable
     ebpf_object: str = ""  # the compiled programs; default: vigil.bpf.o next to the agent's modules
+    ebpf_ring_kb: int = (
+        2048  # the kernel->agent ring (power of two; mapped into the agent: counts in its RSS)
+    )
     audit: bool = True
     dns: bool = True
     proc_connector: bool = True
@@ -125,6 +128,9 @@ def parse(text: str, source: str = "<config>") -> Config:
         problems.append("agent.gzip_level must be 0..9")
     if cfg.limits.cpu_percent <= 0 or cfg.limits.rss_mb <= 0:
         problems.append("limits.cpu_percent and limits.rss_mb must be > 0")
+    ring = cfg.sensors.ebpf_ring_kb
+    if ring < 4 or ring & (ring - 1) or ring > 1 << 20:
+        problems.append("sensors.ebpf_ring_kb must be a power of two from 4 to 1048576 (KiB)")
     if cfg.spool.max_bytes < 1 << 20:
         problems.append("spool.max_bytes must be at least 1 MiB")
     if cfg.agent.log_level not in ("debug", "info", "warning", "error"):

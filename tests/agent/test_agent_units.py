@@ -289,6 +289,9 @@ def test_config_defaults_and_errors(tmp_path) -> None:
         config.parse('[limits]\ncpu_percent = "lots"\n')
     with pytest.raises(config.ConfigError, match="flush_s"):
         config.parse("[agent]\nflush_s = 5\n")
+    assert cfg.sensors.ebpf and cfg.sensors.ebpf_ring_kb == 2048
+    with pytest.raises(config.ConfigError, match="ebpf_ring_kb must be a power of two"):
+        config.parse("[sensors]\nebpf_ring_kb = 3000\n")
     with pytest.raises(config.ConfigError, match="no such file"):
         config.load(str(tmp_path / "missing.toml"), required=True)
     assert config.load(str(tmp_path / "missing.toml"), required=False) == config.Config()
