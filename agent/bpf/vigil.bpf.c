@@ -11,8 +11,9 @@
  * CO-RE: types come from the build host's BTF (vmlinux.h) and are relocated by libbpf against
  * the running kernel's /sys/kernel/btf/vmlinux, so one object runs on any BTF kernel >= 5.8.
  * Attach points are tracepoints only (no kprobes, no fentry): sched_process_exec/exit and the
- * connect/accept/accept4/listen/openat syscall tracepoints (openat only for /proc/<pid>/mem
- * opened for writing: process injection through procfs, which audit cannot watch).
+ * connect/accept/accept4/listen/openat/mmap syscall tracepoints (openat only for /proc/<pid>/mem
+ * opened for writing: process injection through procfs, which audit cannot watch; mmap only for
+ * a file's first executable mapping in a cgroup: library loads).
  */
 #include "vmlinux.h"
 #include <bpf/bpf_core_read.h>
@@ -32,7 +33,7 @@
 #define S_IFMT 0170000
 #define S_IFSOCK 0140000
 
-enum kind { EV_EXEC = 1, EV_EXIT = 2, EV_CONNECT = 3, EV_ACCEPT = 4, EV_LISTEN = 5, EV_PROC_MEM = 6 };
+enum kind { EV_EXEC = 1, EV_EXIT = 2, EV_CONNECT = 3, EV_ACCEPT = 4, EV_LISTEN = 5, EV_PROC_MEM = 6, EV_LIB = 7 };
 enum flags {
 	F_EXE_UNLINKED = 1,  /* the executable has no link left (memfd, deleted binary) */
 	F_ARGS_TRUNC = 2,    /* argv longer than ARGS_MAX */
@@ -103,6 +104,18 @@ struct net_ev {
 	u8 laddr[16];
 	u8 raddr[16];
 	char path[112]; /* unix connect: sun_path; proc_mem: the /proc/<pid>/mem path */
+};
+
+struct lib_ev {
+	struct hdr h;
+	u64 ino;
+	s64 size;
+	s64 mtime_sec;
+	u32 mtime_nsec;
+	u32 dev;
+	u32 path_len;
+	u32 flags; /* F_EXE_UNLINKED, F_EXE_TRUNC: of this file */
+	char path[PATH_BUF];
 };
 
 struct config {
@@ -178,6 +191,22 @@ struct {
 	__type(key, u32);
 	__type(value, u32);
 } listening SEC(".maps");
+
+/* files already reported as mapped executable, per cgroup: a library is reported on its first
+ * load in each cgroup (container, service), not on every process start */
+struct lib_key {
+	u64 cgroup;
+	u64 ino;
+	u32 dev;
+	u32 pad;
+};
+
+struct {
+	__uint(type, BPF_MAP_TYPE_LRU_HASH);
+	__uint(max_entries, 16384);
+	__type(key, struct lib_key);
+	__type(value, u8);
+} libs_seen SEC(".maps");
 
 #define PROC_MEM_PATH 32
 /* openat() of /proc/<pid>/mem for writing, from syscall entry to exit, by thread */
@@ -352,6 +381,20 @@ static __always_inline void fill_sock(struct socket *sock, u16 *family, u16 *typ
 	*rport = __builtin_bswap16(BPF_CORE_READ(sk, __sk_common.skc_dport));
 }
 
+static __always_inline void read_mtime(struct inode *inode, s64 *sec, u32 *nsec)
+{
+	if (bpf_core_field_exists(inode->i_mtime_sec)) {
+		*sec = BPF_CORE_READ(inode, i_mtime_sec);
+		*nsec = BPF_CORE_READ(inode, i_mtime_nsec);
+	} else if (bpf_core_field_exists(((struct inode___v66 *)inode)->__i_mtime)) {
+		*sec = BPF_CORE_READ((struct inode___v66 *)inode, __i_mtime.tv_sec);
+		*nsec = BPF_CORE_READ((struct inode___v66 *)inode, __i_mtime.tv_nsec);
+	} else {
+		*sec = BPF_CORE_READ((struct inode___v50 *)inode, i_mtime.tv_sec);
+		*nsec = BPF_CORE_READ((struct inode___v50 *)inode, i_mtime.tv_nsec);
+	}
+}
+
 static __always_inline struct file *fd_file(struct task_struct *t, u32 fd)
 {
 	struct fdtable *fdt = BPF_CORE_READ(t, files, fdt);
@@ -433,16 +476,7 @@ int vigil_exec(void *ctx)
 		e->exe_dev = BPF_CORE_READ(inode, i_sb, s_dev);
 		if (BPF_CORE_READ(inode, __i_nlink) == 0)
 			e->flags |= F_EXE_UNLINKED;
-		if (bpf_core_field_exists(inode->i_mtime_sec)) {
-			e->exe_mtime_sec = BPF_CORE_READ(inode, i_mtime_sec);
-			e->exe_mtime_nsec = BPF_CORE_READ(inode, i_mtime_nsec);
-		} else if (bpf_core_field_exists(((struct inode___v66 *)inode)->__i_mtime)) {
-			e->exe_mtime_sec = BPF_CORE_READ((struct inode___v66 *)inode, __i_mtime.tv_sec);
-			e->exe_mtime_nsec = BPF_CORE_READ((struct inode___v66 *)inode, __i_mtime.tv_nsec);
-		} else {
-			e->exe_mtime_sec = BPF_CORE_READ((struct inode___v50 *)inode, i_mtime.tv_sec);
-			e->exe_mtime_nsec = BPF_CORE_READ((struct inode___v50 *)inode, i_mtime.tv_nsec);
-		}
+		read_mtime(inode, &e->exe_mtime_sec, &e->exe_mtime_nsec);
 		trunc = 0;
 		e->exe_len = walk_path(BPF_CORE_READ(exe, f_path.dentry), BPF_CORE_READ(exe, f_path.mnt), root_d,
 				       root_vm, e->exe, &trunc);
@@ -743,6 +777,51 @@ int vigil_openat_exit(struct trace_event_raw_sys_exit *ctx)
 	return 0;
 }
 
+#define PROT_EXEC 4
+
+/* runs for every mmap on the host: mappings that are not executable, or of no file, leave at once */
+SEC("tracepoint/syscalls/sys_enter_mmap")
+int vigil_mmap_enter(struct trace_event_raw_sys_enter *ctx)
+{
+	if (!(ctx->args[2] & PROT_EXEC) || (long)ctx->args[4] < 0)
+		return 0;
+	struct task_struct *t = (struct task_struct *)bpf_get_current_task();
+	struct file *f = fd_file(t, (u32)ctx->args[4]);
+	if (!f)
+		return 0;
+	struct inode *inode = BPF_CORE_READ(f, f_inode);
+	struct lib_key k = {
+		.cgroup = bpf_get_current_cgroup_id(),
+		.ino = BPF_CORE_READ(inode, i_ino),
+		.dev = BPF_CORE_READ(inode, i_sb, s_dev),
+	};
+	if (bpf_map_lookup_elem(&libs_seen, &k))
+		return 0;
+	u8 one = 1;
+	bpf_map_update_elem(&libs_seen, &k, &one, BPF_ANY);
+	const struct config *c = cfg();
+	if (!c || (bpf_get_current_pid_tgid() >> 32) == c->agent_tgid)
+		return 0;
+	struct lib_ev *e = bpf_ringbuf_reserve(&events, sizeof(*e), 0);
+	if (!e) {
+		count_lost();
+		return 0;
+	}
+	fill_hdr(&e->h, EV_LIB, t);
+	e->ino = k.ino;
+	e->dev = k.dev;
+	e->size = BPF_CORE_READ(inode, i_size);
+	e->flags = BPF_CORE_READ(inode, __i_nlink) == 0 ? F_EXE_UNLINKED : 0;
+	read_mtime(inode, &e->mtime_sec, &e->mtime_nsec);
+	u32 trunc = 0;
+	e->path_len = walk_path(BPF_CORE_READ(f, f_path.dentry), BPF_CORE_READ(f, f_path.mnt),
+				BPF_CORE_READ(t, fs, root.dentry), BPF_CORE_READ(t, fs, root.mnt), e->path, &trunc);
+	if (trunc)
+		e->flags |= F_EXE_TRUNC;
+	bpf_ringbuf_submit(e, 0);
+	return 0;
+}
+
 char LICENSE[] SEC("license") = "Dual MIT/GPL";
 
 /* the record layouts are an ABI with agent/vigil_agent/bpfsensor.py */
@@ -752,4 +831,5 @@ _Static_assert(sizeof(struct exec_ev) == 11024, "exec_ev");
 _Static_assert(sizeof(struct exit_ev) == 72, "exit_ev");
 _Static_assert(sizeof(struct net_ev) == 224, "net_ev");
 _Static_assert(sizeof(struct config) == 16, "config");
+_Static_assert(sizeof(struct lib_ev) == 1128, "lib_ev");
 _Static_assert(__builtin_offsetof(struct exec_ev, data) == 2832, "exec_ev fixed part");

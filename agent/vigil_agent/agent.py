@@ -180,7 +180,7 @@ class Agent:
                 self.active.append("ebpf")
                 self.audit_skips = EXEC | NET
                 log.info(
-                    "ebpf: %d programs attached (exec, exit, connect, accept, listen, /proc/*/mem)",
+                    "ebpf: %d programs attached (exec, exit, connect, accept, listen, /proc/*/mem, library mmap)",
                     self.bpf.programs,
                 )
             except Exception as exc:  # an optional sensor: whatever stops it, the agent runs on
@@ -412,9 +412,15 @@ class Agent:
                     continue
                 else:
                     r = decode(raw)
-                    if not isinstance(r, bpfsensor.Exec):
+                    if isinstance(r, bpfsensor.Exec):
+                        events = col.exec_(r, seq)
+                    elif isinstance(r, bpfsensor.Lib):
+                        if limiter.level and limiter.sheds("file"):
+                            self._shed("file")
+                            continue
+                        events = col.lib(r, seq)
+                    else:
                         raise ValueError(f"eBPF record kind {kind} is not handled")
-                    events = col.exec_(r, seq)
             except Exception:  # one odd record must never stop the sensor
                 self.bpf_errors += 1
                 if self.bpf_errors <= 10:

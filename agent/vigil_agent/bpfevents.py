@@ -153,6 +153,28 @@ class BpfCollector:
             out.append(wire.MemfdExec(time=t, seq=seq(), process=p, memfd_name=memfd))
         return out
 
+    def lib(self, r: b.Lib, seq: Callable[[], int]) -> list[wire.WireEvent]:
+        """A library mapped executable for the first time in its cgroup: module_load "mmap"."""
+        h = r.h
+        if h.pid == self.self_pid or self._excluded(h.comm):
+            return []
+        proc = self._process(h.pid, h.ppid, h.comm, h.uid, h.euid)
+        sha = ""
+        if self.table.enrich and r.path and not r.unlinked:
+            sha = self.table.hashes.digest_known(r.key, r.key[3], (r.path,))
+        return [
+            wire.ModuleLoad(
+                time=h.time_ns + self.wall_offset,
+                seq=seq(),
+                process=proc,
+                name=r.path.rsplit("/", 1)[-1].removesuffix(" (deleted)"),
+                path=r.path,
+                sha256=sha,
+                syscall="mmap",
+                modified_time=r.mtime_ns,
+            )
+        ]
+
     def _process(self, pid: int, ppid: int, comm: str, uid: int, euid: int) -> wire.Process:
         entry = self.table.entries.get(pid)  # the common case: a process the table knows
         if entry is not None:

@@ -1,5 +1,5 @@
-"""The eBPF sensor: exec, exit, connect, accept, listen and /proc/<pid>/mem opened for writing,
-as one compact kernel record each.
+"""The eBPF sensor: exec, exit, connect, accept, listen, /proc/<pid>/mem opened for writing and
+library loads, as one compact kernel record each.
 
 The programs (agent/bpf/vigil.bpf.c, compiled CO-RE into ``vigil.bpf.o`` next to this module by
 ``make agent-bpf``) are loaded and attached with the system's libbpf (``libbpf.so.1``) through
@@ -27,7 +27,7 @@ log = logging.getLogger("vigil_agent")
 
 OBJECT = os.path.join(os.path.dirname(os.path.abspath(__file__)), "vigil.bpf.o")
 
-EV_EXEC, EV_EXIT, EV_CONNECT, EV_ACCEPT, EV_LISTEN, EV_PROC_MEM = 1, 2, 3, 4, 5, 6
+EV_EXEC, EV_EXIT, EV_CONNECT, EV_ACCEPT, EV_LISTEN, EV_PROC_MEM, EV_LIB = 1, 2, 3, 4, 5, 6, 7
 NET_KINDS = frozenset({EV_CONNECT, EV_ACCEPT, EV_LISTEN, EV_PROC_MEM})  # records in the net layout
 F_EXE_UNLINKED, F_ARGS_TRUNC, F_ENV_TRUNC, F_EXE_TRUNC, F_CWD_TRUNC = 1, 2, 4, 8, 16
 
@@ -35,6 +35,7 @@ HDR = struct.Struct("<IIIIQQIIII16s")  # kind pid tid ppid time start uid euid g
 FDINFO = struct.Struct("<IIQHHHH16s16s112s")  # mode rdev ino family type lport rport laddr raddr name
 EXEC_FIXED = struct.Struct("<QqqIIIIIIII")  # exe ino/size/mtime s/ns/dev, ns_pid, flags, 4 lengths
 EXIT_TAIL = struct.Struct("<iI")
+LIB_FIXED = struct.Struct("<QqqIIII")  # ino, size, mtime s/ns, dev, path_len, flags
 NET_TAIL = struct.Struct("<iHHHHI16s16s112s")  # ret family type lport rport fd laddr raddr path
 NET_REC = struct.Struct(HDR.format + NET_TAIL.format[1:])  # a whole connect/accept record, one unpack
 EXIT_REC = struct.Struct(HDR.format + EXIT_TAIL.format[1:])
@@ -49,7 +50,8 @@ EXEC_MIN = _EXEC_DATA  # an exec record is sent only as long as its data: EXEC_M
 EXEC_SIZE = _EXEC_DATA + ARGS_MAX + ENV_MAX  # the C struct (its scratch copy in the kernel)
 EXIT_SIZE = HDR.size + EXIT_TAIL.size
 NET_SIZE = HDR.size + NET_TAIL.size
-SIZES = {EV_EXIT: EXIT_SIZE, **dict.fromkeys(NET_KINDS, NET_SIZE)}
+LIB_SIZE = HDR.size + LIB_FIXED.size + PATH_BUF
+SIZES = {EV_EXIT: EXIT_SIZE, EV_LIB: LIB_SIZE, **dict.fromkeys(NET_KINDS, NET_SIZE)}
 
 AF_UNIX, AF_INET, AF_INET6 = 1, 2, 10
 S_IFMT, S_IFSOCK, S_IFIFO, S_IFCHR, S_IFREG, S_IFDIR = (
@@ -152,7 +154,18 @@ class Net:
     path: str  # unix connects
 
 
-Record = Exec | Exit | Net
+@dataclass(slots=True)
+class Lib:
+    """A file's first executable mapping in its cgroup (a library load)."""
+
+    h: Header
+    path: str
+    key: tuple[int, int, int, int]  # (dev, inode, mtime ns, size): the hash cache key
+    mtime_ns: int
+    unlinked: bool
+
+
+Record = Exec | Exit | Net | Lib
 
 
 def _header(data: bytes) -> Header:
@@ -219,6 +232,19 @@ def decode(data: bytes) -> Record:
     if h.kind == EV_EXIT:
         code, _ = EXIT_TAIL.unpack_from(data, HDR.size)
         return Exit(h, code)
+    if h.kind == EV_LIB:
+        ino, size, msec, mnsec, dev, path_len, flags = LIB_FIXED.unpack_from(data, HDR.size)
+        off = HDR.size + LIB_FIXED.size
+        path = _path(data[off : off + min(path_len, PATH_BUF)]) if path_len else ""
+        unlinked = bool(flags & F_EXE_UNLINKED)
+        mtime_ns = msec * 1_000_000_000 + mnsec
+        return Lib(
+            h,
+            path + " (deleted)" if path and unlinked else path,
+            (dev, ino, mtime_ns, size),
+            mtime_ns,
+            unlinked,
+        )
     ret, fam, typ, lport, rport, fd, laddr, raddr, path = NET_TAIL.unpack_from(data, HDR.size)
     if h.kind == EV_PROC_MEM:
         return Net(h, ret, 0, 0, "", 0, "", 0, fd, _cstr(path))

@@ -3,6 +3,7 @@ built from them (pure: records are packed here exactly as the kernel program wri
 
 from __future__ import annotations
 
+import hashlib
 import re
 import socket
 from pathlib import Path
@@ -30,6 +31,7 @@ def test_record_layouts_match_the_c_structs() -> None:
         "exit_ev": b.EXIT_SIZE,
         "net_ev": b.NET_SIZE,
         "config": b.CONFIG.size,
+        "lib_ev": b.LIB_SIZE,
     }
     [data_off] = re.findall(r"_Static_assert\(__builtin_offsetof\(struct exec_ev, data\) == (\d+)", src)
     assert int(data_off) == b.EXEC_MIN
@@ -319,3 +321,17 @@ def test_listen_and_proc_mem_records(tmp_path: Path) -> None:
     [ev] = col.net(_net(b.EV_PROC_MEM, 0, ret=4, path=b"/proc/self/mem"), seq)
     assert isinstance(ev, wire.ProcMemWrite) and ev.target is ev.process
     assert isinstance(b.decode(_net(b.EV_PROC_MEM, 0, ret=4, path=b"/proc/9/mem")), b.Net)
+
+
+def test_library_record_becomes_a_module_load_for_new_library_loaded(tmp_path: Path) -> None:
+    lib = tmp_path / "libhook.so"
+    lib.write_bytes(b"\x7fELF not really")
+    comps = b"".join(c.encode() + b"\0" for c in reversed(str(lib).strip("/").split("/")))
+    fixed = b.LIB_FIXED.pack(77, lib.stat().st_size, 1_700_000_000, 9, 259, len(comps), 0)
+    r = b.decode(_hdr(b.EV_LIB) + fixed + comps.ljust(b.PATH_BUF, b"\0"))
+    assert isinstance(r, b.Lib) and r.path == str(lib) and r.mtime_ns == 1_700_000_000_000_000_009
+    col = _collector(ProcessTable(proc=str(tmp_path)))
+    [ev] = col.lib(r, lambda: 1)
+    assert isinstance(ev, wire.ModuleLoad)
+    assert (ev.syscall, ev.path, ev.name, ev.modified_time) == ("mmap", str(lib), "libhook.so", r.mtime_ns)
+    assert ev.sha256 == hashlib.sha256(lib.read_bytes()).hexdigest()

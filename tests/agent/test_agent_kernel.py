@@ -529,3 +529,35 @@ def test_a_full_ebpf_ring_is_counted_and_reported(tmp_path: Path) -> None:
         assert lost["counters"]["ebpf_lost"] >= 600 - seen - 5  # (other host activity shares the ring)
     finally:
         assert a.stop() == 0
+
+
+def _loaded_library() -> str:
+    """A shared library this process has mapped (libm, libz, ...; not libc or the loader)."""
+    for line in Path("/proc/self/maps").read_text().splitlines():
+        path = line.split()[-1]
+        name = path.rsplit("/", 1)[-1]
+        if ".so" in name and path.startswith("/") and not name.startswith(("libc.", "ld-", "libpython")):
+            return path
+    pytest.skip("no shared library to copy in /proc/self/maps")
+    return ""
+
+
+def test_library_loaded_once_per_cgroup(agent: RunningAgent, tmp_path: Path) -> None:
+    """dlopen of a freshly written library: a module_load (mmap) with its path, hash and mtime,
+    reported on its first load in this cgroup only (two processes load it, one event)."""
+    if agent.mode != "ebpf":
+        pytest.skip("library loads come from the eBPF sensor (audit has no mmap rule)")
+    lib = tmp_path / f"libvigil{uuid.uuid4().hex[:8]}.so"
+    shutil.copyfile(_loaded_library(), lib)
+    for _ in range(2):
+        subprocess.run([sys.executable, "-c", f"import ctypes; ctypes.CDLL({str(lib)!r})"], check=True)
+    ev = agent.wait_for(
+        lambda e: e["kind"] == "module_load" and e.get("path") == str(lib), what="library load"
+    )
+    assert ev["syscall"] == "mmap" and ev["name"] == lib.name
+    assert ev["sha256"] == hashlib.sha256(lib.read_bytes()).hexdigest()
+    assert ev["modified_time"] == lib.stat().st_mtime_ns
+    m = marker()  # a later event: everything about the two loads has been read by now
+    subprocess.run(["/bin/echo", m], stdout=subprocess.DEVNULL, check=True)
+    agent.wait_for(lambda e: e["kind"] == "process_exec" and m in _proc(e).get("args", []), what="exec")
+    assert len(agent.all(lambda e: e["kind"] == "module_load" and e.get("path") == str(lib))) == 1

@@ -153,11 +153,15 @@ class ProcMemWrite(_Base, frozen=True, tag="proc_mem_write"):
 
 
 class ModuleLoad(_Base, frozen=True, tag="module_load"):
+    """A kernel module (``syscall`` init_module/finit_module) or a shared library mapped
+    executable (``syscall`` "mmap")."""
+
     process: Process
     name: str = ""
     path: str = ""
     sha256: str = ""
     syscall: str = "finit_module"
+    modified_time: int = 0  # the file's mtime, ns (libraries: NewLibraryLoaded compares it)
 
 
 class MemfdExec(_Base, frozen=True, tag="memfd_exec"):

@@ -170,7 +170,7 @@ def _h_module(w: wire.ModuleLoad, d: ev.Device) -> ev.Event:
         activity_id=1,
         process=w.process,
         module=ev.Module(
-            file=ev.File(path=w.path, name=_basename(w.path), sha256=w.sha256),
+            file=ev.File(path=w.path, name=_basename(w.path), sha256=w.sha256, modified_time=w.modified_time),
             name=w.name,
             load_type=w.syscall,
         ),
