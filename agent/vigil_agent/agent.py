@@ -36,7 +36,7 @@ MIN_BACKLOG = 8192
 READ_BURST = 2048
 COALESCE_S = 0.25  # the loop sleeps up to this long between epoll rounds so records batch up
 BURST_COALESCE_S = 0.05  # ... and only this long after a round that drained a burst
-BURST_RECORDS = 1500  # eBPF records in one drain that make a burst (~1/3 of the ring's exec room)
+BURST_RECORDS = 1500  # eBPF records in one drain that make a burst (a few hundred KiB of the 2 MiB ring)
 
 
 def host_identity(cfg: Config) -> wire.Host:

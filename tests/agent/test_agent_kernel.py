@@ -561,3 +561,31 @@ def test_library_loaded_once_per_cgroup(agent: RunningAgent, tmp_path: Path) -> 
     subprocess.run(["/bin/echo", m], stdout=subprocess.DEVNULL, check=True)
     agent.wait_for(lambda e: e["kind"] == "process_exec" and m in _proc(e).get("args", []), what="exec")
     assert len(agent.all(lambda e: e["kind"] == "module_load" and e.get("path") == str(lib))) == 1
+
+
+def test_the_units_capabilities_are_enough_for_every_sensor(tmp_path: Path) -> None:
+    """The systemd unit bounds the agent to a list of capabilities: with exactly those (parsed
+    from the unit file), every sensor starts, eBPF included, and an exec is reported."""
+    if shutil.which("setpriv") is None:
+        pytest.skip("setpriv (util-linux) is needed to bound capabilities")
+    unit = Path(__file__).resolve().parents[2] / "agent/packaging/vigil-agent.service"
+    [line] = [x for x in unit.read_text().splitlines() if x.startswith("CapabilityBoundingSet=")]
+    caps = [c.removeprefix("CAP_").lower() for c in line.split("=", 1)[1].split()]
+    bound = [
+        "setpriv",
+        "--inh-caps=-all",
+        "--bounding-set=" + ",".join(["-all"] + [f"+{c}" for c in caps]),
+        "--",
+    ]
+    a = start_agent(tmp_path, f"vigiltest{uuid.uuid4().hex[:8]}", wrapper=bound)
+    try:
+        hb = a.wait_for(lambda e: e["kind"] == "heartbeat")
+        if "ebpf" in hb.get("sensors_unavailable", {}) and os.environ.get("VIGIL_REQUIRE_BPF") != "1":
+            pytest.skip(f"eBPF sensor unavailable: {hb['sensors_unavailable']['ebpf']}")
+        assert {"ebpf", "audit", "dns"} <= set(hb["sensors_active"])
+        assert hb.get("sensors_unavailable", {}) == {}
+        m = marker()
+        subprocess.run(["/bin/echo", m], stdout=subprocess.DEVNULL, check=True)
+        a.wait_for(lambda e: e["kind"] == "process_exec" and m in _proc(e).get("args", []), what="exec")
+    finally:
+        assert a.stop() == 0
