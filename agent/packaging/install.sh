@@ -2,7 +2,9 @@
 # Install or upgrade vigil-agent from this unpacked artifact (run as root).
 #   ./install.sh [--stream NAME] [--region R] [--endpoint-url URL] [--account-id ID] [--no-start]
 # Keeps an existing /etc/vigil/agent.toml unless --stream is given. Needs python3 >= 3.11 and
-# pip access to msgspec, dnslib and boto3 (or a wheels/ directory in the artifact, for offline).
+# pip access to msgspec, dnslib, boto3 and isal (or a wheels/ directory in the artifact, for
+# offline). The eBPF sensor needs the system's libbpf.so.1 (installed here when missing, best
+# effort); without it the agent runs on audit alone and says so in every heartbeat.
 set -eu
 HERE=$(cd "$(dirname "$0")" && pwd)
 PREFIX=/opt/vigil-agent
@@ -34,6 +36,13 @@ if [ -z "$PY" ]; then
   elif command -v apt-get >/dev/null 2>&1; then apt-get install -y -q python3.11 python3.11-venv
   fi
   PY=$(find_python) || { echo "install.sh: python >= 3.11 is required" >&2; exit 1; }
+fi
+
+if ! ldconfig -p 2>/dev/null | grep -q 'libbpf\.so\.1 '; then
+  if command -v dnf >/dev/null 2>&1; then dnf install -y -q libbpf || true
+  elif command -v yum >/dev/null 2>&1; then yum install -y -q libbpf || true
+  elif command -v apt-get >/dev/null 2>&1; then apt-get install -y -q libbpf1 || true
+  fi
 fi
 
 VERSION=$(cat "$HERE/VERSION")
