@@ -639,6 +639,31 @@ int vigil_connect_exit(struct trace_event_raw_sys_exit *ctx)
 	return 0;
 }
 
+/* a record for the inet socket behind fd (accept's new one, listen's): both ends, as fill_sock reads them */
+static __always_inline int emit_sock(struct task_struct *t, u32 kind, u32 fd, long ret)
+{
+	struct file *f = fd_file(t, fd);
+	if (!f)
+		return 0;
+	struct net_ev *e = bpf_ringbuf_reserve(&events, sizeof(*e), 0);
+	if (!e) {
+		count_lost();
+		return 0;
+	}
+	__builtin_memset(e, 0, sizeof(*e));
+	fill_hdr(&e->h, kind, t);
+	e->ret = ret;
+	e->fd = fd;
+	fill_sock(BPF_CORE_READ(f, private_data), &e->family, &e->type, &e->lport, &e->rport, e->laddr, e->raddr,
+		  NULL);
+	if (e->family != AF_INET && e->family != AF_INET6) {
+		bpf_ringbuf_discard(e, 0);
+		return 0;
+	}
+	bpf_ringbuf_submit(e, 0);
+	return 0;
+}
+
 static __always_inline int on_accept(struct trace_event_raw_sys_exit *ctx)
 {
 	long ret = ctx->ret;
@@ -648,27 +673,7 @@ static __always_inline int on_accept(struct trace_event_raw_sys_exit *ctx)
 	const struct config *c = cfg();
 	if (!c || (id >> 32) == c->agent_tgid)
 		return 0;
-	struct task_struct *t = (struct task_struct *)bpf_get_current_task();
-	struct file *f = fd_file(t, (u32)ret);
-	if (!f)
-		return 0;
-	struct net_ev *e = bpf_ringbuf_reserve(&events, sizeof(*e), 0);
-	if (!e) {
-		count_lost();
-		return 0;
-	}
-	__builtin_memset(e, 0, sizeof(*e));
-	fill_hdr(&e->h, EV_ACCEPT, t);
-	e->ret = ret;
-	e->fd = (u32)ret;
-	fill_sock(BPF_CORE_READ(f, private_data), &e->family, &e->type, &e->lport, &e->rport, e->laddr, e->raddr,
-		  NULL);
-	if (e->family != AF_INET && e->family != AF_INET6) {
-		bpf_ringbuf_discard(e, 0);
-		return 0;
-	}
-	bpf_ringbuf_submit(e, 0);
-	return 0;
+	return emit_sock((struct task_struct *)bpf_get_current_task(), EV_ACCEPT, (u32)ret, ret);
 }
 
 SEC("tracepoint/syscalls/sys_exit_accept")
@@ -706,26 +711,7 @@ int vigil_listen_exit(struct trace_event_raw_sys_exit *ctx)
 	bpf_map_delete_elem(&listening, &tid);
 	if (ctx->ret != 0)
 		return 0;
-	struct task_struct *t = (struct task_struct *)bpf_get_current_task();
-	struct file *f = fd_file(t, fd);
-	if (!f)
-		return 0;
-	struct net_ev *e = bpf_ringbuf_reserve(&events, sizeof(*e), 0);
-	if (!e) {
-		count_lost();
-		return 0;
-	}
-	__builtin_memset(e, 0, sizeof(*e));
-	fill_hdr(&e->h, EV_LISTEN, t);
-	e->fd = fd;
-	fill_sock(BPF_CORE_READ(f, private_data), &e->family, &e->type, &e->lport, &e->rport, e->laddr, e->raddr,
-		  NULL);
-	if (e->family != AF_INET && e->family != AF_INET6) {
-		bpf_ringbuf_discard(e, 0);
-		return 0;
-	}
-	bpf_ringbuf_submit(e, 0);
-	return 0;
+	return emit_sock((struct task_struct *)bpf_get_current_task(), EV_LISTEN, fd, 0);
 }
 
 /* runs for every openat on the host: read-only opens (nearly all) leave at the first test */

@@ -17,6 +17,7 @@ import signal
 import socket
 import time
 from collections.abc import Callable
+from typing import Any
 
 import msgspec
 
@@ -83,28 +84,23 @@ class Agent:
         self.dns = dnscap.DnsTracker()
         self.pid = os.getpid()
         self.watched = rules.watch_paths(cfg.watch.paths, cfg.watch.defaults)
+        # what both event builders (audit records, eBPF records) filter and attribute by
+        shared: dict[str, Any] = {
+            "unix_sockets": cfg.watch.unix_sockets,
+            "unix_all": cfg.sensors.unix_connect_all,
+            "exclude_comm": cfg.exclude.processes,
+            "dns_ports": cfg.sensors.dns_ports,
+            "on_dns_connect": self.dns.note_connect if cfg.sensors.dns else None,
+            "self_pid": self.pid,
+        }
         self.collector = Collector(
             self.table,
             key=cfg.agent.audit_key,
             watched=self.watched,
-            unix_sockets=cfg.watch.unix_sockets,
-            unix_all=cfg.sensors.unix_connect_all,
-            exclude_comm=cfg.exclude.processes,
             exclude_paths=cfg.exclude.paths,
-            dns_ports=cfg.sensors.dns_ports,
-            on_dns_connect=self.dns.note_connect if cfg.sensors.dns else None,
-            self_pid=self.pid,
+            **shared,
         )
-        self.bpf_collector = BpfCollector(
-            self.table,
-            unix_sockets=cfg.watch.unix_sockets,
-            unix_all=cfg.sensors.unix_connect_all,
-            exclude_comm=cfg.exclude.processes,
-            exclude_exes=cfg.exclude.exes,
-            dns_ports=cfg.sensors.dns_ports,
-            on_dns_connect=self.dns.note_connect if cfg.sensors.dns else None,
-            self_pid=self.pid,
-        )
+        self.bpf_collector = BpfCollector(self.table, exclude_exes=cfg.exclude.exes, **shared)
         self.bpf: bpfsensor.BpfSensor | None = None
         # syscalls whose audit records are ignored: the eBPF sensor reports them (auditd's or
         # another agent's rules may still make the kernel send them)

@@ -175,11 +175,13 @@ class BpfCollector:
             )
         ]
 
-    def _process(self, pid: int, ppid: int, comm: str, uid: int, euid: int) -> wire.Process:
+    def _process(self, pid: int, ppid: int, comm: str | bytes, uid: int, euid: int) -> wire.Process:
+        """``comm`` may be the record's raw bytes: decoded only for a process the table lacks."""
         entry = self.table.entries.get(pid)  # the common case: a process the table knows
         if entry is not None:
             return entry.process
-        return self.table.process(pid, ppid=ppid, name=comm, uid=uid, euid=euid)
+        name = b._cstr(comm) if isinstance(comm, bytes) else comm
+        return self.table.process(pid, ppid=ppid, name=name, uid=uid, euid=euid)
 
     def exit_(self, data: bytes) -> tuple[int, int, int]:
         """(pid, exit code, wall time) of an exit record."""
@@ -209,11 +211,7 @@ class BpfCollector:
             comm = b._cstr(comm_raw)
             if self._excluded(comm):
                 return []
-        entry = self.table.entries.get(pid)
-        if entry is not None:
-            proc = entry.process
-        else:
-            proc = self._process(pid, ppid, comm or b._cstr(comm_raw), uid, euid)
+        proc = self._process(pid, ppid, comm or comm_raw, uid, euid)
         if self.exclude_exes and proc.file.path in self.exclude_exes:
             self.ignored += 1
             return []
