@@ -1,5 +1,5 @@
 # vigil-agent targets (included by the main Makefile). Owner: the agent.
-.PHONY: agent-package agent-bpf agent-bpf-if-tools demo-live bench-agent test-agent
+.PHONY: agent-package agent-bpf agent-native agent-bpf-if-tools demo-live bench-agent test-agent
 
 # The eBPF sensor: CO-RE object compiled against the build host's BTF, relocated by libbpf at load
 # on any BTF kernel. Needs clang, bpftool (vmlinux.h) and libbpf's headers (libbpf-dev); without
@@ -18,11 +18,22 @@ build/bpf/vigil.bpf.o: $(BPF_SRC)
 	$(BPFTOOL) btf dump file /sys/kernel/btf/vmlinux format c > build/bpf/vmlinux.h
 	$(CLANG) -g -O2 -Wall -target bpf -D__TARGET_ARCH_$(BPF_ARCH) -Ibuild/bpf -c $(BPF_SRC) -o $@
 
+# The ring's native fast path (connects/accepts/exits of known processes as wire lines, in C):
+# plain C and libc, loaded with ctypes. Without it the agent handles every record in Python.
+FAST_SRC := agent/native/fastpath.c
+FAST_LIB := agent/vigil_agent/libvigilfast.so
+NATIVE_CC ?= $(shell command -v cc 2>/dev/null || command -v gcc 2>/dev/null || echo $(CLANG))
+
+agent-native: $(FAST_LIB) ## compile the agent's native ring consumer (a C compiler)
+
+$(FAST_LIB): $(FAST_SRC)
+	$(NATIVE_CC) -O2 -g0 -Wall -Wextra -Werror -std=c11 -shared -fPIC -o $@ $<
+
 # `make test` builds the sensor when the toolchain is there; without it the eBPF tests skip, saying
 # why (CI sets VIGIL_REQUIRE_BPF=1, which turns that skip into a failure).
 agent-bpf-if-tools:
 	@if command -v $(CLANG) >/dev/null && command -v $(BPFTOOL) >/dev/null && [ -r /usr/include/bpf/bpf_helpers.h ]; then \
-	  $(MAKE) --no-print-directory agent-bpf; \
+	  $(MAKE) --no-print-directory agent-bpf agent-native; \
 	else echo "note: clang/bpftool/libbpf-dev missing: the eBPF sensor is not built (agent tests use audit only)"; fi
 
 $(BPF_OBJ): build/bpf/vigil.bpf.o
@@ -30,7 +41,7 @@ $(BPF_OBJ): build/bpf/vigil.bpf.o
 
 AGENT_VERSION := $(shell sed -n 's/^__version__ = "\(.*\)"/\1/p' agent/vigil_agent/__init__.py)
 
-agent-package: venv $(BPF_OBJ) ## build the agent artifact build/agent/vigil-agent-<version>.tar.gz (+ .sha256)
+agent-package: venv $(BPF_OBJ) $(FAST_LIB) ## build the agent artifact build/agent/vigil-agent-<version>.tar.gz (+ .sha256)
 	$(BIN)/python agent/packaging/build.py --out build/agent $(if $(AGENT_WHEELS),--wheels $(AGENT_WHEELS))
 
 test-agent: venv ## agent tests (kernel tests need root; they skip with a reason otherwise)

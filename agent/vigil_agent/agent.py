@@ -27,6 +27,7 @@ from vigil_agent.auditparse import Assembler, Group
 from vigil_agent.bpfevents import BpfCollector
 from vigil_agent.collector import EXEC, NET, Collector, event_class
 from vigil_agent.config import Config
+from vigil_agent.fastpath import VF_FULL, FastPath
 from vigil_agent.limiter import CpuMeter, Limiter, rss_bytes
 from vigil_agent.proctable import ProcessTable, read_text
 from vigil_agent.ship import Batcher, Sink, Stats, release_memory
@@ -102,6 +103,7 @@ class Agent:
         )
         self.bpf_collector = BpfCollector(self.table, exclude_exes=cfg.exclude.exes, **shared)
         self.bpf: bpfsensor.BpfSensor | None = None
+        self.fast: FastPath | None = None
         # syscalls whose audit records are ignored: the eBPF sensor reports them (auditd's or
         # another agent's rules may still make the kernel send them)
         self.audit_skips: frozenset[str] = frozenset()
@@ -163,6 +165,7 @@ class Agent:
     def start_sensors(self) -> None:
         s = self.cfg.sensors
         if s.ebpf:
+            self.fast = self._fast_path() if s.ebpf_native else None
             try:
                 self.bpf = bpfsensor.BpfSensor(
                     agent_pid=self.pid,
@@ -171,9 +174,12 @@ class Agent:
                     connect_failed=s.connect_failures,
                     path=s.ebpf_object or bpfsensor.OBJECT,
                     ring_bytes=s.ebpf_ring_kb << 10,
+                    native=(self.fast.sample, self.fast.ptr) if self.fast is not None else None,
                 )
                 self.sel.register(self.bpf, selectors.EVENT_READ, self._on_bpf)
                 self.active.append("ebpf")
+                if self.fast is not None:
+                    self.active.append("ebpf_native")
                 self.audit_skips = EXEC | NET
                 log.info(
                     "ebpf: %d programs attached (exec, exit, connect, accept, listen, /proc/*/mem, library mmap)",
@@ -181,6 +187,8 @@ class Agent:
                 )
             except Exception as exc:  # an optional sensor: whatever stops it, the agent runs on
                 self.bpf = None
+                self._close_fast()
+                self.unavailable.pop("ebpf_native", None)
                 if not isinstance(exc, OSError):
                     log.exception("the eBPF sensor failed to start")
                     exc = OSError(0, f"{type(exc).__name__}: {exc}")
@@ -227,6 +235,27 @@ class Agent:
         for name, why in self.unavailable.items():
             log.warning("sensor %s unavailable: %s", name, why)
         log.info("sensors active: %s", ", ".join(self.active) or "none")
+
+    def _fast_path(self) -> FastPath | None:
+        """The native consumer of the eBPF ring, if its library is there (else: Python's)."""
+        try:
+            fast = FastPath(
+                self_pid=self.pid,
+                divert_ports=self.cfg.sensors.dns_ports if self.cfg.sensors.dns else (),
+                exclude_comm=self.cfg.exclude.processes,
+            )
+        except OSError as exc:
+            self.unavailable["ebpf_native"] = f"{exc.strerror or exc}; eBPF records are handled in Python"
+            return None
+        self.bpf_collector.fast = fast
+        self.bpf_collector.encode = self.batcher.encoded
+        return fast
+
+    def _close_fast(self) -> None:
+        if self.fast is not None:
+            self.bpf_collector.fast = None
+            self.fast.close()
+            self.fast = None
 
     def _start_audit(self) -> None:
         self.ctl = auditnl.AuditControl()
@@ -383,52 +412,93 @@ class Agent:
             self.stats.dropped += n
 
     def _on_bpf(self, sensor: bpfsensor.BpfSensor) -> None:
+        if self.fast is not None:
+            self._on_bpf_native(sensor, self.fast)
+            return
         records = sensor.drain()
         if not records:
             return
         if len(records) >= BURST_RECORDS:
             self.bpf_burst = True
+        self.bpf_collector.sync_clock()
+        for raw in records:
+            self._bpf_record(raw)
+
+    def _on_bpf_native(self, sensor: bpfsensor.BpfSensor, fast: FastPath) -> None:
+        """The ring through the native fast path: in one pass C writes the lines of the common
+        records and queues the others, which Python then handles in order."""
         col = self.bpf_collector
         col.sync_clock()
+        ctx = fast.ctx
+        ctx.wall_offset = col.wall_offset
+        limiter = self.limiter
+        ctx.shed_net = 1 if limiter.level and limiter.sheds("net") else 0
+        shed0, ignored0, dropped0 = ctx.shed, ctx.ignored, ctx.dropped
+        handled = 0
+        while True:
+            first = self.seq + 1
+            ctx.seq = self.seq
+            rc = sensor.consume()
+            self.seq = ctx.seq
+            lines, n, records = fast.take()
+            if n:
+                self.stats.captured += n
+                self.batcher.add_lines(lines, n, first)
+            for raw in records:
+                self._bpf_record(raw)
+            handled += n + len(records)
+            if rc != VF_FULL:
+                if rc < 0:
+                    raise OSError(-rc, f"ring_buffer__consume: {os.strerror(-rc)}")
+                break
+        if handled >= BURST_RECORDS:
+            self.bpf_burst = True
+        if ctx.shed != shed0:
+            self._shed("net", ctx.shed - shed0)
+        if ctx.dropped != dropped0:  # out of memory in C: counted, never silent
+            self.stats.add(dropped=ctx.dropped - dropped0)
+        col.ignored += ctx.ignored - ignored0
+
+    def _bpf_record(self, raw: bytes) -> None:
+        col = self.bpf_collector
         seq = self.next_seq
         limiter = self.limiter
-        add = self.batcher.add
-        decode = bpfsensor.decode
-        net_kinds = bpfsensor.NET_KINDS
-        for raw in records:
-            try:
-                kind = raw[0]  # the record's kind (u32, little endian) is its first byte
-                if kind in net_kinds:
-                    if limiter.level and kind != bpfsensor.EV_PROC_MEM and limiter.sheds("net"):
-                        self._shed("net")
-                        continue
-                    events = col.net(raw, seq)
-                elif kind == bpfsensor.EV_EXIT:
-                    self._on_exit(*col.exit_(raw))
-                    continue
+        try:
+            kind = raw[0]  # the record's kind (u32, little endian) is its first byte
+            if kind in bpfsensor.NET_KINDS:
+                if limiter.level and kind != bpfsensor.EV_PROC_MEM and limiter.sheds("net"):
+                    self._shed("net")
+                    return
+                events = col.net(raw, seq)
+            elif kind == bpfsensor.EV_EXIT:
+                self._on_exit(*col.exit_(raw))
+                return
+            else:
+                r = bpfsensor.decode(raw)
+                if isinstance(r, bpfsensor.Exec):
+                    events = col.exec_(r, seq)
+                elif isinstance(r, bpfsensor.Lib):
+                    if limiter.level and limiter.sheds("file"):
+                        self._shed("file")
+                        return
+                    events = col.lib(r, seq)
                 else:
-                    r = decode(raw)
-                    if isinstance(r, bpfsensor.Exec):
-                        events = col.exec_(r, seq)
-                    elif isinstance(r, bpfsensor.Lib):
-                        if limiter.level and limiter.sheds("file"):
-                            self._shed("file")
-                            continue
-                        events = col.lib(r, seq)
-                    else:
-                        raise ValueError(f"eBPF record kind {kind} is not handled")
-            except Exception:  # one odd record must never stop the sensor
-                self.bpf_errors += 1
-                if self.bpf_errors <= 10:
-                    log.exception("could not build an event from an eBPF record of %d bytes", len(raw))
-                continue
-            if events:
-                self.stats.captured += len(events)
-                for e in events:
-                    add(e)
+                    raise ValueError(f"eBPF record kind {kind} is not handled")
+        except Exception:  # one odd record must never stop the sensor
+            self.bpf_errors += 1
+            if self.bpf_errors <= 10:
+                log.exception("could not build an event from an eBPF record of %d bytes", len(raw))
+            return
+        if events:
+            self.stats.captured += len(events)
+            add = self.batcher.add
+            for e in events:
+                add(e)
 
     def _on_exit(self, pid: int, code: int, now: int) -> None:
         sockinfo.forget(pid)
+        if self.fast is not None:  # an exec queued before this exit in the same pass registered it
+            self.fast.forget(pid)
         p = self.table.on_exit(pid, now)
         if p is not None and self.cfg.sensors.process_exit:
             self.emit(wire.ProcessExit(time=now, seq=self.next_seq(), process=p, exit_code=code >> 8))
@@ -515,6 +585,8 @@ class Agent:
         rss_mb = rss_bytes() / (1 << 20)
         if self.limiter.memory_pressure(rss_mb):
             self.table.shrink()
+            if self.fast is not None:
+                self.fast.clear()
         if self.limiter.update(cpu, rss_mb):
             self.table.enrich = not self.limiter.sheds("enrich")
             log.warning(
@@ -589,6 +661,8 @@ class Agent:
             self._on_bpf(self.bpf)  # what is still in the ring
             self.bpf.close()
             self.bpf = None
+        native = self.fast.ctx.fast if self.fast is not None else 0
+        self._close_fast()
         for s in (self.audit_sock, self.cn_sock, self.pkt_sock):
             if s is not None:
                 with contextlib.suppress(KeyError, ValueError):
@@ -603,8 +677,9 @@ class Agent:
         self.sink.close(timeout=5.0)
         self._save_seq()
         log.info(
-            "stopped: captured %d, sent %d, dropped %d, spooled %d",
+            "stopped: captured %d (%d by the native fast path), sent %d, dropped %d, spooled %d",
             self.stats.captured,
+            native,
             self.stats.sent,
             self.stats.dropped,
             self.stats.spooled,

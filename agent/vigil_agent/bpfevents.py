@@ -13,8 +13,11 @@ import os
 import time
 from collections.abc import Callable, Iterable
 
+import msgspec
+
 from vigil import wire
 from vigil_agent import bpfsensor as b
+from vigil_agent.fastpath import FastPath
 from vigil_agent.proctable import ProcessTable, container_id, env_vars, read_bytes
 
 _FAMILY = {b.AF_INET: "inet", b.AF_INET6: "inet6", b.AF_UNIX: "unix"}
@@ -79,6 +82,10 @@ class BpfCollector:
         self.on_dns_connect = on_dns_connect
         self.self_pid = self_pid
         self.ignored = 0
+        # the native fast path (fastpath.FastPath) and how a block is encoded for it: set by the
+        # agent when the fast path runs; processes are registered as Python meets them
+        self.fast: FastPath | None = None
+        self.encode: Callable[[wire.Process], bytes] = msgspec.json.encode
         self.sync_clock()
 
     def sync_clock(self) -> None:
@@ -129,6 +136,8 @@ class BpfCollector:
             return []
         if self.exclude_exes and r.exe in self.exclude_exes:
             self.ignored += 1
+            if self.fast is not None:
+                self.fast.set(h.pid, h.start_ns, None)  # its connects are dropped in C as well
             return []
         t = h.time_ns + self.wall_offset
         p = self.table.on_exec(
@@ -147,6 +156,8 @@ class BpfCollector:
             start_ticks=h.start_ns // _TICK_NS,
             ctx=self._context(r),
         )
+        if self.fast is not None:
+            self.fast.set(h.pid, h.start_ns, self.encode(p))
         out: list[wire.WireEvent] = [wire.ProcessExec(time=t, seq=seq(), process=p)]
         if r.exe.startswith("/memfd:"):
             memfd = r.exe[len("/memfd:") :].removesuffix(" (deleted)")
@@ -202,7 +213,7 @@ class BpfCollector:
     def net(self, data: bytes, seq: Callable[[], int]) -> list[wire.WireEvent]:
         """A record in the net layout: connect, accept, listen (the hot path, ~1,000 a second,
         skips ``decode``), or a /proc/<pid>/mem write-open."""
-        (kind, pid, _tid, ppid, t, _start, uid, euid, _gid, _egid, comm_raw,
+        (kind, pid, _tid, ppid, t, start, uid, euid, _gid, _egid, comm_raw,
          ret, fam, typ, lport, rport, _fd, laddr, raddr, path) = b.NET_REC.unpack(data)  # fmt: skip
         if pid == self.self_pid:
             return []
@@ -212,7 +223,14 @@ class BpfCollector:
             if self._excluded(comm):
                 return []
         proc = self._process(pid, ppid, comm or comm_raw, uid, euid)
-        if self.exclude_exes and proc.file.path in self.exclude_exes:
+        excluded = bool(self.exclude_exes) and proc.file.path in self.exclude_exes
+        if self.fast is not None and self.fast.takes(kind, fam, rport):
+            # so it came here for want of the process: a process of the table is registered,
+            # and its next records stay in C
+            entry = self.table.entries.get(pid)
+            if entry is not None and entry.process is proc and not entry.dead_at:
+                self.fast.set(pid, start, None if excluded else self.encode(proc))
+        if excluded:
             self.ignored += 1
             return []
         t += self.wall_offset

@@ -371,7 +371,10 @@ class BpfSensor:
         connect_failed: bool,
         path: str = OBJECT,
         ring_bytes: int = 2 << 20,
+        native: tuple[object, int | None] | None = None,
     ) -> None:
+        """``native``: (a C ring_buffer_sample_fn, its context) that libbpf calls for each record
+        instead of the Python callback (the fast path, fastpath.py); then use ``consume``."""
         if ring_bytes < 4096 or ring_bytes & (ring_bytes - 1):
             raise OSError(
                 errno.EINVAL, f"eBPF ring size {ring_bytes} must be a power of two of at least 4096 bytes"
@@ -390,6 +393,7 @@ class BpfSensor:
         self.mounted: str | None = None
         self.pending: list[bytes] = []
         self._cb = _SAMPLE_CB(self._on_sample)  # kept alive as long as the ring buffer
+        self.native = native
         try:
             self._open(path, agent_pid, unix_paths, unix_all, connect_failed, ring_bytes)
         except BaseException:
@@ -441,7 +445,8 @@ class BpfSensor:
                 raise _err(f"cannot attach {name}")
             self.links.append(link)
             prog = lib.bpf_object__next_program(obj, prog)
-        rb = lib.ring_buffer__new(self._map_fd(b"events"), self._cb, None, None)
+        cb, ctx = self.native if self.native is not None else (self._cb, None)
+        rb = lib.ring_buffer__new(self._map_fd(b"events"), cb, ctx, None)
         if not rb:
             raise _err("cannot set up the ring buffer")
         self.rb = rb
@@ -469,6 +474,13 @@ class BpfSensor:
             raise _err("ring_buffer__consume")
         out, self.pending = self.pending, []
         return out
+
+    def consume(self) -> int:
+        """One pass of libbpf over the ring with the native callback: its return (records handled,
+        or the callback's negative code where it stopped)."""
+        if self.rb is None:
+            return 0
+        return int(self.lib.ring_buffer__consume(self.rb))
 
     def lost(self) -> int:
         """Records the kernel could not put in the ring (it was full), since the sensor started."""

@@ -124,7 +124,8 @@ class Batcher:
         self.gzip_level = gzip_level
         self.compress = compress
         self.clock = clock
-        self.lines: list[bytes] = []
+        self.lines: list[bytes] = []  # encoded events; an item may hold several (add_lines)
+        self.count = 0  # events in ``lines``
         self.size = 0
         self.opened = 0.0
         self.first_seq = 0
@@ -134,6 +135,7 @@ class Batcher:
         # (connects, DNS, files) splice the same bytes instead of re-encoding it and its lineage.
         # The tuple holds the process, so its id cannot be reused while the entry lives.
         self._raw: dict[int, tuple[wire.Process, msgspec.Raw | None]] = {}
+        self._host_key = b'{"host":' + _encode(host) + b","  # add_lines: a batch's first line
 
     def add(self, event: wire.WireEvent) -> None:
         if not self.lines:
@@ -160,8 +162,50 @@ class Batcher:
             self.add(event)
             return
         self.lines.append(line)
+        self.count += 1
         self.size += len(line) + 1
         self.last_seq = event.seq
+
+    def encoded(self, p: wire.Process) -> bytes:
+        """A process's block as every event of it carries it (encoded once, cached like ``add``'s)."""
+        c = self._raw.get(id(p))
+        if c is not None and c[0] is p and c[1] is not None:
+            return bytes(c[1])
+        if len(self._raw) >= RAW_CACHE:
+            self._raw.clear()
+        block = _encode(p)
+        self._raw[id(p)] = (p, _Raw(block))
+        return block
+
+    def add_lines(self, chunk: bytes, n: int, first_seq: int) -> None:
+        """``n`` encoded events joined by newlines, with consecutive seqs from ``first_seq`` (the
+        native fast path's output). Split at line ends where a batch fills up."""
+        while chunk:
+            room = self.max_bytes - self.size - 1
+            if len(chunk) <= room:
+                part, chunk = chunk, b""
+            else:
+                cut = chunk.rfind(b"\n", 0, room + 1)
+                if cut <= 0 and self.lines:
+                    self.seal(full=True)
+                    continue
+                if cut <= 0:  # one line larger than a batch: it goes alone
+                    cut = chunk.find(b"\n")
+                    cut = len(chunk) if cut < 0 else cut
+                part, chunk = chunk[:cut], chunk[cut + 1 :]
+            k = n if not chunk else part.count(b"\n") + 1  # the last part: what is left
+            n -= k
+            if not self.lines:  # the batch's first event carries the host (key order is free)
+                part = self._host_key + part[1:]
+                self.opened = self.clock()
+                self.first_seq = first_seq
+            self.lines.append(part)
+            self.count += k
+            self.size += len(part) + 1
+            first_seq += k
+            self.last_seq = first_seq - 1
+            if chunk:
+                self.seal(full=True)
 
     def due(self) -> bool:
         return bool(self.lines) and self.clock() - self.opened >= self.flush_s - self.lag_s
@@ -186,9 +230,9 @@ class Batcher:
             payload = body + b"\n"
         bid = max(time.time_ns(), self._last_id + 1)
         self._last_id = bid
-        batch = Batch(bid, len(self.lines), payload, self.first_seq, self.last_seq)
+        batch = Batch(bid, self.count, payload, self.first_seq, self.last_seq)
         lines = self.lines
-        self.lines, self.size = [], 0
+        self.lines, self.size, self.count = [], 0, 0
         hold_s = max(0.0, self.opened + self.flush_s - self.lag_s - self.clock()) if full else 0.0
         self.sink.submit(batch, lines, hold_s)
         return batch
@@ -206,14 +250,14 @@ class StdoutSink:
 
     def submit(self, batch: Batch, lines: list[bytes], hold_s: float = 0.0) -> None:
         if self.broken:
-            self.stats.add(dropped=len(lines))
+            self.stats.add(dropped=batch.count)
             return
         try:
             self._write(b"\n".join(lines) + b"\n")
-            self.stats.add(sent=len(lines))
+            self.stats.add(sent=batch.count)
         except (BrokenPipeError, ValueError, OSError):
             self.broken = True
-            self.stats.add(dropped=len(lines))
+            self.stats.add(dropped=batch.count)
 
     def _write(self, data: bytes) -> None:
         """All of ``data``, straight to the file descriptor. Through the buffered writer, a write

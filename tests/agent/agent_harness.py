@@ -29,6 +29,7 @@ class RunningAgent:
         self.key = key
         self.workdir = workdir
         self.mode = "ebpf"  # which sensor produces exec/connect/accept: "ebpf" or "audit"
+        self.native = True  # eBPF records through the native fast path (else all in Python)
         self.events: list[dict] = []
         self.bad_lines: list[bytes] = []
         self.stderr: list[str] = []

@@ -34,23 +34,33 @@ def agent_workdir(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Path]:
     shutil.rmtree(d, ignore_errors=True)
 
 
-@pytest.fixture(scope="session", params=["ebpf", "audit"])
+@pytest.fixture(scope="session", params=["ebpf", "ebpf-python", "audit"])
 def agent(request: pytest.FixtureRequest, agent_workdir: Path) -> Iterator[RunningAgent]:
     """The agent with its eBPF sensor (exec/exit/connect/accept from tracepoints, the rest from
-    audit), then with audit alone (the fallback where eBPF is unavailable): every kernel test
-    runs against both. Without the compiled sensor the eBPF run skips, saying why, unless
+    audit) and its native fast path; then the same with every eBPF record handled in Python;
+    then with audit alone (the fallback where eBPF is unavailable): every kernel test runs
+    against all three. Without the compiled sensor the eBPF runs skip, saying why, unless
     VIGIL_REQUIRE_BPF=1 (CI) makes that a failure."""
     if kernel_skip_reason():
         pytest.skip(kernel_skip_reason() or "")
     mode = request.param
     key = f"vigiltest{uuid.uuid4().hex[:8]}"
-    a = start_agent(agent_workdir, key, extra="" if mode == "ebpf" else "[sensors]\nebpf = false\n")
-    a.mode = mode
-    if mode == "ebpf":
+    extra = {
+        "ebpf": "",
+        "ebpf-python": "[sensors]\nebpf_native = false\n",
+        "audit": "[sensors]\nebpf = false\n",
+    }
+    a = start_agent(agent_workdir, key, extra=extra[mode])
+    a.mode = "audit" if mode == "audit" else "ebpf"
+    a.native = mode == "ebpf"
+    if a.mode == "ebpf":
         hb = a.wait_for(lambda e: e["kind"] == "heartbeat", what="first heartbeat")
-        if "ebpf" not in hb["sensors_active"]:
+        missing = [
+            s for s in ("ebpf", "ebpf_native" if a.native else "") if s and s not in hb["sensors_active"]
+        ]
+        if missing:
             a.stop()
-            why = hb.get("sensors_unavailable", {}).get("ebpf", "?")
+            why = "; ".join(f"{s}: {hb.get('sensors_unavailable', {}).get(s, '?')}" for s in missing)
             if os.environ.get("VIGIL_REQUIRE_BPF") == "1":
                 pytest.fail(f"eBPF sensor unavailable: {why}")
             pytest.skip(f"eBPF sensor unavailable: {why}")

@@ -7,12 +7,16 @@ import hashlib
 import re
 import socket
 from pathlib import Path
+from typing import Any
 
+import msgspec
 import pytest
 
 from vigil import wire
 from vigil_agent import bpfsensor as b
+from vigil_agent import fastpath
 from vigil_agent.bpfevents import BpfCollector, stdio
+from vigil_agent.fastpath import FastPath
 from vigil_agent.proctable import ProcessTable, stable_uuid
 
 C_SOURCE = Path(__file__).resolve().parents[2] / "agent/bpf/vigil.bpf.c"
@@ -275,36 +279,87 @@ def test_excluded_process_names_and_exes_are_dropped(tmp_path: Path) -> None:
     )
 
 
-def test_a_bad_record_in_a_drain_never_loses_its_neighbours(tmp_path: Path) -> None:
-    """The agent's loop over one drain: the malformed record is counted and skipped, the records
-    before and after it still become events."""
+class _Ring:
+    """The sensor's two ways of reading: ``drain`` (records for Python) and ``consume`` (a pass
+    of the native callback over them, as libbpf makes it)."""
+
+    def __init__(self, records: list[bytes], fast: FastPath | None = None) -> None:
+        self.records = records
+        self.fast = fast
+
+    def drain(self) -> list[bytes]:
+        out, self.records = self.records, []
+        return out
+
+    def consume(self) -> int:
+        assert self.fast is not None
+        out, self.records = self.records, []
+        for rec in out:
+            self.fast.sample(self.fast.ptr, rec, len(rec))
+        return len(out)
+
+
+class _Events:
+    def __init__(self) -> None:
+        self.events: list[wire.WireEvent] = []
+
+    def add(self, e: wire.WireEvent) -> None:
+        self.events.append(e)
+
+    def encoded(self, p: wire.Process) -> bytes:
+        return msgspec.json.encode(p)
+
+
+def _bare_agent(tmp_path: Path, native: bool) -> Any:
     from vigil_agent import agent as agent_mod
-
-    class Drained:
-        def __init__(self, records: list[bytes]) -> None:
-            self.records = records
-
-        def drain(self) -> list[bytes]:
-            out, self.records = self.records, []
-            return out
-
-    class Sink:
-        events: list[wire.WireEvent] = []
-
-        def add(self, e: wire.WireEvent) -> None:
-            self.events.append(e)
 
     a = agent_mod.Agent.__new__(agent_mod.Agent)
     a.bpf_collector = _collector(ProcessTable(proc=str(tmp_path)))
+    a.table = a.bpf_collector.table
     a.limiter = agent_mod.Limiter(50.0, 512)
-    a.batcher = Sink()  # type: ignore[assignment]
+    a.batcher = _Events()
     a.stats = agent_mod.Stats()
     a.seq = 0
     a.bpf_errors = 0
+    a.bpf_burst = False
+    a.cfg = agent_mod.Config()
+    a.fast = None
+    if native:
+        if not Path(fastpath.LIBRARY).exists():
+            pytest.skip("libvigilfast.so not built (make agent-native)")
+        a.fast = FastPath(self_pid=1, divert_ports=[53], exclude_comm=[])
+        a.bpf_collector.fast = a.fast
+        a.bpf_collector.encode = a.batcher.encoded
+    return a
+
+
+@pytest.mark.parametrize("native", [False, True], ids=["python", "native"])
+def test_a_bad_record_in_a_drain_never_loses_its_neighbours(tmp_path: Path, native: bool) -> None:
+    """The agent's loop over one drain: the malformed record is counted and skipped, the records
+    before and after it still become events."""
+    a = _bare_agent(tmp_path, native)
     good = _exec_record(b"bash\0-i\0", b"")
-    a._on_bpf(Drained([good, _hdr(b.EV_EXIT), good]))  # type: ignore[arg-type]
-    assert [type(e) for e in a.batcher.events] == [wire.ProcessExec, wire.ProcessExec]  # type: ignore[attr-defined]
+    a._on_bpf(_Ring([good, _hdr(b.EV_EXIT), good], a.fast))
+    assert [type(e) for e in a.batcher.events] == [wire.ProcessExec, wire.ProcessExec]
     assert a.bpf_errors == 1 and a.stats.captured == 2
+
+
+def test_native_pass_registers_execs_and_forgets_exits(tmp_path: Path) -> None:
+    """Through the agent's loop: an exec registers the process with C (its next connects become
+    lines there), its exit, even queued in the same pass, forgets it (no block outlives its
+    process), and a connect of a process that exec'd in the same pass still comes out, via Python."""
+    a = _bare_agent(tmp_path, native=True)
+    conn = _net(b.EV_CONNECT, b.AF_INET, raddr=socket.inet_aton("127.0.0.1"), rport=80)
+    conn = conn[:4] + (4242).to_bytes(4, "little") + conn[8:]  # the exec'd process (_exec_record's pid)
+    a._on_bpf(_Ring([_exec_record(b"curl\0", b""), conn], a.fast))
+    assert [type(e) for e in a.batcher.events] == [wire.ProcessExec, wire.NetConnect]  # both via Python
+    assert a.fast.ctx.n_procs == 1
+    lines: list[bytes] = []
+    a.batcher.add_lines = lambda chunk, n, first: lines.append(chunk)
+    a._on_bpf(_Ring([conn, conn], a.fast))
+    assert len(lines) == 1 and lines[0].count(b'"kind":"net_connect"') == 2 and a.stats.captured == 4
+    a._on_bpf(_Ring([_exec_record(b"curl\0", b""), _hdr(b.EV_EXIT) + b.EXIT_TAIL.pack(0, 0)], a.fast))
+    assert a.fast.ctx.n_procs == 0
 
 
 def test_listen_and_proc_mem_records(tmp_path: Path) -> None:

@@ -34,6 +34,7 @@ def test_first_heartbeat_reports_sensors_and_host(agent: RunningAgent) -> None:
     hb = agent.wait_for(lambda e: e["kind"] == "heartbeat")
     if agent.mode == "ebpf":
         assert set(hb["sensors_active"]) >= {"ebpf", "audit", "dns"}
+        assert ("ebpf_native" in hb["sensors_active"]) == agent.native
         assert "proc_connector" not in hb["sensors_active"]  # exits come from eBPF
         assert hb.get("sensors_unavailable", {}) == {}
         assert hb["counters"].get("ebpf_lost", 0) == 0

@@ -1,0 +1,151 @@
+"""The native fast path for the eBPF ring (agent/native/fastpath.c, built as libvigilfast.so).
+
+libbpf hands each ring record to the C function ``vf_sample`` instead of a Python callback. It
+writes the wire line of a connect/accept/listen of a process whose encoded block this module
+registered (:meth:`FastPath.set`), and queues every other record, in order, for Python
+(:meth:`FastPath.take`): one call per pass over the ring instead of one per record. The lines
+are byte for byte what msgspec writes for the same event, so nothing downstream can tell the
+paths apart.
+
+Optional like the sensor: without the library (or with ``sensors.ebpf_native = false``) every
+record goes through Python, as before.
+"""
+
+from __future__ import annotations
+
+import ctypes
+import errno
+import os
+import struct
+from collections.abc import Iterable
+
+LIBRARY = os.path.join(os.path.dirname(os.path.abspath(__file__)), "libvigilfast.so")
+VF_FULL = -errno.ENOBUFS  # a pass stopped with its buffers full: take them, consume again
+MAX_PORTS, MAX_COMMS = 8, 32
+MAX_PROCS = 4096  # registered blocks (processes that exec'd or made a connection); the rest: Python
+MAX_PROC_BYTES = 8 << 20
+
+EV_CONNECT, EV_ACCEPT, EV_LISTEN = 3, 4, 5  # bpfsensor's kinds (the C file's enum)
+AF_INET, AF_INET6 = 2, 10
+_LEN = struct.Struct("<I")
+SAMPLE_FN = ctypes.CFUNCTYPE(ctypes.c_int, ctypes.c_void_p, ctypes.c_void_p, ctypes.c_size_t)
+
+
+class _Ctx(ctypes.Structure):
+    """The public head of ``struct vf_ctx`` (the C file is the reference)."""
+
+    _fields_ = [
+        ("wall_offset", ctypes.c_int64),
+        ("seq", ctypes.c_uint64),
+        ("self_pid", ctypes.c_uint32),
+        ("shed_net", ctypes.c_uint32),
+        ("n_ports", ctypes.c_uint32),
+        ("ports", ctypes.c_uint16 * MAX_PORTS),
+        ("n_comms", ctypes.c_uint32),
+        ("comms", (ctypes.c_char * 16) * MAX_COMMS),
+        ("out", ctypes.c_void_p),
+        ("out_len", ctypes.c_uint64),
+        ("lines", ctypes.c_uint64),
+        ("shed", ctypes.c_uint64),
+        ("ignored", ctypes.c_uint64),
+        ("fast", ctypes.c_uint64),
+        ("dropped", ctypes.c_uint64),
+        ("slow", ctypes.c_void_p),
+        ("slow_len", ctypes.c_uint64),
+        ("n_slow", ctypes.c_uint64),
+        ("n_procs", ctypes.c_uint32),
+        ("pad", ctypes.c_uint32),
+        ("proc_bytes", ctypes.c_uint64),
+    ]
+
+
+def load(path: str = LIBRARY) -> ctypes.CDLL:
+    if not os.path.exists(path):
+        raise OSError(errno.ENOENT, f"{path} is missing (build it with `make agent-bpf`)")
+    lib = ctypes.CDLL(path)
+    vp, u32, u64 = ctypes.c_void_p, ctypes.c_uint32, ctypes.c_uint64
+    for name, res, args in (
+        ("vf_new", ctypes.POINTER(_Ctx), [u32, u64]),
+        ("vf_set", ctypes.c_int, [vp, u32, u64, ctypes.c_char_p, u32]),
+        ("vf_forget", None, [vp, u32]),
+        ("vf_clear", None, [vp]),
+        ("vf_reset", None, [vp]),
+        ("vf_free", None, [vp]),
+    ):
+        fn = getattr(lib, name)
+        fn.restype, fn.argtypes = res, args
+    return lib
+
+
+class FastPath:
+    def __init__(
+        self,
+        *,
+        self_pid: int,
+        divert_ports: Iterable[int],
+        exclude_comm: Iterable[str],
+        path: str = LIBRARY,
+        max_procs: int = MAX_PROCS,
+    ) -> None:
+        ports = sorted(set(divert_ports))
+        comms = [c.encode()[:16] for c in sorted(set(exclude_comm))]
+        if len(ports) > MAX_PORTS or len(comms) > MAX_COMMS:
+            raise OSError(errno.E2BIG, f"more than {MAX_PORTS} DNS ports or {MAX_COMMS} excluded processes")
+        self.lib = load(path)
+        ptr = self.lib.vf_new(max_procs, MAX_PROC_BYTES)
+        if not ptr:
+            raise OSError(errno.ENOMEM, "cannot allocate the fast path's context")
+        self.ptr = ctypes.cast(ptr, ctypes.c_void_p).value
+        self.ctx = c = ptr.contents
+        c.self_pid = self_pid
+        c.n_ports = len(ports)
+        for i, p in enumerate(ports):
+            c.ports[i] = p
+        c.n_comms = len(comms)
+        for i, name in enumerate(comms):
+            c.comms[i].value = name
+        self.ports = frozenset(ports)
+        self.sample = SAMPLE_FN(("vf_sample", self.lib))  # the C function, passed to libbpf
+        self._set = self.lib.vf_set
+
+    def set(self, pid: int, start_ns: int, block: bytes | None) -> bool:
+        """Register a process's encoded block (``None``: its records are dropped, it is excluded).
+        ``start_ns`` is the process's start as the records carry it: a record of a reused pid
+        does not match and goes to Python. False when the table is full (Python keeps the pid)."""
+        return bool(self._set(self.ptr, pid, start_ns, block, len(block) if block else 0) == 0)
+
+    def takes(self, kind: int, family: int, rport: int) -> bool:
+        """Whether C handles net-layout records like this one once their process is registered
+        (it never does unix sockets, /proc/<pid>/mem, or connects to the DNS ports)."""
+        if kind not in (EV_CONNECT, EV_ACCEPT, EV_LISTEN) or family not in (AF_INET, AF_INET6):
+            return False
+        return not (kind == EV_CONNECT and rport in self.ports)
+
+    def forget(self, pid: int) -> None:
+        self.lib.vf_forget(self.ptr, pid)
+
+    def clear(self) -> None:
+        self.lib.vf_clear(self.ptr)
+
+    def take(self) -> tuple[bytes, int, list[bytes]]:
+        """What the pass left: the lines (joined by newlines, without the last one), their count,
+        and the records queued for Python, oldest first."""
+        c = self.ctx
+        n = c.lines
+        lines = ctypes.string_at(c.out, c.out_len - 1) if n else b""
+        records: list[bytes] = []
+        if c.n_slow:
+            buf = ctypes.string_at(c.slow, c.slow_len)
+            off, end = 0, len(buf)
+            unpack = _LEN.unpack_from
+            while off < end:
+                (size,) = unpack(buf, off)
+                records.append(buf[off + 4 : off + 4 + size])
+                off += (4 + size + 7) & ~7
+        self.lib.vf_reset(self.ptr)
+        return lines, n, records
+
+    def close(self) -> None:
+        if self.ptr:
+            self.lib.vf_free(self.ptr)
+            self.ptr = None

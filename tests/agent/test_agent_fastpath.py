@@ -1,0 +1,297 @@
+"""The native fast path (agent/native/fastpath.c) against the Python path it replaces.
+
+Records are packed here as the kernel program writes them and handed to the C callback directly
+(no kernel needed): for every record C either writes the very bytes msgspec writes for the event
+the Python path builds, or queues the record for Python, or drops it where Python would too.
+"""
+
+from __future__ import annotations
+
+import random
+import socket
+from pathlib import Path
+
+import msgspec
+import pytest
+
+from vigil import wire
+from vigil_agent import bpfsensor as b
+from vigil_agent import fastpath
+from vigil_agent.bpfevents import BpfCollector
+from vigil_agent.proctable import ProcessTable
+from vigil_agent.ship import Batcher
+
+pytestmark = pytest.mark.skipif(
+    not Path(fastpath.LIBRARY).exists(), reason="libvigilfast.so not built (make agent-native)"
+)
+START = 5_000_000_000  # the records' process start (CLOCK_BOOTTIME ns)
+
+
+def _net(
+    kind: int,
+    pid: int,
+    family: int,
+    *,
+    comm: bytes = b"curl",
+    start_ns: int = START,
+    ret: int = 0,
+    type_: int = 1,
+    laddr: bytes = b"",
+    raddr: bytes = b"",
+    lport: int = 0,
+    rport: int = 0,
+    path: bytes = b"",
+) -> bytes:
+    hdr = b.HDR.pack(kind, pid, pid, 1, 7_000_000_123, start_ns, 1000, 0, 1000, 1000, comm)
+    return hdr + b.NET_TAIL.pack(ret, family, type_, lport, rport, 3, laddr, raddr, path)
+
+
+def _exit(pid: int, code: int = 256) -> bytes:
+    return b.HDR.pack(b.EV_EXIT, pid, pid, 1, 8_000_000_000, START, 0, 0, 0, 0, b"x") + b.EXIT_TAIL.pack(
+        code, 0
+    )
+
+
+class Harness:
+    """A FastPath and the Python collector side by side, over the same process table."""
+
+    def __init__(self, tmp_path: Path, *, exclude_comm: tuple[str, ...] = (), max_procs: int = 64) -> None:
+        self.table = ProcessTable(proc=str(tmp_path))  # an empty /proc: processes come from execs
+        self.col = BpfCollector(
+            self.table,
+            unix_sockets=["/var/run/docker.sock"],
+            unix_all=False,
+            exclude_comm=exclude_comm,
+            exclude_exes=["/usr/bin/excluded"],
+            dns_ports=[53],
+            on_dns_connect=lambda *a: None,
+            self_pid=1,
+        )
+        self.fast = fastpath.FastPath(
+            self_pid=1, divert_ports=[53], exclude_comm=exclude_comm, max_procs=max_procs
+        )
+        self.fast.ctx.wall_offset = self.col.wall_offset
+        self.seq = 100
+
+    def next_seq(self) -> int:
+        self.seq += 1
+        return self.seq
+
+    def process(self, pid: int, exe: str = "/usr/bin/curl", start_ns: int = START) -> wire.Process:
+        p = self.table.on_exec(
+            pid=pid, ppid=1, exe=exe, name=exe.rsplit("/", 1)[-1], argv=[exe, "https://x"], cwd="/",
+            uid=1000, euid=1000, gid=1000, egid=1000, tty="", time_ns=1, start_ticks=start_ns // 10_000_000,
+            ctx={},
+        )  # fmt: skip
+        block = None if exe == "/usr/bin/excluded" else msgspec.json.encode(p)
+        assert self.fast.set(pid, start_ns, block)
+        return p
+
+    def c(self, record: bytes) -> tuple[bytes, list[bytes]]:
+        """(the line C wrote or b"", the records it queued for Python) for one record."""
+        self.fast.ctx.seq = self.seq
+        assert self.fast.sample(self.fast.ptr, record, len(record)) == 0
+        self.seq = self.fast.ctx.seq
+        lines, n, queued = self.fast.take()
+        assert n == (1 if lines else 0)
+        return lines, queued
+
+    def python(self, record: bytes) -> list[bytes]:
+        return [msgspec.json.encode(e) for e in self.col.net(record, self.next_seq)]
+
+
+def _addr(rng: random.Random, family: int) -> bytes:
+    if family == b.AF_INET:
+        return bytes(rng.randrange(256) for _ in range(4))
+    choice = rng.randrange(4)
+    if choice == 0:
+        return socket.inet_pton(socket.AF_INET6, f"::ffff:10.{rng.randrange(256)}.0.{rng.randrange(256)}")
+    if choice == 1:
+        return socket.inet_pton(socket.AF_INET6, "::1")
+    if choice == 2:
+        return b"\0" * 16
+    return bytes(rng.randrange(256) for _ in range(16))
+
+
+def test_lines_are_byte_for_byte_what_the_python_path_writes(tmp_path: Path) -> None:
+    h = Harness(tmp_path)
+    pids = [1000 + i for i in range(5)]
+    for pid in pids:
+        h.process(pid)
+    rng = random.Random(7)
+    kinds = (b.EV_CONNECT, b.EV_ACCEPT, b.EV_LISTEN)
+    fast = 0
+    for _ in range(3000):
+        kind, family = rng.choice(kinds), rng.choice((b.AF_INET, b.AF_INET6))
+        rec = _net(
+            kind,
+            rng.choice(pids),
+            family,
+            ret=rng.choice((0, 0, 0, 5, -115, -111, -13)),
+            type_=rng.choice((1, 1, 2, 5)),
+            laddr=_addr(rng, family),
+            raddr=_addr(rng, family),
+            lport=rng.choice((0, 22, 443, 65535, rng.randrange(1, 65536))),
+            rport=rng.choice((0, 80, 65535, rng.randrange(1, 65536))),
+        )
+        seq_before = h.seq
+        line, queued = h.c(rec)
+        if queued:  # only connects to the DNS port go to Python here
+            assert queued == [rec] and not line
+            assert kind == b.EV_CONNECT and rec[b.HDR.size + 10 : b.HDR.size + 12] == (53).to_bytes(
+                2, "little"
+            )
+            continue
+        h.seq = seq_before  # the Python path gives the same seq
+        assert [line] == h.python(rec), rec.hex()
+        fast += 1
+    assert fast > 2900
+
+
+def test_what_c_leaves_to_python_and_what_it_drops(tmp_path: Path) -> None:
+    h = Harness(tmp_path, exclude_comm=("noisy",))
+    h.process(2000)
+    h.process(2001, exe="/usr/bin/excluded")
+    lo = socket.inet_aton("127.0.0.1")
+    slow = [
+        _net(b.EV_CONNECT, 2999, b.AF_INET, raddr=lo, rport=80),  # a process Python has not registered
+        _net(b.EV_CONNECT, 2000, b.AF_INET, raddr=lo, rport=80, start_ns=START + 1),  # pid reused
+        _net(b.EV_CONNECT, 2000, b.AF_INET, type_=2, raddr=lo, rport=53),  # DNS: Python attributes it
+        _net(b.EV_CONNECT, 2000, b.AF_UNIX, path=b"/var/run/docker.sock"),
+        _net(b.EV_PROC_MEM, 2000, 0, path=b"/proc/1/mem"),
+        _net(b.EV_CONNECT, 2000, b.AF_INET, raddr=lo, rport=80)[:-1],  # a short record
+        b"\x07\0\0\0",
+    ]
+    for rec in slow:
+        assert h.c(rec) == (b"", [rec]), rec[:8]  # queued whole, for Python
+    dropped = [
+        _net(b.EV_CONNECT, 2001, b.AF_INET, raddr=lo, rport=80),  # an excluded executable
+        _net(b.EV_CONNECT, 2000, b.AF_INET, raddr=lo, rport=80, comm=b"noisy"),  # an excluded comm
+        _net(b.EV_CONNECT, 1, b.AF_INET, raddr=lo, rport=80),  # the agent itself
+    ]
+    ignored = h.fast.ctx.ignored
+    for rec in dropped:
+        assert h.c(rec) == (b"", [])
+    assert h.fast.ctx.ignored == ignored + 2
+    h.fast.ctx.shed_net = 1  # the limiter sheds net events: dropped and counted
+    assert h.c(_net(b.EV_ACCEPT, 2000, b.AF_INET, raddr=lo, rport=80)) == (b"", [])
+    assert h.fast.ctx.shed == 1
+
+
+def test_exec_and_exit_forget_the_process_so_its_records_keep_their_order(tmp_path: Path) -> None:
+    """After an exec or exit of a pid, its records queue behind that record for Python (which
+    registers the new image), instead of getting a line with the old image's block."""
+    h = Harness(tmp_path)
+    h.process(3000)
+    h.process(3001)
+    lo = socket.inet_aton("127.0.0.1")
+    conn = _net(b.EV_CONNECT, 3000, b.AF_INET, raddr=lo, rport=80)
+    exec_rec = b.HDR.pack(b.EV_EXEC, 3000, 3000, 1, 1, START, 0, 0, 0, 0, b"sh") + b"\0" * 64
+    accept = _net(b.EV_ACCEPT, 3001, b.AF_INET, raddr=lo, rport=80)
+    h.fast.ctx.seq = 0
+    for rec in (conn, exec_rec, conn, _exit(3001, 9), accept, conn):
+        assert h.fast.sample(h.fast.ptr, rec, len(rec)) == 0
+    lines, n, queued = h.fast.take()
+    assert n == 1 and lines.startswith(b'{"kind":"net_connect"') and lines.endswith(b',"seq":1}')
+    assert queued == [exec_rec, conn, _exit(3001, 9), accept, conn]  # in the ring's order
+    assert h.fast.ctx.n_procs == 0
+
+
+def test_a_pass_stops_when_its_buffers_fill_and_loses_nothing(tmp_path: Path) -> None:
+    """Past 4 MiB of lines the callback says VF_FULL after handling the record: libbpf has
+    consumed it either way, so it must already be in the buffer."""
+    h = Harness(tmp_path)
+    big = h.process(3100)
+    assert h.fast.set(3100, START, msgspec.json.encode(big) + b" " * 60_000)  # a 60 KiB block
+    lo = socket.inet_aton("127.0.0.1")
+    rec = _net(b.EV_CONNECT, 3100, b.AF_INET, raddr=lo, rport=80)
+    rcs = [h.fast.sample(h.fast.ptr, rec, len(rec)) for _ in range(80)]
+    first_full = rcs.index(fastpath.VF_FULL)
+    assert 60 < first_full < 75 and h.fast.ctx.lines == 80 and h.fast.ctx.dropped == 0
+    _lines, n, _ = h.fast.take()
+    assert n == 80 and h.fast.ctx.out_len == 0
+
+
+def test_the_process_table_stays_within_its_bounds_and_survives_churn(tmp_path: Path) -> None:
+    """Insertions and deletions in random order (linear probing with backward-shift deletion):
+    exactly the registered pids go fast."""
+    h = Harness(tmp_path, max_procs=40)
+    rng = random.Random(3)
+    live: set[int] = set()
+    lo = socket.inet_aton("127.0.0.1")
+    for step in range(4000):
+        pid = rng.randrange(2, 200) * 64 + 5  # many share a home slot
+        if rng.random() < 0.55:
+            ok = h.fast.set(pid, START, b'{"pid":%d}' % pid)
+            assert ok == (pid in live or len(live) < 40)
+            if ok:
+                live.add(pid)
+        else:
+            h.fast.forget(pid)
+            live.discard(pid)
+        if step % 97 == 0:
+            for probe in rng.sample(range(2, 200), 30):
+                probe = probe * 64 + 5
+                line, queued = h.c(_net(b.EV_CONNECT, probe, b.AF_INET, raddr=lo, rport=80))
+                assert bool(line) == (probe in live) != bool(queued)
+                if line:
+                    assert line.startswith(b'{"kind":"net_connect","process":{"pid":%d}' % probe)
+    assert h.fast.ctx.n_procs == len(live)
+    h.fast.clear()
+    assert h.fast.ctx.n_procs == 0 and h.fast.ctx.proc_bytes == 0
+
+
+class _Sink:
+    def __init__(self) -> None:
+        self.batches: list[tuple[bytes, int, int, int]] = []
+
+    def submit(self, batch, lines, hold_s=0.0):  # type: ignore[no-untyped-def]
+        self.batches.append((batch.payload, batch.count, batch.first_seq, batch.last_seq))
+
+    def close(self, timeout: float) -> None:
+        pass
+
+
+def test_batches_of_native_lines_decode_with_their_host_counts_and_seqs(tmp_path: Path) -> None:
+    """Lines from C join the batch as they are; a full batch is split at a line end; the first
+    event of every batch carries the host."""
+    h = Harness(tmp_path)
+    h.process(4000)
+    host = wire.Host(instance_id="i-0fast", hostname="h")
+    sink = _Sink()
+    batcher = Batcher(sink, host, max_bytes=8 << 10, compress=True)
+    lo = socket.inet_aton("127.0.0.1")
+    ev = wire.NetConnect(
+        time=1, seq=h.next_seq(), process=h.table.entries[4000].process, remote_ip="127.0.0.1"
+    )
+    batcher.add(ev)
+    h.fast.ctx.seq = h.seq
+    first = h.seq + 1
+    for port in range(100, 160):
+        h.fast.sample(h.fast.ptr, _net(b.EV_CONNECT, 4000, b.AF_INET, raddr=lo, rport=port), b.NET_SIZE)
+    h.seq = h.fast.ctx.seq
+    lines, n, _ = h.fast.take()
+    assert n == 60
+    batcher.add_lines(lines, n, first)
+    batcher.seal()
+    assert len(sink.batches) > 2  # 61 events of ~0.5 KiB in batches of 8 KiB
+    seqs: list[int] = []
+    for payload, count, first_seq, last_seq in sink.batches:
+        events, errors = wire.decode_batch(payload)
+        assert errors == [] and len(events) == count
+        assert events[0].host == host
+        assert [e.seq for e in events] == list(range(first_seq, last_seq + 1))
+        seqs += [e.seq for e in events]
+    assert seqs == list(range(ev.seq, h.seq + 1))
+
+
+def test_the_context_struct_matches_the_c_layout() -> None:
+    """_Ctx mirrors the head of struct vf_ctx: a field out of place would misread every count."""
+    src = (Path(__file__).resolve().parents[2] / "agent/native/fastpath.c").read_text()
+    body = src[src.index("struct vf_ctx {") : src.index("/* private */")]
+    names = [
+        ln.split(";")[0].split()[-1].lstrip("*").split("[")[0] for ln in body.splitlines()[1:] if ";" in ln
+    ]
+    assert names == [n for n, _ in fastpath._Ctx._fields_]
+    head = [ln for ln in body.splitlines()[1:] if ";" in ln]
+    assert all(ln.split()[0] in ("int64_t", "uint64_t", "uint32_t", "uint16_t", "char") for ln in head)
