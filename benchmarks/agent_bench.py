@@ -193,6 +193,7 @@ def main() -> int:
     ap.add_argument("--dns-rate", type=float, default=100.0)
     ap.add_argument("--cpu-limit", type=float, default=25.0, help="agent limits.cpu_percent (shedding threshold)")
     ap.add_argument("--json", default="", help="also write the results here")
+    ap.add_argument("--sensors", default="", help='extra [sensors] settings for the agent, e.g. "ebpf_native = false"')
     ap.add_argument("--agent-root", default=str(ROOT / "agent"),
                     help="directory holding the vigil_agent package to measure (A/B against another checkout)")
     a = ap.parse_args()
@@ -232,6 +233,8 @@ region = "us-east-1"
 endpoint_url = "{endpoint}"
 [limits]
 cpu_percent = {a.cpu_limit}
+[sensors]
+{a.sensors}
 """)
     env = dict(os.environ, PYTHONPATH=f"{ROOT / 'layers/core'}:{a.agent_root}")
     agent = subprocess.Popen([sys.executable, "-m", "vigil_agent.main", "--config", str(cfg)], env=env,

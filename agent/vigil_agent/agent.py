@@ -497,7 +497,7 @@ class Agent:
 
     def _on_exit(self, pid: int, code: int, now: int) -> None:
         sockinfo.forget(pid)
-        if self.fast is not None:  # an exec queued before this exit in the same pass registered it
+        if self.fast is not None:  # a connect queued before this exit in the same pass registered it
             self.fast.forget(pid)
         p = self.table.on_exit(pid, now)
         if p is not None and self.cfg.sensors.process_exit:

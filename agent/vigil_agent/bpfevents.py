@@ -83,7 +83,8 @@ class BpfCollector:
         self.self_pid = self_pid
         self.ignored = 0
         # the native fast path (fastpath.FastPath) and how a block is encoded for it: set by the
-        # agent when the fast path runs; processes are registered as Python meets them
+        # agent when the fast path runs. A process is registered at its first connect, accept or
+        # listen (most processes never make one: registering every exec cost more than it saved)
         self.fast: FastPath | None = None
         self.encode: Callable[[wire.Process], bytes] = msgspec.json.encode
         self.sync_clock()
@@ -136,8 +137,6 @@ class BpfCollector:
             return []
         if self.exclude_exes and r.exe in self.exclude_exes:
             self.ignored += 1
-            if self.fast is not None:
-                self.fast.set(h.pid, h.start_ns, None)  # its connects are dropped in C as well
             return []
         t = h.time_ns + self.wall_offset
         p = self.table.on_exec(
@@ -156,8 +155,6 @@ class BpfCollector:
             start_ticks=h.start_ns // _TICK_NS,
             ctx=self._context(r),
         )
-        if self.fast is not None:
-            self.fast.set(h.pid, h.start_ns, self.encode(p))
         out: list[wire.WireEvent] = [wire.ProcessExec(time=t, seq=seq(), process=p)]
         if r.exe.startswith("/memfd:"):
             memfd = r.exe[len("/memfd:") :].removesuffix(" (deleted)")

@@ -107,12 +107,16 @@ class FastPath:
         self.ports = frozenset(ports)
         self.sample = SAMPLE_FN(("vf_sample", self.lib))  # the C function, passed to libbpf
         self._set = self.lib.vf_set
+        self.registered: set[int] = set()  # pids set here and not forgotten here (a superset of C's)
 
     def set(self, pid: int, start_ns: int, block: bytes | None) -> bool:
         """Register a process's encoded block (``None``: its records are dropped, it is excluded).
         ``start_ns`` is the process's start as the records carry it: a record of a reused pid
         does not match and goes to Python. False when the table is full (Python keeps the pid)."""
-        return bool(self._set(self.ptr, pid, start_ns, block, len(block) if block else 0) == 0)
+        if self._set(self.ptr, pid, start_ns, block, len(block) if block else 0):
+            return False
+        self.registered.add(pid)
+        return True
 
     def takes(self, kind: int, family: int, rport: int) -> bool:
         """Whether C handles net-layout records like this one once their process is registered
@@ -122,9 +126,14 @@ class FastPath:
         return not (kind == EV_CONNECT and rport in self.ports)
 
     def forget(self, pid: int) -> None:
-        self.lib.vf_forget(self.ptr, pid)
+        """Drop pid's block (C drops it by itself at the pid's exec or exit record; this is for a
+        process Python registered after C saw its exit, within one pass)."""
+        if pid in self.registered:
+            self.registered.discard(pid)
+            self.lib.vf_forget(self.ptr, pid)
 
     def clear(self) -> None:
+        self.registered.clear()
         self.lib.vf_clear(self.ptr)
 
     def take(self) -> tuple[bytes, int, list[bytes]]:

@@ -344,10 +344,10 @@ def test_a_bad_record_in_a_drain_never_loses_its_neighbours(tmp_path: Path, nati
     assert a.bpf_errors == 1 and a.stats.captured == 2
 
 
-def test_native_pass_registers_execs_and_forgets_exits(tmp_path: Path) -> None:
-    """Through the agent's loop: an exec registers the process with C (its next connects become
-    lines there), its exit, even queued in the same pass, forgets it (no block outlives its
-    process), and a connect of a process that exec'd in the same pass still comes out, via Python."""
+def test_native_pass_registers_at_the_first_connect_and_forgets_at_exit(tmp_path: Path) -> None:
+    """Through the agent's loop: a process's first connect comes out via Python and registers it
+    with C (its next connects become lines there); an exec or exit forgets it, even where Python
+    registered it after C saw the exit in the same pass (no block outlives its process)."""
     a = _bare_agent(tmp_path, native=True)
     conn = _net(b.EV_CONNECT, b.AF_INET, raddr=socket.inet_aton("127.0.0.1"), rport=80)
     conn = conn[:4] + (4242).to_bytes(4, "little") + conn[8:]  # the exec'd process (_exec_record's pid)
@@ -360,6 +360,8 @@ def test_native_pass_registers_execs_and_forgets_exits(tmp_path: Path) -> None:
     assert len(lines) == 1 and lines[0].count(b'"kind":"net_connect"') == 2 and a.stats.captured == 4
     a._on_bpf(_Ring([_exec_record(b"curl\0", b""), _hdr(b.EV_EXIT) + b.EXIT_TAIL.pack(0, 0)], a.fast))
     assert a.fast.ctx.n_procs == 0
+    a._on_bpf(_Ring([_exec_record(b"curl\0", b""), conn, _hdr(b.EV_EXIT) + b.EXIT_TAIL.pack(0, 0)], a.fast))
+    assert a.fast.ctx.n_procs == 0 and not a.fast.registered  # registered by the connect, then the exit
 
 
 def test_listen_and_proc_mem_records(tmp_path: Path) -> None:
