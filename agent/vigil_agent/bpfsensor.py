@@ -68,17 +68,16 @@ UNIX_PATH = 108
 
 
 def _cstr(b: bytes) -> str:
-    i = b.find(b"\0")
-    return (b if i < 0 else b[:i]).decode("utf-8", "replace")
+    return b.partition(b"\0")[0].decode("utf-8", "replace")
 
 
 def _path(raw: bytes) -> str:
     """Components leaf first, NUL terminated each (the walk in the kernel) -> an absolute path."""
-    parts = raw.split(b"\0")
+    parts = raw.decode("utf-8", "replace").split("\0")  # one decode: no component holds a NUL
     if parts and not parts[-1]:
         parts.pop()
     parts.reverse()
-    return "/" + "/".join(p.decode("utf-8", "replace") for p in parts)
+    return "/" + "/".join(parts)
 
 
 def _ip(family: int, raw: bytes) -> str:
