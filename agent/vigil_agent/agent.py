@@ -165,7 +165,11 @@ class Agent:
     def start_sensors(self) -> None:
         s = self.cfg.sensors
         if s.ebpf:
-            self.fast = self._fast_path() if s.ebpf_native else None
+            self.fast = None
+            if s.ebpf_native:
+                self.fast = self._fast_path()
+            else:
+                self.unavailable["ebpf_native"] = "disabled in config; eBPF records are handled in Python"
             try:
                 self.bpf = bpfsensor.BpfSensor(
                     agent_pid=self.pid,

@@ -24,6 +24,7 @@ _FAMILY = {b.AF_INET: "inet", b.AF_INET6: "inet6", b.AF_UNIX: "unix"}
 _PROTO = {1: "tcp", 2: "udp"}  # SOCK_STREAM, SOCK_DGRAM
 _TICK_NS = 1_000_000_000 // os.sysconf("SC_CLK_TCK")
 EINPROGRESS = 115
+_MISS = wire.Stdio(type="")  # a cache miss (None is a cached answer: no such fd)
 
 
 def stdio(fd: b.FdInfo | None) -> wire.Stdio | None:
@@ -86,6 +87,9 @@ class BpfCollector:
         # agent when the fast path runs. A process is registered at its first connect, accept or
         # listen (most processes never make one: registering every exec cost more than it saved)
         self.fast: FastPath | None = None
+        # fds 0/1/2 as recorded -> what they are: children inherit their parent's (the same
+        # pipe, tty or /dev/null), so most execs decode none
+        self._stdio: dict[bytes, wire.Stdio | None] = {}
         self.encode: Callable[[wire.Process], bytes] = msgspec.json.encode
         self.sync_clock()
 
@@ -112,8 +116,14 @@ class BpfCollector:
             ctx["ld_preload"] = pre
         if lib:
             ctx["ld_library_path"] = lib
-        for fd, name in zip(r.fds, ("stdin", "stdout", "stderr"), strict=True):
-            s = stdio(fd)
+        raw, cache, size = r.fds_raw, self._stdio, b.FDINFO.size
+        for i, name in enumerate(("stdin", "stdout", "stderr")):
+            key = raw[i * size : (i + 1) * size]  # mode, device, inode, endpoints, name: exact
+            s = cache.get(key, _MISS)
+            if s is _MISS:
+                if len(cache) >= 1024:
+                    cache.clear()
+                s = cache[key] = stdio(b._fd(key, 0))
             if s is not None:
                 ctx[name] = s
         key = r.exe_key

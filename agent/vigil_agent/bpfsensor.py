@@ -73,11 +73,19 @@ def _cstr(b: bytes) -> str:
 
 def _path(raw: bytes) -> str:
     """Components leaf first, NUL terminated each (the walk in the kernel) -> an absolute path."""
-    parts = raw.decode("utf-8", "replace").split("\0")  # one decode: no component holds a NUL
-    if parts and not parts[-1]:
-        parts.pop()
-    parts.reverse()
-    return "/" + "/".join(parts)
+    s = _paths.get(raw)  # the same few executables and working directories come back all the time
+    if s is None:
+        parts = raw.decode("utf-8", "replace").split("\0")  # one decode: no component holds a NUL
+        if parts and not parts[-1]:
+            parts.pop()
+        parts.reverse()
+        if len(_paths) >= 4096:
+            _paths.clear()
+        s = _paths[raw] = "/" + "/".join(parts)
+    return s
+
+
+_paths: dict[bytes, str] = {}
 
 
 def _ip(family: int, raw: bytes) -> str:
@@ -129,8 +137,13 @@ class Exec:
     cwd: str
     tty: str
     cgroup: str
-    fds: tuple[FdInfo | None, FdInfo | None, FdInfo | None]
+    fds_raw: bytes  # fds 0/1/2 as the record holds them (FDINFO each): decoded on demand, cached
     flags: int
+
+    @property
+    def fds(self) -> tuple[FdInfo | None, FdInfo | None, FdInfo | None]:
+        raw = self.fds_raw
+        return _fd(raw, 0), _fd(raw, FDINFO.size), _fd(raw, 2 * FDINFO.size)
 
 
 @dataclass(slots=True)
@@ -218,11 +231,7 @@ def decode(data: bytes) -> Record:
             cwd=_path(data[_EXEC_CWD : _EXEC_CWD + min(cwd_len, PATH_BUF)]) if cwd_len else "",
             tty=_cstr(data[_EXEC_TTY:_EXEC_CGROUP]),
             cgroup=_cstr(data[_EXEC_CGROUP:_EXEC_EXE]),
-            fds=(
-                _fd(data, _EXEC_FDS),
-                _fd(data, _EXEC_FDS + FDINFO.size),
-                _fd(data, _EXEC_FDS + 2 * FDINFO.size),
-            ),
+            fds_raw=data[_EXEC_FDS:_EXEC_TTY],
             flags=flags,
         )
     want = SIZES.get(h.kind)
