@@ -185,6 +185,19 @@ def read_stream(client, stream: str) -> list[bytes]:  # type: ignore[no-untyped-
     return out
 
 
+def host_speed_ns() -> float:
+    """A pure-Python reference loop, ns per iteration (best of 5), measured before the load: VMs
+    of one type differ by 2x in CPython speed, so a CPU % is read next to this."""
+    best = float("inf")
+    for _ in range(5):
+        t = time.perf_counter_ns()
+        total = 0
+        for i in range(1_000_000):
+            total += i & 7
+        best = min(best, (time.perf_counter_ns() - t) / 1_000_000)
+    return round(best, 1)
+
+
 def main() -> int:
     ap = argparse.ArgumentParser()
     ap.add_argument("--seconds", type=float, default=60.0)
@@ -260,6 +273,7 @@ cpu_percent = {a.cpu_limit}
         return 1
 
     rss_idle = proc_rss(agent.pid)[0]
+    speed = host_speed_ns()
     q = ctx.Queue()
     pstop = ctx.Event()
     gens = [
@@ -331,6 +345,7 @@ cpu_percent = {a.cpu_limit}
     c = final_hb.counters if final_hb else wire.Counters()
     result = {
         "seconds": round(wall, 1),
+        "host_python_loop_ns": speed,
         "rates_per_s": {k: round(v / wall, 1) for k, v in generated.items()},
         "agent_cpu_percent_of_one_core": round(cpu, 2),
         "agent_cpu_by_thread_user_sys": {
