@@ -155,8 +155,31 @@ def make_process(
 @dataclass(slots=True)
 class Entry:
     process: wire.Process  # full: argv, fds, lineage
-    brief: wire.Process  # what goes in a descendant's lineage
     dead_at: int = 0
+    _brief: wire.Process | None = None
+
+    @property
+    def brief(self) -> wire.Process:
+        """What goes in a descendant's lineage: made when the first child needs it (most
+        processes have none)."""
+        b = self._brief
+        if b is None:
+            p = self.process
+            b = self._brief = wire.Process(
+                pid=p.pid,
+                uid=p.uid,
+                ppid=p.ppid,
+                parent_uid=p.parent_uid,
+                name=p.name,
+                file=p.file,
+                user=p.user,
+                euid=p.euid,
+                created_time=p.created_time,
+                container_uid=p.container_uid,
+                exe_deleted=p.exe_deleted,
+                cmd_line=p.cmd_line[:256],
+            )
+        return b
 
 
 class HashCache:
@@ -267,21 +290,7 @@ class ProcessTable:
         return parent.brief.uid, [parent.brief, *parent.process.lineage[: LINEAGE_DEPTH - 1]]
 
     def _store(self, pid: int, process: wire.Process) -> Entry:
-        brief = wire.Process(
-            pid=pid,
-            uid=process.uid,
-            ppid=process.ppid,
-            parent_uid=process.parent_uid,
-            name=process.name,
-            file=process.file,
-            user=process.user,
-            euid=process.euid,
-            created_time=process.created_time,
-            container_uid=process.container_uid,
-            exe_deleted=process.exe_deleted,
-            cmd_line=process.cmd_line[:256],
-        )
-        e = Entry(process, brief)
+        e = Entry(process)
         self.entries[pid] = e
         if len(self.entries) > self.max_entries:  # no proc connector: bound the table
             for old in list(self.entries)[: len(self.entries) // 8]:
