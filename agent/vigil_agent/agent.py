@@ -561,7 +561,7 @@ class Agent:
         self._save_seq()
 
     def _counters(self) -> wire.Counters:
-        c = self.stats.counters()
+        c = msgspec.structs.replace(self.stats.counters(), dns_lost=self.dns.lost)
         if self.bpf is not None:
             c = msgspec.structs.replace(c, ebpf_lost=self.bpf.lost())
         return c

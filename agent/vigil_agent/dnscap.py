@@ -140,7 +140,12 @@ class Packet:
     sport: int
     dport: int
     protocol: str
-    payload: bytes  # one DNS message (the TCP length prefix removed)
+    payload: bytes  # UDP: one DNS message; TCP: the segment's data (a piece of the stream)
+    seq: int = 0  # TCP: the sequence number of the payload's first byte
+    flags: int = 0  # TCP: FIN 1, SYN 2, RST 4
+
+
+TCP_FIN, TCP_SYN, TCP_RST = 1, 2, 4
 
 
 def _ip(raw: bytes) -> str:
@@ -169,14 +174,88 @@ def parse_packet(data: bytes) -> Packet | None:
     if proto == 17:
         return Packet(_ip(src), _ip(dst), sport, dport, "udp", l4[8:])
     if proto == 6 and len(l4) >= 20:
-        seg = l4[(l4[12] >> 4) * 4 :]
-        if len(seg) < 14:
-            return None
-        (n,) = struct.unpack_from("!H", seg)
-        if len(seg) < 2 + n:
-            return None  # a message split over segments: not reassembled
-        return Packet(_ip(src), _ip(dst), sport, dport, "tcp", seg[2 : 2 + n])
+        (seq,) = struct.unpack_from("!I", l4, 4)
+        return Packet(_ip(src), _ip(dst), sport, dport, "tcp", l4[(l4[12] >> 4) * 4 :], seq, l4[13] & 7)
     return None
+
+
+@dataclass(slots=True)
+class _Stream:
+    next: int  # the sequence number expected next
+    buf: bytes
+    seen: int  # ns
+
+
+class TcpStreams:
+    """DNS over TCP: each direction of a connection as a byte stream, in sequence-number order,
+    cut into messages by their 2-byte length prefix (RFC 1035 4.2.2). A message may span segments
+    (large answers; clients that write the length and the message separately) and a segment may
+    hold several messages. Retransmitted bytes are skipped; a hole in a stream (a segment the
+    capture missed) or a stream cut mid-message is counted in ``lost``, never silently dropped.
+    Bounded: ``max_streams`` streams of at most one message each, idle ones expire."""
+
+    def __init__(self, *, max_streams: int = 512, idle_ns: int = 10_000_000_000) -> None:
+        self.streams: dict[tuple[str, int, str, int], _Stream] = {}
+        self.max_streams = max_streams
+        self.idle_ns = idle_ns
+        self.lost = 0  # messages (or parts of a stream) that could not be put together
+
+    def feed(self, p: Packet, now_ns: int) -> list[bytes]:
+        key = (p.src, p.sport, p.dst, p.dport)
+        st = self.streams.get(key)
+        if p.flags & TCP_SYN:
+            self._open(key, (p.seq + 1) & 0xFFFFFFFF, now_ns)
+            return []
+        data = p.payload
+        out: list[bytes] = []
+        if data:
+            if st is None:  # joined mid-connection: take this segment as a message start
+                st = self._open(key, p.seq, now_ns)
+            gap = (p.seq - st.next) & 0xFFFFFFFF
+            if gap:
+                behind = (st.next - p.seq) & 0xFFFFFFFF
+                if behind < 1 << 30:  # a retransmission: skip what was had already
+                    data = data[behind:]
+                else:  # bytes the capture never saw: resynchronise at this segment
+                    self.lost += 1
+                    st.buf = b""
+                    st.next = p.seq
+            if data:
+                st.next = (st.next + len(data)) & 0xFFFFFFFF
+                buf = st.buf + data if st.buf else data
+                while len(buf) >= 2:
+                    n = (buf[0] << 8) | buf[1]
+                    if len(buf) < 2 + n:
+                        break
+                    out.append(buf[2 : 2 + n])
+                    buf = buf[2 + n :]
+                st.buf = buf
+                st.seen = now_ns
+        if p.flags & (TCP_FIN | TCP_RST) and st is not None:
+            if st.buf:
+                self.lost += 1  # the stream ended inside a message
+            del self.streams[key]
+        return out
+
+    def _open(self, key: tuple[str, int, str, int], seq: int, now_ns: int) -> _Stream:
+        old = self.streams.pop(key, None)
+        if old is not None and old.buf:
+            self.lost += 1
+        if len(self.streams) >= self.max_streams:
+            self.expire(now_ns)
+            if len(self.streams) >= self.max_streams:  # still full: the oldest goes
+                oldest = next(iter(self.streams))
+                if self.streams.pop(oldest).buf:
+                    self.lost += 1
+        st = self.streams[key] = _Stream(seq, b"", now_ns)
+        return st
+
+    def expire(self, now_ns: int) -> None:
+        for key, st in list(self.streams.items()):
+            if now_ns - st.seen > self.idle_ns:
+                if st.buf:
+                    self.lost += 1
+                del self.streams[key]
 
 
 _LDH = frozenset(b"-0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZ_abcdefghijklmnopqrstuvwxyz*")
@@ -350,8 +429,9 @@ class DnsTracker:
         self.hold_ns = hold_ns
         self.timeout_ns = timeout_ns
         self.max_pending = max_pending
-        self.malformed = 0
-        self.overflow = 0
+        self.malformed = 0  # messages no parser could read
+        self.overflow = 0  # queries not tracked: max_pending were waiting
+        self.tcp = TcpStreams()
 
     # audit side ----------------------------------------------------------------------------
     def note_connect(
@@ -381,7 +461,14 @@ class DnsTracker:
         pkt = parse_packet(data)
         if pkt is None:
             return
-        m = parse_message(pkt.payload)
+        if pkt.protocol == "udp":
+            self._on_message(pkt, pkt.payload, now_ns)
+            return
+        for msg in self.tcp.feed(pkt, now_ns):
+            self._on_message(pkt, msg, now_ns)
+
+    def _on_message(self, pkt: Packet, payload: bytes, now_ns: int) -> None:
+        m = parse_message(payload)
         if m is None:
             self.malformed += 1
             return
@@ -425,4 +512,11 @@ class DnsTracker:
                 del self.pending[key]
         if len(self.owners) > 4096:
             self.owners = {k: v for k, v in self.owners.items() if v[1] >= now_ns}
+        if self.tcp.streams:
+            self.tcp.expire(now_ns)
         return out
+
+    @property
+    def lost(self) -> int:
+        """DNS messages captured but not reported: unreadable, untracked, or not reassembled."""
+        return self.malformed + self.overflow + self.tcp.lost

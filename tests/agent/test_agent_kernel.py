@@ -16,6 +16,7 @@ import socket
 import subprocess
 import sys
 import threading
+import time
 import uuid
 from pathlib import Path
 
@@ -158,6 +159,16 @@ def test_unix_connect_to_watched_socket(agent: RunningAgent) -> None:
         os.unlink(path)
 
 
+def _recv_exactly(c: socket.socket, n: int) -> bytes:
+    buf = b""
+    while len(buf) < n:
+        chunk = c.recv(n - len(buf))
+        if not chunk:
+            break
+        buf += chunk
+    return buf
+
+
 class _Resolver:
     """A DNS responder on a loopback address, port 53, UDP and TCP (dnslib)."""
 
@@ -198,10 +209,18 @@ class _Resolver:
             except OSError:
                 return
             with c:
-                n = int.from_bytes(c.recv(2), "big")
-                data = c.recv(n)
+                n = int.from_bytes(_recv_exactly(c, 2), "big")
+                data = _recv_exactly(c, n)
                 out = self.answer(data)
-                c.sendall(len(out).to_bytes(2, "big") + out)
+                framed = len(out).to_bytes(2, "big") + out
+                if not str(dnslib.DNSRecord.parse(data).q.qname).startswith("split-"):
+                    c.sendall(framed)
+                    continue
+                # the length alone, then the message in two pieces: three segments (TCP_NODELAY)
+                c.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+                for piece in (framed[:2], framed[2:20], framed[20:]):
+                    c.sendall(piece)
+                    time.sleep(0.02)
 
     def close(self) -> None:
         self.stop = True
@@ -247,6 +266,27 @@ def test_dns_query_tcp_nxdomain(agent: RunningAgent, resolver: _Resolver) -> Non
     assert ev["protocol"] == "tcp"
     assert ev["rcode"] == "NXDOMAIN"
     assert ev.get("answers", []) == []
+
+
+def test_dns_over_tcp_split_across_segments(agent: RunningAgent, resolver: _Resolver) -> None:
+    """The client writes the length prefix and the query separately; the resolver answers in
+    three segments: the stream is reassembled and the answer reported."""
+    name = f"split-{marker()}.example.test"
+    q = dnslib.DNSRecord.question(name, "A").pack()
+    with socket.create_connection((resolver.ip, 53)) as c:
+        c.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+        c.sendall(len(q).to_bytes(2, "big"))
+        time.sleep(0.02)
+        c.sendall(q)
+        n = int.from_bytes(_recv_exactly(c, 2), "big")
+        reply = dnslib.DNSRecord.parse(_recv_exactly(c, n))
+    assert str(reply.rr[0].rdata) == "10.20.30.40"
+    ev = agent.wait_for(
+        lambda e: e["kind"] == "dns_query" and e.get("hostname") == name, what="split tcp dns_query"
+    )
+    assert ev["protocol"] == "tcp" and ev["rcode"] == "NOERROR"
+    assert ev["answers"] == [{"type": "A", "rdata": "10.20.30.40", "ttl": 42}]
+    assert ev["process"]["pid"] == os.getpid()
 
 
 def test_watched_file_write_rename_link_unlink(agent: RunningAgent) -> None:

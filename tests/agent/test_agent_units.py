@@ -6,6 +6,7 @@ import socket
 import struct
 
 import dnslib
+import msgspec
 import pytest
 from hypothesis import given
 from hypothesis import strategies as st
@@ -175,8 +176,10 @@ def _udp4(src: str, dst: str, sport: int, dport: int, payload: bytes) -> bytes:
     return ip + struct.pack("!HHHH", sport, dport, 8 + len(payload), 0) + payload
 
 
-def _tcp6(src: str, dst: str, sport: int, dport: int, payload: bytes) -> bytes:
-    tcp = struct.pack("!HHIIBBHHH", sport, dport, 0, 0, 5 << 4, 0x18, 1000, 0, 0) + payload
+def _tcp6(
+    src: str, dst: str, sport: int, dport: int, payload: bytes, *, seq: int = 0, flags: int = 0x18
+) -> bytes:
+    tcp = struct.pack("!HHIIBBHHH", sport, dport, seq, 0, 5 << 4, flags, 1000, 0, 0) + payload
     ip = struct.pack(
         "!IHBB16s16s",
         6 << 28,
@@ -222,12 +225,79 @@ def test_dns_tracker_fifo_attribution_when_port_unknown_and_timeout() -> None:
 
 def test_dns_over_tcp_ipv6_and_garbage() -> None:
     q = dnslib.DNSRecord.question("t.example", "TXT").pack()
-    pkt = dnscap.parse_packet(_tcp6("fd00::1", "fd00::53", 5555, 53, len(q).to_bytes(2, "big") + q))
-    assert pkt is not None and (pkt.protocol, pkt.dst, pkt.dport) == ("tcp", "fd00::53", 53)
-    assert pkt.payload == q
+    framed = len(q).to_bytes(2, "big") + q
+    pkt = dnscap.parse_packet(_tcp6("fd00::1", "fd00::53", 5555, 53, framed, seq=42))
+    assert pkt is not None and (pkt.protocol, pkt.dst, pkt.dport, pkt.seq) == ("tcp", "fd00::53", 53, 42)
+    assert pkt.payload == framed  # the stream's bytes; TcpStreams cuts the messages
     tr = dnscap.DnsTracker()
     tr.on_packet(_udp4("1.1.1.1", "2.2.2.2", 1, 53, b"\x00garbage"), 1)
     assert tr.malformed == 1
+
+
+def _tcp_answers(tr: dnscap.DnsTracker, segments: list[tuple[int, bytes, int]]) -> None:
+    """Feed the resolver->client direction of one connection as (seq, data, flags) segments."""
+    for seq, data, flags in segments:
+        tr.on_packet(_tcp6("fd00::53", "fd00::1", 53, 5555, data, seq=seq, flags=flags), 2_000)
+
+
+def test_dns_over_tcp_messages_are_reassembled_across_segments() -> None:
+    """A large answer arrives in pieces, the length prefix alone first (as some servers write
+    it), with a retransmitted piece; then two messages in one segment. All are read."""
+    names = ["big.example", "b.example", "c.example"]
+    tr = dnscap.DnsTracker()
+    msgs = []
+    cseq = 500  # the client's stream: the three queries back to back
+    for i, name in enumerate(names):
+        q = dnslib.DNSRecord.question(name, "A")
+        q.header.id = 100 + i
+        framed = len(q.pack()).to_bytes(2, "big") + q.pack()
+        tr.on_packet(_tcp6("fd00::1", "fd00::53", 5555, 53, framed, seq=cseq), 1_000)
+        cseq += len(framed)
+        r = q.reply()
+        for k in range(60 if i == 0 else 1):  # 60 answers: ~1 KiB, more than one segment here
+            r.add_answer(dnslib.RR(name, dnslib.QTYPE.A, rdata=dnslib.A(f"192.0.2.{k}"), ttl=5))
+        msgs.append(len(r.pack()).to_bytes(2, "big") + r.pack())
+    big, rest = msgs[0], msgs[1] + msgs[2]
+    isn = 7_000
+    _tcp_answers(
+        tr,
+        [
+            (isn, b"", dnscap.TCP_SYN | 0x10),
+            (isn + 1, big[:2], 0x18),  # the length prefix alone
+            (isn + 3, big[2:400], 0x18),
+            (isn + 3, big[2:400], 0x18),  # retransmitted
+            (isn + 200, big[199:], 0x18),  # overlaps what came before
+            (isn + 1 + len(big), rest, 0x18),  # two messages in one segment
+            (isn + 1 + len(big) + len(rest), b"", dnscap.TCP_FIN | 0x10),
+        ],
+    )
+    got = {p.hostname: p for p in tr.ready(10**12)}
+    assert set(got) == set(names) and tr.lost == 0
+    big_answers = got["big.example"].answers  # the first 32 are kept (the parser's bound)
+    assert len(big_answers) == 32 and big_answers[31].rdata == "192.0.2.31" and len(big) > 900
+    assert not tr.tcp.streams  # FIN closed the stream
+
+
+def test_dns_over_tcp_holes_and_cut_streams_are_counted_not_silent() -> None:
+    q = dnslib.DNSRecord.question("gap.example", "A").pack()
+    framed = len(q).to_bytes(2, "big") + q
+    tr = dnscap.DnsTracker()
+    isn = 1_000
+    _tcp_answers(
+        tr,
+        [
+            (isn, b"", dnscap.TCP_SYN),
+            (isn + 1, framed[:10], 0x18),
+            (isn + 1 + 10 + 5, framed[15:], 0x18),  # 5 bytes the capture never saw
+        ],
+    )
+    assert tr.tcp.lost == 1 and tr.lost == 1
+    _tcp_answers(tr, [(isn + 1 + len(framed), framed[:8], 0x18), (0, b"", dnscap.TCP_RST)])  # cut mid-message
+    assert tr.tcp.lost == 2 and not tr.tcp.streams
+    tr.tcp.max_streams = 4
+    for port in range(10):  # more streams than the bound, each holding half a message
+        tr.on_packet(_tcp6("fd00::53", "fd00::1", 53, 6000 + port, framed[:8], seq=1), 5)
+    assert len(tr.tcp.streams) == 4 and tr.tcp.lost == 2 + 6
 
 
 @given(st.binary(max_size=200))
@@ -502,3 +572,18 @@ def test_seq_survives_a_lost_state_dir_by_starting_at_the_clock(tmp_path) -> Non
     assert fresh >= before_us
     (state / "seq").write_text(str(fresh + 10**12))  # a saved seq ahead of the clock wins
     assert agent._load_seq() == fresh + 10**12
+
+
+def test_heartbeat_counters_carry_dns_losses() -> None:
+    """A DNS message the agent read but could not report shows in every heartbeat."""
+    from vigil_agent import agent as agent_mod
+
+    a = agent_mod.Agent.__new__(agent_mod.Agent)
+    a.stats = agent_mod.Stats()
+    a.dns = dnscap.DnsTracker()
+    a.bpf = None
+    assert a._counters().dns_lost == 0
+    a.dns.on_packet(_udp4("1.1.1.1", "2.2.2.2", 1, 53, b"\x00garbage"), 1)
+    a.dns.tcp.lost += 2
+    assert a._counters().dns_lost == 3
+    assert b'"dns_lost":3' in msgspec.json.encode(a._counters())

@@ -198,6 +198,7 @@ class Counters(msgspec.Struct, frozen=True, gc=False, omit_defaults=True):
     send_errors: int = 0
     audit_overruns: int = 0  # times the kernel dropped audit multicast for the agent (ENOBUFS)
     ebpf_lost: int = 0  # eBPF records the kernel had no ring buffer room for
+    dns_lost: int = 0  # DNS messages captured but not reported (unreadable, untracked, not reassembled)
     shed: dict[str, int] = {}  # events shed by the limiter, by class (also counted in dropped)
 
 
