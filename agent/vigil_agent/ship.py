@@ -94,7 +94,9 @@ def gzip_compressor(level: int) -> Any:
 
 class Sink(Protocol):
     def submit(self, batch: Batch, lines: list[bytes], hold_s: float = 0.0) -> None:
-        """``hold_s``: how long the batch may wait for the next ones (0: send now)."""
+        """``lines``: the batch's NDJSON lines for a plain sink (empty for a gzip'd batch: its
+        payload was compressed as it filled). ``hold_s``: how long the batch may wait for the
+        next ones (0: send now)."""
 
     def close(self, timeout: float) -> None: ...
 
@@ -124,7 +126,11 @@ class Batcher:
         self.gzip_level = gzip_level
         self.compress = compress
         self.clock = clock
-        self.lines: list[bytes] = []  # encoded events; an item may hold several (add_lines)
+        # the batch: gzip'd as it fills (no 1 MiB join and copy at the seal), or for a plain sink
+        # its lines (an item may hold several events: add_lines)
+        self.lines: list[bytes] = []
+        self._comp: Any = None
+        self._gz: list[bytes] = []
         self.count = 0  # events in ``lines``
         self.size = 0
         self.opened = 0.0
@@ -138,7 +144,7 @@ class Batcher:
         self._host_key = b'{"host":' + _encode(host) + b","  # add_lines: a batch's first line
 
     def add(self, event: wire.WireEvent) -> None:
-        if not self.lines:
+        if not self.count:
             if event.host is None:
                 event = _replace(event, host=self.host)
             self.opened = self.clock()
@@ -157,14 +163,28 @@ class Batcher:
                     self._raw.clear()
                 self._raw[id(p)] = (p, None)
         line = _encode(event)
-        if self.size + len(line) + 1 > self.max_bytes and self.lines:
+        if self.size + len(line) + 1 > self.max_bytes and self.count:
             self.seal(full=True)
             self.add(event)
             return
-        self.lines.append(line)
+        self._append(line)
         self.count += 1
         self.size += len(line) + 1
         self.last_seq = event.seq
+
+    def _append(self, piece: bytes | memoryview, head: bytes = b"") -> None:
+        """Encoded events (``head`` + ``piece``, joined without a copy when compressing)."""
+        if not self.compress:
+            self.lines.append(head + piece if head else bytes(piece))
+            return
+        comp = self._comp
+        if comp is None:
+            comp = self._comp = gzip_compressor(self.gzip_level)
+        gz = self._gz
+        for data in (head, piece, b"\n") if head else (piece, b"\n"):
+            out = comp.compress(data)
+            if out:
+                gz.append(out)
 
     def encoded(self, p: wire.Process) -> bytes:
         """A process's block as every event of it carries it (encoded once, cached like ``add``'s)."""
@@ -186,20 +206,21 @@ class Batcher:
                 part, chunk = chunk, b""
             else:
                 cut = chunk.rfind(b"\n", 0, room + 1)
-                if cut <= 0 and self.lines:
+                if cut <= 0 and self.count:
                     self.seal(full=True)
                     continue
                 if cut <= 0:  # one line larger than a batch: it goes alone
                     cut = chunk.find(b"\n")
                     cut = len(chunk) if cut < 0 else cut
-                part, chunk = chunk[:cut], chunk[cut + 1 :]
+                part, chunk = chunk[:cut], chunk[cut + 1 :]  # (rare: a batch fills up mid-pass)
             k = n if not chunk else part.count(b"\n") + 1  # the last part: what is left
             n -= k
-            if not self.lines:  # the batch's first event carries the host (key order is free)
-                part = self._host_key + part[1:]
+            if not self.count:  # the batch's first event carries the host (key order is free)
                 self.opened = self.clock()
                 self.first_seq = first_seq
-            self.lines.append(part)
+                self._append(memoryview(part)[1:], self._host_key)
+            else:
+                self._append(part)
             self.count += k
             self.size += len(part) + 1
             first_seq += k
@@ -208,11 +229,11 @@ class Batcher:
                 self.seal(full=True)
 
     def due(self) -> bool:
-        return bool(self.lines) and self.clock() - self.opened >= self.flush_s - self.lag_s
+        return bool(self.count) and self.clock() - self.opened >= self.flush_s - self.lag_s
 
     def due_in(self) -> float:
         """Seconds until the open batch is due (infinity when there is none)."""
-        if not self.lines:
+        if not self.count:
             return float("inf")
         return max(0.0, self.opened + self.flush_s - self.lag_s - self.clock())
 
@@ -220,14 +241,14 @@ class Batcher:
         """Seal and submit the open batch. A batch sealed because it is ``full`` may wait, at the
         sink, until its first event is ``flush_s`` old; any other seal (due, start, stop) is sent
         at once, and takes the held batches with it."""
-        if not self.lines:
+        if not self.count:
             return None
-        body = b"\n".join(self.lines)  # the final newline is fed separately: no 1 MiB copy
         if self.compress:
-            c = gzip_compressor(self.gzip_level)
-            payload = c.compress(body) + c.compress(b"\n") + c.flush()
+            self._gz.append(self._comp.flush())
+            payload = b"".join(self._gz)
+            self._comp, self._gz = None, []
         else:
-            payload = body + b"\n"
+            payload = b"\n".join(self.lines) + b"\n"
         bid = max(time.time_ns(), self._last_id + 1)
         self._last_id = bid
         batch = Batch(bid, self.count, payload, self.first_seq, self.last_seq)
