@@ -10,7 +10,11 @@
  *   - connect / accept / listen (inet, inet6) of a process whose block Python registered
  *     (vf_set): the NDJSON line is written to ctx->out, byte for byte what msgspec writes for the
  *     same wire event (tests/agent/test_fastpath.py compares them), with the next seq;
- *   - anything else (exec, exit, a process not registered, a DNS-port connect that Python
+ *   - an exec whose every part C can write exactly as Python would (its parent registered, its
+ *     binary's hash, its user's name and its fds 0/1/2 already known, plain printable ASCII
+ *     strings, no truncated environment) becomes its process_exec line, and the new process is
+ *     registered: its block, the brief its children's lineage starts with, its lineage;
+ *   - anything else (another exec, exit, a process not registered, a DNS-port connect that Python
  *     attributes, unix sockets, /proc/<pid>/mem, library loads, an odd record) is queued, in
  *     order, in ctx->slow for Python, which handles the queue after the pass.
  *
@@ -25,7 +29,9 @@
  */
 #define _GNU_SOURCE
 #include <arpa/inet.h>
+#include <dlfcn.h>
 #include <errno.h>
+#include <stdio.h>
 #include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
@@ -33,6 +39,10 @@
 
 /* the record layouts of agent/bpf/vigil.bpf.c (pinned there with static asserts) */
 enum { EV_EXEC = 1, EV_EXIT = 2, EV_CONNECT = 3, EV_ACCEPT = 4, EV_LISTEN = 5 };
+enum { F_EXE_UNLINKED = 1, F_ENV_TRUNC = 4 };
+#define FDINFO_SIZE 168
+#define ARGS_MAX 4096
+#define ENV_MAX 4096
 
 struct hdr {
 	uint32_t kind, pid, tid, ppid;
@@ -56,7 +66,22 @@ struct net_ev {
 	char path[112];
 };
 
+struct exec_ev {
+	struct hdr h;
+	uint64_t exe_ino;
+	int64_t exe_size;
+	int64_t exe_mtime_sec;
+	uint32_t exe_mtime_nsec, exe_dev, ns_pid, flags, args_len, env_len, exe_len, cwd_len;
+	uint8_t fds[3][FDINFO_SIZE];
+	char tty[32];
+	char cgroup[128];
+	char exe[1024];
+	char cwd[1024];
+	char data[ARGS_MAX + ENV_MAX];
+};
+
 _Static_assert(sizeof(struct hdr) == 64, "hdr layout");
+_Static_assert(__builtin_offsetof(struct exec_ev, data) == 2832, "exec layout");
 _Static_assert(sizeof(struct exit_ev) == 72, "exit layout");
 _Static_assert(sizeof(struct net_ev) == 224, "net layout");
 
@@ -69,12 +94,52 @@ _Static_assert(sizeof(struct net_ev) == 224, "net layout");
 #define LINE_MAX_ 512       /* a line's bytes besides its process block */
 #define EINPROGRESS_ 115
 
+#define LINEAGE_DEPTH 5
+#define NO_START UINT64_MAX /* registered for its children's lineage only: no record matches */
+
 struct vf_proc {
-	uint32_t pid; /* 0: empty slot */
-	uint32_t len; /* 0: the process is excluded: its records are dropped (and counted) */
+	uint32_t pid;   /* 0: empty slot */
+	uint32_t len;   /* of block; 0: the process is excluded: its records are dropped (counted) */
 	uint64_t start_ns; /* the process's start as records carry it: a reused pid does not match */
-	char *block;
+	char *block;    /* the process as events carry it (JSON) */
+	char *brief;    /* what its children's lineage starts with; NULL: registered for lines only */
+	char *lineage;  /* its ancestors' briefs, nearest first, NUL separated */
+	uint32_t brief_len, lineage_len;
+	uint32_t n_lineage;
+	uint32_t item_end[LINEAGE_DEPTH]; /* where each ancestor's brief ends in lineage */
+	char uuid[40];
+	uint8_t py;     /* Python holds it too (registered it, or fetched it): its exit is queued */
+	uint8_t dead;   /* exited: kept GRACE_NS for late records (audit's, Python's queue) */
 };
+
+struct vf_hash { /* an executable's sha256 by (dev, inode, mtime, size), as Python's HashCache */
+	uint64_t ino;
+	int64_t mtime_ns, size;
+	uint32_t dev, used;
+	char hex[65];
+};
+
+struct vf_user {
+	uint32_t uid, used;
+	char name[33]; /* "" for a uid with no name */
+};
+
+struct vf_stdio { /* an fd's record (168 bytes) -> its Stdio JSON ("" for no such fd) */
+	uint8_t raw[FDINFO_SIZE];
+	uint32_t used, len;
+	char json[400];
+};
+
+struct vf_dead {
+	uint32_t pid;
+	uint64_t start_ns, exit_ns;
+};
+
+#define GRACE_NS 2000000000ULL /* late records of a gone process (audit's: milliseconds late) find it */
+#define N_HASHES 4096
+#define N_USERS 256
+#define N_STDIO 1024
+typedef unsigned char *(*sha1_fn)(const unsigned char *, size_t, unsigned char *);
 
 /* The part Python reads and writes (mirrored by fastpath.py's _Ctx). */
 struct vf_ctx {
@@ -98,9 +163,21 @@ struct vf_ctx {
 	uint64_t slow_len;
 	uint64_t n_slow;
 	uint32_t n_procs;     /* registered process blocks */
-	uint32_t pad;
+	uint32_t exec_on;     /* in: execs may be written here (Python's table enriches, no exe is
+	                       * excluded), else every exec goes to Python */
 	uint64_t proc_bytes;
+	uint64_t execs;       /* process_exec lines written here */
+	int64_t btime_ns;     /* in: boot time, wall clock ns (created_time) */
+	uint64_t tick_ns;     /* in: ns per clock tick (/proc/<pid>/stat's unit) */
+	char boot[40];        /* in: the boot id (process uuids) */
 	/* private */
+	struct vf_hash *hashes;
+	struct vf_user *users;
+	struct vf_stdio *stdio;
+	struct vf_dead *dead; /* exits, oldest first (a ring): their entries go GRACE_NS later */
+	uint32_t dead_head, n_dead, max_dead;
+	uint64_t now_ns;      /* the latest exit's time (CLOCK_BOOTTIME) */
+	sha1_fn sha1;
 	uint64_t out_cap;
 	uint64_t slow_cap;
 	struct vf_proc *slots;
@@ -131,16 +208,33 @@ struct vf_ctx *vf_new(uint32_t max_procs, uint64_t max_proc_bytes)
 	c->out_cap = c->slow_cap = 256 << 10;
 	c->out = malloc(c->out_cap);
 	c->slow = malloc(c->slow_cap);
-	if (!c->slots || !c->slow || !c->out) {
+	c->hashes = calloc(N_HASHES, sizeof(*c->hashes));
+	c->users = calloc(N_USERS, sizeof(*c->users));
+	c->stdio = calloc(N_STDIO, sizeof(*c->stdio));
+	c->max_dead = 8192;
+	c->dead = calloc(c->max_dead, sizeof(*c->dead));
+	if (!c->slots || !c->slow || !c->out || !c->hashes || !c->users || !c->stdio || !c->dead) {
 		free(c->slots);
 		free(c->slow);
 		free(c->out);
+		free(c->hashes);
+		free(c->users);
+		free(c->stdio);
+		free(c->dead);
 		free(c);
 		return NULL;
 	}
 	c->mask = cap - 1;
 	c->max_procs = max_procs;
 	c->max_proc_bytes = max_proc_bytes;
+	/* SHA-1 for process uuids, from the OpenSSL that Python's hashlib already loaded; without
+	 * it every exec goes to Python */
+	const char *names[] = {"libcrypto.so.3", "libcrypto.so.1.1", "libcrypto.so"};
+	for (unsigned i = 0; i < sizeof(names) / sizeof(*names) && !c->sha1; i++) {
+		void *h = dlopen(names[i], RTLD_NOW | RTLD_LOCAL);
+		if (h)
+			*(void **)&c->sha1 = dlsym(h, "SHA1");
+	}
 	return c;
 }
 
@@ -155,6 +249,14 @@ static struct vf_proc *find(struct vf_ctx *c, uint32_t pid)
 	}
 }
 
+static void free_parts(struct vf_ctx *c, struct vf_proc *s)
+{
+	c->proc_bytes -= (uint64_t)s->len + s->brief_len + s->lineage_len;
+	free(s->block);
+	free(s->brief);
+	free(s->lineage);
+}
+
 /* Remove pid; linear probing with backward-shift deletion (no tombstones). */
 void vf_forget(struct vf_ctx *c, uint32_t pid)
 {
@@ -164,8 +266,7 @@ void vf_forget(struct vf_ctx *c, uint32_t pid)
 			return;
 		i = (i + 1) & c->mask;
 	}
-	free(c->slots[i].block);
-	c->proc_bytes -= c->slots[i].len;
+	free_parts(c, &c->slots[i]);
 	c->n_procs--;
 	for (uint32_t j = (i + 1) & c->mask; c->slots[j].pid; j = (j + 1) & c->mask) {
 		uint32_t home = hash32(c->slots[j].pid) & c->mask;
@@ -178,37 +279,170 @@ void vf_forget(struct vf_ctx *c, uint32_t pid)
 	c->slots[i] = (struct vf_proc){0};
 }
 
-/* Register (or replace) the encoded process block for pid; len 0 marks it excluded.
- * Returns 0, or -ENOSPC when the table's bounds are reached (the pid then stays with Python). */
-int vf_set(struct vf_ctx *c, uint32_t pid, uint64_t start_ns, const char *block, uint32_t len)
+static char *dup(const char *src, uint32_t len)
 {
-	char *copy = NULL;
-	if (!pid)
+	char *d = malloc(len ? len : 1);
+	if (d && len)
+		memcpy(d, src, len);
+	return d;
+}
+
+/* Register (or replace) pid: its block (len 0: excluded), and when brief is given its brief,
+ * uuid and lineage (the ancestors' briefs, n of them, separated by NUL bytes: JSON has none).
+ * Returns 0, or -ENOSPC when the table's bounds are reached (the pid then stays with Python). */
+int vf_set(struct vf_ctx *c, uint32_t pid, uint64_t start_ns, const char *block, uint32_t len,
+	   const char *uuid, const char *brief, uint32_t brief_len, const char *lineage,
+	   uint32_t lineage_len, uint32_t n, uint8_t py)
+{
+	if (!pid || n > LINEAGE_DEPTH)
 		return -EINVAL;
 	vf_forget(c, pid);
-	if (c->n_procs >= c->max_procs || c->proc_bytes + len > c->max_proc_bytes)
+	uint64_t bytes = (uint64_t)len + brief_len + lineage_len;
+	if (c->n_procs >= c->max_procs || c->proc_bytes + bytes > c->max_proc_bytes)
 		return -ENOSPC;
-	if (len) {
-		copy = malloc(len);
-		if (!copy)
-			return -ENOMEM;
-		memcpy(copy, block, len);
+	struct vf_proc e = {.pid = pid, .len = len, .start_ns = start_ns, .py = py};
+	e.block = dup(block, len);
+	if (brief) {
+		e.brief = dup(brief, brief_len);
+		e.brief_len = brief_len;
+		e.lineage = dup(lineage, lineage_len);
+		if (e.lineage) { /* where each item ends */
+			uint32_t k = 0;
+			for (uint32_t i = 0; i <= lineage_len && k < n; i++)
+				if (i == lineage_len || !lineage[i])
+					e.item_end[k++] = i;
+			e.lineage_len = lineage_len;
+			e.n_lineage = k;
+		}
+		snprintf(e.uuid, sizeof(e.uuid), "%s", uuid ? uuid : "");
+	}
+	if (!e.block || (brief && (!e.brief || !e.lineage))) {
+		free(e.block);
+		free(e.brief);
+		free(e.lineage);
+		return -ENOMEM;
 	}
 	uint32_t i = hash32(pid) & c->mask;
 	while (c->slots[i].pid)
 		i = (i + 1) & c->mask;
-	c->slots[i] = (struct vf_proc){.pid = pid, .len = len, .start_ns = start_ns, .block = copy};
+	c->slots[i] = e;
 	c->n_procs++;
-	c->proc_bytes += len;
+	c->proc_bytes += bytes;
 	return 0;
+}
+
+/* The block of a process C registered, for Python's table (which then holds it too). */
+uint32_t vf_get(struct vf_ctx *c, uint32_t pid, const char **block)
+{
+	struct vf_proc *s = find(c, pid);
+	if (!s || !s->len)
+		return 0;
+	s->py = 1;
+	*block = s->block;
+	return s->len;
+}
+
+int vf_set_hash(struct vf_ctx *c, uint32_t dev, uint64_t ino, int64_t mtime_ns, int64_t size, const char *hex)
+{
+	uint32_t h = hash32((uint32_t)(ino ^ (ino >> 32)) ^ dev ^ (uint32_t)mtime_ns);
+	for (uint32_t k = 0; k < 16; k++) {
+		struct vf_hash *e = &c->hashes[(h + k) % N_HASHES];
+		if (!e->used || (e->ino == ino && e->dev == dev && e->mtime_ns == mtime_ns && e->size == size)) {
+			*e = (struct vf_hash){.ino = ino, .mtime_ns = mtime_ns, .size = size, .dev = dev, .used = 1};
+			snprintf(e->hex, sizeof(e->hex), "%s", hex);
+			return 0;
+		}
+	}
+	return -ENOSPC;
+}
+
+static const char *get_hash(struct vf_ctx *c, uint32_t dev, uint64_t ino, int64_t mtime_ns, int64_t size)
+{
+	uint32_t h = hash32((uint32_t)(ino ^ (ino >> 32)) ^ dev ^ (uint32_t)mtime_ns);
+	for (uint32_t k = 0; k < 16; k++) {
+		struct vf_hash *e = &c->hashes[(h + k) % N_HASHES];
+		if (!e->used)
+			return NULL;
+		if (e->ino == ino && e->dev == dev && e->mtime_ns == mtime_ns && e->size == size)
+			return e->hex;
+	}
+	return NULL;
+}
+
+int vf_set_user(struct vf_ctx *c, uint32_t uid, const char *name)
+{
+	for (uint32_t k = 0; k < N_USERS; k++) {
+		struct vf_user *e = &c->users[(uid + k) % N_USERS];
+		if (!e->used || e->uid == uid) {
+			e->uid = uid;
+			e->used = 1;
+			snprintf(e->name, sizeof(e->name), "%s", name);
+			return strlen(name) < sizeof(e->name) ? 0 : -E2BIG;
+		}
+	}
+	return -ENOSPC;
+}
+
+static const char *get_user(struct vf_ctx *c, uint32_t uid)
+{
+	for (uint32_t k = 0; k < N_USERS; k++) {
+		struct vf_user *e = &c->users[(uid + k) % N_USERS];
+		if (!e->used)
+			return NULL;
+		if (e->uid == uid)
+			return e->name;
+	}
+	return NULL;
+}
+
+static uint32_t fnv(const uint8_t *p, size_t n)
+{
+	uint32_t h = 2166136261U;
+	while (n--)
+		h = (h ^ *p++) * 16777619U;
+	return h;
+}
+
+int vf_set_stdio(struct vf_ctx *c, const uint8_t *raw, const char *json, uint32_t len)
+{
+	if (len >= sizeof(c->stdio[0].json))
+		return -E2BIG;
+	uint32_t h = fnv(raw, FDINFO_SIZE);
+	for (uint32_t k = 0; k < 16; k++) {
+		struct vf_stdio *e = &c->stdio[(h + k) % N_STDIO];
+		if (!e->used || !memcmp(e->raw, raw, FDINFO_SIZE)) {
+			memcpy(e->raw, raw, FDINFO_SIZE);
+			memcpy(e->json, json, len);
+			e->len = len;
+			e->used = 1;
+			return 0;
+		}
+	}
+	return -ENOSPC;
+}
+
+static const struct vf_stdio *get_stdio(struct vf_ctx *c, const uint8_t *raw)
+{
+	uint32_t h = fnv(raw, FDINFO_SIZE);
+	for (uint32_t k = 0; k < 16; k++) {
+		struct vf_stdio *e = &c->stdio[(h + k) % N_STDIO];
+		if (!e->used)
+			return NULL;
+		if (!memcmp(e->raw, raw, FDINFO_SIZE))
+			return e;
+	}
+	return NULL;
 }
 
 void vf_clear(struct vf_ctx *c)
 {
 	for (uint32_t i = 0; i <= c->mask; i++) {
-		free(c->slots[i].block);
+		if (c->slots[i].pid)
+			free_parts(c, &c->slots[i]);
 		c->slots[i] = (struct vf_proc){0};
 	}
+	c->n_dead = 0;
+	c->dead_head = 0;
 	c->n_procs = 0;
 	c->proc_bytes = 0;
 }
@@ -221,6 +455,10 @@ void vf_free(struct vf_ctx *c)
 	free(c->slots);
 	free(c->slow);
 	free(c->out);
+	free(c->hashes);
+	free(c->users);
+	free(c->stdio);
+	free(c->dead);
 	free(c);
 }
 
@@ -231,6 +469,22 @@ void vf_reset(struct vf_ctx *c)
 	c->lines = 0;
 	c->slow_len = 0;
 	c->n_slow = 0;
+}
+
+/* Processes that exited GRACE_NS ago go (or the oldest exit, to make room: force). */
+static void expire(struct vf_ctx *c, int force)
+{
+	while (c->n_dead) {
+		struct vf_dead *d = &c->dead[c->dead_head];
+		if (!force && d->exit_ns + GRACE_NS > c->now_ns)
+			break;
+		struct vf_proc *s = find(c, d->pid);
+		if (s && s->dead && s->start_ns == d->start_ns) /* not a new image of a reused pid */
+			vf_forget(c, d->pid);
+		c->dead_head = (c->dead_head + 1) % c->max_dead;
+		c->n_dead--;
+		force = 0;
+	}
 }
 
 static char *put(char *p, const char *s, size_t n)
@@ -337,7 +591,7 @@ static int net(struct vf_ctx *c, const struct net_ev *r, size_t size)
 	if (r->h.pid == c->self_pid)
 		return 0;
 	struct vf_proc *proc = find(c, r->h.pid);
-	if (!proc || proc->start_ns != r->h.start_ns)
+	if (!proc || proc->start_ns != r->h.start_ns || proc->dead)
 		return slow(c, r, size);
 	if (c->n_comms && excluded_comm(c, r->h.comm)) {
 		c->ignored++;
@@ -393,6 +647,353 @@ static int net(struct vf_ctx *c, const struct net_ev *r, size_t size)
 	return 0;
 }
 
+/* A JSON string body as msgspec writes it, for printable ASCII only (" and \\ escaped); NULL
+ * for anything else (control bytes, non-ASCII, invalid UTF-8): Python writes those. */
+static char *put_jstr(char *p, const char *s, size_t n)
+{
+	for (size_t i = 0; i < n; i++) {
+		unsigned char ch = (unsigned char)s[i];
+		if (ch < 0x20 || ch > 0x7e)
+			return NULL;
+		if (ch == '"' || ch == '\\')
+			*p++ = '\\';
+		*p++ = (char)ch;
+	}
+	return p;
+}
+
+static size_t cstrlen(const char *s, size_t max)
+{
+	const char *z = memchr(s, 0, max);
+	return z ? (size_t)(z - s) : max;
+}
+
+/* A path as the kernel walk records it (components leaf first, NUL terminated each) into
+ * out, as bpfsensor._path makes it; returns its length, or -1 if it does not fit. */
+static long walk_path(char *out, size_t cap, const char *raw, size_t n)
+{
+	size_t end = n, len = 0;
+	if (end && !raw[end - 1])
+		end--; /* the last component's terminator */
+	/* components are raw[..] split at NULs; write them last to first */
+	size_t stop = end;
+	for (long i = (long)end - 1;; i--) {
+		if (i < 0 || !raw[i]) {
+			size_t start = (size_t)(i + 1), clen = stop - start;
+			if (len + 1 + clen > cap)
+				return -1;
+			out[len++] = '/';
+			memcpy(out + len, raw + start, clen);
+			len += clen;
+			stop = (size_t)i;
+			if (i < 0)
+				break;
+		}
+	}
+	return (long)len;
+}
+
+#define SCRATCH (128 << 10)
+static __thread char scratch[3][SCRATCH]; /* block, brief, lineage being built */
+
+/* The process_exec line of r, written exactly as the Python path would, and the new process
+ * registered; 1 when done, 0 when Python must do it (nothing was changed then). */
+static int exec_line(struct vf_ctx *c, const struct exec_ev *r, size_t size)
+{
+	const size_t fixed = __builtin_offsetof(struct exec_ev, data);
+	if (!c->exec_on || !c->sha1 || size < fixed)
+		return 0;
+	uint32_t al = r->args_len, el = r->env_len, pid = r->h.pid;
+	if (size != fixed + al + el || al >= ARGS_MAX || el >= ENV_MAX || r->flags & F_ENV_TRUNC)
+		return 0;
+	char exe[1100], cwd[1100];
+	long exe_n = 0, cwd_n = 0;
+	if (r->exe_len) {
+		exe_n = walk_path(exe, sizeof(exe) - 16, r->exe, r->exe_len < 1024 ? r->exe_len : 1024);
+		if (exe_n < 0)
+			return 0;
+		if (r->flags & F_EXE_UNLINKED) {
+			memcpy(exe + exe_n, " (deleted)", 10);
+			exe_n += 10;
+		}
+	}
+	if (exe_n >= 7 && !memcmp(exe, "/memfd:", 7))
+		return 0; /* also a memfd_exec event: Python's */
+	if (r->cwd_len) {
+		cwd_n = walk_path(cwd, sizeof(cwd), r->cwd, r->cwd_len < 1024 ? r->cwd_len : 1024);
+		if (cwd_n < 0)
+			return 0;
+	}
+	/* the caches Python fills: the binary's hash, the user's name, fds 0/1/2, the parent */
+	int64_t mtime_ns = r->exe_mtime_sec * 1000000000LL + r->exe_mtime_nsec;
+	const char *sha = get_hash(c, r->exe_dev, r->exe_ino, mtime_ns, r->exe_size);
+	const char *user = get_user(c, r->h.uid);
+	const struct vf_stdio *fd[3];
+	for (int i = 0; i < 3; i++)
+		if (!(fd[i] = get_stdio(c, r->fds[i])))
+			return 0;
+	struct vf_proc *parent = NULL;
+	if (r->h.ppid) {
+		parent = find(c, r->h.ppid);
+		if (!parent || !parent->brief)
+			return 0;
+	}
+	if (!sha || !user)
+		return 0;
+	size_t comm_n = cstrlen(r->h.comm, 16), tty_n = cstrlen(r->tty, 32);
+	if (tty_n == 6 && !memcmp(r->tty, "(none)", 6))
+		tty_n = 0;
+	/* the container: the first run of 64 lowercase hex digits in the cgroup's name */
+	const char *cid = NULL;
+	for (size_t i = 0, run = 0, n = cstrlen(r->cgroup, 128); i < n && !cid; i++) {
+		char ch = r->cgroup[i];
+		run = ((ch >= '0' && ch <= '9') || (ch >= 'a' && ch <= 'f')) ? run + 1 : 0;
+		if (run == 64)
+			cid = r->cgroup + i - 63;
+	}
+	/* LD_PRELOAD / LD_LIBRARY_PATH: the last of each in the environment */
+	const char *pre = NULL, *lib = NULL;
+	size_t pre_n = 0, lib_n = 0;
+	for (const char *e = r->data + al, *end = r->data + al + el; e < end;) {
+		const char *z = memchr(e, 0, (size_t)(end - e));
+		size_t n = z ? (size_t)(z - e) : (size_t)(end - e);
+		if (n >= 11 && !memcmp(e, "LD_PRELOAD=", 11)) {
+			pre = e + 11;
+			pre_n = n - 11;
+		} else if (n >= 16 && !memcmp(e, "LD_LIBRARY_PATH=", 16)) {
+			lib = e + 16;
+			lib_n = n - 16;
+		}
+		e += n + 1;
+	}
+	/* uuid: sha1("<boot>:<pid>:<start ticks>") as 8-4-4-4-12 hex, as proctable.stable_uuid */
+	uint64_t ticks = r->h.start_ns / c->tick_ns;
+	char key[96], uuid[40];
+	int kn = snprintf(key, sizeof(key), "%s:%u:%llu", c->boot, pid, (unsigned long long)ticks);
+	unsigned char d[20];
+	c->sha1((const unsigned char *)key, (size_t)kn, d);
+	static const char hx[] = "0123456789abcdef";
+	for (int i = 0, k = 0; i < 16; i++) {
+		if (i == 4 || i == 6 || i == 8 || i == 10)
+			uuid[k++] = '-';
+		uuid[k++] = hx[d[i] >> 4];
+		uuid[k++] = hx[d[i] & 15];
+		uuid[k] = 0;
+	}
+	int64_t created = c->btime_ns + (int64_t)(ticks * 1000000000ULL / (1000000000ULL / c->tick_ns));
+
+	char *b = scratch[0], *q = scratch[1], *p;
+	/* the parts block and brief share, in Process's field order */
+	p = PUT(b, "{\"pid\":");
+	p = put_u64(p, pid);
+	p = PUT(p, ",\"uid\":\"");
+	p = put(p, uuid, 36);
+	*p++ = '"';
+	if (comm_n) {
+		p = PUT(p, ",\"name\":\"");
+		if (!(p = put_jstr(p, r->h.comm, comm_n)))
+			return 0;
+		*p++ = '"';
+	}
+	char *cmd_at = p; /* cmd_line, args */
+	const char *cl = NULL; /* the cmd_line string's body in the block */
+	size_t n_args = 0, cl_n = 0;
+	if (al) { /* args: split at NULs, the trailing empty one dropped */
+		size_t end = !r->data[al - 1] ? al - 1 : al;
+		char *cmd = scratch[2] + SCRATCH / 2, *cm = cmd; /* cmd_line's body */
+		char *args = scratch[2], *a = PUT(args, ",\"args\":[");
+		for (size_t i = 0, start = 0; i <= end; i++) {
+			if (i == end || !r->data[i]) {
+				if (n_args) {
+					*cm++ = ' ';
+					*a++ = ',';
+				}
+				*a++ = '"';
+				if (!(cm = put_jstr(cm, r->data + start, i - start)) ||
+				    !(a = put_jstr(a, r->data + start, i - start)))
+					return 0;
+				*a++ = '"';
+				n_args++;
+				start = i + 1;
+			}
+		}
+		*a++ = ']';
+		if (cm > cmd) {
+			p = PUT(p, ",\"cmd_line\":\"");
+			cl = p;
+			p = put(p, cmd, (size_t)(cm - cmd));
+			cl_n = (size_t)(cm - cmd);
+			*p++ = '"';
+		}
+		p = put(p, args, (size_t)(a - args));
+	}
+	/* the brief takes everything so far but args, with cmd_line cut at 256 characters */
+	char *f = p; /* file, user, euid: the brief takes them too */
+	if (exe_n || sha[0] || mtime_ns) {
+		p = PUT(p, ",\"file\":{");
+		int first = 1;
+		if (exe_n) {
+			const char *base = memrchr(exe, '/', (size_t)exe_n);
+			base = base ? base + 1 : exe;
+			p = PUT(p, "\"path\":\"");
+			if (!(p = put_jstr(p, exe, (size_t)exe_n)))
+				return 0;
+			if (base < exe + exe_n) {
+				p = PUT(p, "\",\"name\":\"");
+				if (!(p = put_jstr(p, base, (size_t)(exe + exe_n - base))))
+					return 0;
+			}
+			*p++ = '"';
+			first = 0;
+		}
+		if (sha[0]) {
+			p = first ? PUT(p, "\"sha256\":\"") : PUT(p, ",\"sha256\":\"");
+			p = put(p, sha, strlen(sha));
+			*p++ = '"';
+			first = 0;
+		}
+		if (mtime_ns) {
+			p = first ? PUT(p, "\"modified_time\":") : PUT(p, ",\"modified_time\":");
+			p = put_i64(p, mtime_ns);
+		}
+		*p++ = '}';
+	}
+	p = PUT(p, ",\"user\":{\"uid\":");
+	p = put_u64(p, r->h.uid);
+	if (user[0]) {
+		p = PUT(p, ",\"name\":\"");
+		if (!(p = put_jstr(p, user, strlen(user))))
+			return 0;
+		*p++ = '"';
+	}
+	p = PUT(p, "},\"euid\":");
+	p = put_u64(p, r->h.euid);
+	char *f_end = p;
+	p = PUT(p, ",\"gid\":");
+	p = put_u64(p, r->h.gid);
+	p = PUT(p, ",\"egid\":");
+	p = put_u64(p, r->h.egid);
+	if (cwd_n) {
+		p = PUT(p, ",\"working_directory\":\"");
+		if (!(p = put_jstr(p, cwd, (size_t)cwd_n)))
+			return 0;
+		*p++ = '"';
+	}
+	char *ct = p; /* created_time, container_uid: the brief's too */
+	if (created) {
+		p = PUT(p, ",\"created_time\":");
+		p = put_i64(p, created);
+	}
+	char *ct_end = p;
+	if (cid && r->ns_pid && r->ns_pid != pid) {
+		p = PUT(p, ",\"namespace_pid\":");
+		p = put_u64(p, r->ns_pid);
+	}
+	char *cu = p;
+	if (cid) {
+		p = PUT(p, ",\"container_uid\":\"");
+		p = put(p, cid, 64);
+		*p++ = '"';
+	}
+	char *cu_end = p;
+	if (pre_n) {
+		p = PUT(p, ",\"ld_preload\":\"");
+		if (!(p = put_jstr(p, pre, pre_n)))
+			return 0;
+		*p++ = '"';
+	}
+	if (lib_n) {
+		p = PUT(p, ",\"ld_library_path\":\"");
+		if (!(p = put_jstr(p, lib, lib_n)))
+			return 0;
+		*p++ = '"';
+	}
+	if (tty_n) {
+		p = PUT(p, ",\"tty\":\"");
+		if (!(p = put_jstr(p, r->tty, tty_n)))
+			return 0;
+		*p++ = '"';
+	}
+	static const char *const names[] = {",\"stdin\":", ",\"stdout\":", ",\"stderr\":"};
+	for (int i = 0; i < 3; i++)
+		if (fd[i]->len) {
+			p = put(p, names[i], strlen(names[i]));
+			p = put(p, fd[i]->json, fd[i]->len);
+		}
+	char *tail = p; /* exe_deleted, ppid, parent_uid: the brief's too */
+	if (r->flags & F_EXE_UNLINKED && exe_n)
+		p = PUT(p, ",\"exe_deleted\":true");
+	if (r->h.ppid) {
+		p = PUT(p, ",\"ppid\":");
+		p = put_u64(p, r->h.ppid);
+	}
+	if (parent && parent->uuid[0]) {
+		p = PUT(p, ",\"parent_uid\":\"");
+		p = put(p, parent->uuid, strlen(parent->uuid));
+		*p++ = '"';
+	}
+	char *tail_end = p;
+	/* lineage: the parent's brief, then its own lineage's first LINEAGE_DEPTH - 1 */
+	char *lin = scratch[2];
+	size_t lin_n = 0;
+	uint32_t n_lin = 0;
+	if (parent) {
+		memcpy(lin, parent->brief, parent->brief_len);
+		lin_n = parent->brief_len;
+		uint32_t keep = parent->n_lineage < LINEAGE_DEPTH - 1 ? parent->n_lineage : LINEAGE_DEPTH - 1;
+		if (keep) {
+			uint32_t upto = parent->item_end[keep - 1];
+			lin[lin_n++] = 0;
+			memcpy(lin + lin_n, parent->lineage, upto);
+			lin_n += upto;
+		}
+		p = PUT(p, ",\"lineage\":[");
+		for (size_t i = 0; i < lin_n; i++)
+			*p++ = lin[i] ? lin[i] : ',';
+		*p++ = ']';
+		n_lin = 1 + keep;
+	}
+	*p++ = '}';
+	size_t block_n = (size_t)(p - b);
+
+	/* the brief: pid, uid, name, cmd_line[:256], file, user, euid, created_time, container_uid,
+	 * exe_deleted, ppid, parent_uid */
+	char *w = put(q, b, (size_t)(cmd_at - b));
+	if (cl) { /* cmd_line cut at 256 characters (an escape is one) */
+		const char *t = cl, *end = cl + cl_n;
+		for (int chars = 0; t < end && chars < 256; chars++)
+			t += *t == '\\' ? 2 : 1;
+		w = PUT(w, ",\"cmd_line\":\"");
+		w = put(w, cl, (size_t)(t - cl));
+		*w++ = '"';
+	}
+	w = put(w, f, (size_t)(f_end - f));
+	w = put(w, ct, (size_t)(ct_end - ct));
+	w = put(w, cu, (size_t)(cu_end - cu));
+	w = put(w, tail, (size_t)(tail_end - tail));
+	*w++ = '}';
+	size_t brief_n = (size_t)(w - q);
+
+	/* the line, then the process registered (replacing the previous image) */
+	if (reserve(&c->out, c->out_len, &c->out_cap, block_n + 128)) {
+		c->dropped++;
+		return 1;
+	}
+	char *o = c->out + c->out_len;
+	o = PUT(o, "{\"kind\":\"process_exec\",\"process\":");
+	o = put(o, b, block_n);
+	o = PUT(o, ",\"time\":");
+	o = put_i64(o, (int64_t)r->h.time_ns + c->wall_offset);
+	o = PUT(o, ",\"seq\":");
+	o = put_u64(o, ++c->seq);
+	o = PUT(o, "}\n");
+	c->out_len = (uint64_t)(o - c->out);
+	c->lines++;
+	c->execs++;
+	vf_set(c, pid, r->h.start_ns, b, (uint32_t)block_n, uuid, q, (uint32_t)brief_n, lin, (uint32_t)lin_n, n_lin, 0);
+	return 1;
+}
+
 static int handle(struct vf_ctx *c, const void *data, size_t size)
 {
 	const struct hdr *h = data;
@@ -405,10 +1006,39 @@ static int handle(struct vf_ctx *c, const void *data, size_t size)
 		if (size != sizeof(struct net_ev))
 			return slow(c, data, size);
 		return net(c, data, size);
-	case EV_EXIT:
 	case EV_EXEC:
-		vf_forget(c, h->pid); /* the block described the previous image, or a process now gone */
+		if (h->pid == c->self_pid)
+			return 0;
+		if (c->n_comms && excluded_comm(c, h->comm)) {
+			c->ignored++;
+			return 0;
+		}
+		if (exec_line(c, data, size))
+			return 0;
+		vf_forget(c, h->pid); /* the block described the previous image */
 		return slow(c, data, size);
+	case EV_EXIT: {
+		struct vf_proc *s = find(c, h->pid);
+		if (!s) /* not C's: Python may hold it */
+			return slow(c, data, size);
+		int py = s->py;
+		if (h->time_ns > c->now_ns)
+			c->now_ns = h->time_ns;
+		expire(c, c->n_dead == c->max_dead);
+		s = find(c, h->pid); /* expiring may have moved it */
+		if (s && !s->dead) {
+			s->dead = 1;
+			/* only its block is asked for now (late records); its children are exec'd */
+			c->proc_bytes -= (uint64_t)s->brief_len + s->lineage_len;
+			free(s->brief);
+			free(s->lineage);
+			s->brief = s->lineage = NULL;
+			s->brief_len = s->lineage_len = s->n_lineage = 0;
+			c->dead[(c->dead_head + c->n_dead++) % c->max_dead] =
+				(struct vf_dead){.pid = h->pid, .start_ns = s->start_ns, .exit_ns = h->time_ns};
+		}
+		return py ? slow(c, data, size) : 0;
+	}
 	default:
 		return slow(c, data, size);
 	}

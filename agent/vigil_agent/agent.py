@@ -33,6 +33,7 @@ from vigil_agent.proctable import ProcessTable, read_text
 from vigil_agent.ship import Batcher, Sink, Stats, release_memory
 
 log = logging.getLogger("vigil_agent")
+_decode_process = msgspec.json.Decoder(wire.Process).decode
 
 MIN_BACKLOG = 8192
 READ_BURST = 2048
@@ -247,17 +248,25 @@ class Agent:
                 self_pid=self.pid,
                 divert_ports=self.cfg.sensors.dns_ports if self.cfg.sensors.dns else (),
                 exclude_comm=self.cfg.exclude.processes,
+                boot=self.table.boot,
+                btime_ns=self.table.btime,
             )
         except OSError as exc:
             self.unavailable["ebpf_native"] = f"{exc.strerror or exc}; eBPF records are handled in Python"
             return None
         self.bpf_collector.fast = fast
         self.bpf_collector.encode = self.batcher.encoded
+        self.table.fallback = self._native_process
         return fast
+
+    def _native_process(self, pid: int) -> wire.Process | None:
+        block = self.fast.get(pid) if self.fast is not None else None
+        return None if block is None else _decode_process(block)
 
     def _close_fast(self) -> None:
         if self.fast is not None:
             self.bpf_collector.fast = None
+            self.table.fallback = None
             self.fast.close()
             self.fast = None
 
@@ -437,6 +446,8 @@ class Agent:
         ctx.wall_offset = col.wall_offset
         limiter = self.limiter
         ctx.shed_net = 1 if limiter.level and limiter.sheds("net") else 0
+        # execs in C only as Python would write them: enriched, and with no executable excluded
+        ctx.exec_on = 1 if fast.exec_ready and self.table.enrich and not self.cfg.exclude.exes else 0
         shed0, ignored0, dropped0 = ctx.shed, ctx.ignored, ctx.dropped
         handled = 0
         while True:
@@ -665,7 +676,15 @@ class Agent:
             self._on_bpf(self.bpf)  # what is still in the ring
             self.bpf.close()
             self.bpf = None
-        native = self.fast.ctx.fast if self.fast is not None else 0
+        native = self.fast.ctx.fast + self.fast.ctx.execs if self.fast is not None else 0
+        if self.fast is not None:
+            log.info(
+                "native fast path: %d connect/accept/listen and %d exec lines; %d processes held (%d KiB)",
+                self.fast.ctx.fast,
+                self.fast.ctx.execs,
+                self.fast.ctx.n_procs,
+                self.fast.ctx.proc_bytes >> 10,
+            )
         self._close_fast()
         for s in (self.audit_sock, self.cn_sock, self.pkt_sock):
             if s is not None:

@@ -17,7 +17,7 @@ import msgspec
 
 from vigil import wire
 from vigil_agent import bpfsensor as b
-from vigil_agent.fastpath import FastPath
+from vigil_agent.fastpath import NO_START, FastPath
 from vigil_agent.proctable import ProcessTable, container_id, env_vars, read_bytes
 
 _FAMILY = {b.AF_INET: "inet", b.AF_INET6: "inet6", b.AF_UNIX: "unix"}
@@ -124,6 +124,8 @@ class BpfCollector:
                 if len(cache) >= 1024:
                     cache.clear()
                 s = cache[key] = stdio(b._fd(key, 0))
+                if self.fast is not None:  # C writes the next execs with this fd itself
+                    self.fast.set_stdio(key, msgspec.json.encode(s) if s is not None else b"")
             if s is not None:
                 ctx[name] = s
         key = r.exe_key
@@ -131,9 +133,23 @@ class BpfCollector:
         sha = self.table.hashes.digest_known(key, key[3], paths)
         if sha:
             ctx["exe_sha256"] = sha
+            if self.fast is not None:
+                self.fast.set_hash(key, sha)
         if r.exe_mtime_ns:
             ctx["exe_mtime"] = r.exe_mtime_ns
         return ctx
+
+    def register(self, pid: int, start_ns: int, p: wire.Process) -> None:
+        """Hand a live process of the table to the fast path: its block for its connects'
+        lines, its brief and lineage for its children's execs."""
+        assert self.fast is not None
+        entry = self.table.entries.get(pid)
+        if entry is None or entry.process is not p or entry.dead_at:
+            return
+        enc = self.encode
+        self.fast.set(
+            pid, start_ns, enc(p), uuid=p.uid, brief=enc(entry.brief), lineage=[enc(x) for x in p.lineage]
+        )
 
     def _excluded(self, comm: str) -> bool:
         if self.exclude_comm and comm in self.exclude_comm:
@@ -165,6 +181,13 @@ class BpfCollector:
             start_ticks=h.start_ns // _TICK_NS,
             ctx=self._context(r),
         )
+        if self.fast is not None:  # so that C can write the execs of its children
+            self.fast.set_user(h.uid, p.user.name)
+            self.register(h.pid, h.start_ns, p)
+            if h.ppid > 0 and h.ppid not in self.fast.registered:
+                parent = self.table.entries.get(h.ppid)
+                if parent is not None and not parent.dead_at:
+                    self.register(h.ppid, NO_START, parent.process)
         out: list[wire.WireEvent] = [wire.ProcessExec(time=t, seq=seq(), process=p)]
         if r.exe.startswith("/memfd:"):
             memfd = r.exe[len("/memfd:") :].removesuffix(" (deleted)")
@@ -234,9 +257,10 @@ class BpfCollector:
         if self.fast is not None and self.fast.takes(kind, fam, rport):
             # so it came here for want of the process: a process of the table is registered,
             # and its next records stay in C
-            entry = self.table.entries.get(pid)
-            if entry is not None and entry.process is proc and not entry.dead_at:
-                self.fast.set(pid, start, None if excluded else self.encode(proc))
+            if excluded:
+                self.fast.set(pid, start, None)
+            else:
+                self.register(pid, start, proc)
         if excluded:
             self.ignored += 1
             return []

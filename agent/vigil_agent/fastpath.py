@@ -24,6 +24,7 @@ VF_FULL = -errno.ENOBUFS  # a pass stopped with its buffers full: take them, con
 MAX_PORTS, MAX_COMMS = 8, 32
 MAX_PROCS = 4096  # registered blocks (processes that exec'd or made a connection); the rest: Python
 MAX_PROC_BYTES = 8 << 20
+NO_START = (1 << 64) - 1  # registered for its children's lineage only: no record matches it
 
 EV_CONNECT, EV_ACCEPT, EV_LISTEN = 3, 4, 5  # bpfsensor's kinds (the C file's enum)
 AF_INET, AF_INET6 = 2, 10
@@ -54,8 +55,12 @@ class _Ctx(ctypes.Structure):
         ("slow_len", ctypes.c_uint64),
         ("n_slow", ctypes.c_uint64),
         ("n_procs", ctypes.c_uint32),
-        ("pad", ctypes.c_uint32),
+        ("exec_on", ctypes.c_uint32),
         ("proc_bytes", ctypes.c_uint64),
+        ("execs", ctypes.c_uint64),
+        ("btime_ns", ctypes.c_int64),
+        ("tick_ns", ctypes.c_uint64),
+        ("boot", ctypes.c_char * 40),
     ]
 
 
@@ -63,10 +68,14 @@ def load(path: str = LIBRARY) -> ctypes.CDLL:
     if not os.path.exists(path):
         raise OSError(errno.ENOENT, f"{path} is missing (build it with `make agent-bpf`)")
     lib = ctypes.CDLL(path)
-    vp, u32, u64 = ctypes.c_void_p, ctypes.c_uint32, ctypes.c_uint64
+    vp, u32, u64, cp = ctypes.c_void_p, ctypes.c_uint32, ctypes.c_uint64, ctypes.c_char_p
     for name, res, args in (
         ("vf_new", ctypes.POINTER(_Ctx), [u32, u64]),
-        ("vf_set", ctypes.c_int, [vp, u32, u64, ctypes.c_char_p, u32]),
+        ("vf_set", ctypes.c_int, [vp, u32, u64, cp, u32, cp, cp, u32, cp, u32, u32, ctypes.c_uint8]),
+        ("vf_get", u32, [vp, u32, ctypes.POINTER(ctypes.c_void_p)]),
+        ("vf_set_hash", ctypes.c_int, [vp, u32, u64, ctypes.c_int64, ctypes.c_int64, cp]),
+        ("vf_set_user", ctypes.c_int, [vp, u32, cp]),
+        ("vf_set_stdio", ctypes.c_int, [vp, cp, cp, u32]),
         ("vf_forget", None, [vp, u32]),
         ("vf_clear", None, [vp]),
         ("vf_reset", None, [vp]),
@@ -84,9 +93,13 @@ class FastPath:
         self_pid: int,
         divert_ports: Iterable[int],
         exclude_comm: Iterable[str],
+        boot: str = "",
+        btime_ns: int = 0,
         path: str = LIBRARY,
         max_procs: int = MAX_PROCS,
     ) -> None:
+        """``boot``, ``btime_ns``: the process table's boot id and boot time, for the execs C
+        writes (their uuids and start times); without a boot id every exec goes to Python."""
         ports = sorted(set(divert_ports))
         comms = [c.encode()[:16] for c in sorted(set(exclude_comm))]
         if len(ports) > MAX_PORTS or len(comms) > MAX_COMMS:
@@ -101,6 +114,10 @@ class FastPath:
         c.n_ports = len(ports)
         for i, p in enumerate(ports):
             c.ports[i] = p
+        c.boot = boot.encode()[:39]
+        c.btime_ns = btime_ns
+        c.tick_ns = 1_000_000_000 // os.sysconf("SC_CLK_TCK")
+        self.exec_ready = bool(boot)
         c.n_comms = len(comms)
         for i, name in enumerate(comms):
             c.comms[i].value = name
@@ -108,15 +125,54 @@ class FastPath:
         self.sample = SAMPLE_FN(("vf_sample", self.lib))  # the C function, passed to libbpf
         self._set = self.lib.vf_set
         self.registered: set[int] = set()  # pids set here and not forgotten here (a superset of C's)
+        self.users: set[int] = set()
 
-    def set(self, pid: int, start_ns: int, block: bytes | None) -> bool:
-        """Register a process's encoded block (``None``: its records are dropped, it is excluded).
-        ``start_ns`` is the process's start as the records carry it: a record of a reused pid
-        does not match and goes to Python. False when the table is full (Python keeps the pid)."""
-        if self._set(self.ptr, pid, start_ns, block, len(block) if block else 0):
+    def set(
+        self,
+        pid: int,
+        start_ns: int,
+        block: bytes | None,
+        *,
+        uuid: str = "",
+        brief: bytes | None = None,
+        lineage: list[bytes] | None = None,
+    ) -> bool:
+        """Register a process: its encoded block (``None``: its records are dropped, it is
+        excluded); with its ``brief``, ``uuid`` and ``lineage`` (encoded briefs, nearest first) C
+        can also write its children's execs. ``start_ns`` is its start as records carry it
+        (NO_START: for its children only), so a record of a reused pid does not match. False when
+        the table is full (Python keeps the pid)."""
+        lin = b"\0".join(lineage or ())
+        if self._set(
+            self.ptr, pid, start_ns, block, len(block) if block else 0, uuid.encode(), brief,
+            len(brief) if brief else 0, lin, len(lin), len(lineage or ()), 1,
+        ):  # fmt: skip
             return False
         self.registered.add(pid)
         return True
+
+    def get(self, pid: int) -> bytes | None:
+        """The block of a process C wrote the exec of (Python's table then holds it too)."""
+        ptr = ctypes.c_void_p()
+        n = self.lib.vf_get(self.ptr, pid, ctypes.byref(ptr))
+        if not n:
+            return None
+        self.registered.add(pid)  # held by both now: Python forgets it at its exit
+        return ctypes.string_at(ptr, n)
+
+    def set_hash(self, key: tuple[int, int, int, int], sha256: str) -> None:
+        """An executable's sha256 by (dev, inode, mtime ns, size), as the exec records key it."""
+        dev, ino, mtime_ns, size = key
+        self.lib.vf_set_hash(self.ptr, dev, ino, mtime_ns, size, sha256.encode())
+
+    def set_user(self, uid: int, name: str) -> None:
+        if uid not in self.users:
+            self.users.add(uid)
+            self.lib.vf_set_user(self.ptr, uid, name.encode())
+
+    def set_stdio(self, raw: bytes, encoded: bytes) -> None:
+        """What an fd record (FDINFO bytes) is, as its Stdio block (b"": no such fd)."""
+        self.lib.vf_set_stdio(self.ptr, raw, encoded, len(encoded))
 
     def takes(self, kind: int, family: int, rport: int) -> bool:
         """Whether C handles net-layout records like this one once their process is registered
@@ -134,6 +190,7 @@ class FastPath:
 
     def clear(self) -> None:
         self.registered.clear()
+        self.users.clear()
         self.lib.vf_clear(self.ptr)
 
     def take(self) -> tuple[bytes, int, list[bytes]]:

@@ -13,6 +13,7 @@ import os
 import pwd
 import re
 from collections import OrderedDict, deque
+from collections.abc import Callable
 from dataclasses import dataclass
 
 import msgspec
@@ -260,6 +261,9 @@ class ProcessTable:
         self._exited: dict[int, int] = {}
         self._users: dict[int, str] = {}
         self.self_pid = os.getpid()
+        # processes someone else built (the native fast path writes most execs): asked before
+        # /proc, so a process that is gone already keeps what its exec record said
+        self.fallback: Callable[[int], wire.Process | None] | None = None
 
     # --- helpers ---------------------------------------------------------------------------
     def user(self, uid: int) -> str:
@@ -404,6 +408,10 @@ class ProcessTable:
         e = self.entries.get(pid)
         if e is not None:
             return e
+        if self.fallback is not None:
+            p = self.fallback(pid)
+            if p is not None:
+                return self._store(pid, p)
         if depth > LINEAGE_DEPTH + 1:
             return None
         return self._load(pid, depth)

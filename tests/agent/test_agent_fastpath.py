@@ -68,7 +68,12 @@ class Harness:
             self_pid=1,
         )
         self.fast = fastpath.FastPath(
-            self_pid=1, divert_ports=[53], exclude_comm=exclude_comm, max_procs=max_procs
+            self_pid=1,
+            divert_ports=[53],
+            exclude_comm=exclude_comm,
+            max_procs=max_procs,
+            boot=self.table.boot,
+            btime_ns=self.table.btime,
         )
         self.fast.ctx.wall_offset = self.col.wall_offset
         self.seq = 100
@@ -194,7 +199,13 @@ def test_exec_and_exit_forget_the_process_so_its_records_keep_their_order(tmp_pa
     lines, n, queued = h.fast.take()
     assert n == 1 and lines.startswith(b'{"kind":"net_connect"') and lines.endswith(b',"seq":1}')
     assert queued == [exec_rec, conn, _exit(3001, 9), accept, conn]  # in the ring's order
-    assert h.fast.ctx.n_procs == 0
+    # an exited process is kept 2 s for late records of it (audit's come milliseconds late), then goes
+    assert h.fast.ctx.n_procs == 1 and h.fast.get(3001) is not None
+    h.fast.set(3002, START, b'{"pid":3002}')
+    late = _exit(3002)
+    late = late[:16] + (8_000_000_000 + 2_000_000_001).to_bytes(8, "little") + late[24:]
+    assert h.fast.sample(h.fast.ptr, late, len(late)) == 0
+    assert h.fast.get(3001) is None and h.fast.ctx.n_procs == 1  # 3002 waits its own 2 s
 
 
 def test_a_pass_stops_when_its_buffers_fill_and_loses_nothing(tmp_path: Path) -> None:
@@ -295,3 +306,108 @@ def test_the_context_struct_matches_the_c_layout() -> None:
     assert names == [n for n, _ in fastpath._Ctx._fields_]
     head = [ln for ln in body.splitlines()[1:] if ";" in ln]
     assert all(ln.split()[0] in ("int64_t", "uint64_t", "uint32_t", "uint16_t", "char") for ln in head)
+
+
+def _exec(
+    pid: int,
+    ppid: int,
+    args: list[bytes],
+    *,
+    env: bytes = b"",
+    exe: bytes = b"true\0bin\0usr\0",
+    cwd: bytes = b"tmp\0",
+    flags: int = 0,
+    cgroup: bytes = b"",
+    ns_pid: int = 0,
+    tty: bytes = b"",
+    uid: int = 1000,
+    comm: bytes = b"true",
+    fds: bytes = b"",
+) -> bytes:
+    data = b"".join(a + b"\0" for a in args)
+    hdr = b.HDR.pack(
+        b.EV_EXEC, pid, pid, ppid, 9_000_000_000 + pid, START + pid * 10_000_000, uid, uid, 100, 100, comm
+    )
+    fixed = b.EXEC_FIXED.pack(
+        77, 4096, 1_700_000_000, 5, 259, ns_pid, flags, len(data), len(env), len(exe), len(cwd)
+    )
+    fds = fds or b.FDINFO.pack(b.S_IFIFO | 0o600, 0, 31337, 0, 0, 0, 0, b"", b"", b"") * 3
+    return (
+        hdr + fixed + fds + tty.ljust(b.TTY_LEN, b"\0") + cgroup.ljust(b.CGROUP_LEN, b"\0")
+        + exe.ljust(b.PATH_BUF, b"\0") + cwd.ljust(b.PATH_BUF, b"\0") + data + env
+    )  # fmt: skip
+
+
+def test_exec_lines_are_byte_for_byte_what_the_python_path_writes(tmp_path: Path) -> None:
+    """Random execs (arguments with quotes, backslashes and spaces; LD_PRELOAD; containers;
+    ttys; deleted binaries; lineages deeper than 5) through C and through Python: the same line,
+    and C takes over once Python has seen the parent, the binary, the user and the fds once."""
+    h = Harness(tmp_path, max_procs=1024)
+    h.col.fast = h.fast
+    h.col.encode = msgspec.json.encode
+    h.fast.ctx.exec_on = 1
+    key = (259, 77, 1_700_000_000_000_000_005, 4096)
+    h.table.hashes.cache[key] = "ab" * 32
+    rng = random.Random(11)
+    words = [b"-c", b"echo", b'a"b', b"back\\slash", b"x y", b"", b"--flag=1", b"/etc/passwd", b"z" * 300]
+    cid = b"f" * 64
+    parents = [1]
+    fast = slow = 0
+    for i in range(400):
+        pid = 5000 + i
+        ppid = rng.choice(parents[-6:])
+        rec = _exec(
+            pid,
+            ppid,
+            [b"/usr/bin/true", *rng.sample(words, rng.randrange(0, 4))],
+            env=rng.choice(
+                [b"", b"HOME=/root\0", b"LD_PRELOAD=/tmp/a.so\0LD_LIBRARY_PATH=/opt\0LD_PRELOAD=/tmp/b.so\0"]
+            ),
+            flags=rng.choice([0, 0, b.F_EXE_UNLINKED]),
+            cgroup=rng.choice([b"", b"docker-" + cid + b".scope", b"session-3.scope"]),
+            ns_pid=rng.choice([0, 7]),
+            tty=rng.choice([b"", b"pts1", b"(none)"]),
+            uid=rng.choice([0, 1000]),
+        )
+        h.fast.ctx.seq = h.seq
+        assert h.fast.sample(h.fast.ptr, rec, len(rec)) == 0
+        lines, n, queued = h.fast.take()
+        seq_before = h.seq
+        h.seq = h.fast.ctx.seq
+        if n:
+            fast += 1
+            h.seq = seq_before
+            [py] = [msgspec.json.encode(e) for e in h.col.exec_(b.decode(rec), h.next_seq)]
+            assert lines == py, (lines[:300], py[:300])
+            assert h.fast.get(pid) == msgspec.json.encode(h.table.entries[pid].process)
+        else:
+            slow += 1
+            assert queued == [rec]
+            h.col.exec_(b.decode(queued[0]), h.next_seq)  # Python writes it, and teaches C
+        parents.append(pid)
+    assert fast > 350 and slow < 50
+    deep = h.table.entries[parents[-1]].process
+    assert len(deep.lineage) == 5  # the lineage is cut at 5, in C as in Python
+
+
+def test_execs_c_cannot_write_exactly_go_to_python(tmp_path: Path) -> None:
+    h = Harness(tmp_path)
+    h.col.fast = h.fast
+    h.col.encode = msgspec.json.encode
+    h.fast.ctx.exec_on = 1
+    h.table.hashes.cache[(259, 77, 1_700_000_000_000_000_005, 4096)] = "ab" * 32
+    h.col.exec_(b.decode(_exec(6000, 1, [b"sh"])), h.next_seq)  # parent, binary, user, fds known
+    ok = _exec(6001, 6000, [b"true"])
+    assert h.c(ok)[1] == []  # written in C
+    for rec in (
+        _exec(6002, 6000, [b"caf\xc3\xa9"]),  # non-ASCII: Python's decoding rules
+        _exec(6003, 6000, [b"a\tb"]),  # a control character
+        _exec(6004, 6000, [b"x"], env=b"A=1\0", flags=b.F_ENV_TRUNC),  # the rest of env is in /proc
+        _exec(6005, 6000, [b"x"], exe=b"memfd:x\0", flags=b.F_EXE_UNLINKED),  # also memfd_exec
+        _exec(6006, 4242, [b"x"]),  # a parent C does not know
+        _exec(6007, 6000, [b"x"], uid=4321),  # a user C has no name for
+        _exec(6008, 6000, [b"x"], fds=b.FDINFO.pack(b.S_IFCHR, 5, 1, 0, 0, 0, 0, b"", b"", b"null") * 3),
+    ):
+        assert h.c(rec) == (b"", [rec]), rec[:8]
+    h.fast.ctx.exec_on = 0  # the limiter stopped enriching, or an executable is excluded
+    assert h.c(_exec(6009, 6000, [b"true"])) == (b"", [_exec(6009, 6000, [b"true"])])
