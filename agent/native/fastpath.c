@@ -331,14 +331,16 @@ int vf_set(struct vf_ctx *c, uint32_t pid, uint64_t start_ns, const char *block,
 	return 0;
 }
 
-/* The block of a process C registered, for Python's table (which then holds it too). */
-uint32_t vf_get(struct vf_ctx *c, uint32_t pid, const char **block)
+/* The block of a process C registered, for Python's table (which then holds it too, and is
+ * told of its exit: *dead when it has exited already). */
+uint32_t vf_get(struct vf_ctx *c, uint32_t pid, const char **block, uint8_t *dead)
 {
 	struct vf_proc *s = find(c, pid);
 	if (!s || !s->len)
 		return 0;
 	s->py = 1;
 	*block = s->block;
+	*dead = s->dead;
 	return s->len;
 }
 

@@ -259,9 +259,9 @@ class Agent:
         self.table.fallback = self._native_process
         return fast
 
-    def _native_process(self, pid: int) -> wire.Process | None:
-        block = self.fast.get(pid) if self.fast is not None else None
-        return None if block is None else _decode_process(block)
+    def _native_process(self, pid: int) -> tuple[wire.Process, bool] | None:
+        got = self.fast.get(pid) if self.fast is not None else None
+        return None if got is None else (_decode_process(got[0]), got[1])
 
     def _close_fast(self) -> None:
         if self.fast is not None:

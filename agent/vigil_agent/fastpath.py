@@ -72,7 +72,7 @@ def load(path: str = LIBRARY) -> ctypes.CDLL:
     for name, res, args in (
         ("vf_new", ctypes.POINTER(_Ctx), [u32, u64]),
         ("vf_set", ctypes.c_int, [vp, u32, u64, cp, u32, cp, cp, u32, cp, u32, u32, ctypes.c_uint8]),
-        ("vf_get", u32, [vp, u32, ctypes.POINTER(ctypes.c_void_p)]),
+        ("vf_get", u32, [vp, u32, ctypes.POINTER(ctypes.c_void_p), ctypes.POINTER(ctypes.c_uint8)]),
         ("vf_set_hash", ctypes.c_int, [vp, u32, u64, ctypes.c_int64, ctypes.c_int64, cp]),
         ("vf_set_user", ctypes.c_int, [vp, u32, cp]),
         ("vf_set_stdio", ctypes.c_int, [vp, cp, cp, u32]),
@@ -151,14 +151,15 @@ class FastPath:
         self.registered.add(pid)
         return True
 
-    def get(self, pid: int) -> bytes | None:
-        """The block of a process C wrote the exec of (Python's table then holds it too)."""
-        ptr = ctypes.c_void_p()
-        n = self.lib.vf_get(self.ptr, pid, ctypes.byref(ptr))
+    def get(self, pid: int) -> tuple[bytes, bool] | None:
+        """The block of a process C wrote the exec of, and whether it has exited already
+        (Python's table then holds it too, and C queues its exit for Python)."""
+        ptr, dead = ctypes.c_void_p(), ctypes.c_uint8()
+        n = self.lib.vf_get(self.ptr, pid, ctypes.byref(ptr), ctypes.byref(dead))
         if not n:
             return None
         self.registered.add(pid)  # held by both now: Python forgets it at its exit
-        return ctypes.string_at(ptr, n)
+        return ctypes.string_at(ptr, n), bool(dead.value)
 
     def set_hash(self, key: tuple[int, int, int, int], sha256: str) -> None:
         """An executable's sha256 by (dev, inode, mtime ns, size), as the exec records key it."""

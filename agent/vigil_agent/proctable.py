@@ -12,6 +12,7 @@ import hashlib
 import os
 import pwd
 import re
+import time
 from collections import OrderedDict, deque
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -263,7 +264,8 @@ class ProcessTable:
         self.self_pid = os.getpid()
         # processes someone else built (the native fast path writes most execs): asked before
         # /proc, so a process that is gone already keeps what its exec record said
-        self.fallback: Callable[[int], wire.Process | None] | None = None
+        # (the process, whether it has exited already)
+        self.fallback: Callable[[int], tuple[wire.Process, bool] | None] | None = None
 
     # --- helpers ---------------------------------------------------------------------------
     def user(self, uid: int) -> str:
@@ -409,9 +411,12 @@ class ProcessTable:
         if e is not None:
             return e
         if self.fallback is not None:
-            p = self.fallback(pid)
-            if p is not None:
-                return self._store(pid, p)
+            got = self.fallback(pid)
+            if got is not None:
+                e = self._store(pid, got[0])
+                if got[1]:  # gone already: evicted after the grace, like any exited process
+                    self.on_exit(pid, time.time_ns())
+                return e
         if depth > LINEAGE_DEPTH + 1:
             return None
         return self._load(pid, depth)

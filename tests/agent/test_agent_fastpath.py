@@ -379,7 +379,7 @@ def test_exec_lines_are_byte_for_byte_what_the_python_path_writes(tmp_path: Path
             h.seq = seq_before
             [py] = [msgspec.json.encode(e) for e in h.col.exec_(b.decode(rec), h.next_seq)]
             assert lines == py, (lines[:300], py[:300])
-            assert h.fast.get(pid) == msgspec.json.encode(h.table.entries[pid].process)
+            assert h.fast.get(pid) == (msgspec.json.encode(h.table.entries[pid].process), False)
         else:
             slow += 1
             assert queued == [rec]
@@ -411,3 +411,28 @@ def test_execs_c_cannot_write_exactly_go_to_python(tmp_path: Path) -> None:
         assert h.c(rec) == (b"", [rec]), rec[:8]
     h.fast.ctx.exec_on = 0  # the limiter stopped enriching, or an executable is excluded
     assert h.c(_exec(6009, 6000, [b"true"])) == (b"", [_exec(6009, 6000, [b"true"])])
+
+
+def test_pythons_table_takes_a_process_c_wrote_and_knows_it_exited(tmp_path: Path) -> None:
+    """A late record of a short-lived process C wrote the exec of (an audit record, a DNS
+    connect): Python's table takes the process from C, as its exec said, marked exited so it
+    is evicted after the grace like any other."""
+    h = Harness(tmp_path)
+    h.col.fast = h.fast
+    h.col.encode = msgspec.json.encode
+    h.fast.ctx.exec_on = 1
+    h.table.hashes.cache[(259, 77, 1_700_000_000_000_000_005, 4096)] = "ab" * 32
+    h.col.exec_(b.decode(_exec(7000, 1, [b"sh"])), h.next_seq)
+    assert h.c(_exec(7001, 7000, [b"curl", b"-s", b"x"]))[1] == []  # written in C
+    h.table.fallback = lambda pid: (
+        None if (got := h.fast.get(pid)) is None else (msgspec.json.decode(got[0], type=wire.Process), got[1])
+    )
+    live = h.table.get(7001)
+    assert live is not None and live.process.args == ["curl", "-s", "x"] and not live.dead_at
+    assert live.process.lineage[0].pid == 7000
+    del h.table.entries[7001]
+    assert h.fast.sample(h.fast.ptr, _exit(7001), b.EXIT_SIZE) == 0
+    _lines, _n, queued = h.fast.take()
+    assert queued == [_exit(7001)]  # Python holds it now: its exit is Python's to see too
+    gone = h.table.get(7001)
+    assert gone is not None and gone.dead_at > 0  # evicted after the grace, not kept forever
