@@ -59,7 +59,7 @@ class SensorsConfig(_Section):
     ebpf_ring_kb: int = (
         2048  # the kernel->agent ring (power of two; mapped into the agent: counts in its RSS)
     )
-    ebpf_native: bool = True  # the ring's common records handled in C (libvigilfast.so), if it is there
+    ebpf_native: bool = True  # the ring's common records (execs, connects) written in C (libvigilfast.so)
     audit: bool = True
     dns: bool = True
     proc_connector: bool = True

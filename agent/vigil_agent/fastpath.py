@@ -1,11 +1,13 @@
 """The native fast path for the eBPF ring (agent/native/fastpath.c, built as libvigilfast.so).
 
 libbpf hands each ring record to the C function ``vf_sample`` instead of a Python callback. It
-writes the wire line of a connect/accept/listen of a process whose encoded block this module
-registered (:meth:`FastPath.set`), and queues every other record, in order, for Python
-(:meth:`FastPath.take`): one call per pass over the ring instead of one per record. The lines
-are byte for byte what msgspec writes for the same event, so nothing downstream can tell the
-paths apart.
+writes the wire line of a connect/accept/listen of a process this module registered
+(:meth:`FastPath.set`), and of an exec whose parent, binary hash, user and fds Python has
+already taught it (``set``, ``set_hash``, ``set_user``, ``set_stdio``), registering the new
+process; it queues every other record, in order, for Python (:meth:`FastPath.take`): one call per
+pass over the ring instead of one per record. The lines are byte for byte what msgspec writes for
+the same event, so nothing downstream can tell the paths apart; Python's process table takes a
+process C wrote from :meth:`FastPath.get` when a later record needs it.
 
 Optional like the sensor: without the library (or with ``sensors.ebpf_native = false``) every
 record goes through Python, as before.
