@@ -373,13 +373,15 @@ static const char *get_hash(struct vf_ctx *c, uint32_t dev, uint64_t ino, int64_
 
 int vf_set_user(struct vf_ctx *c, uint32_t uid, const char *name)
 {
+	if (strlen(name) >= sizeof(c->users[0].name))
+		return -E2BIG; /* not kept: a cut name would be a wrong one (the execs stay Python's) */
 	for (uint32_t k = 0; k < N_USERS; k++) {
 		struct vf_user *e = &c->users[(uid + k) % N_USERS];
 		if (!e->used || e->uid == uid) {
 			e->uid = uid;
 			e->used = 1;
 			snprintf(e->name, sizeof(e->name), "%s", name);
-			return strlen(name) < sizeof(e->name) ? 0 : -E2BIG;
+			return 0;
 		}
 	}
 	return -ENOSPC;

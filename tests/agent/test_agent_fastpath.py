@@ -436,3 +436,18 @@ def test_pythons_table_takes_a_process_c_wrote_and_knows_it_exited(tmp_path: Pat
     assert queued == [_exit(7001)]  # Python holds it now: its exit is Python's to see too
     gone = h.table.get(7001)
     assert gone is not None and gone.dead_at > 0  # evicted after the grace, not kept forever
+
+
+def test_names_and_fds_c_cannot_hold_whole_are_not_held_cut(tmp_path: Path) -> None:
+    """A user name longer than C keeps, or an fd description too long, is not kept at all (a cut
+    one would be a wrong one): those execs stay Python's."""
+    h = Harness(tmp_path)
+    h.col.fast = h.fast
+    h.col.encode = msgspec.json.encode
+    h.fast.ctx.exec_on = 1
+    h.table.hashes.cache[(259, 77, 1_700_000_000_000_000_005, 4096)] = "ab" * 32
+    h.col.exec_(b.decode(_exec(8000, 1, [b"sh"])), h.next_seq)
+    assert h.fast.lib.vf_set_user(h.fast.ptr, 4444, b"u" * 40) != 0
+    rec = _exec(8001, 8000, [b"true"], uid=4444)
+    assert h.c(rec) == (b"", [rec])
+    assert h.fast.lib.vf_set_stdio(h.fast.ptr, b"\1" * b.FDINFO.size, b"x" * 500, 500) != 0
