@@ -206,6 +206,7 @@ def main() -> int:
     ap.add_argument("--dns-rate", type=float, default=100.0)
     ap.add_argument("--cpu-limit", type=float, default=25.0, help="agent limits.cpu_percent (shedding threshold)")
     ap.add_argument("--json", default="", help="also write the results here")
+    ap.add_argument("--agent", default="", help='extra [agent] settings, e.g. "gzip_level = 6"')
     ap.add_argument("--sensors", default="", help='extra [sensors] settings for the agent, e.g. "ebpf_native = false"')
     ap.add_argument("--agent-root", default=str(ROOT / "agent"),
                     help="directory holding the vigil_agent package to measure (A/B against another checkout)")
@@ -240,6 +241,7 @@ instance_id = "i-0bench{run[-8:]}"
 state_dir = "{work / 'state'}"
 heartbeat_s = 10.0
 audit_key = "{run}"
+{a.agent}
 [kinesis]
 stream = "bench-telemetry"
 region = "us-east-1"
