@@ -34,7 +34,7 @@ PTRACE_REQUESTS = {
     0x4206: "PTRACE_SEIZE",
 }
 EXEC = frozenset({"execve", "execveat"})
-NET = frozenset({"connect", "accept", "accept4"})
+NET = frozenset({"connect", "accept", "accept4", "listen"})
 FILE_WRITE = frozenset(
     {
         "open",
@@ -207,6 +207,22 @@ class Collector:
             )
         a0, a1 = sc.get("a0"), sc.get("a1")
 
+        if name == "listen":  # no SOCKADDR record: the listening socket's own address
+            loc = local_endpoint(pid, _int(a0, 16), -1)
+            if loc is None:
+                return []
+            proto, local_ip, local_port = loc
+            return [
+                wire.NetListen(
+                    time=t,
+                    seq=seq(),
+                    process=proc,
+                    protocol=proto or "tcp",
+                    family="inet6" if ":" in local_ip else "inet",
+                    local_ip=local_ip,
+                    local_port=local_port,
+                )
+            ]
         if name in NET:
             sa = parse_sockaddr(g.sockaddr) if g.sockaddr else None
             if sa is None:

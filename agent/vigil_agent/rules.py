@@ -40,6 +40,7 @@ SYSCALLS: dict[int, dict[str, int]] = {
         "connect": 42,
         "accept": 43,
         "accept4": 288,
+        "listen": 50,
         "ptrace": 101,
         "process_vm_writev": 311,
         "init_module": 175,
@@ -85,6 +86,7 @@ SYSCALLS: dict[int, dict[str, int]] = {
         "execveat": 358,
         "connect": 362,
         "accept4": 364,
+        "listen": 363,
         "ptrace": 26,
         "process_vm_writev": 348,
         "init_module": 128,
@@ -117,6 +119,7 @@ SYSCALLS: dict[int, dict[str, int]] = {
         "connect": 203,
         "accept": 202,
         "accept4": 242,
+        "listen": 201,
         "ptrace": 117,
         "process_vm_writev": 271,
         "init_module": 105,
@@ -273,9 +276,9 @@ def build_rules(
 
         add(nrs("execve", "execveat"), [(AUDIT_SUCCESS, "=", 1)], "exec")
         if connect_failures:
-            add(nrs("connect", "accept", "accept4"), [], "net")
+            add(nrs("connect", "accept", "accept4", "listen"), [], "net")
         else:
-            add(nrs("connect", "accept", "accept4"), [(AUDIT_SUCCESS, "=", 1)], "net")
+            add(nrs("connect", "accept", "accept4", "listen"), [(AUDIT_SUCCESS, "=", 1)], "net")
             add(nrs("connect"), [(AUDIT_EXIT, "=", -EINPROGRESS)], "net-nonblocking")
         add(nrs("ptrace"), [(AUDIT_ARG0, op, v) for op, v in PTRACE_WRITES], "ptrace-poke")
         for req in PTRACE_SINGLE:
