@@ -136,6 +136,7 @@ struct vf_dead {
 };
 
 #define GRACE_NS 2000000000ULL /* late records of a gone process (audit's: milliseconds late) find it */
+#define SCRATCH (128 << 10) /* more than an exec's block can take (argv, env < 4 KiB each) */
 #define N_HASHES 4096
 #define N_USERS 256
 #define N_STDIO 1024
@@ -178,6 +179,7 @@ struct vf_ctx {
 	uint32_t dead_head, n_dead, max_dead;
 	uint64_t now_ns;      /* the latest exit's time (CLOCK_BOOTTIME) */
 	sha1_fn sha1;
+	char (*scratch)[SCRATCH]; /* an exec's block, brief and lineage being built */
 	uint64_t out_cap;
 	uint64_t slow_cap;
 	struct vf_proc *slots;
@@ -213,7 +215,9 @@ struct vf_ctx *vf_new(uint32_t max_procs, uint64_t max_proc_bytes)
 	c->stdio = calloc(N_STDIO, sizeof(*c->stdio));
 	c->max_dead = 8192;
 	c->dead = calloc(c->max_dead, sizeof(*c->dead));
-	if (!c->slots || !c->slow || !c->out || !c->hashes || !c->users || !c->stdio || !c->dead) {
+	c->scratch = malloc(3 * sizeof(*c->scratch));
+	if (!c->slots || !c->slow || !c->out || !c->hashes || !c->users || !c->stdio || !c->dead ||
+	    !c->scratch) {
 		free(c->slots);
 		free(c->slow);
 		free(c->out);
@@ -221,6 +225,7 @@ struct vf_ctx *vf_new(uint32_t max_procs, uint64_t max_proc_bytes)
 		free(c->users);
 		free(c->stdio);
 		free(c->dead);
+		free(c->scratch);
 		free(c);
 		return NULL;
 	}
@@ -463,6 +468,7 @@ void vf_free(struct vf_ctx *c)
 	free(c->users);
 	free(c->stdio);
 	free(c->dead);
+	free(c->scratch);
 	free(c);
 }
 
@@ -697,8 +703,6 @@ static long walk_path(char *out, size_t cap, const char *raw, size_t n)
 	return (long)len;
 }
 
-#define SCRATCH (128 << 10)
-static __thread char scratch[3][SCRATCH]; /* block, brief, lineage being built */
 
 /* The process_exec line of r, written exactly as the Python path would, and the new process
  * registered; 1 when done, 0 when Python must do it (nothing was changed then). */
@@ -786,7 +790,7 @@ static int exec_line(struct vf_ctx *c, const struct exec_ev *r, size_t size)
 	}
 	int64_t created = c->btime_ns + (int64_t)(ticks * 1000000000ULL / (1000000000ULL / c->tick_ns));
 
-	char *b = scratch[0], *q = scratch[1], *p;
+	char *b = c->scratch[0], *q = c->scratch[1], *p;
 	/* the parts block and brief share, in Process's field order */
 	p = PUT(b, "{\"pid\":");
 	p = put_u64(p, pid);
@@ -804,8 +808,8 @@ static int exec_line(struct vf_ctx *c, const struct exec_ev *r, size_t size)
 	size_t n_args = 0, cl_n = 0;
 	if (al) { /* args: split at NULs, the trailing empty one dropped */
 		size_t end = !r->data[al - 1] ? al - 1 : al;
-		char *cmd = scratch[2] + SCRATCH / 2, *cm = cmd; /* cmd_line's body */
-		char *args = scratch[2], *a = PUT(args, ",\"args\":[");
+		char *cmd = c->scratch[2] + SCRATCH / 2, *cm = cmd; /* cmd_line's body */
+		char *args = c->scratch[2], *a = PUT(args, ",\"args\":[");
 		for (size_t i = 0, start = 0; i <= end; i++) {
 			if (i == end || !r->data[i]) {
 				if (n_args) {
@@ -938,7 +942,7 @@ static int exec_line(struct vf_ctx *c, const struct exec_ev *r, size_t size)
 	}
 	char *tail_end = p;
 	/* lineage: the parent's brief, then its own lineage's first LINEAGE_DEPTH - 1 */
-	char *lin = scratch[2];
+	char *lin = c->scratch[2];
 	size_t lin_n = 0;
 	uint32_t n_lin = 0;
 	if (parent) {
