@@ -588,6 +588,18 @@ static int slow(struct vf_ctx *c, const void *data, size_t size)
 	return 0;
 }
 
+/* A line's end, as msgspec orders an event's base fields (time, seq); p is where it stands. */
+static void end_line(struct vf_ctx *c, char *p, uint64_t time_ns)
+{
+	p = PUT(p, ",\"time\":");
+	p = put_i64(p, (int64_t)time_ns + c->wall_offset);
+	p = PUT(p, ",\"seq\":");
+	p = put_u64(p, ++c->seq);
+	p = PUT(p, "}\n");
+	c->out_len = (uint64_t)(p - c->out);
+	c->lines++;
+}
+
 static int net(struct vf_ctx *c, const struct net_ev *r, size_t size)
 {
 	uint32_t kind = r->h.kind;
@@ -646,13 +658,7 @@ static int net(struct vf_ctx *c, const struct net_ev *r, size_t size)
 	}
 	if (!(r->ret >= 0 || r->ret == -EINPROGRESS_))
 		p = PUT(p, ",\"success\":false");
-	p = PUT(p, ",\"time\":");
-	p = put_i64(p, (int64_t)r->h.time_ns + c->wall_offset);
-	p = PUT(p, ",\"seq\":");
-	p = put_u64(p, ++c->seq);
-	p = PUT(p, "}\n");
-	c->out_len = (uint64_t)(p - c->out);
-	c->lines++;
+	end_line(c, p, r->h.time_ns);
 	c->fast++;
 	return 0;
 }
@@ -990,13 +996,7 @@ static int exec_line(struct vf_ctx *c, const struct exec_ev *r, size_t size)
 	char *o = c->out + c->out_len;
 	o = PUT(o, "{\"kind\":\"process_exec\",\"process\":");
 	o = put(o, b, block_n);
-	o = PUT(o, ",\"time\":");
-	o = put_i64(o, (int64_t)r->h.time_ns + c->wall_offset);
-	o = PUT(o, ",\"seq\":");
-	o = put_u64(o, ++c->seq);
-	o = PUT(o, "}\n");
-	c->out_len = (uint64_t)(o - c->out);
-	c->lines++;
+	end_line(c, o, r->h.time_ns);
 	c->execs++;
 	vf_set(c, pid, r->h.start_ns, b, (uint32_t)block_n, uuid, q, (uint32_t)brief_n, lin, (uint32_t)lin_n, n_lin, 0);
 	return 1;

@@ -413,11 +413,7 @@ class Agent:
             if self.build_errors <= 10:
                 log.exception("could not build an event from audit serial %s", g.serial)
             return
-        if events:
-            self.stats.captured += len(events)
-            add = self.batcher.add
-            for e in events:
-                add(e)
+        self._emit_all(events)
 
     def _shed(self, cls: str, n: int = 1) -> None:
         with self.stats.lock:
@@ -504,11 +500,7 @@ class Agent:
             if self.bpf_errors <= 10:
                 log.exception("could not build an event from an eBPF record of %d bytes", len(raw))
             return
-        if events:
-            self.stats.captured += len(events)
-            add = self.batcher.add
-            for e in events:
-                add(e)
+        self._emit_all(events)
 
     def _on_exit(self, pid: int, code: int, now: int) -> None:
         sockinfo.forget(pid)
@@ -548,6 +540,13 @@ class Agent:
     def emit(self, event: wire.WireEvent) -> None:
         self.stats.captured += 1
         self.batcher.add(event)
+
+    def _emit_all(self, events: list[wire.WireEvent]) -> None:
+        if events:
+            self.stats.captured += len(events)
+            add = self.batcher.add
+            for e in events:
+                add(e)
 
     def heartbeat(self) -> None:
         if self.ctl is not None:

@@ -21,6 +21,8 @@ import os
 import struct
 from collections.abc import Iterable
 
+from vigil_agent.bpfsensor import _SAMPLE_CB, AF_INET, AF_INET6, EV_ACCEPT, EV_CONNECT, EV_LISTEN
+
 LIBRARY = os.path.join(os.path.dirname(os.path.abspath(__file__)), "libvigilfast.so")
 VF_FULL = -errno.ENOBUFS  # a pass stopped with its buffers full: take them, consume again
 MAX_PORTS, MAX_COMMS = 8, 32
@@ -28,10 +30,7 @@ MAX_PROCS = 4096  # registered blocks (processes that exec'd or made a connectio
 MAX_PROC_BYTES = 8 << 20
 NO_START = (1 << 64) - 1  # registered for its children's lineage only: no record matches it
 
-EV_CONNECT, EV_ACCEPT, EV_LISTEN = 3, 4, 5  # bpfsensor's kinds (the C file's enum)
-AF_INET, AF_INET6 = 2, 10
 _LEN = struct.Struct("<I")
-SAMPLE_FN = ctypes.CFUNCTYPE(ctypes.c_int, ctypes.c_void_p, ctypes.c_void_p, ctypes.c_size_t)
 
 
 class _Ctx(ctypes.Structure):
@@ -124,7 +123,7 @@ class FastPath:
         for i, name in enumerate(comms):
             c.comms[i].value = name
         self.ports = frozenset(ports)
-        self.sample = SAMPLE_FN(("vf_sample", self.lib))  # the C function, passed to libbpf
+        self.sample = _SAMPLE_CB(("vf_sample", self.lib))  # the C function, passed to libbpf
         self._set = self.lib.vf_set
         self.registered: set[int] = set()  # pids set here and not forgotten here (a superset of C's)
         self.users: set[int] = set()
