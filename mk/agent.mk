@@ -20,14 +20,14 @@ build/bpf/vigil.bpf.o: $(BPF_SRC)
 
 # The ring's native fast path (connects/accepts/exits of known processes as wire lines, in C):
 # plain C and libc, loaded with ctypes. Without it the agent handles every record in Python.
-FAST_SRC := agent/native/fastpath.c
+FAST_SRC := agent/native/fastpath.c agent/native/dnsfast.c
 FAST_LIB := agent/vigil_agent/libvigilfast.so
 NATIVE_CC ?= $(shell command -v cc 2>/dev/null || command -v gcc 2>/dev/null || echo $(CLANG))
 
 agent-native: $(FAST_LIB) ## compile the agent's native ring consumer (a C compiler)
 
 $(FAST_LIB): $(FAST_SRC)
-	$(NATIVE_CC) -O2 -g0 -Wall -Wextra -Werror -std=c11 -shared -fPIC -o $@ $<
+	$(NATIVE_CC) -O2 -g0 -Wall -Wextra -Werror -std=c11 -shared -fPIC -o $@ $(FAST_SRC)
 
 # `make test` builds the sensor when the toolchain is there; without it the eBPF tests skip, saying
 # why (CI sets VIGIL_REQUIRE_BPF=1, which turns that skip into a failure).

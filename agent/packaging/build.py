@@ -42,11 +42,12 @@ def files(wheels: Path | None) -> list[tuple[str, bytes, int]]:
         raise SystemExit(f"{bpf} is missing: `make agent-bpf` builds it (make agent-package does)")
     out.append(("lib/vigil_agent/vigil.bpf.o", bpf.read_bytes(), 0o644))
     out.append(("src/vigil.bpf.c", (ROOT / "agent/bpf/vigil.bpf.c").read_bytes(), 0o644))
-    fast = ROOT / "agent/vigil_agent/libvigilfast.so"  # the ring's native fast path: plain C, libc only
+    fast = ROOT / "agent/vigil_agent/libvigilfast.so"  # the ring's fast path, the DNS reader: C, libc only
     if not fast.exists():
         raise SystemExit(f"{fast} is missing: `make agent-native` builds it (make agent-package does)")
     out.append(("lib/vigil_agent/libvigilfast.so", fast.read_bytes(), 0o755))
-    out.append(("src/fastpath.c", (ROOT / "agent/native/fastpath.c").read_bytes(), 0o644))
+    for src in ("fastpath.c", "dnsfast.c"):
+        out.append((f"src/{src}", (ROOT / "agent/native" / src).read_bytes(), 0o644))
     pk = ROOT / "agent/packaging"
     out.append(("packaging/vigil-agent.service", (pk / "vigil-agent.service").read_bytes(), 0o644))
     out.append(("packaging/agent.toml", (pk / "agent.toml").read_bytes(), 0o644))

@@ -27,7 +27,7 @@ from vigil_agent.auditparse import Assembler, Group
 from vigil_agent.bpfevents import BpfCollector
 from vigil_agent.collector import EXEC, NET, Collector, event_class
 from vigil_agent.config import Config
-from vigil_agent.fastpath import VF_FULL, FastPath
+from vigil_agent.fastpath import VF_FULL, DnsReader, FastPath
 from vigil_agent.limiter import CpuMeter, Limiter, rss_bytes
 from vigil_agent.proctable import ProcessTable, read_text
 from vigil_agent.ship import Batcher, Sink, Stats, release_memory
@@ -118,6 +118,7 @@ class Agent:
         self.audit_reader: auditnl.BatchReader | None = None
         self.cn_sock: socket.socket | None = None
         self.pkt_sock: socket.socket | None = None
+        self.dns_reader: DnsReader | None = None
         self.installed: list[bytes] = []
         self.restore_enabled: int | None = None
         self.restore_backlog: int | None = None
@@ -235,6 +236,14 @@ class Agent:
                 self.unavailable["dns"] = f"{exc.strerror or exc}" + (
                     " (AF_PACKET needs CAP_NET_RAW)" if exc.errno in (1, 13) else ""
                 )
+            if self.pkt_sock is not None and s.dns_native:
+                try:
+                    self.dns_reader = DnsReader()
+                    self.active.append("dns_native")
+                except OSError as exc:
+                    self.unavailable["dns_native"] = f"{exc.strerror or exc}; DNS packets are read in Python"
+            elif self.pkt_sock is not None:
+                self.unavailable["dns_native"] = "disabled in config; DNS packets are read in Python"
         else:
             self.unavailable["dns"] = "disabled in config"
         for name, why in self.unavailable.items():
@@ -524,6 +533,17 @@ class Agent:
                 self._on_exit(ex[0], ex[1], now)
 
     def _on_packet(self, sock: socket.socket) -> None:
+        reader = self.dns_reader
+        if reader is not None and not self.limiter.sheds("dns"):  # (shedding: Python's loop counts)
+            on_packet, on_message = self.dns.on_packet, self.dns.on_message
+            for t, qr, src, sport, dst, dport, ident, host, qtype, rcode, answers, raw in reader.read(
+                sock.fileno(), READ_BURST
+            ):
+                if qr < 0:
+                    on_packet(raw, t)
+                else:
+                    on_message("udp", src, sport, dst, dport, ident, qr, rcode, host, qtype, answers, t)
+            return
         for _ in range(READ_BURST):
             try:
                 data = sock.recv(65535)
@@ -571,7 +591,8 @@ class Agent:
         self._save_seq()
 
     def _counters(self) -> wire.Counters:
-        c = msgspec.structs.replace(self.stats.counters(), dns_lost=self.dns.lost)
+        lost = self.dns.lost + (self.dns_reader.errors if self.dns_reader is not None else 0)
+        c = msgspec.structs.replace(self.stats.counters(), dns_lost=lost)
         if self.bpf is not None:
             c = msgspec.structs.replace(c, ebpf_lost=self.bpf.lost())
         return c
@@ -695,6 +716,11 @@ class Agent:
             self.ctl = None
         self._flush_dns(time.time_ns() + 10**12)
         self.heartbeat()  # the last word: final counters
+        if self.dns_reader is not None:
+            c = self.dns_reader.ctx
+            log.info("native DNS reader: %d messages parsed, %d packets left to Python", c.parsed, c.raw)
+            self.dns_reader.close()
+            self.dns_reader = None
         self.batcher.seal()
         self.sink.close(timeout=5.0)
         self._save_seq()

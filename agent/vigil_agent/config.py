@@ -62,6 +62,7 @@ class SensorsConfig(_Section):
     ebpf_native: bool = True  # the ring's common records (execs, connects) written in C (libvigilfast.so)
     audit: bool = True
     dns: bool = True
+    dns_native: bool = True  # the capture's packets read and UDP DNS parsed in C (libvigilfast.so)
     proc_connector: bool = True
     dns_ports: list[int] = msgspec.field(default_factory=lambda: [53])
     connect_failures: bool = False  # also report refused/unreachable connects (more volume)

@@ -472,30 +472,47 @@ class DnsTracker:
         if m is None:
             self.malformed += 1
             return
-        ident, qr, rcode, hostname, qtype, answers = m
+        self.on_message(pkt.protocol, pkt.src, pkt.sport, pkt.dst, pkt.dport, *m, now_ns)
+
+    def on_message(
+        self,
+        protocol: str,
+        src: str,
+        sport: int,
+        dst: str,
+        dport: int,
+        ident: int,
+        qr: int,
+        rcode: str,
+        hostname: str,
+        qtype: str,
+        answers: list[wire.DnsAnswer],
+        now_ns: int,
+    ) -> None:
+        """A parsed message (here, or by the native reader: fastpath.DnsReader)."""
         if not hostname and not qtype:
             return  # no question
         if qr == 0:
-            key = (pkt.src, pkt.sport, ident, hostname)
+            key = (src, sport, ident, hostname)
             if key in self.pending:
                 return  # retransmission
             if len(self.pending) >= self.max_pending:
                 self.overflow += 1
                 return
-            p = Pending(now_ns, hostname, qtype, pkt.protocol, pkt.src, pkt.sport, pkt.dst, pkt.dport)
-            owner = self.owners.get((pkt.protocol, pkt.sport))
+            p = Pending(now_ns, hostname, qtype, protocol, src, sport, dst, dport)
+            owner = self.owners.get((protocol, sport))
             if owner is not None and owner[1] >= now_ns:
                 p.process = owner[0]
             else:
                 for c in self.connects:
-                    if not c.used and c.resolver_ip == pkt.dst and now_ns - c.time_ns < self.timeout_ns:
+                    if not c.used and c.resolver_ip == dst and now_ns - c.time_ns < self.timeout_ns:
                         c.used = True
                         p.process = c.process
-                        self.owners[(pkt.protocol, pkt.sport)] = (c.process, now_ns + self.timeout_ns)
+                        self.owners[(protocol, sport)] = (c.process, now_ns + self.timeout_ns)
                         break
             self.pending[key] = p
         else:
-            p2 = self.pending.get((pkt.dst, pkt.dport, ident, hostname))
+            p2 = self.pending.get((dst, dport, ident, hostname))
             if p2 is None:
                 return
             p2.answered = True

@@ -11,6 +11,10 @@ process C wrote from :meth:`FastPath.get` when a later record needs it.
 
 Optional like the sensor: without the library (or with ``sensors.ebpf_native = false``) every
 record goes through Python, as before.
+
+The same library reads the DNS capture socket (agent/native/dnsfast.c, :class:`DnsReader`,
+``sensors.dns_native``): packets in bursts, the common UDP messages parsed as dnscap.quick_parse
+parses them, the rest handed to Python as read.
 """
 
 from __future__ import annotations
@@ -21,6 +25,9 @@ import os
 import struct
 from collections.abc import Iterable
 
+import msgspec
+
+from vigil import wire
 from vigil_agent.bpfsensor import _SAMPLE_CB, AF_INET, AF_INET6, EV_ACCEPT, EV_CONNECT, EV_LISTEN
 
 LIBRARY = os.path.join(os.path.dirname(os.path.abspath(__file__)), "libvigilfast.so")
@@ -65,6 +72,25 @@ class _Ctx(ctypes.Structure):
     ]
 
 
+class _DnsCtx(ctypes.Structure):
+    """The public head of ``struct vd_ctx`` (agent/native/dnsfast.c)."""
+
+    _fields_ = [
+        ("out", ctypes.c_void_p),
+        ("out_len", ctypes.c_uint64),
+        ("items", ctypes.c_uint64),
+        ("parsed", ctypes.c_uint64),
+        ("raw", ctypes.c_uint64),
+        ("errors", ctypes.c_uint64),
+    ]
+
+
+# one packet as dnsfast.c reads it: (time, qr, src, sport, dst, dport, id, hostname, qtype, rcode,
+# answers, raw); qr -1: the packet (raw) is Python's to read (TCP, or a message for dnslib)
+DnsItem = tuple[int, int, str, int, str, int, int, str, str, str, list[wire.DnsAnswer], bytes]
+_decode_items = msgspec.json.Decoder(list[DnsItem]).decode
+
+
 def load(path: str = LIBRARY) -> ctypes.CDLL:
     if not os.path.exists(path):
         raise OSError(errno.ENOENT, f"{path} is missing (build it with `make agent-bpf`)")
@@ -81,6 +107,11 @@ def load(path: str = LIBRARY) -> ctypes.CDLL:
         ("vf_clear", None, [vp]),
         ("vf_reset", None, [vp]),
         ("vf_free", None, [vp]),
+        ("vd_new", ctypes.POINTER(_DnsCtx), []),
+        ("vd_read", ctypes.c_long, [vp, ctypes.c_int, u32]),
+        ("vd_packet", ctypes.c_int, [vp, cp, ctypes.c_size_t, ctypes.c_int64]),
+        ("vd_reset", None, [vp]),
+        ("vd_free", None, [vp]),
     ):
         fn = getattr(lib, name)
         fn.restype, fn.argtypes = res, args
@@ -216,4 +247,47 @@ class FastPath:
     def close(self) -> None:
         if self.ptr:
             self.lib.vf_free(self.ptr)
+            self.ptr = None
+
+
+class DnsReader:
+    """The DNS capture socket read and parsed in C (agent/native/dnsfast.c): one call reads a
+    burst of packets and returns them as items, UDP messages already parsed exactly as
+    dnscap.quick_parse parses them, everything else as the raw packet for Python's path."""
+
+    def __init__(self, path: str = LIBRARY) -> None:
+        self.lib = load(path)
+        ptr = self.lib.vd_new()
+        if not ptr:
+            raise OSError(errno.ENOMEM, "cannot allocate the DNS reader's context")
+        self.ptr = ctypes.cast(ptr, ctypes.c_void_p).value
+        self.ctx = ptr.contents
+
+    def read(self, fd: int, max_packets: int) -> list[DnsItem]:
+        """Up to ``max_packets`` packets from the (non-blocking) socket ``fd``, oldest first."""
+        self.lib.vd_read(self.ptr, fd, max_packets)
+        return self.take()
+
+    def feed(self, packet: bytes, time_ns: int) -> list[DnsItem]:
+        """One packet as if read (tests hold C's reading to Python's with it)."""
+        if self.lib.vd_packet(self.ptr, packet, len(packet), time_ns):
+            raise MemoryError("dnsfast: no memory for an item")
+        return self.take()
+
+    def take(self) -> list[DnsItem]:
+        c = self.ctx
+        if not c.items:
+            return []
+        data = b"[" + ctypes.string_at(c.out, c.out_len) + b"]"
+        self.lib.vd_reset(self.ptr)
+        return _decode_items(data)
+
+    @property
+    def errors(self) -> int:
+        """Packets lost here: failed reads, or no memory for their item."""
+        return int(self.ctx.errors)
+
+    def close(self) -> None:
+        if self.ptr:
+            self.lib.vd_free(self.ptr)
             self.ptr = None

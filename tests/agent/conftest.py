@@ -37,9 +37,9 @@ def agent_workdir(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Path]:
 @pytest.fixture(scope="session", params=["ebpf", "ebpf-python", "audit"])
 def agent(request: pytest.FixtureRequest, agent_workdir: Path) -> Iterator[RunningAgent]:
     """The agent with its eBPF sensor (exec/exit/connect/accept from tracepoints, the rest from
-    audit) and its native fast path; then the same with every eBPF record handled in Python;
-    then with audit alone (the fallback where eBPF is unavailable): every kernel test runs
-    against all three. Without the compiled sensor the eBPF runs skip, saying why, unless
+    audit), its native fast path and native DNS reader; then the same with every eBPF record and
+    DNS packet handled in Python; then with audit alone (the fallback where eBPF is unavailable;
+    DNS read natively): every kernel test runs against all three. Without the compiled sensor the eBPF runs skip, saying why, unless
     VIGIL_REQUIRE_BPF=1 (CI) makes that a failure."""
     if kernel_skip_reason():
         pytest.skip(kernel_skip_reason() or "")
@@ -47,7 +47,7 @@ def agent(request: pytest.FixtureRequest, agent_workdir: Path) -> Iterator[Runni
     key = f"vigiltest{uuid.uuid4().hex[:8]}"
     extra = {
         "ebpf": "",
-        "ebpf-python": "[sensors]\nebpf_native = false\n",
+        "ebpf-python": "[sensors]\nebpf_native = false\ndns_native = false\n",
         "audit": "[sensors]\nebpf = false\n",
     }
     a = start_agent(agent_workdir, key, extra=extra[mode])
@@ -56,7 +56,9 @@ def agent(request: pytest.FixtureRequest, agent_workdir: Path) -> Iterator[Runni
     if a.mode == "ebpf":
         hb = a.wait_for(lambda e: e["kind"] == "heartbeat", what="first heartbeat")
         missing = [
-            s for s in ("ebpf", "ebpf_native" if a.native else "") if s and s not in hb["sensors_active"]
+            s
+            for s in ("ebpf", "ebpf_native" if a.native else "", "dns_native" if a.native else "")
+            if s and s not in hb["sensors_active"]
         ]
         if missing:
             a.stop()

@@ -36,13 +36,19 @@ def test_first_heartbeat_reports_sensors_and_host(agent: RunningAgent) -> None:
     if agent.mode == "ebpf":
         assert set(hb["sensors_active"]) >= {"ebpf", "audit", "dns"}
         assert ("ebpf_native" in hb["sensors_active"]) == agent.native
+        assert ("dns_native" in hb["sensors_active"]) == agent.native
         assert "proc_connector" not in hb["sensors_active"]  # exits come from eBPF
         assert hb.get("sensors_unavailable", {}) == (
-            {} if agent.native else {"ebpf_native": "disabled in config; eBPF records are handled in Python"}
+            {}
+            if agent.native
+            else {
+                "ebpf_native": "disabled in config; eBPF records are handled in Python",
+                "dns_native": "disabled in config; DNS packets are read in Python",
+            }
         )
         assert hb["counters"].get("ebpf_lost", 0) == 0
     else:
-        assert set(hb["sensors_active"]) >= {"audit", "proc_connector", "dns"}
+        assert set(hb["sensors_active"]) >= {"audit", "proc_connector", "dns", "dns_native"}
         assert hb.get("sensors_unavailable", {}) == {"ebpf": "disabled in config"}
     assert hb["kernel"] == platform.release()
     assert hb["vcpus"] == os.cpu_count()

@@ -2,12 +2,12 @@
 
 from __future__ import annotations
 
-import socket
 import struct
 
 import dnslib
 import msgspec
 import pytest
+from dns_packets import dns_samples, tcp6, udp4
 from hypothesis import given
 from hypothesis import strategies as st
 
@@ -159,39 +159,6 @@ def test_bpf_program_jumps_stay_inside() -> None:
     assert prog[-1] == (dnscap.RET_K, 0, 0, 0xFFFF)
 
 
-def _udp4(src: str, dst: str, sport: int, dport: int, payload: bytes) -> bytes:
-    ip = struct.pack(
-        "!BBHHHBBH4s4s",
-        0x45,
-        0,
-        20 + 8 + len(payload),
-        0,
-        0,
-        64,
-        17,
-        0,
-        socket.inet_aton(src),
-        socket.inet_aton(dst),
-    )
-    return ip + struct.pack("!HHHH", sport, dport, 8 + len(payload), 0) + payload
-
-
-def _tcp6(
-    src: str, dst: str, sport: int, dport: int, payload: bytes, *, seq: int = 0, flags: int = 0x18
-) -> bytes:
-    tcp = struct.pack("!HHIIBBHHH", sport, dport, seq, 0, 5 << 4, flags, 1000, 0, 0) + payload
-    ip = struct.pack(
-        "!IHBB16s16s",
-        6 << 28,
-        len(tcp),
-        6,
-        64,
-        socket.inet_pton(socket.AF_INET6, src),
-        socket.inet_pton(socket.AF_INET6, dst),
-    )
-    return ip + tcp
-
-
 def test_dns_tracker_pairs_query_answer_and_process_by_port() -> None:
     q = dnslib.DNSRecord.question("pool.example.com", "A")
     r = q.reply()
@@ -199,9 +166,9 @@ def test_dns_tracker_pairs_query_answer_and_process_by_port() -> None:
     tr = dnscap.DnsTracker()
     proc = wire.Process(pid=77, name="curl")
     tr.note_connect(proc, "10.0.0.2", "udp", 40000, 1_000)
-    tr.on_packet(_udp4("10.0.0.5", "10.0.0.2", 40000, 53, q.pack()), 2_000)
+    tr.on_packet(udp4("10.0.0.5", "10.0.0.2", 40000, 53, q.pack()), 2_000)
     assert tr.ready(2_000) == []  # no answer yet, not timed out
-    tr.on_packet(_udp4("10.0.0.2", "10.0.0.5", 53, 40000, r.pack()), 3_000)
+    tr.on_packet(udp4("10.0.0.2", "10.0.0.5", 53, 40000, r.pack()), 3_000)
     [p] = tr.ready(3_000)
     assert (p.hostname, p.qtype, p.rcode, p.resolver_ip, p.process) == (
         "pool.example.com",
@@ -216,7 +183,7 @@ def test_dns_tracker_pairs_query_answer_and_process_by_port() -> None:
 def test_dns_tracker_fifo_attribution_when_port_unknown_and_timeout() -> None:
     tr = dnscap.DnsTracker(timeout_ns=1_000_000_000)
     q = dnslib.DNSRecord.question("a.example", "AAAA").pack()
-    tr.on_packet(_udp4("10.0.0.5", "10.0.0.2", 40001, 53, q), 10)
+    tr.on_packet(udp4("10.0.0.5", "10.0.0.2", 40001, 53, q), 10)
     proc = wire.Process(pid=5)
     tr.note_connect(proc, "10.0.0.2", "udp", 0, 5)  # audit arrives after the packet
     [p] = tr.ready(10 + 1_000_000_000)
@@ -226,18 +193,18 @@ def test_dns_tracker_fifo_attribution_when_port_unknown_and_timeout() -> None:
 def test_dns_over_tcp_ipv6_and_garbage() -> None:
     q = dnslib.DNSRecord.question("t.example", "TXT").pack()
     framed = len(q).to_bytes(2, "big") + q
-    pkt = dnscap.parse_packet(_tcp6("fd00::1", "fd00::53", 5555, 53, framed, seq=42))
+    pkt = dnscap.parse_packet(tcp6("fd00::1", "fd00::53", 5555, 53, framed, seq=42))
     assert pkt is not None and (pkt.protocol, pkt.dst, pkt.dport, pkt.seq) == ("tcp", "fd00::53", 53, 42)
     assert pkt.payload == framed  # the stream's bytes; TcpStreams cuts the messages
     tr = dnscap.DnsTracker()
-    tr.on_packet(_udp4("1.1.1.1", "2.2.2.2", 1, 53, b"\x00garbage"), 1)
+    tr.on_packet(udp4("1.1.1.1", "2.2.2.2", 1, 53, b"\x00garbage"), 1)
     assert tr.malformed == 1
 
 
 def _tcp_answers(tr: dnscap.DnsTracker, segments: list[tuple[int, bytes, int]]) -> None:
     """Feed the resolver->client direction of one connection as (seq, data, flags) segments."""
     for seq, data, flags in segments:
-        tr.on_packet(_tcp6("fd00::53", "fd00::1", 53, 5555, data, seq=seq, flags=flags), 2_000)
+        tr.on_packet(tcp6("fd00::53", "fd00::1", 53, 5555, data, seq=seq, flags=flags), 2_000)
 
 
 def test_dns_over_tcp_messages_are_reassembled_across_segments() -> None:
@@ -251,7 +218,7 @@ def test_dns_over_tcp_messages_are_reassembled_across_segments() -> None:
         q = dnslib.DNSRecord.question(name, "A")
         q.header.id = 100 + i
         framed = len(q.pack()).to_bytes(2, "big") + q.pack()
-        tr.on_packet(_tcp6("fd00::1", "fd00::53", 5555, 53, framed, seq=cseq), 1_000)
+        tr.on_packet(tcp6("fd00::1", "fd00::53", 5555, 53, framed, seq=cseq), 1_000)
         cseq += len(framed)
         r = q.reply()
         for k in range(60 if i == 0 else 1):  # 60 answers: ~1 KiB, more than one segment here
@@ -296,7 +263,7 @@ def test_dns_over_tcp_holes_and_cut_streams_are_counted_not_silent() -> None:
     assert tr.tcp.lost == 2 and not tr.tcp.streams
     tr.tcp.max_streams = 4
     for port in range(10):  # more streams than the bound, each holding half a message
-        tr.on_packet(_tcp6("fd00::53", "fd00::1", 53, 6000 + port, framed[:8], seq=1), 5)
+        tr.on_packet(tcp6("fd00::53", "fd00::1", 53, 6000 + port, framed[:8], seq=1), 5)
     assert len(tr.tcp.streams) == 4 and tr.tcp.lost == 2 + 6
 
 
@@ -305,29 +272,11 @@ def test_dns_never_raises(raw: bytes) -> None:
     dnscap.DnsTracker().on_packet(raw, 1)
 
 
-def _dns_samples() -> list[bytes]:
-    q = dnslib.DNSRecord.question("q1.run.bench.test", "A")
-    r = q.reply()
-    r.add_answer(dnslib.RR(q.q.qname, dnslib.QTYPE.A, rdata=dnslib.A("10.9.8.7"), ttl=5))
-    q2 = dnslib.DNSRecord.question("www.Example.com", "AAAA")
-    r2 = q2.reply()
-    r2.add_answer(
-        dnslib.RR("www.Example.com", dnslib.QTYPE.CNAME, rdata=dnslib.CNAME("edge.example.net"), ttl=60)
-    )
-    r2.add_answer(dnslib.RR("edge.example.net", dnslib.QTYPE.AAAA, rdata=dnslib.AAAA("2001:db8::1"), ttl=60))
-    r3 = dnslib.DNSRecord.question("nx.example", "MX").reply()
-    r3.header.rcode = 3
-    r4 = dnslib.DNSRecord.question("t.example", "TXT").reply()
-    r4.add_answer(dnslib.RR("t.example", dnslib.QTYPE.TXT, rdata=dnslib.TXT("hi")))
-    odd = dnslib.DNSRecord.question("we ird.example", "A").pack()
-    return [q.pack(), r.pack(), q2.pack(), r2.pack(), r3.pack(), r4.pack(), odd]
-
-
 def test_quick_dns_parser_agrees_with_dnslib_or_defers() -> None:
     """The fast path reads the common messages itself and must say exactly what dnslib says; what
     it does not know (TXT answers, escaped names) it leaves to dnslib."""
     quick = 0
-    for m in _dns_samples():
+    for m in dns_samples():
         a, b = dnscap.quick_parse(m), dnscap.dnslib_parse(m)
         assert b is not None
         if a is not None:
@@ -582,8 +531,9 @@ def test_heartbeat_counters_carry_dns_losses() -> None:
     a.stats = agent_mod.Stats()
     a.dns = dnscap.DnsTracker()
     a.bpf = None
+    a.dns_reader = None
     assert a._counters().dns_lost == 0
-    a.dns.on_packet(_udp4("1.1.1.1", "2.2.2.2", 1, 53, b"\x00garbage"), 1)
+    a.dns.on_packet(udp4("1.1.1.1", "2.2.2.2", 1, 53, b"\x00garbage"), 1)
     a.dns.tcp.lost += 2
     assert a._counters().dns_lost == 3
     assert b'"dns_lost":3' in msgspec.json.encode(a._counters())
