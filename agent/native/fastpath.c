@@ -14,9 +14,12 @@
  *     binary's hash, its user's name and its fds 0/1/2 already known, plain printable ASCII
  *     strings, no truncated environment) becomes its process_exec line, and the new process is
  *     registered: its block, the brief its children's lineage starts with, its lineage;
- *   - anything else (another exec, exit, a process not registered, a DNS-port connect that Python
- *     attributes, unix sockets, /proc/<pid>/mem, library loads, an odd record) is queued, in
- *     order, in ctx->slow for Python, which handles the queue after the pass.
+ *   - a connect to a DNS port (ctx->ports) of a registered process gets its line here too, and a
+ *     copy of the record, marked EV_DNS_NOTED, is queued for Python: it only attributes the
+ *     process's DNS queries (dnscap.DnsTracker.note_connect);
+ *   - anything else (another exec, exit, a process not registered, unix sockets,
+ *     /proc/<pid>/mem, library loads, an odd record) is queued, in order, in ctx->slow for
+ *     Python, which handles the queue after the pass.
  *
  * So one pass over the ring costs Python one call, whatever it holds. Within a pass, the lines
  * written here come before the events Python builds from the queue (each keeps its own time and
@@ -39,6 +42,7 @@
 
 /* the record layouts of agent/bpf/vigil.bpf.c (pinned there with static asserts) */
 enum { EV_EXEC = 1, EV_EXIT = 2, EV_CONNECT = 3, EV_ACCEPT = 4, EV_LISTEN = 5 };
+enum { EV_DNS_NOTED = 64 }; /* not the kernel's: a DNS connect whose line was written here */
 enum { F_EXE_UNLINKED = 1, F_ENV_TRUNC = 4 };
 #define FDINFO_SIZE 168
 #define ARGS_MAX 4096
@@ -148,7 +152,7 @@ struct vf_ctx {
 	uint64_t seq;         /* in/out: the last seq given out */
 	uint32_t self_pid;    /* in: never report the agent */
 	uint32_t shed_net;    /* in: the limiter sheds net events: drop them, counting */
-	uint32_t n_ports;     /* in: connects to these remote ports go to Python (DNS attribution) */
+	uint32_t n_ports;     /* in: connects to these remote ports are noted for Python (DNS attribution) */
 	uint16_t ports[MAX_PORTS];
 	uint32_t n_comms;     /* in: processes never reported, by comm */
 	char comms[MAX_COMMS][16];
@@ -604,12 +608,12 @@ static int net(struct vf_ctx *c, const struct net_ev *r, size_t size)
 {
 	uint32_t kind = r->h.kind;
 	uint16_t fam = r->family;
+	int dns = 0;
 	if (fam != AF_INET && fam != AF_INET6)
 		return slow(c, r, size);
 	if (kind == EV_CONNECT)
 		for (uint32_t i = 0; i < c->n_ports; i++)
-			if (r->rport == c->ports[i])
-				return slow(c, r, size);
+			dns |= r->rport == c->ports[i];
 	if (r->h.pid == c->self_pid)
 		return 0;
 	struct vf_proc *proc = find(c, r->h.pid);
@@ -660,6 +664,11 @@ static int net(struct vf_ctx *c, const struct net_ev *r, size_t size)
 		p = PUT(p, ",\"success\":false");
 	end_line(c, p, r->h.time_ns);
 	c->fast++;
+	if (dns) { /* Python attributes the process's queries: it gets the record, marked */
+		struct net_ev note = *r;
+		note.h.kind = EV_DNS_NOTED;
+		return slow(c, &note, sizeof(note));
+	}
 	return 0;
 }
 

@@ -27,7 +27,7 @@ from vigil_agent.auditparse import Assembler, Group
 from vigil_agent.bpfevents import BpfCollector
 from vigil_agent.collector import EXEC, NET, Collector, event_class
 from vigil_agent.config import Config
-from vigil_agent.fastpath import VF_FULL, DnsReader, FastPath
+from vigil_agent.fastpath import EV_DNS_NOTED, VF_FULL, DnsReader, FastPath
 from vigil_agent.limiter import CpuMeter, Limiter, rss_bytes
 from vigil_agent.proctable import ProcessTable, read_text
 from vigil_agent.ship import Batcher, Sink, Stats, release_memory
@@ -255,7 +255,7 @@ class Agent:
         try:
             fast = FastPath(
                 self_pid=self.pid,
-                divert_ports=self.cfg.sensors.dns_ports if self.cfg.sensors.dns else (),
+                dns_ports=self.cfg.sensors.dns_ports if self.cfg.sensors.dns else (),
                 exclude_comm=self.cfg.exclude.processes,
                 boot=self.table.boot,
                 btime_ns=self.table.btime,
@@ -485,6 +485,9 @@ class Agent:
         limiter = self.limiter
         try:
             kind = raw[0]  # the record's kind (u32, little endian) is its first byte
+            if kind == EV_DNS_NOTED:  # its line was written in C
+                col.dns_noted(raw)
+                return
             if kind in bpfsensor.NET_KINDS:
                 if limiter.level and kind != bpfsensor.EV_PROC_MEM and limiter.sheds("net"):
                     self._shed("net")

@@ -240,6 +240,15 @@ class BpfCollector:
             target = self.table.process(int(who))
         return wire.ProcMemWrite(time=t, seq=seq(), process=proc, path=path, target=target)
 
+    def dns_noted(self, data: bytes) -> None:
+        """A connect to a DNS port whose line the native fast path wrote (EV_DNS_NOTED): what is
+        left is Python's, attributing the process's queries."""
+        (_kind, pid, _tid, ppid, t, _start, uid, euid, _gid, _egid, comm_raw,
+         _ret, fam, typ, lport, _rport, _fd, _laddr, raddr, _path) = b.NET_REC.unpack(data)  # fmt: skip
+        if self.on_dns_connect is not None:
+            proc = self._process(pid, ppid, comm_raw, uid, euid)
+            self.on_dns_connect(proc, b.ip(fam, raddr), _PROTO.get(typ, "tcp"), lport, t + self.wall_offset)
+
     def net(self, data: bytes, seq: Callable[[], int]) -> list[wire.WireEvent]:
         """A record in the net layout: connect, accept, listen (the hot path, ~1,000 a second,
         skips ``decode``), or a /proc/<pid>/mem write-open."""
@@ -254,7 +263,7 @@ class BpfCollector:
                 return []
         proc = self._process(pid, ppid, comm or comm_raw, uid, euid)
         excluded = bool(self.exclude_exes) and proc.file.path in self.exclude_exes
-        if self.fast is not None and self.fast.takes(kind, fam, rport):
+        if self.fast is not None and self.fast.takes(kind, fam):
             # so it came here for want of the process: a process of the table is registered,
             # and its next records stay in C
             if excluded:

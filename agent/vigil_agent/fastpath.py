@@ -32,6 +32,7 @@ from vigil_agent.bpfsensor import _SAMPLE_CB, AF_INET, AF_INET6, EV_ACCEPT, EV_C
 
 LIBRARY = os.path.join(os.path.dirname(os.path.abspath(__file__)), "libvigilfast.so")
 VF_FULL = -errno.ENOBUFS  # a pass stopped with its buffers full: take them, consume again
+EV_DNS_NOTED = 64  # a queued DNS connect whose line C wrote: Python only attributes its queries
 MAX_PORTS, MAX_COMMS = 8, 32
 MAX_PROCS = 4096  # registered blocks (processes that exec'd or made a connection); the rest: Python
 MAX_PROC_BYTES = 8 << 20
@@ -123,7 +124,7 @@ class FastPath:
         self,
         *,
         self_pid: int,
-        divert_ports: Iterable[int],
+        dns_ports: Iterable[int],
         exclude_comm: Iterable[str],
         boot: str = "",
         btime_ns: int = 0,
@@ -132,7 +133,7 @@ class FastPath:
     ) -> None:
         """``boot``, ``btime_ns``: the process table's boot id and boot time, for the execs C
         writes (their uuids and start times); without a boot id every exec goes to Python."""
-        ports = sorted(set(divert_ports))
+        ports = sorted(set(dns_ports))
         comms = [c.encode()[:16] for c in sorted(set(exclude_comm))]
         if len(ports) > MAX_PORTS or len(comms) > MAX_COMMS:
             raise OSError(errno.E2BIG, f"more than {MAX_PORTS} DNS ports or {MAX_COMMS} excluded processes")
@@ -153,7 +154,6 @@ class FastPath:
         c.n_comms = len(comms)
         for i, name in enumerate(comms):
             c.comms[i].value = name
-        self.ports = frozenset(ports)
         self.sample = _SAMPLE_CB(("vf_sample", self.lib))  # the C function, passed to libbpf
         self._set = self.lib.vf_set
         self.registered: set[int] = set()  # pids set here and not forgotten here (a superset of C's)
@@ -207,12 +207,12 @@ class FastPath:
         """What an fd record (FDINFO bytes) is, as its Stdio block (b"": no such fd)."""
         self.lib.vf_set_stdio(self.ptr, raw, encoded, len(encoded))
 
-    def takes(self, kind: int, family: int, rport: int) -> bool:
+    @staticmethod
+    def takes(kind: int, family: int) -> bool:
         """Whether C handles net-layout records like this one once their process is registered
-        (it never does unix sockets, /proc/<pid>/mem, or connects to the DNS ports)."""
-        if kind not in (EV_CONNECT, EV_ACCEPT, EV_LISTEN) or family not in (AF_INET, AF_INET6):
-            return False
-        return not (kind == EV_CONNECT and rport in self.ports)
+        (it never does unix sockets or /proc/<pid>/mem). A connect to a DNS port gets its line in
+        C and comes back to Python as EV_DNS_NOTED, for the attribution of its queries."""
+        return kind in (EV_CONNECT, EV_ACCEPT, EV_LISTEN) and family in (AF_INET, AF_INET6)
 
     def forget(self, pid: int) -> None:
         """Drop pid's block (C drops it by itself at the pid's exec or exit record; this is for a

@@ -327,7 +327,7 @@ def _bare_agent(tmp_path: Path, native: bool) -> Any:
     if native:
         if not Path(fastpath.LIBRARY).exists():
             pytest.skip("libvigilfast.so not built (make agent-native)")
-        a.fast = FastPath(self_pid=1, divert_ports=[53], exclude_comm=[])
+        a.fast = FastPath(self_pid=1, dns_ports=[53], exclude_comm=[])
         a.bpf_collector.fast = a.fast
         a.bpf_collector.encode = a.batcher.encoded
     return a

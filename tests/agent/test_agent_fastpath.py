@@ -69,7 +69,7 @@ class Harness:
         )
         self.fast = fastpath.FastPath(
             self_pid=1,
-            divert_ports=[53],
+            dns_ports=[53],
             exclude_comm=exclude_comm,
             max_procs=max_procs,
             boot=self.table.boot,
@@ -125,7 +125,7 @@ def test_lines_are_byte_for_byte_what_the_python_path_writes(tmp_path: Path) -> 
         h.process(pid)
     rng = random.Random(7)
     kinds = (b.EV_CONNECT, b.EV_ACCEPT, b.EV_LISTEN)
-    fast = 0
+    fast = noted = 0
     for _ in range(3000):
         kind, family = rng.choice(kinds), rng.choice((b.AF_INET, b.AF_INET6))
         rec = _net(
@@ -137,20 +137,20 @@ def test_lines_are_byte_for_byte_what_the_python_path_writes(tmp_path: Path) -> 
             laddr=_addr(rng, family),
             raddr=_addr(rng, family),
             lport=rng.choice((0, 22, 443, 65535, rng.randrange(1, 65536))),
-            rport=rng.choice((0, 80, 65535, rng.randrange(1, 65536))),
+            rport=rng.choice((0, 53, 80, 65535, rng.randrange(1, 65536))),
         )
         seq_before = h.seq
         line, queued = h.c(rec)
-        if queued:  # only connects to the DNS port go to Python here
-            assert queued == [rec] and not line
+        if queued:  # a connect to the DNS port comes back for Python's attribution, marked
+            assert queued == [bytes([fastpath.EV_DNS_NOTED]) + rec[1:]]
             assert kind == b.EV_CONNECT and rec[b.HDR.size + 10 : b.HDR.size + 12] == (53).to_bytes(
                 2, "little"
             )
-            continue
+            noted += 1
         h.seq = seq_before  # the Python path gives the same seq
         assert [line] == h.python(rec), rec.hex()
         fast += 1
-    assert fast > 2900
+    assert fast == 3000 and noted > 100
 
 
 def test_what_c_leaves_to_python_and_what_it_drops(tmp_path: Path) -> None:
@@ -161,7 +161,6 @@ def test_what_c_leaves_to_python_and_what_it_drops(tmp_path: Path) -> None:
     slow = [
         _net(b.EV_CONNECT, 2999, b.AF_INET, raddr=lo, rport=80),  # a process Python has not registered
         _net(b.EV_CONNECT, 2000, b.AF_INET, raddr=lo, rport=80, start_ns=START + 1),  # pid reused
-        _net(b.EV_CONNECT, 2000, b.AF_INET, type_=2, raddr=lo, rport=53),  # DNS: Python attributes it
         _net(b.EV_CONNECT, 2000, b.AF_UNIX, path=b"/var/run/docker.sock"),
         _net(b.EV_PROC_MEM, 2000, 0, path=b"/proc/1/mem"),
         _net(b.EV_CONNECT, 2000, b.AF_INET, raddr=lo, rport=80)[:-1],  # a short record
@@ -181,6 +180,27 @@ def test_what_c_leaves_to_python_and_what_it_drops(tmp_path: Path) -> None:
     h.fast.ctx.shed_net = 1  # the limiter sheds net events: dropped and counted
     assert h.c(_net(b.EV_ACCEPT, 2000, b.AF_INET, raddr=lo, rport=80)) == (b"", [])
     assert h.fast.ctx.shed == 1
+
+
+def test_dns_connects_are_written_in_c_and_noted_for_python(tmp_path: Path) -> None:
+    """C writes a DNS connect's line like any other; the marked copy it queues gives Python's
+    DNS tracker exactly what the Python path would have given it."""
+    h = Harness(tmp_path)
+    calls: list[tuple[object, ...]] = []
+    h.col.on_dns_connect = lambda *a: calls.append(a)
+    h.process(2000)
+    lo, res = socket.inet_aton("127.0.0.1"), socket.inet_aton("127.0.0.53")
+    rec = _net(b.EV_CONNECT, 2000, b.AF_INET, type_=2, laddr=lo, lport=40001, raddr=res, rport=53)
+    seq_before = h.seq
+    line, queued = h.c(rec)
+    assert queued == [bytes([fastpath.EV_DNS_NOTED]) + rec[1:]]
+    h.seq = seq_before
+    assert [line] == h.python(rec) and len(calls) == 1  # the Python path: line and attribution
+    h.col.dns_noted(queued[0])
+    assert len(calls) == 2 and calls[1] == calls[0]
+    assert calls[0][1:4] == ("127.0.0.53", "udp", 40001) and calls[0][0].pid == 2000  # type: ignore[attr-defined]
+    h.fast.ctx.shed_net = 1  # shed: neither a line nor a note, as in Python
+    assert h.c(rec) == (b"", [])
 
 
 def test_exec_and_exit_forget_the_process_so_its_records_keep_their_order(tmp_path: Path) -> None:
