@@ -78,6 +78,7 @@ class Agent:
             flush_s=cfg.agent.flush_s,
             lag_s=self.coalesce_s,
             max_bytes=cfg.agent.batch_max_bytes,
+            max_raw=cfg.agent.batch_max_raw_mb << 20,
             gzip_level=cfg.agent.gzip_level,
             compress=not getattr(self.sink, "plain", False),
         )

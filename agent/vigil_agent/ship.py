@@ -101,8 +101,23 @@ class Sink(Protocol):
     def close(self, timeout: float) -> None: ...
 
 
+SLICE = 256 << 10  # add_lines compresses a pass's lines in slices of at most this, at line ends
+Z_SYNC_FLUSH = 2  # zlib's and ISA-L's
+
+
+def _bound(raw: int) -> int:
+    """The most that ``raw`` bytes can add to a deflate stream (stored blocks, gzip trailer)."""
+    return raw + raw // 1000 + 64
+
+
 class Batcher:
-    """Collects encoded events; seals a batch at ``max_bytes`` (uncompressed) or ``flush_s``."""
+    """Collects encoded events; seals a batch at ``flush_s``, or when it is full: its payload
+    (gzip'd) would pass ``max_bytes`` (a Kinesis record is at most 1 MiB), or its NDJSON would
+    pass ``max_raw`` (what a consumer inflates per record).
+
+    Sealing on the gzip'd size, not the NDJSON's: the NDJSON compresses ~40x (each event repeats
+    its process), so a 1 MiB-NDJSON bound made ~25 KiB records, four a second on the bench, and
+    every one of them cost the shipper a PutRecords call of its own."""
 
     def __init__(
         self,
@@ -111,6 +126,7 @@ class Batcher:
         *,
         flush_s: float = 1.0,
         max_bytes: int = 960 * 1024,
+        max_raw: int = 8 << 20,
         gzip_level: int = 1,
         compress: bool = True,
         clock: Callable[[], float] = time.monotonic,
@@ -123,6 +139,7 @@ class Batcher:
         # rounds): a batch is due that much earlier, so no event leaves later than flush_s
         self.lag_s = min(lag_s, flush_s)
         self.max_bytes = max_bytes
+        self.max_raw = max_raw if compress else max_bytes
         self.gzip_level = gzip_level
         self.compress = compress
         self.clock = clock
@@ -132,7 +149,9 @@ class Batcher:
         self._comp: Any = None
         self._gz: list[bytes] = []
         self.count = 0  # events in ``lines``
-        self.size = 0
+        self.size = 0  # NDJSON bytes
+        self.gz_size = 0  # gzip'd bytes out of the compressor so far
+        self.unsynced = 0  # NDJSON bytes in since the compressor was last flushed (Z_SYNC_FLUSH)
         self.opened = 0.0
         self.first_seq = 0
         self.last_seq = 0
@@ -163,7 +182,7 @@ class Batcher:
                     self._raw.clear()
                 self._raw[id(p)] = (p, None)
         line = _encode(event)
-        if self.size + len(line) + 1 > self.max_bytes and self.count:
+        if self.count and not self._fits(len(line) + 1):
             self.seal(full=True)
             self.add(event)
             return
@@ -185,6 +204,24 @@ class Batcher:
             out = comp.compress(data)
             if out:
                 gz.append(out)
+                self.gz_size += len(out)
+            self.unsynced += len(data)
+
+    def _fits(self, n: int) -> bool:
+        """Whether ``n`` more NDJSON bytes keep the open batch within its bounds."""
+        if self.size + n > self.max_raw:
+            return False
+        if not self.compress:
+            return True
+        if self.gz_size + _bound(self.unsynced) + _bound(n) <= self.max_bytes:
+            return True  # even if nothing still in the compressor compressed at all
+        # near the bound: what the compressor holds is flushed out, so its size is known
+        out = self._comp.flush(Z_SYNC_FLUSH)
+        if out:
+            self._gz.append(out)
+            self.gz_size += len(out)
+        self.unsynced = 0
+        return self.gz_size + _bound(n) <= self.max_bytes
 
     def encoded(self, p: wire.Process) -> bytes:
         """A process's block as every event of it carries it (encoded once, cached like ``add``'s)."""
@@ -199,34 +236,33 @@ class Batcher:
 
     def add_lines(self, chunk: bytes, n: int, first_seq: int) -> None:
         """``n`` encoded events joined by newlines, with consecutive seqs from ``first_seq`` (the
-        native fast path's output). Split at line ends where a batch fills up."""
-        while chunk:
-            room = self.max_bytes - self.size - 1
-            if len(chunk) <= room:
-                part, chunk = chunk, b""
-            else:
-                cut = chunk.rfind(b"\n", 0, room + 1)
-                if cut <= 0 and self.count:
-                    self.seal(full=True)
-                    continue
-                if cut <= 0:  # one line larger than a batch: it goes alone
-                    cut = chunk.find(b"\n")
-                    cut = len(chunk) if cut < 0 else cut
-                part, chunk = chunk[:cut], chunk[cut + 1 :]  # (rare: a batch fills up mid-pass)
-            k = n if not chunk else part.count(b"\n") + 1  # the last part: what is left
+        native fast path's output). Taken in slices cut at line ends, so a batch that fills up
+        is sealed between two lines."""
+        view = memoryview(chunk)
+        pos, end = 0, len(chunk)
+        step = max(1, min(SLICE, self.max_bytes - 128, self.max_raw))
+        while pos < end:
+            stop = end
+            if end - pos > step:
+                cut = chunk.rfind(b"\n", pos, pos + step + 1)
+                if cut <= pos:  # a line longer than a slice: alone
+                    cut = chunk.find(b"\n", pos)
+                stop = end if cut < 0 else cut
+            k = n if stop == end else chunk.count(b"\n", pos, stop) + 1
+            if self.count and not self._fits(stop - pos + 1):
+                self.seal(full=True)
             n -= k
             if not self.count:  # the batch's first event carries the host (key order is free)
                 self.opened = self.clock()
                 self.first_seq = first_seq
-                self._append(memoryview(part)[1:], self._host_key)
+                self._append(view[pos + 1 : stop], self._host_key)
             else:
-                self._append(part)
+                self._append(view[pos:stop])
             self.count += k
-            self.size += len(part) + 1
+            self.size += stop - pos + 1
             first_seq += k
             self.last_seq = first_seq - 1
-            if chunk:
-                self.seal(full=True)
+            pos = stop + 1
 
     def due(self) -> bool:
         return bool(self.count) and self.clock() - self.opened >= self.flush_s - self.lag_s
@@ -254,6 +290,7 @@ class Batcher:
         batch = Batch(bid, self.count, payload, self.first_seq, self.last_seq)
         lines = self.lines
         self.lines, self.size, self.count = [], 0, 0
+        self.gz_size = self.unsynced = 0
         hold_s = max(0.0, self.opened + self.flush_s - self.lag_s - self.clock()) if full else 0.0
         self.sink.submit(batch, lines, hold_s)
         return batch

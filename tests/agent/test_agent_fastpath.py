@@ -290,7 +290,7 @@ def test_batches_of_native_lines_decode_with_their_host_counts_and_seqs(tmp_path
     h.process(4000)
     host = wire.Host(instance_id="i-0fast", hostname="h")
     sink = _Sink()
-    batcher = Batcher(sink, host, max_bytes=8 << 10, compress=True)
+    batcher = Batcher(sink, host, max_raw=8 << 10, compress=True)
     lo = socket.inet_aton("127.0.0.1")
     ev = wire.NetConnect(
         time=1, seq=h.next_seq(), process=h.table.entries[4000].process, remote_ip="127.0.0.1"

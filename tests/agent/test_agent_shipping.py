@@ -45,7 +45,7 @@ class _Collect:
 
 def test_batcher_writes_gzip_ndjson_with_host_header_and_seals_on_size() -> None:
     sink = _Collect()
-    b = Batcher(sink, HOST, max_bytes=4096)
+    b = Batcher(sink, HOST, max_raw=4096)
     for i in range(1, 101):
         b.add(_ev(i))
     b.seal()
@@ -61,6 +61,62 @@ def test_batcher_writes_gzip_ndjson_with_host_header_and_seals_on_size() -> None
         assert (batch.first_seq, batch.last_seq, batch.count) == (events[0].seq, events[-1].seq, len(events))
         seqs += [e.seq for e in events]
     assert seqs == list(range(1, 101))
+
+
+def test_batcher_seals_on_the_gzipd_size_of_a_batch() -> None:
+    """The record bound is on the payload Kinesis gets: events that barely compress (random
+    argv here) fill a 4 KiB record with ~4 KiB of NDJSON; the compressor is flushed near the
+    bound so no payload passes it, and every payload is still the batch's exact NDJSON."""
+    import random
+
+    rng = random.Random(5)
+    sink = _Collect()
+    b = Batcher(sink, HOST, max_bytes=4096)
+    for i in range(1, 201):
+        noise = "".join(rng.choice("0123456789abcdefghijklmnopqrstuvwxyz") for _ in range(150))
+        b.add(wire.ProcessExec(time=i, seq=i, process=wire.Process(pid=i, name="x", args=["x", noise])))
+    b.seal()
+    assert len(sink.batches) > 5
+    seqs = []
+    for batch in sink.batches:
+        events = wire.decode_batch(batch.payload)[0]
+        assert len(batch.payload) <= 4096
+        assert gzip.decompress(batch.payload) == b"".join(msgspec.json.encode(e) + b"\n" for e in events)
+        seqs += [e.seq for e in events]
+    assert seqs == list(range(1, 201))
+    assert min(len(x.payload) for x in sink.batches[:-1]) > 3000  # full, not sealed early
+    # compressible events: the same bound holds ~10x more of them
+    b = Batcher(sink := _Collect(), HOST, max_bytes=4096)
+    for i in range(1, 401):
+        b.add(_ev(i))
+    b.seal()
+    assert all(len(x.payload) <= 4096 for x in sink.batches)
+    assert sum(len(gzip.decompress(x.payload)) for x in sink.batches) / len(sink.batches) > 16_000
+
+
+def test_native_lines_are_cut_between_lines_at_the_gzipd_bound() -> None:
+    """add_lines (a ring pass's lines from C) seals a full batch between two lines, on the same
+    gzip'd bound, and the next batch's first line gets the host."""
+    import random
+
+    rng = random.Random(9)
+    evs = []
+    for i in range(1, 301):
+        noise = "".join(rng.choice("0123456789abcdef") for _ in range(rng.randrange(20, 400)))
+        evs.append(wire.ProcessExec(time=i, seq=i, process=wire.Process(pid=i, name="x", args=["x", noise])))
+    sink = _Collect()
+    b = Batcher(sink, HOST, max_bytes=4096)
+    b.add_lines(b"\n".join(msgspec.json.encode(e) for e in evs[:250]), 250, 1)
+    b.add_lines(b"\n".join(msgspec.json.encode(e) for e in evs[250:]), 50, 251)
+    b.seal()
+    assert len(sink.batches) > 5
+    got = []
+    for batch in sink.batches:
+        events, errors = wire.decode_batch(batch.payload)
+        assert errors == [] and len(batch.payload) <= 4096 and events[0].host == HOST
+        assert [e.seq for e in events] == list(range(batch.first_seq, batch.last_seq + 1))
+        got += [msgspec.structs.replace(e, host=None) for e in events]
+    assert got == evs
 
 
 def test_batcher_flushes_on_time() -> None:
@@ -111,7 +167,7 @@ def test_batches_are_gzip_of_the_exact_ndjson_on_isal_and_on_zlib(monkeypatch, e
     spy = _SpyIsal()
     monkeypatch.setattr(ship, "_isal", spy if engine == "isal" else None)
     sink = _Collect()
-    b = Batcher(sink, HOST, gzip_level=level, max_bytes=4096)
+    b = Batcher(sink, HOST, gzip_level=level, max_raw=4096)
     # WHEN batches of events are sealed (on size, and the last one by hand)
     for i in range(1, 301):
         b.add(_ev(i))
@@ -134,7 +190,7 @@ def test_batches_are_gzip_of_the_exact_ndjson_on_isal_and_on_zlib(monkeypatch, e
 def test_only_a_batch_sealed_full_may_wait_for_the_next_ones() -> None:
     now = [10.0]
     sink = _Collect()
-    b = Batcher(sink, HOST, flush_s=1.0, max_bytes=1024, clock=lambda: now[0])
+    b = Batcher(sink, HOST, flush_s=1.0, max_raw=1024, clock=lambda: now[0])
     # GIVEN a batch opened at t=10.0 that fills up at t=10.25
     b.add(_ev(1))
     now[0] = 10.25
@@ -253,7 +309,7 @@ def test_unreachable_kinesis_spools_then_replays_in_order(tmp_path) -> None:
         backoff_max_s=0.02,
     )
     sh.start()
-    b = Batcher(sh, HOST, max_bytes=2048)
+    b = Batcher(sh, HOST, max_raw=2048)
     for i in range(1, 201):
         b.add(_ev(i))
     b.seal()
@@ -315,7 +371,7 @@ def test_ships_to_kinesis_partitioned_by_instance() -> None:
             client_factory=lambda: boto3.client("kinesis", region_name="us-east-1"),
         )
         sh.start()
-        b = Batcher(sh, HOST, max_bytes=8192)
+        b = Batcher(sh, HOST, max_raw=8192)
         for i in range(1, 51):
             b.add(_ev(i))
         b.seal()
