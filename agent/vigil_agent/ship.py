@@ -101,13 +101,17 @@ class Sink(Protocol):
     def close(self, timeout: float) -> None: ...
 
 
-SLICE = 256 << 10  # add_lines compresses a pass's lines in slices of at most this, at line ends
 Z_SYNC_FLUSH = 2  # zlib's and ISA-L's
 
 
 def _bound(raw: int) -> int:
     """The most that ``raw`` bytes can add to a deflate stream (stored blocks, gzip trailer)."""
     return raw + raw // 1000 + 64
+
+
+def _room(gz: int) -> int:
+    """NDJSON bytes that surely fit in ``gz`` bytes of gzip (the inverse of ``_bound``)."""
+    return gz - gz // 1000 - 64
 
 
 class Batcher:
@@ -236,21 +240,33 @@ class Batcher:
 
     def add_lines(self, chunk: bytes, n: int, first_seq: int) -> None:
         """``n`` encoded events joined by newlines, with consecutive seqs from ``first_seq`` (the
-        native fast path's output). Taken in slices cut at line ends, so a batch that fills up
-        is sealed between two lines."""
+        native fast path's output). A batch that fills up is sealed between two lines; lines are
+        counted only around such a cut, and only on its shorter side."""
         view = memoryview(chunk)
         pos, end = 0, len(chunk)
-        step = max(1, min(SLICE, self.max_bytes - 128, self.max_raw))
         while pos < end:
+            size = end - pos
+            if not self.count:
+                room = min(_room(self.max_bytes), self.max_raw) - 1
+            elif self._fits(size + 1):
+                room = size
+            else:  # _fits flushed the compressor: the room left is known
+                room = min(_room(self.max_bytes - self.gz_size), self.max_raw - self.size) - 1
             stop = end
-            if end - pos > step:
-                cut = chunk.rfind(b"\n", pos, pos + step + 1)
-                if cut <= pos:  # a line longer than a slice: alone
-                    cut = chunk.find(b"\n", pos)
+            if size > room:
+                cut = chunk.rfind(b"\n", pos, pos + max(room, 0) + 1)
+                if cut <= pos:
+                    if self.count:
+                        self.seal(full=True)
+                        continue
+                    cut = chunk.find(b"\n", pos)  # a line larger than a batch: it goes alone
                 stop = end if cut < 0 else cut
-            k = n if stop == end else chunk.count(b"\n", pos, stop) + 1
-            if self.count and not self._fits(stop - pos + 1):
-                self.seal(full=True)
+            if stop == end:
+                k = n
+            elif stop - pos <= end - stop:
+                k = chunk.count(b"\n", pos, stop) + 1
+            else:
+                k = n - chunk.count(b"\n", stop + 1, end) - 1
             n -= k
             if not self.count:  # the batch's first event carries the host (key order is free)
                 self.opened = self.clock()
