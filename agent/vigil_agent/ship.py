@@ -238,12 +238,14 @@ class Batcher:
         self._raw[id(p)] = (p, _Raw(block))
         return block
 
-    def add_lines(self, chunk: bytes, n: int, first_seq: int) -> None:
+    def add_lines(self, chunk: bytes | memoryview, n: int, first_seq: int) -> None:
         """``n`` encoded events joined by newlines, with consecutive seqs from ``first_seq`` (the
-        native fast path's output). A batch that fills up is sealed between two lines; lines are
-        counted only around such a cut, and only on its shorter side."""
+        native fast path's output; a view of its buffer is used only during the call). A batch
+        that fills up is sealed between two lines; lines are looked for only around such a cut,
+        and counted only on its shorter side."""
         view = memoryview(chunk)
-        pos, end = 0, len(chunk)
+        data = chunk if isinstance(chunk, bytes) else None  # made only to look for line ends
+        pos, end = 0, len(view)
         while pos < end:
             size = end - pos
             if not self.count:
@@ -254,19 +256,21 @@ class Batcher:
                 room = min(_room(self.max_bytes - self.gz_size), self.max_raw - self.size) - 1
             stop = end
             if size > room:
-                cut = chunk.rfind(b"\n", pos, pos + max(room, 0) + 1)
+                if data is None:
+                    data = view.tobytes()
+                cut = data.rfind(b"\n", pos, pos + max(room, 0) + 1)
                 if cut <= pos:
                     if self.count:
                         self.seal(full=True)
                         continue
-                    cut = chunk.find(b"\n", pos)  # a line larger than a batch: it goes alone
+                    cut = data.find(b"\n", pos)  # a line larger than a batch: it goes alone
                 stop = end if cut < 0 else cut
             if stop == end:
                 k = n
             elif stop - pos <= end - stop:
-                k = chunk.count(b"\n", pos, stop) + 1
+                k = data.count(b"\n", pos, stop) + 1  # type: ignore[union-attr]
             else:
-                k = n - chunk.count(b"\n", stop + 1, end) - 1
+                k = n - data.count(b"\n", stop + 1, end) - 1  # type: ignore[union-attr]
             n -= k
             if not self.count:  # the batch's first event carries the host (key order is free)
                 self.opened = self.clock()
