@@ -792,9 +792,13 @@ static int exec_line(struct vf_ctx *c, const struct exec_ev *r, size_t size)
 	/* uuid: sha1("<boot>:<pid>:<start ticks>") as 8-4-4-4-12 hex, as proctable.stable_uuid */
 	uint64_t ticks = r->h.start_ns / c->tick_ns;
 	char key[96], uuid[40];
-	int kn = snprintf(key, sizeof(key), "%s:%u:%llu", c->boot, pid, (unsigned long long)ticks);
+	char *kp = put(key, c->boot, strnlen(c->boot, sizeof(c->boot) - 1)); /* (not snprintf: 200 a second) */
+	*kp++ = ':';
+	kp = put_u64(kp, pid);
+	*kp++ = ':';
+	kp = put_u64(kp, ticks);
 	unsigned char d[20];
-	c->sha1((const unsigned char *)key, (size_t)kn, d);
+	c->sha1((const unsigned char *)key, (size_t)(kp - key), d);
 	static const char hx[] = "0123456789abcdef";
 	for (int i = 0, k = 0; i < 16; i++) {
 		if (i == 4 || i == 6 || i == 8 || i == 10)
