@@ -355,7 +355,7 @@ def test_native_pass_registers_at_the_first_connect_and_forgets_at_exit(tmp_path
     assert [type(e) for e in a.batcher.events] == [wire.ProcessExec, wire.NetConnect]  # both via Python
     assert a.fast.ctx.n_procs == 1
     lines: list[bytes] = []
-    a.batcher.add_lines = lambda chunk, n, first: lines.append(chunk)
+    a.batcher.add_lines = lambda chunk, n, first: lines.append(bytes(chunk))  # a view: copied
     a._on_bpf(_Ring([conn, conn], a.fast))
     assert len(lines) == 1 and lines[0].count(b'"kind":"net_connect"') == 2 and a.stats.captured == 4
     a._on_bpf(_Ring([_exec_record(b"curl\0", b""), _hdr(b.EV_EXIT) + b.EXIT_TAIL.pack(0, 0)], a.fast))
