@@ -18,13 +18,14 @@ build/bpf/vigil.bpf.o: $(BPF_SRC)
 	$(BPFTOOL) btf dump file /sys/kernel/btf/vmlinux format c > build/bpf/vmlinux.h
 	$(CLANG) -g -O2 -Wall -target bpf -D__TARGET_ARCH_$(BPF_ARCH) -Ibuild/bpf -c $(BPF_SRC) -o $@
 
-# The ring's native fast path (connects/accepts/exits of known processes as wire lines, in C):
-# plain C and libc, loaded with ctypes. Without it the agent handles every record in Python.
+# The ring's native fast path (execs, connects/accepts of known processes as wire lines, in C) and
+# the DNS capture's reader: plain C and libc, loaded with ctypes. Without it the agent handles
+# every record and packet in Python.
 FAST_SRC := agent/native/fastpath.c agent/native/dnsfast.c
 FAST_LIB := agent/vigil_agent/libvigilfast.so
 NATIVE_CC ?= $(shell command -v cc 2>/dev/null || command -v gcc 2>/dev/null || echo $(CLANG))
 
-agent-native: $(FAST_LIB) ## compile the agent's native ring consumer (a C compiler)
+agent-native: $(FAST_LIB) ## compile the agent's native ring consumer and DNS reader (a C compiler)
 
 $(FAST_LIB): $(FAST_SRC)
 	$(NATIVE_CC) -O2 -g0 -Wall -Wextra -Werror -std=c11 -shared -fPIC -o $@ $(FAST_SRC)
