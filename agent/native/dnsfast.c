@@ -44,6 +44,7 @@ struct vd_ctx {
 	uint64_t parsed;  /* cumulative: messages read here */
 	uint64_t raw;     /* cumulative: packets left to Python */
 	uint64_t errors;  /* cumulative: reads that failed (ENOBUFS: the socket overflowed) */
+	/* private (the part above is mirrored by fastpath.py's _DnsCtx) */
 	uint64_t out_cap;
 	uint8_t *pkt;
 	char *answers;    /* scratch: one message's answers, as JSON */

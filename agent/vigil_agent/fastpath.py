@@ -94,7 +94,7 @@ _decode_items = msgspec.json.Decoder(list[DnsItem]).decode
 
 def load(path: str = LIBRARY) -> ctypes.CDLL:
     if not os.path.exists(path):
-        raise OSError(errno.ENOENT, f"{path} is missing (build it with `make agent-bpf`)")
+        raise OSError(errno.ENOENT, f"{path} is missing (build it with `make agent-native`)")
     lib = ctypes.CDLL(path)
     vp, u32, u64, cp = ctypes.c_void_p, ctypes.c_uint32, ctypes.c_uint64, ctypes.c_char_p
     for name, res, args in (

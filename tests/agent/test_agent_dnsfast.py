@@ -195,3 +195,12 @@ def test_tracker_reports_the_same_queries_either_way(reader) -> None:  # type: i
     a, b = py.ready(T + 10**10), native.ready(T + 10**10)
     assert len(a) == 5 and a == b
     assert {p.hostname for p in a if p.answered} == {"q1.run.bench.test", "www.Example.com", "t.example"}
+
+
+def test_the_context_struct_matches_the_c_layout() -> None:
+    """_DnsCtx mirrors the head of struct vd_ctx: a field out of place would misread the items."""
+    src = (Path(__file__).resolve().parents[2] / "agent/native/dnsfast.c").read_text()
+    body = src[src.index("struct vd_ctx {") : src.index("/* private")]
+    fields = [ln.split(";")[0].split() for ln in body.splitlines()[1:] if ";" in ln]
+    assert [f[-1].lstrip("*") for f in fields] == [n for n, _ in fastpath._DnsCtx._fields_]
+    assert [f[0] for f in fields] == ["char"] + ["uint64_t"] * 5
