@@ -6,6 +6,7 @@ Pure of I/O except the /proc reads the process table and socket inspection do.
 from __future__ import annotations
 
 import os
+import re
 import socket
 from collections.abc import Callable, Iterable
 
@@ -298,11 +299,22 @@ class Collector:
         if name == "mount":
             names = [n for n, _ in g.path_names()]
             source = names[0] if len(names) > 1 else ""
-            target = names[-1] if names else ""
+            target = _join(g.cwd, names[-1] if names else "")
             flags = sc.get("a3", "")
+            fs_type = ""
+            for who in (pid, proc.ppid) if success and target else ():  # (mount(8) is gone by now)
+                fs_type = mount_fs_type(f"{self.table.proc}/{who}/mountinfo", target)
+                if fs_type:
+                    break
             return [
                 wire.Mount(
-                    time=t, seq=seq(), process=proc, source=source, target=_join(g.cwd, target), flags=flags
+                    time=t,
+                    seq=seq(),
+                    process=proc,
+                    source=source,
+                    target=target,
+                    fs_type=fs_type,
+                    flags=flags,
                 )
             ]
         if name == "userfaultfd":
@@ -385,3 +397,24 @@ class Collector:
                 ]
             return []
         return [wire.FileWrite(time=t, seq=seq(), process=proc, path=path, success=success)]
+
+
+_OCTAL = re.compile(r"\\([0-7]{3})")
+
+
+def mount_fs_type(mountinfo: str, target: str) -> str:
+    """The type of the filesystem mounted at ``target``, from a mountinfo file: the audit record
+    does not carry it (mount(2)'s type is a bare string argument). The last line for the mount
+    point is the mount on top. "" when the process, or the mount, is gone."""
+    try:
+        with open(mountinfo, "rb") as f:
+            text = f.read().decode("utf-8", "surrogateescape")
+    except OSError:
+        return ""
+    fs = ""
+    for line in text.splitlines():
+        left, sep, right = line.partition(" - ")
+        fields = left.split()
+        if sep and len(fields) >= 5 and _OCTAL.sub(lambda m: chr(int(m[1], 8)), fields[4]) == target:
+            fs = right.split(" ", 1)[0]
+    return fs

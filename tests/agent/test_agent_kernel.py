@@ -406,6 +406,22 @@ def test_setuid_to_root(agent: RunningAgent) -> None:
     assert ev.get("syscall", "setuid") == "setuid" and ev["new_uid"] == 0
 
 
+def test_mount_reports_its_filesystem_type(agent: RunningAgent, tmp_path: Path) -> None:
+    """mount(8) has exited when the agent reads the audit record: the type comes from its
+    parent's mountinfo (this test's process)."""
+    if shutil.which("mount") is None:
+        pytest.skip("mount (util-linux) is needed")
+    target = tmp_path / f"mnt-{marker()}"
+    target.mkdir()
+    subprocess.run(["mount", "-t", "tmpfs", "-o", "size=64k", "vigiltest", str(target)], check=True)
+    try:
+        ev = agent.wait_for(lambda e: e["kind"] == "mount" and e.get("target") == str(target), what="mount")
+    finally:
+        subprocess.run(["umount", str(target)], check=False)
+    assert ev["fs_type"] == "tmpfs"
+    assert _proc(ev).get("file", {}).get("name") == "mount"
+
+
 def test_unprivileged_agent_runs_degraded_and_says_why(tmp_path: Path) -> None:
     """No root: audit and AF_PACKET are unavailable; the agent still runs and reports it."""
     drop = [

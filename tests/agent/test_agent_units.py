@@ -537,3 +537,21 @@ def test_heartbeat_counters_carry_dns_losses() -> None:
     a.dns.tcp.lost += 2
     assert a._counters().dns_lost == 3
     assert b'"dns_lost":3' in msgspec.json.encode(a._counters())
+
+
+def test_mount_fs_type_from_mountinfo(tmp_path) -> None:
+    """The topmost mount at the target wins; escaped spaces in mount points are read back."""
+    from vigil_agent.collector import mount_fs_type
+
+    info = tmp_path / "mountinfo"
+    info.write_text(
+        "22 1 8:1 / / rw,relatime shared:1 - ext4 /dev/sda1 rw\n"
+        "40 22 0:50 / /mnt/data rw shared:20 - xfs /dev/sdb rw\n"
+        "41 40 0:51 / /mnt/data rw - tmpfs evil rw,size=64k\n"
+        "42 22 0:52 / /mnt/with\\040space rw - overlay overlay rw,lowerdir=/a\n"
+    )
+    assert mount_fs_type(str(info), "/mnt/data") == "tmpfs"
+    assert mount_fs_type(str(info), "/mnt/with space") == "overlay"
+    assert mount_fs_type(str(info), "/") == "ext4"
+    assert mount_fs_type(str(info), "/nope") == ""
+    assert mount_fs_type(str(tmp_path / "gone"), "/") == ""
