@@ -171,14 +171,15 @@ def bpf_prog_stats(pid: int) -> tuple[int, int]:
     return ns, runs
 
 
-def read_stream(client, stream: str) -> list[bytes]:  # type: ignore[no-untyped-def]
+def read_stream(client, stream: str) -> list[tuple[bytes, float]]:  # type: ignore[no-untyped-def]
+    """Every record of the stream: (data, its arrival time, epoch seconds)."""
     out = []
     for shard in client.list_shards(StreamName=stream)["Shards"]:
         it = client.get_shard_iterator(StreamName=stream, ShardId=shard["ShardId"],
                                        ShardIteratorType="TRIM_HORIZON")["ShardIterator"]
         while it:
             resp = client.get_records(ShardIterator=it, Limit=10000)
-            out += [r["Data"] for r in resp["Records"]]
+            out += [(r["Data"], r["ApproximateArrivalTimestamp"].timestamp()) for r in resp["Records"]]
             if not resp["Records"]:
                 break
             it = resp.get("NextShardIterator")
@@ -316,11 +317,18 @@ cpu_percent = {a.cpu_limit}
     final_hb = None
     total_events = 0
     records = read_stream(kin, "bench-telemetry")
-    for rec in records:
+    late: dict[str, int] = {}  # events over 1.1 s, by kind
+    ages: list[float] = []  # event recorded -> its record in Kinesis, s (DNS queries: their answer is awaited)
+    for rec, arrived in records:
         events, errors = wire.decode_batch(rec)
         assert not errors, errors[:1]
         for e in events:
             total_events += 1
+            if not isinstance(e, wire.DnsQuery | wire.Heartbeat):
+                ages.append(arrived - e.time / 1e9)
+                if ages[-1] > 1.1:
+                    who = f"{type(e).__name__} by {getattr(getattr(e, 'process', None), 'name', '?')}"
+                    late[who] = late.get(who, 0) + 1
             if isinstance(e, wire.ProcessExec) and len(e.process.args) > 1 and e.process.args[1] == run:
                 counts["exec"] += 1
                 with contextlib.suppress(ValueError, IndexError):
@@ -367,6 +375,14 @@ cpu_percent = {a.cpu_limit}
         "events_in_stream_all_sources": total_events,
         "exec_missing_n": sorted(set(range(generated["exec"])) - exec_seen)[:50],
         "kinesis_records": len(records),
+        # how long an event took from being recorded to its record arriving in the emulator (all
+        # but DNS queries, which wait for their answer): the agent's flush_s (1 s) plus the call
+        "event_to_stream_s": {
+            "p50": round(ages[len(ages) // 2], 3) if (ages := sorted(ages)) else None,
+            "p99": round(ages[int(len(ages) * 0.99)], 3) if ages else None,
+            "max": round(ages[-1], 3) if ages else None,
+            "over_1.1_s": late,
+        },
         "agent_counters": {"captured": c.captured, "sent": c.sent, "dropped": c.dropped, "spooled": c.spooled,
                            "audit_lost": c.audit_lost, "audit_overruns": c.audit_overruns, "shed": c.shed},
         "agent_log_tail": (work / "agent.log").read_text().splitlines()[-3:],

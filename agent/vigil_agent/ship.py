@@ -134,14 +134,14 @@ class Batcher:
         gzip_level: int = 1,
         compress: bool = True,
         clock: Callable[[], float] = time.monotonic,
-        lag_s: float = 0.0,
     ) -> None:
         self.sink = sink
         self.host = host
         self.flush_s = flush_s
-        # how long an event may have waited before it was added (the loop reads the kernel in
-        # rounds): a batch is due that much earlier, so no event leaves later than flush_s
-        self.lag_s = min(lag_s, flush_s)
+        # the loop reads the kernel in rounds (round()): what it reads in one was recorded after
+        # the previous one began, so a batch is dated from there and leaves flush_s later
+        self._round_at: float | None = None
+        self._floor: float | None = None
         self.max_bytes = max_bytes
         self.max_raw = max_raw if compress else max_bytes
         self.gzip_level = gzip_level
@@ -166,11 +166,19 @@ class Batcher:
         self._raw: dict[int, tuple[wire.Process, msgspec.Raw | None]] = {}
         self._host_key = b'{"host":' + _encode(host) + b","  # add_lines: a batch's first line
 
+    def round(self, t: float) -> None:
+        """The loop begins a round of reading the kernel at ``t`` (on ``clock``)."""
+        self._floor, self._round_at = self._round_at, t
+
+    def _opening(self) -> float:
+        """When the first event of a batch opened now was recorded, at the earliest."""
+        return self._floor if self._floor is not None else self.clock()
+
     def add(self, event: wire.WireEvent) -> None:
         if not self.count:
             if event.host is None:
                 event = _replace(event, host=self.host)
-            self.opened = self.clock()
+            self.opened = self._opening()
             self.first_seq = event.seq
         p = getattr(event, "process", None)
         if p.__class__ is _Process:
@@ -273,7 +281,7 @@ class Batcher:
                 k = n - data.count(b"\n", stop + 1, end) - 1  # type: ignore[union-attr]
             n -= k
             if not self.count:  # the batch's first event carries the host (key order is free)
-                self.opened = self.clock()
+                self.opened = self._opening()
                 self.first_seq = first_seq
                 self._append(view[pos + 1 : stop], self._host_key)
             else:
@@ -285,13 +293,13 @@ class Batcher:
             pos = stop + 1
 
     def due(self) -> bool:
-        return bool(self.count) and self.clock() - self.opened >= self.flush_s - self.lag_s
+        return bool(self.count) and self.clock() - self.opened >= self.flush_s
 
     def due_in(self) -> float:
         """Seconds until the open batch is due (infinity when there is none)."""
         if not self.count:
             return float("inf")
-        return max(0.0, self.opened + self.flush_s - self.lag_s - self.clock())
+        return max(0.0, self.opened + self.flush_s - self.clock())
 
     def seal(self, *, full: bool = False) -> Batch | None:
         """Seal and submit the open batch. A batch sealed because it is ``full`` may wait, at the
@@ -311,7 +319,7 @@ class Batcher:
         lines = self.lines
         self.lines, self.size, self.count = [], 0, 0
         self.gz_size = self.unsynced = 0
-        hold_s = max(0.0, self.opened + self.flush_s - self.lag_s - self.clock()) if full else 0.0
+        hold_s = max(0.0, self.opened + self.flush_s - self.clock()) if full else 0.0
         self.sink.submit(batch, lines, hold_s)
         return batch
 

@@ -130,18 +130,28 @@ def test_batcher_flushes_on_time() -> None:
     assert b.due()
 
 
-def test_batcher_counts_the_read_lag_into_its_deadline() -> None:
-    """The loop reads the kernel every lag_s: an event added at t was recorded up to lag_s
-    earlier, so the batch is due at flush_s - lag_s and no event leaves later than flush_s."""
+def test_batcher_dates_a_batch_from_the_read_round_before_it() -> None:
+    """The loop reads the kernel in rounds: what it reads in one was recorded after the previous
+    one began, so a batch opened at t=0.25 in the round that began then is due 1 s after the
+    round before (t=0), and no event in it leaves later than flush_s after it was recorded."""
     now = [0.0]
-    b = Batcher(_Collect(), HOST, flush_s=1.0, lag_s=0.25, clock=lambda: now[0])
+    b = Batcher(_Collect(), HOST, flush_s=1.0, clock=lambda: now[0])
     assert b.due_in() == float("inf")  # nothing open: the loop may sleep its full round
+    b.round(0.0)
+    now[0] = 0.25
+    b.round(0.25)
     b.add(_ev(1))
     assert b.due_in() == 0.75
-    now[0] = 0.7
-    assert not b.due() and abs(b.due_in() - 0.05) < 1e-9
-    now[0] = 0.75
+    now[0] = 0.9
+    assert not b.due() and abs(b.due_in() - 0.1) < 1e-9
+    now[0] = 1.0
     assert b.due() and b.due_in() == 0.0
+    b.seal()  # the loop seals it right after a round's read: the next batch dates from that round
+    b.round(1.0)
+    now[0] = 1.25
+    b.round(1.25)
+    b.add(_ev(2))
+    assert b.due_in() == 0.75
 
 
 class _SpyIsal:
