@@ -693,6 +693,7 @@ class Agent:
         return 0
 
     def shutdown(self) -> None:
+        self.batcher.seal()  # what is open leaves now, not after the rules are gone and the ring drained
         self._cleanup_audit()
         if self.bpf is not None:
             with contextlib.suppress(KeyError, ValueError):
