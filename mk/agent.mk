@@ -27,7 +27,7 @@ NATIVE_CC ?= $(shell command -v cc 2>/dev/null || command -v gcc 2>/dev/null || 
 
 agent-native: $(FAST_LIB) ## compile the agent's native ring consumer and DNS reader (a C compiler)
 
-$(FAST_LIB): $(FAST_SRC)
+$(FAST_LIB): $(FAST_SRC) agent/native/put.h
 	$(NATIVE_CC) -O2 -g0 -Wall -Wextra -Werror -std=c11 -shared -fPIC -o $@ $(FAST_SRC)
 
 # `make test` builds the sensor when the toolchain is there; without it the eBPF tests skip, saying

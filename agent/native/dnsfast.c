@@ -30,6 +30,8 @@
 #include <sys/socket.h>
 #include <time.h>
 
+#include "put.h"
+
 #define PKT_MAX 65536
 #define OUT_SOFT (4 << 20)  /* past this, a read stops (Python takes the items, then reads on) */
 #define ITEM_MAX (PKT_MAX / 3 * 4 + 256) /* a raw item: the packet in base64, and the frame */
@@ -50,25 +52,6 @@ struct vd_ctx {
 	char *answers;    /* scratch: one message's answers, as JSON */
 };
 
-struct vd_ctx *vd_new(void)
-{
-	struct vd_ctx *c = calloc(1, sizeof(*c));
-	if (!c)
-		return NULL;
-	c->out_cap = 256 << 10;
-	c->out = malloc(c->out_cap);
-	c->pkt = malloc(PKT_MAX);
-	c->answers = malloc(MAX_ANSWERS * ANSWER_MAX + 2);
-	if (!c->out || !c->pkt || !c->answers) {
-		free(c->out);
-		free(c->pkt);
-		free(c->answers);
-		free(c);
-		return NULL;
-	}
-	return c;
-}
-
 void vd_free(struct vd_ctx *c)
 {
 	if (!c)
@@ -79,32 +62,27 @@ void vd_free(struct vd_ctx *c)
 	free(c);
 }
 
+struct vd_ctx *vd_new(void)
+{
+	struct vd_ctx *c = calloc(1, sizeof(*c));
+	if (!c)
+		return NULL;
+	c->out_cap = 256 << 10;
+	c->out = malloc(c->out_cap);
+	c->pkt = malloc(PKT_MAX);
+	c->answers = malloc(MAX_ANSWERS * ANSWER_MAX + 2);
+	if (!c->out || !c->pkt || !c->answers) {
+		vd_free(c);
+		return NULL;
+	}
+	return c;
+}
+
 /* Python took the items. */
 void vd_reset(struct vd_ctx *c)
 {
 	c->out_len = 0;
 	c->items = 0;
-}
-
-static char *put(char *p, const char *s, size_t n)
-{
-	memcpy(p, s, n);
-	return p + n;
-}
-
-#define PUT(p, lit) put((p), (lit), sizeof(lit) - 1)
-
-static char *put_u64(char *p, uint64_t v)
-{
-	char tmp[20];
-	int n = 0;
-	do {
-		tmp[n++] = (char)('0' + v % 10);
-		v /= 10;
-	} while (v);
-	while (n)
-		*p++ = tmp[--n];
-	return p;
 }
 
 /* A string that needs no escaping (names of letters, digits, - _ * .; addresses; type names). */
@@ -116,17 +94,13 @@ static char *put_str(char *p, const char *s, size_t n)
 	return p;
 }
 
-/* An address as dnscap._ip prints it: inet_ntop, an IPv4-mapped IPv6 address as IPv4. */
-static char *put_ip(char *p, const uint8_t *raw, int v6)
+/* An address as dnscap._ip prints it, quoted. */
+static char *put_qip(char *p, const uint8_t *raw, int v6)
 {
-	char buf[INET6_ADDRSTRLEN];
-	const char *s = inet_ntop(v6 ? AF_INET6 : AF_INET, raw, buf, sizeof(buf));
-	size_t n = s ? strlen(s) : 0;
-	if (v6 && n > 7 && !memcmp(s, "::ffff:", 7) && memchr(s + 7, '.', n - 7)) {
-		s += 7;
-		n -= 7;
-	}
-	return put_str(p, s, n);
+	*p++ = '"';
+	p = put_ip(p, v6 ? AF_INET6 : AF_INET, raw);
+	*p++ = '"';
+	return p;
 }
 
 static const char *qtype_name(unsigned t)
@@ -356,11 +330,11 @@ int vd_packet(struct vd_ctx *c, const uint8_t *d, size_t n, int64_t time_ns)
 	struct msg m;
 	if (proto == 17 && !quick_parse(l4 + 8, l4n - 8, &m, c->answers)) {
 		p = m.qr ? PUT(p, ",1,") : PUT(p, ",0,");
-		p = put_ip(p, src, v6);
+		p = put_qip(p, src, v6);
 		*p++ = ',';
 		p = put_u64(p, (unsigned)l4[0] << 8 | l4[1]);
 		*p++ = ',';
-		p = put_ip(p, dst, v6);
+		p = put_qip(p, dst, v6);
 		*p++ = ',';
 		p = put_u64(p, (unsigned)l4[2] << 8 | l4[3]);
 		*p++ = ',';

@@ -40,6 +40,8 @@
 #include <string.h>
 #include <sys/socket.h>
 
+#include "put.h"
+
 /* the record layouts of agent/bpf/vigil.bpf.c (pinned there with static asserts) */
 enum { EV_EXEC = 1, EV_EXIT = 2, EV_CONNECT = 3, EV_ACCEPT = 4, EV_LISTEN = 5 };
 enum { EV_DNS_NOTED = 64 }; /* not the kernel's: a DNS connect whose line was written here */
@@ -202,6 +204,20 @@ static uint32_t hash32(uint32_t x)
 	return x;
 }
 
+/* The context and its buffers (not the blocks the slots hold: vf_clear). */
+static void free_ctx(struct vf_ctx *c)
+{
+	free(c->slots);
+	free(c->slow);
+	free(c->out);
+	free(c->hashes);
+	free(c->users);
+	free(c->stdio);
+	free(c->dead);
+	free(c->scratch);
+	free(c);
+}
+
 struct vf_ctx *vf_new(uint32_t max_procs, uint64_t max_proc_bytes)
 {
 	struct vf_ctx *c = calloc(1, sizeof(*c));
@@ -222,15 +238,7 @@ struct vf_ctx *vf_new(uint32_t max_procs, uint64_t max_proc_bytes)
 	c->scratch = malloc(3 * sizeof(*c->scratch));
 	if (!c->slots || !c->slow || !c->out || !c->hashes || !c->users || !c->stdio || !c->dead ||
 	    !c->scratch) {
-		free(c->slots);
-		free(c->slow);
-		free(c->out);
-		free(c->hashes);
-		free(c->users);
-		free(c->stdio);
-		free(c->dead);
-		free(c->scratch);
-		free(c);
+		free_ctx(c);
 		return NULL;
 	}
 	c->mask = cap - 1;
@@ -465,15 +473,7 @@ void vf_free(struct vf_ctx *c)
 	if (!c)
 		return;
 	vf_clear(c);
-	free(c->slots);
-	free(c->slow);
-	free(c->out);
-	free(c->hashes);
-	free(c->users);
-	free(c->stdio);
-	free(c->dead);
-	free(c->scratch);
-	free(c);
+	free_ctx(c);
 }
 
 /* Python took the lines and the queue: start over, keeping the buffers. */
@@ -499,52 +499,6 @@ static void expire(struct vf_ctx *c, int force)
 		c->n_dead--;
 		force = 0;
 	}
-}
-
-static char *put(char *p, const char *s, size_t n)
-{
-	memcpy(p, s, n);
-	return p + n;
-}
-
-#define PUT(p, lit) put((p), (lit), sizeof(lit) - 1)
-
-static char *put_u64(char *p, uint64_t v)
-{
-	char tmp[20];
-	int n = 0;
-	do {
-		tmp[n++] = (char)('0' + v % 10);
-		v /= 10;
-	} while (v);
-	while (n)
-		*p++ = tmp[--n];
-	return p;
-}
-
-static char *put_i64(char *p, int64_t v)
-{
-	if (v < 0) {
-		*p++ = '-';
-		return put_u64(p, (uint64_t)0 - (uint64_t)v);
-	}
-	return put_u64(p, (uint64_t)v);
-}
-
-/* An address as Python's bpfsensor._ip prints it: inet_ntop, with an IPv4-mapped IPv6 address
- * shown as the IPv4 address. */
-static char *put_ip(char *p, uint16_t family, const uint8_t *raw)
-{
-	char buf[INET6_ADDRSTRLEN];
-	const char *s = inet_ntop(family == AF_INET ? AF_INET : AF_INET6, raw, buf, sizeof(buf));
-	if (!s)
-		return p;
-	size_t n = strlen(s);
-	if (family != AF_INET && n > 7 && !memcmp(s, "::ffff:", 7) && memchr(s + 7, '.', n - 7)) {
-		s += 7;
-		n -= 7;
-	}
-	return put(p, s, n);
 }
 
 static int excluded_comm(const struct vf_ctx *c, const char *comm)

@@ -46,7 +46,7 @@ def files(wheels: Path | None) -> list[tuple[str, bytes, int]]:
     if not fast.exists():
         raise SystemExit(f"{fast} is missing: `make agent-native` builds it (make agent-package does)")
     out.append(("lib/vigil_agent/libvigilfast.so", fast.read_bytes(), 0o755))
-    for src in ("fastpath.c", "dnsfast.c"):
+    for src in ("fastpath.c", "dnsfast.c", "put.h"):
         out.append((f"src/{src}", (ROOT / "agent/native" / src).read_bytes(), 0o644))
     pk = ROOT / "agent/packaging"
     out.append(("packaging/vigil-agent.service", (pk / "vigil-agent.service").read_bytes(), 0o644))
