@@ -2,10 +2,11 @@
 
 Trigger: Kinesis ``TelemetryStream`` (partial batch response, bisect on error, bounded retries,
 on-failure record to ``IngestFailureQueue``). One record = one gzip NDJSON batch from one host.
-Reads: ``StateTable`` (detection state, applied-record ledger); threat/trusted lists in S3
-(``VIGIL_THREAT_LISTS`` / ``VIGIL_TRUSTED_LISTS``, re-checked by ETag every ``VIGIL_INTEL_CHECK_SECONDS``).
-Writes: ``FindingsTable`` (one atomic UpdateItem per finding per record), ``StateTable``,
-``CoverageTable`` (heartbeats), ``IngestDeadLetterQueue`` (undecodable lines with the reason).
+Reads: ``StateTable`` (detection state); threat/trusted lists in S3 (``VIGIL_THREAT_LISTS`` /
+``VIGIL_TRUSTED_LISTS``, re-checked by ETag every ``VIGIL_INTEL_CHECK_SECONDS``).
+Writes: once per invocation (``Ingestor.flush``), ``FindingsTable`` (one conditional write per
+finding, exactly once per event by identity), ``StateTable``, ``CoverageTable`` (heartbeats),
+``IngestDeadLetterQueue`` (FIFO: rejected lines with the reason, deduplicated). No write per record.
 """
 
 from __future__ import annotations
@@ -56,10 +57,18 @@ def handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
         logger.error("threat list problem", extra={"problem": problem})
     if intel_loader.errors:
         metrics.add_metric(name="intel_list_errors", unit=MetricUnit.Count, value=len(intel_loader.errors))
-    ingestor.begin(r["eventID"] for r in event["Records"])
+    ingestor.begin()
     response = process_partial_response(
         event=event, record_handler=record_handler, processor=processor, context=context
     )
+    flushed = ingestor.flush()
+    if flushed.failed:
+        logger.error("writes failed; the mapping retries their records", extra={"errors": flushed.errors})
+        failures = {f["itemIdentifier"] for f in response.get("batchItemFailures", [])} | set(flushed.failed)
+        response = {
+            "batchItemFailures": [{"itemIdentifier": s} for s in sorted(failures, key=lambda s: (len(s), s))]
+        }
     for name, value in ingestor.totals.items():
-        metrics.add_metric(name=name, unit=MetricUnit.Count, value=value)
+        if value:
+            metrics.add_metric(name=name, unit=MetricUnit.Count, value=value)
     return response

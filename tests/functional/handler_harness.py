@@ -102,7 +102,11 @@ def aws(monkeypatch: pytest.MonkeyPatch) -> Iterator[Aws]:
         for logical in ("FindingsTable", "StateTable", "CoverageTable"):
             _create_table(ddb, logical, res[logical]["Properties"])
         sqs = boto3.client("sqs", region_name=REGION)
-        dlq = sqs.create_queue(QueueName="IngestDeadLetterQueue")["QueueUrl"]
+        dlq_props = res["IngestDeadLetterQueue"]["Properties"]
+        dlq = sqs.create_queue(
+            QueueName="IngestDeadLetterQueue.fifo" if dlq_props.get("FifoQueue") else "IngestDeadLetterQueue",
+            Attributes={k: str(v).lower() if isinstance(v, bool) else str(v) for k, v in dlq_props.items()},
+        )["QueueUrl"]
         tap = sqs.create_queue(QueueName="bus-tap")["QueueUrl"]
         tap_arn = sqs.get_queue_attributes(QueueUrl=tap, AttributeNames=["QueueArn"])["Attributes"][
             "QueueArn"

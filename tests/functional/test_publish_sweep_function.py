@@ -55,8 +55,10 @@ class Finding:
 
     def update(self, *, suppressed: bool = False) -> None:
         """Another occurrence from the agent (newer seq), aggregated into the same finding."""
-        seq = self.occ.max_seq + 1
-        self.occ = dataclasses.replace(self.occ, min_seq=seq, max_seq=seq, suppressed=suppressed)
+        seq, t = self.occ.max_seq + 1, self.occ.last_seen_ns + 1
+        self.occ = dataclasses.replace(
+            self.occ, min_seq=seq, max_seq=seq, last_seen_ns=t, sightings=((seq, t),), suppressed=suppressed
+        )
         assert self.store.apply([self.occ], retention_days=90).applied == 1
 
     def item(self) -> dict[str, Any]:

@@ -1,48 +1,53 @@
-"""The findings table: one item per finding id, aggregated with one atomic UpdateItem per batch.
+"""The findings table: one item per finding id, aggregated exactly once per agent event.
 
 Item attributes (the GuardDuty document of the latest occurrence is stored as JSON in
 ``finding``; the aggregate fields are attributes so they can be updated atomically and indexed):
 
     id, type, instanceId, severity, severityLabel, status (ACTIVE|ARCHIVED), title,
     count, firstSeen, lastSeen, createdAt, updatedAt       -- what GuardDuty shows
-    lastSeq, expiresAt, lastPublishedAt, publishedUpdatedAt -- internal, never published
+    applied, rev, expiresAt, lastPublishedAt, publishedUpdatedAt -- internal, never published
 
 ``lastPublishedAt`` is when the finding was last published (the publishing period runs from it);
 ``publishedUpdatedAt`` is which version (``updatedAt``) that publication carried, so "an update
 is still unpublished" is ``updatedAt > publishedUpdatedAt``, one clock, no race with the stream.
 
-Idempotency: agent ``seq`` is monotonic per instance and a finding belongs to one instance, so an
-occurrence applies only if every contributing event is newer than what the item has already
-counted (``lastSeq < :min_seq``). Replaying a Kinesis batch therefore changes nothing.
+Exactly once, by identity (``vigil.applied``): ``applied`` holds the agent seq intervals of the
+records this finding has absorbed, ``rev`` counts its writes. An occurrence's events are counted
+only if their seq is not in ``applied``; the write is conditional on ``rev`` (or on the item not
+existing), so concurrent writers and redeliveries never double-count, and batches that arrive out
+of order or in pieces each count once. The last state this container wrote is cached: in the
+usual case (one container per shard) a finding costs one write and no read, and a redelivered
+record costs nothing; a failed condition costs one consistent read and a retry.
+
+A write DynamoDB refuses for what it carries (``ValidationException``: a value out of its range)
+is deterministic: it is raised as ``PoisonFinding`` for the caller to dead-letter, never retried.
 """
 
 from __future__ import annotations
 
 import json
 import time
-from collections.abc import Callable, Iterator
-from dataclasses import dataclass
+from collections import OrderedDict
+from collections.abc import Callable, Iterator, Sequence
+from dataclasses import dataclass, field
 from typing import Any, Final
 
-from botocore.exceptions import ClientError
+from botocore.exceptions import BotoCoreError, ClientError
 
+from vigil.applied import AppliedSetError, SeqSet
 from vigil.findings import Occurrence, iso
 from vigil.severity import label
 from vigil_aws.clients import client
 
 ACTIVE: Final = "ACTIVE"
 ARCHIVED: Final = "ARCHIVED"
-INTERNAL_ATTRIBUTES: Final = frozenset({"lastSeq", "expiresAt", "lastPublishedAt", "publishedUpdatedAt"})
-BY_STATUS: Final = "ByStatus"
-
-_APPLY = (
-    "SET #finding = :finding, #type = :type, instanceId = :instance, severity = :severity, "
-    "severityLabel = :label, #status = :status, title = :title, updatedAt = :now, lastSeen = :last, "
-    "lastSeq = :max_seq, expiresAt = :expires, createdAt = if_not_exists(createdAt, :now), "
-    "firstSeen = if_not_exists(firstSeen, :first) "
-    "ADD #count :n"
+INTERNAL_ATTRIBUTES: Final = frozenset(
+    {"applied", "rev", "lastSeq", "expiresAt", "lastPublishedAt", "publishedUpdatedAt"}
 )
-_APPLY_IF = "attribute_not_exists(id) OR lastSeq < :min_seq"
+BY_STATUS: Final = "ByStatus"
+CACHE_MAX: Final = 4096  # findings whose last written state this container remembers
+WRITE_ATTEMPTS: Final = 8  # condition failures (concurrent writers) before giving up (transient)
+
 _NAMES = {"#finding": "finding", "#type": "type", "#status": "status", "#count": "count"}
 
 
@@ -50,18 +55,84 @@ def now_iso(clock: Callable[[], float] = time.time) -> str:
     return iso(int(clock() * 1e9))
 
 
+def error_code(exc: ClientError) -> str:
+    return str(exc.response.get("Error", {}).get("Code", ""))
+
+
 def is_conditional_failure(exc: ClientError) -> bool:
-    return exc.response.get("Error", {}).get("Code") == "ConditionalCheckFailedException"
+    return error_code(exc) == "ConditionalCheckFailedException"
+
+
+class PoisonFinding(Exception):
+    """DynamoDB refused a finding for its content: retrying cannot help."""
+
+    def __init__(self, finding_id: str, reason: str) -> None:
+        super().__init__(f"finding {finding_id}: {reason}")
+        self.finding_id = finding_id
+        self.reason = reason
+
+
+@dataclass(frozen=True, slots=True)
+class Contribution:
+    """An occurrence and the seq interval of the record it came from (None: its own seqs only)."""
+
+    occurrence: Occurrence
+    record_range: tuple[int, int] | None = None
 
 
 @dataclass(frozen=True, slots=True)
 class Applied:
-    applied: int = 0
-    skipped: int = 0  # already counted (a replay): the condition said so
+    applied: int = 0  # findings written
+    skipped: int = 0  # findings whose every event was already counted (a replay)
+    events_replayed: int = 0  # matched events already counted (replays, re-sends)
+    poison: list[PoisonFinding] = field(default_factory=list)
+    failed: dict[str, Exception] = field(default_factory=dict)  # transient: retry their records
+
+
+@dataclass(frozen=True, slots=True)
+class _Known:
+    """A finding as this container last wrote (or read) it."""
+
+    rev: int | None  # None: the item exists but predates ``rev`` (written by the old watermark)
+    applied: SeqSet
+    first_seen: str
+    last_seen: str
+
+
+@dataclass
+class _Group:
+    """Everything one ``apply`` brings to one finding."""
+
+    latest: Occurrence
+    suppressed: bool
+    # (seq lo, seq hi, count, first ns, last ns): counted whole, unless any of its seqs was applied
+    units: list[tuple[int, int, int, int, int]] = field(default_factory=list)
+    ranges: list[tuple[int, int]] = field(default_factory=list)
+
+
+def _units(occ: Occurrence) -> list[tuple[int, int, int, int, int]]:
+    if occ.sightings:
+        return [(seq, seq, 1, t, t) for seq, t in occ.sightings]
+    return [(occ.min_seq, occ.max_seq, occ.count, occ.first_seen_ns, occ.last_seen_ns)]
+
+
+def _group(contributions: Sequence[Occurrence | Contribution]) -> dict[str, _Group]:
+    groups: dict[str, _Group] = {}
+    for c in contributions:
+        occ, rng = (c.occurrence, c.record_range) if isinstance(c, Contribution) else (c, None)
+        g = groups.get(occ.id)
+        if g is None:
+            g = groups[occ.id] = _Group(latest=occ, suppressed=occ.suppressed)
+        elif occ.last_seen_ns >= g.latest.last_seen_ns:
+            g.latest, g.suppressed = occ, occ.suppressed
+        g.units.extend(_units(occ))
+        if rng is not None:
+            g.ranges.append(rng)
+    return groups
 
 
 def update_values(occ: Occurrence, now: str, expires: int) -> dict[str, Any]:
-    """The ExpressionAttributeValues of the aggregation UpdateItem for one occurrence."""
+    """The attribute values a new occurrence writes (also the item shape: see ``new_item``)."""
     f = occ.finding
     return {
         ":finding": {"S": json.dumps(f, separators=(",", ":"))},
@@ -74,15 +145,15 @@ def update_values(occ: Occurrence, now: str, expires: int) -> dict[str, Any]:
         ":now": {"S": now},
         ":first": {"S": iso(occ.first_seen_ns)},
         ":last": {"S": iso(occ.last_seen_ns)},
-        ":max_seq": {"N": str(occ.max_seq)},
-        ":min_seq": {"N": str(occ.min_seq)},
+        ":applied": {"S": SeqSet(u[:2] for u in _units(occ)).dump()},
+        ":rev": {"N": "1"},
         ":expires": {"N": str(expires)},
         ":n": {"N": str(occ.count)},
     }
 
 
 def new_item(occ: Occurrence, now: str, expires: int) -> dict[str, Any]:
-    """The item the aggregation UpdateItem creates for a finding seen for the first time."""
+    """The item the aggregation writes for a finding seen for the first time."""
     v = update_values(occ, now, expires)
     return {
         "id": {"S": occ.id},
@@ -97,7 +168,8 @@ def new_item(occ: Occurrence, now: str, expires: int) -> dict[str, Any]:
         "createdAt": v[":now"],
         "firstSeen": v[":first"],
         "lastSeen": v[":last"],
-        "lastSeq": v[":max_seq"],
+        "applied": v[":applied"],
+        "rev": v[":rev"],
         "expiresAt": v[":expires"],
         "count": v[":n"],
     }
@@ -107,30 +179,181 @@ class FindingsStore:
     def __init__(self, table: str, *, clock: Callable[[], float] = time.time) -> None:
         self.table = table
         self.clock = clock
+        self._known: OrderedDict[str, _Known] = OrderedDict()
 
-    def apply(self, occurrences: list[Occurrence], retention_days: int) -> Applied:
-        """Aggregate each occurrence into its finding; a replayed occurrence is skipped."""
-        applied = skipped = 0
+    def apply(self, contributions: Sequence[Occurrence | Contribution], retention_days: int) -> Applied:
+        """Aggregate occurrences into their findings, each matched event exactly once.
+
+        Findings that hit what a retry may fix (throttling, an unavailable table) come back in
+        ``Applied.failed``; findings DynamoDB refuses for their content in ``Applied.poison``.
+        """
+        applied = skipped = replayed = 0
+        poison: list[PoisonFinding] = []
+        failed: dict[str, Exception] = {}
         now = now_iso(self.clock)
         expires = int(self.clock()) + retention_days * 86400
-        ddb = client("dynamodb")
-        for occ in occurrences:
-            values = update_values(occ, now, expires)
+        for fid, group in _group(contributions).items():
             try:
-                ddb.update_item(
-                    TableName=self.table,
-                    Key={"id": {"S": occ.id}},
-                    UpdateExpression=_APPLY,
-                    ConditionExpression=_APPLY_IF,
-                    ExpressionAttributeNames=_NAMES,
-                    ExpressionAttributeValues=values,
-                )
-                applied += 1
+                wrote, dup = self._apply_one(fid, group, now, expires)
+            except PoisonFinding as exc:
+                poison.append(exc)
+                continue
+            except (ClientError, BotoCoreError, RuntimeError) as exc:
+                failed[fid] = exc
+                continue
+            applied += wrote
+            skipped += not wrote
+            replayed += dup
+        return Applied(applied, skipped, replayed, poison, failed)
+
+    def _apply_one(self, fid: str, g: _Group, now: str, expires: int) -> tuple[bool, int]:
+        """Write one finding; returns (written, events already counted)."""
+        known = self._known.get(fid)
+        for _ in range(WRITE_ATTEMPTS):
+            done = known.applied if known is not None else SeqSet()
+            fresh: dict[int, tuple[int, int, int, int]] = {}  # lo -> (hi, count, first, last)
+            for lo, hi, n, first, last in g.units:
+                if lo not in fresh and not done.intersects(lo, hi):
+                    fresh[lo] = (hi, n, first, last)
+            dup = sum(u[2] for u in g.units) - sum(v[1] for v in fresh.values())
+            if not fresh:
+                self._remember(fid, known)
+                return False, dup
+            after = done.copy()
+            for lo, (hi, *_rest) in fresh.items():
+                after.add(lo, hi)
+            for lo, hi in g.ranges:
+                after.add(lo, hi)
+            count = sum(v[1] for v in fresh.values())
+            first_ns = min(v[2] for v in fresh.values())
+            last_ns = max(v[3] for v in fresh.values())
+            try:
+                written = self._write(fid, g, known, after, count, first_ns, last_ns, now, expires)
             except ClientError as exc:
+                if error_code(exc) == "ValidationException":
+                    raise PoisonFinding(fid, f"DynamoDB refused it: {exc}") from None
                 if not is_conditional_failure(exc):
                     raise
-                skipped += 1
-        return Applied(applied, skipped)
+                known = self._read(fid)  # someone else wrote it (or our cache was stale): look again
+                continue
+            self._remember(fid, written)
+            return True, dup
+        raise RuntimeError(f"finding {fid}: {WRITE_ATTEMPTS} conflicting writes in a row")
+
+    def _write(
+        self,
+        fid: str,
+        g: _Group,
+        known: _Known | None,
+        after: SeqSet,
+        count: int,
+        first_ns: int,
+        last_ns: int,
+        now: str,
+        expires: int,
+    ) -> _Known:
+        occ = g.latest
+        base = update_values(occ, now, expires)
+        first, last = iso(first_ns), iso(last_ns)
+        ddb = client("dynamodb")
+        if known is None:  # a new finding, as far as anyone here knows
+            item = new_item(occ, now, expires)
+            item.update(
+                {
+                    "applied": {"S": after.dump()},
+                    "count": {"N": str(count)},
+                    "firstSeen": {"S": first},
+                    "lastSeen": {"S": last},
+                    "status": base[":status"] if not g.suppressed else {"S": ARCHIVED},
+                }
+            )
+            ddb.put_item(TableName=self.table, Item=item, ConditionExpression="attribute_not_exists(id)")
+            return _Known(1, after, first, last)
+        newer = last >= known.last_seen  # ties: the later write wins, as it always did
+        first = min(first, known.first_seen) if known.first_seen else first
+        last = max(last, known.last_seen)
+        sets = [
+            "updatedAt = :now",
+            "lastSeen = :last",
+            "firstSeen = :first",
+            "applied = :applied",
+            "rev = :rev",
+            "expiresAt = :expires",
+        ]
+        values: dict[str, Any] = {
+            ":now": base[":now"],
+            ":last": {"S": last},
+            ":first": {"S": first},
+            ":applied": {"S": after.dump()},
+            ":rev": {"N": str((known.rev or 0) + 1)},
+            ":expires": base[":expires"],
+            ":n": {"N": str(count)},
+        }
+        names: dict[str, str] = {"#count": "count"}
+        if newer:  # the document shows the latest occurrence, as GuardDuty's aggregation does
+            sets += [
+                "#finding = :finding",
+                "#type = :type",
+                "instanceId = :instance",
+                "severity = :severity",
+                "severityLabel = :label",
+                "#status = :status",
+                "title = :title",
+            ]
+            values.update(
+                {
+                    k: base[k]
+                    for k in (":finding", ":type", ":instance", ":severity", ":label", ":status", ":title")
+                }
+            )
+            names.update(_NAMES)
+        if known.rev is None:
+            cond = "attribute_exists(id) AND attribute_not_exists(rev)"
+        else:
+            cond = "rev = :old"
+            values[":old"] = {"N": str(known.rev)}
+        ddb.update_item(
+            TableName=self.table,
+            Key={"id": {"S": fid}},
+            UpdateExpression=f"SET {', '.join(sets)} ADD #count :n REMOVE lastSeq",
+            ConditionExpression=cond,
+            ExpressionAttributeNames=names,
+            ExpressionAttributeValues=values,
+        )
+        return _Known((known.rev or 0) + 1, after, first, last)
+
+    def _read(self, fid: str) -> _Known | None:
+        out = client("dynamodb").get_item(
+            TableName=self.table,
+            Key={"id": {"S": fid}},
+            ConsistentRead=True,
+            ProjectionExpression="applied, rev, lastSeq, firstSeen, lastSeen",
+        )
+        item = out.get("Item")
+        if item is None:
+            return None
+        try:
+            applied = SeqSet.parse(item.get("applied", {}).get("S", ""))
+        except AppliedSetError as exc:
+            raise PoisonFinding(fid, f"stored applied set is corrupt: {exc}") from None
+        rev = int(item["rev"]["N"]) if "rev" in item else None
+        if rev is None and "lastSeq" in item:  # the old watermark: everything up to it was counted
+            applied.add(0, max(0, int(item["lastSeq"]["N"])))
+        return _Known(
+            rev, applied, item.get("firstSeen", {}).get("S", ""), item.get("lastSeen", {}).get("S", "")
+        )
+
+    def _remember(self, fid: str, known: _Known | None) -> None:
+        if known is None:
+            return
+        self._known[fid] = known
+        self._known.move_to_end(fid)
+        while len(self._known) > CACHE_MAX:
+            self._known.popitem(last=False)
+
+    def forget(self) -> None:
+        """Drop the cache (tests; a container that must re-read)."""
+        self._known.clear()
 
     def get(self, finding_id: str) -> dict[str, Any] | None:
         out = client("dynamodb").get_item(

@@ -1,14 +1,16 @@
-"""The State table: the core's ``State`` port on DynamoDB, plus the applied-record ledger.
+"""The State table: the core's ``State`` port on DynamoDB.
 
 Items: ``pk`` (the core's key), ``n`` (a counter, for ``add``), ``seen`` (for ``remember``),
-``expiresAt`` (TTL, epoch seconds). DynamoDB deletes expired items up to days late, so reads treat
-an item whose ``expiresAt`` has passed as absent.
+``expiresAt`` (TTL, epoch seconds), and for counters ``applied`` (instance id -> the agent seq
+intervals already counted, ``vigil.applied``) and ``rev`` (a write counter). DynamoDB deletes
+expired items up to days late, so reads treat an item whose ``expiresAt`` has passed as absent.
 
-``DynamoDBState`` reads once per batch (BatchGetItem of the keys the engine asks for) and writes
-once per changed key per batch (``write``). The ``Ledger`` remembers which Kinesis records were
-applied (``kinesis#<eventID>``), so a redelivered record (a retry after a partial failure, a
-bisected batch) is skipped whole: its state increments, coverage and dead letters are not applied
-twice. Findings are protected on their own by the seq condition (``findings_store``).
+``DynamoDBState`` lives for one invocation: it reads each key once (BatchGetItem of the keys the
+engine asks for, record by record) and writes each changed key once (``write``), however many
+records of the invocation touched it. ``remember`` is idempotent by nature (SET). ``add`` is made
+so by identity: a record whose seq interval a counter has already absorbed adds nothing, and the
+write is conditional on the ``rev`` read, so a redelivered or re-sent record never counts twice
+and no write is spent per Kinesis record to know it.
 """
 
 from __future__ import annotations
@@ -17,11 +19,15 @@ import time
 from collections.abc import Callable, Iterable
 from typing import Any, Final
 
+from botocore.exceptions import ClientError
+
+from vigil.applied import AppliedSetError, SeqSet
 from vigil.state import InMemoryState
 from vigil_aws.clients import client
 
 BATCH_GET_MAX: Final = 100
-LEDGER_TTL_S: Final = 2 * 86400  # longer than the stream's retention (24 h)
+WRITE_ATTEMPTS: Final = 8
+_ATTRS: Final = "pk, n, seen, expiresAt, applied, rev"
 
 
 def batch_get(table: str, keys: list[str], attrs: str = "pk, n, seen, expiresAt") -> list[dict[str, Any]]:
@@ -52,6 +58,20 @@ def _alive(item: dict[str, Any], now: float) -> bool:
     return exp is None or int(exp["N"]) > now
 
 
+def _is_conditional_failure(exc: ClientError) -> bool:
+    return exc.response.get("Error", {}).get("Code") == "ConditionalCheckFailedException"
+
+
+def _applied(item: dict[str, Any]) -> dict[str, SeqSet]:
+    out: dict[str, SeqSet] = {}
+    for instance, v in item.get("applied", {}).get("M", {}).items():
+        try:
+            out[instance] = SeqSet.parse(v.get("S", ""))
+        except AppliedSetError:
+            out[instance] = SeqSet()  # written by something else: trust nothing of it
+    return out
+
+
 class DynamoDBState(InMemoryState):
     """The core's ``vigil.state.State`` on the State table (see the module docstring): the in-memory
     bookkeeping of ``InMemoryState``, loaded from the table and written back by ``write``."""
@@ -61,24 +81,51 @@ class DynamoDBState(InMemoryState):
         self.table = table
         self.clock = clock
         self._loaded: set[str] = set()
+        self._rev: dict[str, int | None] = {}  # the stored item's rev (None: no item, or no rev)
+        self._base: dict[str, int] = {}  # the stored, live count of a counter
+        self._applied: dict[str, dict[str, SeqSet]] = {}  # counter -> instance -> applied seqs
+        # counter -> what this invocation adds: (the record's ranges, n), to replay on a conflict
+        self._adds: dict[str, list[tuple[dict[str, tuple[int, int]], int]]] = {}
+        self._record: dict[str, tuple[int, int]] = {}
+
+    def begin_record(self, ranges: dict[str, tuple[int, int]]) -> None:
+        self._record = dict(ranges)
+
+    def _absorbed(self, key: str, ranges: dict[str, tuple[int, int]]) -> bool:
+        applied = self._applied.get(key, {})
+        return bool(ranges) and all(
+            instance in applied and applied[instance].covers(lo, hi) for instance, (lo, hi) in ranges.items()
+        )
 
     def load(self, keys: Iterable[str]) -> None:
         wanted = sorted(set(keys) - self._loaded)
         if not wanted:
             return
         now = self.clock()
-        for item in batch_get(self.table, wanted):
-            if not _alive(item, now):
-                continue
-            key = item["pk"]["S"]
-            if item.get("seen", {}).get("BOOL"):
-                self._seen.add(key)
-            if "n" in item:
-                self._counts[key] = self._counts.get(key, 0) + int(item["n"]["N"])
+        for item in batch_get(self.table, wanted, _ATTRS):
+            self._take(item, now)
         self._loaded.update(wanted)
 
+    def _take(self, item: dict[str, Any], now: float) -> None:
+        key = item["pk"]["S"]
+        self._rev[key] = int(item["rev"]["N"]) if "rev" in item else None
+        if not _alive(item, now):
+            return
+        if item.get("seen", {}).get("BOOL"):
+            self._seen.add(key)
+        if "n" in item:
+            self._base[key] = int(item["n"]["N"])
+            self._counts[key] = self._counts.get(key, 0) + self._base[key]
+            self._applied[key] = _applied(item)
+
+    def add(self, key: str, n: int, ttl_s: int) -> None:
+        if self._absorbed(key, self._record):
+            return  # this record was counted here before (a redelivery or a re-send)
+        super().add(key, n, ttl_s)
+        self._adds.setdefault(key, []).append((dict(self._record), n))
+
     def write(self) -> int:
-        """Write this batch's changes, one UpdateItem per key; returns how many."""
+        """Write this invocation's changes, one write per key; returns how many."""
         ddb = client("dynamodb")
         now = int(self.clock())
         changes = self.changes()
@@ -92,45 +139,53 @@ class DynamoDBState(InMemoryState):
                     ExpressionAttributeValues={":t": {"BOOL": True}, **exp},
                 )
             else:
-                # A counter whose item expired (TTL not yet applied) restarts from this batch.
-                ddb.update_item(
-                    TableName=self.table,
-                    Key={"pk": {"S": ch.key}},
-                    UpdateExpression="SET n = if_not_exists(n, :zero) + :v, expiresAt = :exp",
-                    ExpressionAttributeValues={":v": {"N": str(ch.value)}, ":zero": {"N": "0"}, **exp},
-                )
+                self._write_counter(ch.key, exp)
         self._pending.clear()
+        self._adds.clear()
         return len(changes)
 
-
-class Ledger:
-    """Which Kinesis records were fully applied (one small item per record, TTL 2 days)."""
-
-    def __init__(self, table: str, *, clock: Callable[[], float] = time.time) -> None:
-        self.table = table
-        self.clock = clock
-        self._applied: set[str] = set()
-
-    @staticmethod
-    def key(event_id: str) -> str:
-        return f"kinesis#{event_id}"
-
-    def load(self, event_ids: Iterable[str]) -> None:
-        """One read for a whole invocation's records."""
-        keys = sorted({self.key(e) for e in event_ids} - self._applied)
-        if keys:
-            now = self.clock()
-            self._applied.update(
-                i["pk"]["S"] for i in batch_get(self.table, keys, "pk, expiresAt") if _alive(i, now)
-            )
-
-    def applied(self, event_id: str) -> bool:
-        return self.key(event_id) in self._applied
-
-    def mark(self, event_id: str) -> None:
-        key = self.key(event_id)
-        client("dynamodb").put_item(
-            TableName=self.table,
-            Item={"pk": {"S": key}, "expiresAt": {"N": str(int(self.clock()) + LEDGER_TTL_S)}},
-        )
-        self._applied.add(key)
+    def _write_counter(self, key: str, exp: dict[str, Any]) -> None:
+        ddb = client("dynamodb")
+        for _ in range(WRITE_ATTEMPTS):
+            applied = {i: s.copy() for i, s in self._applied.get(key, {}).items()}
+            total = self._base.get(key, 0)
+            for ranges, n in self._adds.get(key, []):
+                if ranges and all(
+                    i in applied and applied[i].covers(lo, hi) for i, (lo, hi) in ranges.items()
+                ):
+                    continue
+                total += n
+                for instance, (lo, hi) in ranges.items():
+                    applied.setdefault(instance, SeqSet()).add(lo, hi)
+            rev = self._rev.get(key)
+            values: dict[str, Any] = {
+                ":n": {"N": str(total)},
+                ":applied": {"M": {i: {"S": s.dump()} for i, s in applied.items()}},
+                ":rev": {"N": str((rev or 0) + 1)},
+                **exp,
+            }
+            if rev is None:
+                cond = "attribute_not_exists(rev)"
+            else:
+                cond = "rev = :old"
+                values[":old"] = {"N": str(rev)}
+            try:
+                ddb.update_item(
+                    TableName=self.table,
+                    Key={"pk": {"S": key}},
+                    UpdateExpression="SET n = :n, applied = :applied, rev = :rev, expiresAt = :exp",
+                    ConditionExpression=cond,
+                    ExpressionAttributeValues=values,
+                )
+                return
+            except ClientError as exc:
+                if not _is_conditional_failure(exc):
+                    raise
+            # someone else counted into this key meanwhile: read it again and recount
+            self._base.pop(key, None)
+            self._applied.pop(key, None)
+            self._rev.pop(key, None)
+            items = batch_get(self.table, [key], _ATTRS)
+            for item in items:
+                self._take(item, float(self.clock()))
+        raise RuntimeError(f"state key {key}: {WRITE_ATTEMPTS} conflicting writes in a row")

@@ -47,6 +47,11 @@ class Occurrence:
     min_seq: int
     max_seq: int
     suppressed: bool = False
+    sightings: tuple[tuple[int, int], ...] = ()  # (seq, time ns) of each matched event: its identity
+
+    @property
+    def instance_id(self) -> str:
+        return str(self.finding["resource"]["instanceDetails"]["instanceId"])
 
     @property
     def id(self) -> str:
@@ -251,5 +256,6 @@ def occurrences(
             first_seen_ns=first,
         )
         seqs = [x.event.seq for x in group]
-        out.append(Occurrence(doc, len(group), first, latest.event.time, min(seqs), max(seqs)))
+        sightings = tuple((x.event.seq, x.event.time) for x in group)
+        out.append(Occurrence(doc, len(group), first, latest.event.time, min(seqs), max(seqs), False, sightings))
     return out

@@ -7,6 +7,7 @@ caller passes the State and gets back what to store (occurrences), what to dead-
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
@@ -33,6 +34,9 @@ class BatchResult:
     heartbeats: list[AgentHealth] = field(default_factory=list)
     detection_errors: list[DetectionError] = field(default_factory=list)
     events: int = 0
+    # instance id -> the (lo, hi) agent seq interval of this record's events: the identity of
+    # what the record carries, which the stores keep to recognise it when it comes again
+    ranges: dict[str, tuple[int, int]] = field(default_factory=dict)
 
     def extend(self, other: BatchResult) -> None:
         self.occurrences.extend(other.occurrences)
@@ -40,6 +44,22 @@ class BatchResult:
         self.heartbeats.extend(other.heartbeats)
         self.detection_errors.extend(other.detection_errors)
         self.events += other.events
+        for instance, (lo, hi) in other.ranges.items():
+            cur = self.ranges.get(instance)
+            self.ranges[instance] = (lo, hi) if cur is None else (min(lo, cur[0]), max(hi, cur[1]))
+
+
+def seq_ranges(events: Sequence[Event]) -> dict[str, tuple[int, int]]:
+    """instance id -> (lowest, highest) seq among ``events``."""
+    out: dict[str, tuple[int, int]] = {}
+    for e in events:
+        instance = e.device.instance_uid
+        cur = out.get(instance)
+        if cur is None:
+            out[instance] = (e.seq, e.seq)
+        elif e.seq < cur[0] or e.seq > cur[1]:
+            out[instance] = (min(e.seq, cur[0]), max(e.seq, cur[1]))
+    return out
 
 
 class Pipeline:
@@ -92,8 +112,9 @@ class Pipeline:
         return result
 
     def detect(self, events: Sequence[Event], state: State) -> BatchResult:
-        result = BatchResult(events=len(events))
+        result = BatchResult(events=len(events), ranges=seq_ranges(events))
         result.heartbeats = [e for e in events if isinstance(e, AgentHealth)]
+        state.begin_record(result.ranges)
         run = self.engine.run(events, state)
         result.detection_errors = run.errors
         if run.matches:
@@ -111,6 +132,4 @@ class Pipeline:
         if not self.suppress(o.finding):
             return o
         o.finding["service"]["archived"] = True
-        return Occurrence(
-            o.finding, o.count, o.first_seen_ns, o.last_seen_ns, o.min_seq, o.max_seq, suppressed=True
-        )
+        return dataclasses.replace(o, suppressed=True)

@@ -27,6 +27,10 @@ class State(Protocol):
     def load(self, keys: Iterable[str]) -> None:
         """Prefetch ``keys`` (one round trip); unknown keys read as unseen / zero."""
 
+    def begin_record(self, ranges: dict[str, tuple[int, int]]) -> None:
+        """The next events come from a record carrying these agent seq intervals (instance id ->
+        (lo, hi)): a store that keeps what it applied by identity skips a record it already has."""
+
     def seen(self, key: str) -> bool:
         """True if ``key`` was remembered before (in an earlier batch or earlier in this one)."""
 
@@ -49,6 +53,9 @@ class InMemoryState:
         self._pending: dict[str, Change] = {}
 
     def load(self, keys: Iterable[str]) -> None:
+        return None
+
+    def begin_record(self, ranges: dict[str, tuple[int, int]]) -> None:
         return None
 
     def seen(self, key: str) -> bool:
