@@ -5,6 +5,10 @@ Every event carries ``v`` (schema version), ``kind``, ``time`` (epoch ns) and ``
 monotonic: a gap is loss). The ``host`` block is written on the first event of a batch (the batch
 header) and may be repeated on any event; decoders carry it forward to the events that follow.
 
+Decoding is bounded (issue 13): every field has a range (``vigil.bounds``, as msgspec ``Meta``
+constraints, so a value out of range is a line error naming the field), and ``decode_record``
+caps what one record can cost: its inflated size, its lines and the line errors it lists.
+
 This module is shared by the agent (encode) and the Lambda core (decode). It does no I/O.
 """
 
