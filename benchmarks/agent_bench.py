@@ -238,7 +238,7 @@ def main() -> int:
     cfg = work / "agent.toml"
     cfg.write_text(f"""
 [agent]
-instance_id = "i-0bench{run[-8:]}"
+instance_id = "i-0{run[-8:]}be0c0000"
 state_dir = "{work / 'state'}"
 heartbeat_s = 10.0
 audit_key = "{run}"

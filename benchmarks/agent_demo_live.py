@@ -52,7 +52,7 @@ def main() -> int:
         cfg = work / "agent.toml"
         cfg.write_text(f"""# written by demo-live from local/.state/stack.json outputs
 [agent]
-instance_id = "i-0demolive0000001"
+instance_id = "i-0dec0000000000001"
 account_id = "{stack.info.account_id}"
 region = "{stack.info.region}"
 state_dir = "{work / 'state'}"

@@ -12,7 +12,7 @@ import random
 from vigil import wire
 
 HOST = wire.Host(
-    instance_id="i-0bench00000000001", account_id="123456789012", region="us-east-1",
+    instance_id="i-0be0c000000000001", account_id="123456789012", region="us-east-1",
     hostname="ip-10-0-1-23.ec2.internal", boot_id="5f0c0d4e-bench", agent_version="0.1.0",
     instance_type="m7i.large", image_id="ami-0123456789abcdef0", vcpus=2,
 )  # fmt: skip

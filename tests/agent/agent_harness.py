@@ -95,7 +95,7 @@ def write_config(workdir: Path, key: str, extra: str = "") -> Path:
     cfg.write_text(
         f"""
 [agent]
-instance_id = "i-0agenttest{key[-6:]}"
+instance_id = "i-0a9e0000000{key[-6:]}"
 account_id = "123456789012"
 region = "us-east-1"
 state_dir = "{workdir / "state"}"

@@ -288,7 +288,7 @@ def test_batches_of_native_lines_decode_with_their_host_counts_and_seqs(tmp_path
     event of every batch carries the host."""
     h = Harness(tmp_path)
     h.process(4000)
-    host = wire.Host(instance_id="i-0fast", hostname="h")
+    host = wire.Host(instance_id="i-0fa5700000000000f", hostname="h")
     sink = _Sink()
     batcher = Batcher(sink, host, max_raw=8 << 10, compress=True)
     lo = socket.inet_aton("127.0.0.1")

@@ -53,7 +53,7 @@ def test_first_heartbeat_reports_sensors_and_host(agent: RunningAgent) -> None:
     assert hb["kernel"] == platform.release()
     assert hb["vcpus"] == os.cpu_count()
     assert hb["rss_bytes"] > 0
-    assert hb["host"]["instance_id"].startswith("i-0agenttest")
+    assert hb["host"]["instance_id"].startswith("i-0a9e0000000")
     assert hb["host"]["account_id"] == "123456789012"
     assert hb["seq"] >= 1
 

@@ -20,7 +20,7 @@ from vigil import wire
 from vigil_cli.main import app
 
 ROOT = Path(__file__).resolve().parents[2]
-HOST = wire.Host(instance_id="i-0replay", account_id="123456789012", region="eu-west-1")
+HOST = wire.Host(instance_id="i-0e0e1a4000000001a", account_id="123456789012", region="eu-west-1")
 SOCK = wire.Stdio(
     type="socket", family="inet", protocol="tcp", remote=wire.Endpoint(ip="198.51.100.7", port=4444)
 )

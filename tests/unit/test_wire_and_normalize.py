@@ -12,8 +12,9 @@ from vigil import wire
 from vigil.events import AgentHealth, DnsActivity, NetworkActivity, ProcessActivity
 from vigil.normalize.agent import normalize_batch
 
+T0 = 1_764_000_000 * 10**9  # an event's time must be within 2000..2100
 HOST = wire.Host(
-    instance_id="i-0abc",
+    instance_id="i-0abc123456789def0",
     account_id="123456789012",
     region="us-east-1",
     hostname="ip-10-0-0-1",
@@ -30,9 +31,9 @@ BASH = wire.Process(
 
 def _batch() -> list[wire.WireEvent]:
     return [
-        wire.ProcessExec(time=1, seq=1, host=HOST, process=BASH),
+        wire.ProcessExec(time=T0 + 1, seq=1, host=HOST, process=BASH),
         wire.NetConnect(
-            time=2,
+            time=T0 + 2,
             seq=2,
             process=BASH,
             remote_ip="198.51.100.7",
@@ -41,13 +42,13 @@ def _batch() -> list[wire.WireEvent]:
             local_port=5000,
         ),
         wire.DnsQuery(
-            time=3,
+            time=T0 + 3,
             seq=3,
             hostname="Pool.SupportXMR.com.",
             answers=[wire.DnsAnswer(type="A", rdata="198.51.100.50")],
         ),
         wire.Heartbeat(
-            time=4, seq=4, agent_version="0.1.0", counters=wire.Counters(captured=10, sent=9, dropped=1)
+            time=T0 + 4, seq=4, agent_version="0.1.0", counters=wire.Counters(captured=10, sent=9, dropped=1)
         ),
     ]
 
@@ -59,7 +60,7 @@ def test_gzip_batch_round_trips_and_host_header_is_carried_forward() -> None:
     assert errors == [] and decoded == _batch()
     events, rejected = normalize_batch(decoded)
     assert rejected == []
-    assert {e.device.instance_uid for e in events} == {"i-0abc"}
+    assert {e.device.instance_uid for e in events} == {"i-0abc123456789def0"}
     exec_, conn, dns, hb = events
     assert isinstance(exec_, ProcessActivity) and exec_.process.cmd_line == "bash -i"
     assert (
@@ -104,7 +105,7 @@ def test_a_non_gzip_garbage_record_is_one_error_not_an_exception() -> None:
 
 
 def test_events_before_any_host_block_are_rejected_with_a_reason() -> None:
-    events, rejected = normalize_batch([wire.ProcessExec(time=1, seq=1, process=BASH)])
+    events, rejected = normalize_batch([wire.ProcessExec(time=T0 + 1, seq=1, process=BASH)])
     assert events == [] and rejected[0].reason.startswith("no host block")
 
 
@@ -140,7 +141,7 @@ def test_decode_and_normalize_never_raise_on_arbitrary_input(lines: list[bytes])
     ),
 )
 def test_typed_but_wrong_events_never_raise(kind: str, fields: dict) -> None:  # type: ignore[type-arg]
-    line = msgspec.json.encode({"kind": kind, "time": 1, "seq": 1, **fields})
+    line = msgspec.json.encode({"kind": kind, "time": T0, "seq": 1, **fields})
     decoded, errors = wire.decode_batch(line)
     events, rejected = normalize_batch(decoded, default_host=HOST)
     assert len(decoded) + len(errors) == 1 and len(events) + len(rejected) == len(decoded)
@@ -151,9 +152,9 @@ def test_injection_events_keep_their_kind_mechanism_and_target() -> None:
         pid=950, uid="u950", name="nginx", file=wire.File(path="/usr/sbin/nginx", name="nginx")
     )
     batch = [
-        wire.Ptrace(time=1, seq=1, host=HOST, process=BASH, request="PTRACE_POKETEXT", target=victim),
-        wire.ProcessVmWrite(time=2, seq=2, process=BASH, target=victim),
-        wire.ProcMemWrite(time=3, seq=3, process=BASH, path="/proc/950/mem", target=victim),
+        wire.Ptrace(time=T0 + 1, seq=1, host=HOST, process=BASH, request="PTRACE_POKETEXT", target=victim),
+        wire.ProcessVmWrite(time=T0 + 2, seq=2, process=BASH, target=victim),
+        wire.ProcMemWrite(time=T0 + 3, seq=3, process=BASH, path="/proc/950/mem", target=victim),
     ]
     events, rejected = normalize_batch(batch)
     assert rejected == []

@@ -6,7 +6,7 @@ from __future__ import annotations
 import re
 from pathlib import Path
 
-from vigil import wire
+from vigil import bounds, wire
 from vigil.normalize.agent import normalize_batch
 
 DOC = Path(__file__).resolve().parents[2] / "docs" / "wire-format.md"
@@ -22,3 +22,21 @@ def test_every_kind_has_an_example_that_decodes_and_normalizes() -> None:
     assert [type(e).__struct_config__.tag for e in decoded] == [k for k, _ in blocks]
     events, rejected = normalize_batch(decoded)
     assert rejected == [] and len(events) == len(blocks)
+
+
+def test_the_bounds_section_quotes_the_bounds_the_code_enforces() -> None:
+    # GIVEN the "Bounds" section's constants, as `NAME` | value rows and `NAME` = value cells
+    section = DOC.read_text().split("## 4. Bounds", 1)[1]
+    quoted = dict(re.findall(r"\| `([A-Z_]+)` \| (\d+) \|", section))
+    quoted |= dict(re.findall(r"`([A-Z_]+)` = (\d+)", section))
+    # THEN each is the value in vigil.bounds, and every size bound of a record or a string is quoted
+    assert {k: int(v) for k, v in quoted.items()} == {k: getattr(bounds, k) for k in quoted}
+    must = {
+        "RAW_BATCH_BYTES",
+        "MAX_LINES",
+        "LINE_ERRORS_LISTED",
+        "PATH_CHARS",
+        "CMD_LINE_CHARS",
+        "LINEAGE_MAX",
+    }
+    assert must <= quoted.keys()

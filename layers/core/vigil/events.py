@@ -13,9 +13,26 @@ Two documented deviations, both for detection speed and GuardDuty parity:
 
 from __future__ import annotations
 
-from typing import Final
+from typing import Annotated, Final
 
 import msgspec
+
+from vigil.bounds import (
+    ARGS_MAX,
+    LINEAGE_MAX,
+    Arg,
+    CmdLine,
+    Domain,
+    Id,
+    Ip,
+    Name,
+    OptionalTime,
+    Path,
+    Pid,
+    Port,
+    Token,
+    Word,
+)
 
 
 class Device(msgspec.Struct, frozen=True, gc=False, omit_defaults=True):
@@ -31,32 +48,36 @@ class Device(msgspec.Struct, frozen=True, gc=False, omit_defaults=True):
     vcpu_count: int = 0
 
 
+# User, File, Endpoint, Stdio and Process are also the agent's wire shapes (decoded, not copied):
+# their annotations carry the ingest's value bounds (vigil.bounds), checked only when decoding.
+
+
 class User(msgspec.Struct, frozen=True, gc=False, omit_defaults=True):
-    uid: int = -1
-    name: str = ""
+    uid: Id = -1
+    name: Name = ""
 
 
 class File(msgspec.Struct, frozen=True, gc=False, omit_defaults=True):
-    path: str = ""
-    name: str = ""
-    sha256: str = ""  # OCSF: hashes[algorithm_id=3 SHA-256].value
-    modified_time: int = 0  # epoch ns
+    path: Path = ""
+    name: Name = ""
+    sha256: Token = ""  # OCSF: hashes[algorithm_id=3 SHA-256].value
+    modified_time: OptionalTime = 0  # epoch ns
 
 
 class Endpoint(msgspec.Struct, frozen=True, gc=False, omit_defaults=True):
-    ip: str = ""
-    port: int = 0
-    path: str = ""  # unix socket path
-    hostname: str = ""
+    ip: Ip = ""
+    port: Port = 0
+    path: Path = ""  # unix socket path
+    hostname: Domain = ""
 
 
 class Stdio(msgspec.Struct, frozen=True, gc=False, omit_defaults=True):
     """Target of fd 0/1/2: ``type`` is file|pipe|socket|tty|other."""
 
-    type: str
-    path: str = ""
-    family: str = ""  # inet|inet6|unix for sockets
-    protocol: str = ""  # tcp|udp
+    type: Word
+    path: Path = ""
+    family: Word = ""  # inet|inet6|unix for sockets
+    protocol: Word = ""  # tcp|udp
     local: Endpoint | None = None
     remote: Endpoint | None = None
 
@@ -68,30 +89,31 @@ class Process(msgspec.Struct, frozen=True, gc=False, omit_defaults=True):
     ``parent_process`` is ``lineage[0]``.
     """
 
-    pid: int
-    uid: str = ""  # OCSF process.uid: stable process uuid (sha of boot id + pid + start time)
-    name: str = ""
-    cmd_line: str = ""
-    args: list[str] = []  # argv, argv[0] included
+    pid: Pid
+    uid: Token = ""  # OCSF process.uid: stable process uuid (sha of boot id + pid + start time)
+    name: Name = ""
+    cmd_line: CmdLine = ""
+    args: Annotated[list[Arg], msgspec.Meta(max_length=ARGS_MAX)] = []  # argv, argv[0] included
     file: File = File()  # the executable
     user: User = User()
-    euid: int = -1
-    gid: int = -1
-    egid: int = -1
-    working_directory: str = ""
-    created_time: int = 0  # epoch ns
-    namespace_pid: int = 0
-    container_uid: str = ""
-    ld_preload: str = ""
-    ld_library_path: str = ""
-    tty: str = ""
+    euid: Id = -1
+    gid: Id = -1
+    egid: Id = -1
+    working_directory: Path = ""
+    created_time: OptionalTime = 0  # epoch ns
+    namespace_pid: Pid = 0
+    container_uid: Token = ""
+    ld_preload: Path = ""
+    ld_library_path: Path = ""
+    tty: Path = ""
     stdin: Stdio | None = None
     stdout: Stdio | None = None
     stderr: Stdio | None = None
     exe_deleted: bool = False  # exe is memfd: or "(deleted)"
-    ppid: int = 0
-    parent_uid: str = ""
-    lineage: list[Process] = []
+    ppid: Pid = 0
+    parent_uid: Token = ""
+    # ancestors; an entry with its own lineage is rejected by vigil.normalize.agent
+    lineage: Annotated[list[Process], msgspec.Meta(max_length=LINEAGE_MAX)] = []
 
     @property
     def parent_process(self) -> Process | None:

@@ -5,17 +5,24 @@ Every event carries ``v`` (schema version), ``kind``, ``time`` (epoch ns) and ``
 monotonic: a gap is loss). The ``host`` block is written on the first event of a batch (the batch
 header) and may be repeated on any event; decoders carry it forward to the events that follow.
 
+Decoding is bounded (issue 13): every field has a range (``vigil.bounds``, as msgspec ``Meta``
+constraints, so a value out of range is a line error naming the field), and ``decode_record``
+caps what one record can cost: its inflated size, its lines and the line errors it lists.
+
 This module is shared by the agent (encode) and the Lambda core (decode). It does no I/O.
 """
 
 from __future__ import annotations
 
 import gzip
+import zlib
+from collections import Counter
 from collections.abc import Iterator
-from typing import Final, Literal
+from typing import Annotated, Final, Literal
 
 import msgspec
 
+from vigil import bounds as b
 from vigil import events as ev
 
 WIRE_VERSION: Final = 1
@@ -24,16 +31,16 @@ GZIP_MAGIC: Final = b"\x1f\x8b"
 
 
 class Host(msgspec.Struct, frozen=True, gc=False, omit_defaults=True):
-    instance_id: str
-    account_id: str = ""
-    region: str = ""
-    hostname: str = ""
-    boot_id: str = ""
-    agent_version: str = ""
-    instance_type: str = ""
-    image_id: str = ""
-    availability_zone: str = ""
-    vcpus: int = 0
+    instance_id: b.InstanceId
+    account_id: b.AccountId = ""
+    region: b.Region = ""
+    hostname: b.HostName = ""
+    boot_id: b.HostToken = ""
+    agent_version: b.HostToken = ""
+    instance_type: b.InstanceType = ""
+    image_id: b.ImageId = ""
+    availability_zone: b.Zone = ""
+    vcpus: b.Vcpus = 0
 
 
 # The process block is OCSF-shaped on the wire (vigil.events.Process, with File, User, Stdio and
@@ -47,9 +54,9 @@ Endpoint = ev.Endpoint
 
 
 class _Base(msgspec.Struct, frozen=True, gc=False, omit_defaults=True, tag_field="kind", kw_only=True):
-    time: int  # epoch ns
-    seq: int
-    v: int = WIRE_VERSION
+    time: b.Time  # epoch ns
+    seq: b.Seq
+    v: b.Version = WIRE_VERSION
     host: Host | None = None
 
 
@@ -59,17 +66,17 @@ class ProcessExec(_Base, frozen=True, tag="process_exec"):
 
 class ProcessExit(_Base, frozen=True, tag="process_exit"):
     process: Process
-    exit_code: int = 0
+    exit_code: b.Int32 = 0
 
 
 class _Net(_Base, frozen=True):
     process: Process
-    protocol: str = "tcp"  # tcp|udp
-    family: str = "inet"  # inet|inet6
-    local_ip: str = ""
-    local_port: int = 0
-    remote_ip: str = ""
-    remote_port: int = 0
+    protocol: b.Word = "tcp"  # tcp|udp
+    family: b.Word = "inet"  # inet|inet6
+    local_ip: b.Ip = ""
+    local_port: b.Port = 0
+    remote_ip: b.Ip = ""
+    remote_port: b.Port = 0
     success: bool = True
 
 
@@ -87,30 +94,30 @@ class NetListen(_Net, frozen=True, tag="net_listen"):
 
 class UnixConnect(_Base, frozen=True, tag="unix_connect"):
     process: Process
-    path: str
+    path: b.Path
     success: bool = True
 
 
 class DnsAnswer(msgspec.Struct, frozen=True, gc=False, omit_defaults=True):
-    type: str  # A|AAAA|CNAME|...
-    rdata: str
-    ttl: int = 0
+    type: b.Word  # A|AAAA|CNAME|...
+    rdata: b.Domain
+    ttl: b.UInt32 = 0
 
 
 class DnsQuery(_Base, frozen=True, tag="dns_query"):
-    hostname: str
-    type: str = "A"
+    hostname: b.Domain
+    type: b.Word = "A"
     process: Process | None = None  # attributed when audit saw the sending socket
-    protocol: str = "udp"
-    resolver_ip: str = ""
-    resolver_port: int = 53
-    rcode: str = ""  # NOERROR|NXDOMAIN|... when a response was seen
-    answers: list[DnsAnswer] = []
+    protocol: b.Word = "udp"
+    resolver_ip: b.Ip = ""
+    resolver_port: b.Port = 53
+    rcode: b.Word = ""  # NOERROR|NXDOMAIN|... when a response was seen
+    answers: Annotated[list[DnsAnswer], msgspec.Meta(max_length=b.ANSWERS_MAX)] = []
 
 
 class _File(_Base, frozen=True):
     process: Process
-    path: str
+    path: b.Path
     success: bool = True
 
 
@@ -119,7 +126,7 @@ class FileWrite(_File, frozen=True, tag="file_write"):
 
 
 class FileRename(_File, frozen=True, tag="file_rename"):
-    new_path: str = ""
+    new_path: b.Path = ""
 
 
 class FileUnlink(_File, frozen=True, tag="file_unlink"):
@@ -127,17 +134,17 @@ class FileUnlink(_File, frozen=True, tag="file_unlink"):
 
 
 class FileLink(_File, frozen=True, tag="file_link"):
-    target: str = ""  # the existing file the new link points at
+    target: b.Path = ""  # the existing file the new link points at
     symbolic: bool = False
 
 
 class FileOpenSensitive(_File, frozen=True, tag="file_open_sensitive"):
-    flags: str = ""  # O_RDONLY|O_WRONLY|...
+    flags: b.Flags = ""  # O_RDONLY|O_WRONLY|...
 
 
 class Ptrace(_Base, frozen=True, tag="ptrace"):
     process: Process
-    request: str  # PTRACE_ATTACH|PTRACE_POKETEXT|PTRACE_TRACEME|...
+    request: b.Word  # PTRACE_ATTACH|PTRACE_POKETEXT|PTRACE_TRACEME|...
     target: Process | None = None
 
 
@@ -148,7 +155,7 @@ class ProcessVmWrite(_Base, frozen=True, tag="process_vm_write"):
 
 class ProcMemWrite(_Base, frozen=True, tag="proc_mem_write"):
     process: Process
-    path: str  # /proc/<pid>/mem
+    path: b.Path  # /proc/<pid>/mem
     target: Process | None = None
 
 
@@ -157,24 +164,24 @@ class ModuleLoad(_Base, frozen=True, tag="module_load"):
     executable (``syscall`` "mmap")."""
 
     process: Process
-    name: str = ""
-    path: str = ""
-    sha256: str = ""
-    syscall: str = "finit_module"
-    modified_time: int = 0  # the file's mtime, ns (libraries: NewLibraryLoaded compares it)
+    name: b.Name = ""
+    path: b.Path = ""
+    sha256: b.Token = ""
+    syscall: b.Word = "finit_module"
+    modified_time: b.OptionalTime = 0  # the file's mtime, ns (libraries: NewLibraryLoaded compares it)
 
 
 class MemfdExec(_Base, frozen=True, tag="memfd_exec"):
     process: Process
-    memfd_name: str = ""
+    memfd_name: b.Name = ""
 
 
 class Mount(_Base, frozen=True, tag="mount"):
     process: Process
-    source: str = ""
-    target: str = ""
-    fs_type: str = ""
-    flags: str = ""
+    source: b.Path = ""
+    target: b.Path = ""
+    fs_type: b.Name = ""
+    flags: b.Flags = ""
 
 
 class Userfaultfd(_Base, frozen=True, tag="userfaultfd"):
@@ -183,35 +190,38 @@ class Userfaultfd(_Base, frozen=True, tag="userfaultfd"):
 
 class Setuid(_Base, frozen=True, tag="setuid"):
     process: Process
-    syscall: str = "setuid"  # setuid|setresuid|setreuid
-    new_uid: int = -1
-    new_euid: int = -1
+    syscall: b.Word = "setuid"  # setuid|setresuid|setreuid
+    new_uid: b.Id = -1
+    new_euid: b.Id = -1
 
 
 class Counters(msgspec.Struct, frozen=True, gc=False, omit_defaults=True):
-    captured: int = 0
-    sent: int = 0
-    dropped: int = 0  # shed on purpose (limits) or lost (spool full): the agent never hides loss
-    spooled: int = 0
-    spool_evicted: int = 0
-    audit_lost: int = 0
-    send_errors: int = 0
-    audit_overruns: int = 0  # times the kernel dropped audit multicast for the agent (ENOBUFS)
-    ebpf_lost: int = 0  # eBPF records the kernel had no ring buffer room for
-    dns_lost: int = 0  # DNS messages captured but not reported (unreadable, untracked, not reassembled)
-    shed: dict[str, int] = {}  # events shed by the limiter, by class (also counted in dropped)
+    captured: b.Count = 0
+    sent: b.Count = 0
+    dropped: b.Count = 0  # shed on purpose (limits) or lost (spool full): the agent never hides loss
+    spooled: b.Count = 0
+    spool_evicted: b.Count = 0
+    audit_lost: b.Count = 0
+    send_errors: b.Count = 0
+    audit_overruns: b.Count = 0  # times the kernel dropped audit multicast for the agent (ENOBUFS)
+    ebpf_lost: b.Count = 0  # eBPF records the kernel had no ring buffer room for
+    dns_lost: b.Count = 0  # DNS messages captured but not reported (unreadable, untracked, not reassembled)
+    # events shed by the limiter, by class (also counted in dropped)
+    shed: Annotated[dict[b.Word, b.Count], msgspec.Meta(max_length=b.SENSORS_MAX)] = {}
 
 
 class Heartbeat(_Base, frozen=True, tag="heartbeat"):
-    agent_version: str = ""
-    sensors_active: list[str] = []
-    sensors_unavailable: dict[str, str] = {}  # sensor -> reason
+    agent_version: b.Token = ""
+    sensors_active: Annotated[list[b.Word], msgspec.Meta(max_length=b.SENSORS_MAX)] = []
+    # sensor -> the reason it is unavailable
+    sensors_unavailable: Annotated[dict[b.Word, b.Text], msgspec.Meta(max_length=b.SENSORS_MAX)] = {}
     counters: Counters = Counters()
-    cpu_percent: float = 0.0
-    rss_bytes: int = 0
-    vcpus: int = 0
-    kernel: str = ""
-    degraded: list[str] = []  # event classes currently shed by the limiter
+    cpu_percent: b.Percent = 0.0
+    rss_bytes: b.Count = 0
+    vcpus: b.Vcpus = 0
+    kernel: b.Name = ""
+    # event classes currently shed by the limiter
+    degraded: Annotated[list[b.Word], msgspec.Meta(max_length=b.SENSORS_MAX)] = []
 
 
 WireEvent = (
@@ -245,16 +255,72 @@ _encoder: Final = msgspec.json.Encoder()
 
 
 class LineError(msgspec.Struct, frozen=True):
-    """A line that could not be decoded: where it was and why. Goes to the dead-letter queue."""
+    """A line that could not be decoded: where it was and why. Goes to the dead-letter queue.
 
-    line: int  # 1-based within the batch
+    ``line`` 0 is the record as a whole: either the record was rejected whole (not gzip, inflates
+    past the bound, too many lines) or, when it comes last, the summary of the bad lines beyond
+    the first ``LINE_ERRORS_LISTED`` (see ``Decoded``).
+    """
+
+    line: int  # 1-based within the batch; 0 = the record as a whole, or the summary
     reason: str
     raw: bytes
 
 
-def decompress(data: bytes) -> bytes:
-    """Gzip batches are inflated; plain NDJSON passes through (tests and `vigil replay`)."""
-    return gzip.decompress(data) if data[:2] == GZIP_MAGIC else data
+class Decoded(msgspec.Struct, frozen=True):
+    """One record decoded, with bounded error reporting.
+
+    - ``events``: the lines that decoded, in order.
+    - ``errors``: at most ``LINE_ERRORS_LISTED`` (100) line errors with a raw prefix each, then, if
+      there were more, ONE summary ``LineError(line=0, reason="N more bad lines not listed ...",
+      raw=<up to 3 samples>)``; a record rejected whole is a single ``LineError(line=0, ...)``.
+    - ``bad_lines``: every bad line, listed or not (the metric to publish); ``lines``: non-blank
+      lines seen (0 for a record rejected whole).
+    - ``rejected_whole``: the record was refused before any line was decoded (``events`` is empty).
+    """
+
+    events: list[WireEvent]
+    errors: list[LineError]
+    bad_lines: int = 0
+    lines: int = 0
+    rejected_whole: bool = False
+
+
+class BatchTooLarge(ValueError):
+    """The record inflates past the agent's raw batch bound: a gzip bomb, never decoded in part."""
+
+
+def decompress(data: bytes, max_size: int = b.RAW_BATCH_BYTES) -> bytes:
+    """Gzip batches are inflated; plain NDJSON passes through (tests and `vigil replay`).
+
+    Bounded: at most ``max_size`` bytes are ever produced (zlib's ``max_length``), so a bomb costs
+    ``max_size`` of memory, not what it would inflate to; beyond it, ``BatchTooLarge``.
+    Concatenated gzip members (up to ``MAX_GZIP_MEMBERS``) and zero padding after them are
+    accepted, as ``gzip.decompress`` does; anything else after a member is ``gzip.BadGzipFile``;
+    a truncated member is ``EOFError``; a bad CRC, length or deflate stream is ``zlib.error``.
+    """
+    if data[:2] != GZIP_MAGIC:
+        if len(data) > max_size:
+            raise BatchTooLarge(f"plain batch of {len(data)} bytes exceeds {max_size} bytes")
+        return data
+    parts: list[bytes] = []
+    size = 0
+    rest = data
+    for _ in range(b.MAX_GZIP_MEMBERS):
+        d = zlib.decompressobj(wbits=31)  # one gzip member: header, deflate, CRC32 and ISIZE checked
+        out = d.decompress(rest, max_size - size + 1)
+        size += len(out)
+        if size > max_size:
+            raise BatchTooLarge(f"inflates past {max_size} bytes (the agent's batch_max_raw_mb bound)")
+        if not d.eof:
+            raise EOFError("compressed data ended before the end-of-stream marker was reached")
+        parts.append(out)
+        rest = d.unused_data.lstrip(b"\x00")
+        if not rest:
+            return parts[0] if len(parts) == 1 else b"".join(parts)
+        if rest[:2] != GZIP_MAGIC:
+            raise gzip.BadGzipFile(f"{len(rest)} bytes of trailing garbage after gzip member {len(parts)}")
+    raise BatchTooLarge(f"more than {b.MAX_GZIP_MEMBERS} gzip members (the agent writes one)")
 
 
 def iter_lines(payload: bytes) -> Iterator[tuple[int, bytes]]:
@@ -268,29 +334,91 @@ def decode_line(line: bytes) -> WireEvent:
     return _decoder.decode(line)
 
 
+_BAD_LINE: Final = (msgspec.DecodeError, msgspec.ValidationError, RecursionError)
+
+
+def _reject(reason: str, data: bytes) -> Decoded:
+    return Decoded([], [LineError(0, reason, data[: b.SAMPLE_BYTES])], rejected_whole=True)
+
+
+def decode_record(data: bytes, *, max_raw: int = b.RAW_BATCH_BYTES) -> Decoded:
+    """Decode one Kinesis record. Never raises, and its memory and output are bounded.
+
+    A record is refused whole (one ``LineError(0, ...)``, no event) when it is not gzip, inflates
+    past ``max_raw`` (the agent's ``batch_max_raw_mb``) or has more than ``MAX_LINES`` lines (the
+    most an agent can put in ``max_raw``); otherwise every line that decodes is kept and the bad
+    ones are reported as described on ``Decoded``.
+    """
+    try:
+        payload = decompress(data, max_raw)
+    except BatchTooLarge as exc:
+        return _reject(f"batch rejected whole, not decoded: {exc}", data)
+    except (OSError, EOFError, zlib.error) as exc:
+        return _reject(f"not a gzip batch: {exc}", data)
+    max_lines = max(b.MAX_LINES, -(-max_raw // b.MIN_LINE_BYTES))
+    newlines = payload.count(b"\n")
+    if newlines > max_lines:  # a trailing newline is not a line of its own
+        return _reject(
+            f"batch rejected whole, not decoded: {newlines} lines exceed {max_lines}, the most "
+            f"{max_raw} bytes of valid events can hold",
+            payload,
+        )
+    try:  # the common case, a clean batch, in one call; a bad line falls back to line by line
+        events = _decoder.decode_lines(payload)
+        return Decoded(events, [], 0, len(events))
+    except _BAD_LINE:
+        pass
+    events = []
+    errors: list[LineError] = []
+    bad = lines = 0
+    unlisted: list[tuple[int, str, bytes]] = []  # (line, reason, raw) beyond the listed ones
+    reasons: Counter[str] = Counter()
+    decode = _decoder.decode
+    for n, line in iter_lines(payload):
+        lines += 1
+        try:
+            events.append(decode(line))
+        except _BAD_LINE as exc:
+            bad += 1
+            reason = _reason(exc)
+            if len(errors) < b.LINE_ERRORS_LISTED:
+                errors.append(LineError(n, reason, line[: b.RAW_PREFIX_BYTES]))
+                continue
+            reasons[reason] += 1
+            if len(unlisted) < b.SUMMARY_SAMPLES:
+                unlisted.append((n, reason, line[: b.SAMPLE_BYTES]))
+            else:  # keep the first samples and the latest one
+                unlisted[-1] = (n, reason, line[: b.SAMPLE_BYTES])
+    if unlisted:
+        errors.append(_summary(bad - len(errors), unlisted, reasons))
+    return Decoded(events, errors, bad, lines)
+
+
+def _reason(exc: BaseException) -> str:
+    if isinstance(exc, RecursionError):
+        return "nested too deeply to decode"
+    return str(exc)[:512]
+
+
+def _summary(more: int, samples: list[tuple[int, str, bytes]], reasons: Counter[str]) -> LineError:
+    top = "; ".join(f"{n} x {r[:120]}" for r, n in reasons.most_common(3))
+    where = ", ".join(str(n) for n, _, _ in samples)
+    return LineError(
+        0,
+        f"{more} more bad lines not listed (first at line {samples[0][0]}, last at line {samples[-1][0]}); "
+        f"most common reasons: {top}; samples in raw from lines {where}",
+        b"\n".join(raw for _, _, raw in samples),
+    )
+
+
 def decode_batch(data: bytes) -> tuple[list[WireEvent], list[LineError]]:
-    """Decode one batch. Never raises: bad lines come back as LineError, good ones are kept.
+    """Decode one batch: ``decode_record``'s events and (bounded) errors. Never raises.
 
     Events keep ``host`` as sent (usually only the first has it); consumers carry the last seen
     host forward (see ``vigil.normalize.agent.normalize_batch``).
     """
-    try:
-        payload = decompress(data)
-    except (OSError, EOFError) as exc:
-        return [], [LineError(0, f"not a gzip batch: {exc}", data[:256])]
-    try:  # the common case, a clean batch, in one call; a bad line falls back to line by line
-        return _decoder.decode_lines(payload), []
-    except (msgspec.DecodeError, msgspec.ValidationError):
-        pass
-    events: list[WireEvent] = []
-    errors: list[LineError] = []
-    decode = _decoder.decode
-    for n, line in iter_lines(payload):
-        try:
-            events.append(decode(line))
-        except (msgspec.DecodeError, msgspec.ValidationError) as exc:
-            errors.append(LineError(n, str(exc), line[:1024]))
-    return events, errors
+    d = decode_record(data)
+    return d.events, d.errors
 
 
 def encode_event(event: WireEvent) -> bytes:

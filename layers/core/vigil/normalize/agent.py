@@ -3,16 +3,21 @@
 The wire's process block already is the OCSF ``Process`` (decoded, not copied); this module wraps
 each wire event into its OCSF activity class and attaches the device from the batch header.
 
-Total: ``normalize_batch`` never raises; a wire event it cannot map becomes a Rejection.
+Total: ``normalize_batch`` never raises; a wire event it cannot map becomes a Rejection. Value
+ranges are enforced when the line is decoded (``vigil.bounds`` on the wire structs); what no
+field constraint can say is checked here: a lineage entry must not carry a lineage of its own.
+Rejections are bounded per batch like line errors: the first ``LINE_ERRORS_LISTED``, then one
+summary (line 0) with the count and the most common reasons.
 """
 
 from __future__ import annotations
 
+from collections import Counter
 from collections.abc import Callable, Iterable
 from typing import Final
 
+from vigil import bounds, wire
 from vigil import events as ev
-from vigil import wire
 from vigil.normalize.common import Rejection
 
 _UNKNOWN_DEVICE: Final = ev.Device(instance_uid="unknown")
@@ -31,6 +36,18 @@ def device_of(host: wire.Host) -> ev.Device:
         zone=host.availability_zone,
         vcpu_count=host.vcpus,
     )
+
+
+class _Invalid(ValueError):
+    """A wire event whose fields are each in range but that is not valid as a whole."""
+
+
+def _check_lineage(p: ev.Process, field: str) -> None:
+    """Ancestors are flat (the agent writes each without its own lineage): nesting is refused so
+    a process block cannot grow with depth."""
+    for i, a in enumerate(p.lineage):
+        if a.lineage:
+            raise _Invalid(f"$.{field}.lineage[{i}] has a lineage of its own (ancestors are not nested)")
 
 
 def _basename(path: str) -> str:
@@ -140,6 +157,8 @@ def _file(kind: str, activity: int) -> _Handler:
 
 def _h_inject(w: wire.Ptrace | wire.ProcessVmWrite | wire.ProcMemWrite, d: ev.Device) -> ev.Event:
     """Inject (4): ptrace, process_vm_writev and writes to /proc/<pid>/mem of another process."""
+    if w.target is not None and w.target.lineage:
+        _check_lineage(w.target, "target")
     return ev.ProcessActivity(
         kind=w.__struct_config__.tag,  # type: ignore[arg-type]
         time=w.time,
@@ -280,9 +299,15 @@ _HANDLERS: Final[dict[type, _Handler]] = {
 def normalize_batch(
     events: Iterable[wire.WireEvent], *, default_host: wire.Host | None = None
 ) -> tuple[list[ev.Event], list[Rejection]]:
-    """Normalize one decoded batch. The last seen ``host`` block is carried to the events after it."""
+    """Normalize one decoded batch. The last seen ``host`` block is carried to the events after it.
+
+    Rejections: the first ``bounds.LINE_ERRORS_LISTED`` (``line`` = the event's 1-based position),
+    then, if there were more, one summary ``Rejection(line=0)`` with their count and reasons.
+    """
     out: list[ev.Event] = []
     rejected: list[Rejection] = []
+    more: Counter[str] = Counter()
+    first_unlisted = last_unlisted = 0
     device = device_of(default_host) if default_host is not None else None
     host_seen: wire.Host | None = default_host
     handlers = _HANDLERS
@@ -291,12 +316,34 @@ def normalize_batch(
             host_seen = w.host
             device = device_of(w.host)
         if device is None:
-            rejected.append(Rejection("agent", i, "no host block before this event (batch header missing)"))
-            continue
-        try:
-            out.append(handlers[type(w)](w, device))
-        except Exception as exc:  # total: a mapping bug rejects one event, never the batch
-            rejected.append(Rejection("agent", i, f"cannot normalize {type(w).__name__}: {exc!r}"))
+            reason = "no host block before this event (batch header missing)"
+        else:
+            try:
+                p = getattr(w, "process", None)
+                if p is not None and p.lineage:
+                    _check_lineage(p, "process")
+                out.append(handlers[type(w)](w, device))
+                continue
+            except _Invalid as exc:
+                reason = str(exc)
+            except Exception as exc:  # total: a mapping bug rejects one event, never the batch
+                reason = f"cannot normalize {type(w).__name__}: {exc!r}"[:512]
+        if len(rejected) < bounds.LINE_ERRORS_LISTED:
+            rejected.append(Rejection("agent", i, reason))
+        else:
+            more[reason] += 1
+            first_unlisted = first_unlisted or i
+            last_unlisted = i
+    if more:
+        top = "; ".join(f"{n} x {r[:120]}" for r, n in more.most_common(3))
+        rejected.append(
+            Rejection(
+                "agent",
+                0,
+                f"{more.total()} more events rejected, not listed (first at event {first_unlisted}, "
+                f"last at event {last_unlisted}); most common reasons: {top}",
+            )
+        )
     return out, rejected
 
 
