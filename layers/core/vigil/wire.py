@@ -23,6 +23,14 @@ MAX_RECORD_BYTES: Final = 1024 * 1024  # Kinesis record limit
 GZIP_MAGIC: Final = b"\x1f\x8b"
 
 
+class Identity(msgspec.Struct, frozen=True, gc=False):
+    """The EC2 instance identity document and its AWS signature, as IMDS serves them, both base64
+    (the document's exact bytes are what is signed). Verified by ingest: ``vigil.identity``."""
+
+    document: str  # base64 of /latest/dynamic/instance-identity/document
+    signature: str  # /latest/dynamic/instance-identity/signature (already base64 in IMDS)
+
+
 class Host(msgspec.Struct, frozen=True, gc=False, omit_defaults=True):
     instance_id: str
     account_id: str = ""
@@ -34,6 +42,7 @@ class Host(msgspec.Struct, frozen=True, gc=False, omit_defaults=True):
     image_id: str = ""
     availability_zone: str = ""
     vcpus: int = 0
+    identity: Identity | None = None  # the batch header's proof of instance_id (docs/wire-format.md)
 
 
 # The process block is OCSF-shaped on the wire (vigil.events.Process, with File, User, Stdio and
