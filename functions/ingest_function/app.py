@@ -5,7 +5,10 @@ on-failure record to ``IngestFailureQueue``). One record = one gzip NDJSON batch
 Reads: ``StateTable`` (detection state, applied-record ledger); threat/trusted lists in S3
 (``VIGIL_THREAT_LISTS`` / ``VIGIL_TRUSTED_LISTS``, re-checked by ETag every ``VIGIL_INTEL_CHECK_SECONDS``).
 Writes: ``FindingsTable`` (one atomic UpdateItem per finding per record), ``StateTable``,
-``CoverageTable`` (heartbeats), ``IngestDeadLetterQueue`` (undecodable lines with the reason).
+``CoverageTable`` (heartbeats; identity problems on existing rows), ``IngestDeadLetterQueue``
+(undecodable lines and identity rejections, with the reason).
+Identity: every batch header must carry an instance identity document signed by a certificate of
+``INSTANCE_IDENTITY_CERTIFICATES`` and naming the record's partition key (docs/identity.md).
 """
 
 from __future__ import annotations
@@ -18,6 +21,7 @@ from aws_lambda_powertools.utilities.batch import BatchProcessor, EventType, pro
 from aws_lambda_powertools.utilities.data_classes.kinesis_stream_event import KinesisStreamRecord
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
+from vigil.identity import IdentityVerifier
 from vigil.pipeline import Pipeline
 from vigil_aws.dead_letters import Source
 from vigil_aws.ingest import Ingestor
@@ -31,7 +35,12 @@ processor = BatchProcessor(event_type=EventType.KinesisDataStreams)
 intel_loader = IntelLoader.from_env()  # a malformed list spec fails the cold start with its reason
 ingestor = Ingestor(
     settings,
-    Pipeline.default(account_id=settings.account_id, region=settings.region, intel=intel_loader.intel()),
+    Pipeline.default(
+        account_id=settings.account_id,
+        region=settings.region,
+        intel=intel_loader.intel(),
+        identity=IdentityVerifier.from_pem(settings.identity_certificates),  # checked by settings
+    ),
 )
 
 

@@ -40,6 +40,7 @@ class RecordOutcome:
     detection_errors: int = 0
     records_replayed: int = 0
     records_poison: int = 0
+    identity_rejected: int = 0  # records rejected whole + events claiming another instance
 
 
 class Ingestor:
@@ -69,7 +70,7 @@ class Ingestor:
         state = DynamoDBState(self.settings.state_table, clock=self.clock)
         poison = 0
         try:
-            result = self.pipeline.process_record(data, state)
+            result = self.pipeline.process_record(data, state, partition_key=src.partition_key)
         except (ClientError, BotoCoreError):
             raise  # the state prefetch failed: retry the record
         except Exception as exc:  # deterministic: dead-letter the record, never retry it
@@ -79,6 +80,9 @@ class Ingestor:
         applied = self.findings.apply(result.occurrences, self.settings.retention_days)
         state_writes = state.write()
         heartbeats = self.coverage.record(result.heartbeats) if result.heartbeats else 0
+        if result.identity_problem:  # noted on a row that exists; never creates one (docs/identity.md)
+            sender = result.identity.instance_id if result.identity is not None else src.partition_key
+            self.coverage.record_identity_problem(sender, result.identity_problem)
         if result.rejected:
             self.dead_letters.send(src, result.rejected)
         self.ledger.mark(src.event_id)
@@ -93,6 +97,7 @@ class Ingestor:
                 state_writes=state_writes,
                 detection_errors=len(result.detection_errors),
                 records_poison=poison,
+                identity_rejected=result.identity_rejected,
             )
         )
 

@@ -107,17 +107,19 @@ class Pipeline:
         verified instance id must equal it (None: not checked, for callers without a stream).
         """
         decoded, line_errors = wire.decode_batch(data)
-        if self.identity is None:
+        if self.identity is None or not decoded:  # nothing decoded: the line errors say it all
             result = self.process_events(decoded, state)
         else:
             bound = bind_identity(self.identity, decoded, partition_key)
             if isinstance(bound, IdentityRejected):
                 # the record as a whole: nothing in it may count for anyone
-                return BatchResult(
+                result = BatchResult(
                     rejected=[Rejection("agent", 0, f"identity: {bound.reason}", data[:1024])],
                     identity_rejected=1,
                     identity_problem=bound.reason,
                 )
+                result.rejected[:0] = [Rejection("agent", e.line, e.reason, e.raw) for e in line_errors]
+                return result
             accepted, identity, rejected_hosts = bound
             result = self.process_events(accepted, state, identity_verified=True)
             result.identity = identity
