@@ -136,6 +136,11 @@ class LocalStack:
                 "Stop it, or pass --port."
             )
         self._set_env()
+        # handlers' cached clients (vigil_aws.clients) point at whatever endpoint was current when
+        # they were made: a second stack in one process (pytest) must not reach the first one's
+        from vigil_aws import clients
+
+        clients.reset()
         logging.getLogger("werkzeug").setLevel(logging.ERROR)  # moto's per-request access log
         self.step(f"starting emulated AWS (moto) on {self.endpoint_url}")
         self.server = ThreadedMotoServer(ip_address="127.0.0.1", port=self.port, verbose=False)
