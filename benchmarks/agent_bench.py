@@ -236,7 +236,15 @@ def main() -> int:
 
     work = Path(tempfile.mkdtemp(prefix="vigil-bench-"))
     cfg = work / "agent.toml"
+    # a signed identity from files (never the real IMDS): the batch header the agent ships on EC2
+    sys.path.insert(0, str(ROOT))
+    from local.identity import test_authority
+
+    doc, sig = test_authority().agent_files(work / "identity", wire.Host(instance_id=f"i-0bench{run[-8:]}"))
     cfg.write_text(f"""
+[identity]
+document_file = "{doc}"
+signature_file = "{sig}"
 [agent]
 instance_id = "i-0{run[-8:]}be0c0000"
 state_dir = "{work / 'state'}"

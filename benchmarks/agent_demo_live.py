@@ -50,7 +50,20 @@ def main() -> int:
         tap_url = tap_bus(stack, out["FindingsBusName"])
         work = Path(tempfile.mkdtemp(prefix="vigil-demo-live-"))
         cfg = work / "agent.toml"
+        # no IMDS here: the stack's test authority (what IngestFunction trusts) signs the agent's
+        # identity document, which the agent reads from files instead of IMDS
+        from vigil import wire
+
+        doc, sig = stack.identity.agent_files(
+            work / "identity",
+            wire.Host(
+                instance_id="i-0demolive0000001", account_id=stack.info.account_id, region=stack.info.region
+            ),
+        )
         cfg.write_text(f"""# written by demo-live from local/.state/stack.json outputs
+[identity]
+document_file = "{doc}"
+signature_file = "{sig}"
 [agent]
 instance_id = "i-0dec0000000000001"
 account_id = "{stack.info.account_id}"

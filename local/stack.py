@@ -82,6 +82,11 @@ class LocalStack:
         self.region = region
         self.stack_name = stack_name
         self.parameters = parameters or {}
+        # the stand-in for AWS's identity signer: IngestFunction trusts its certificate, and
+        # local.identity's helpers (same process) sign the batches put on the stream with it
+        from local.identity import test_authority
+
+        self.identity = test_authority()
         self.state_file = state_file
         self.step = step
         self.note = note
@@ -131,6 +136,11 @@ class LocalStack:
                 "Stop it, or pass --port."
             )
         self._set_env()
+        # handlers' cached clients (vigil_aws.clients) point at whatever endpoint was current when
+        # they were made: a second stack in one process (pytest) must not reach the first one's
+        from vigil_aws import clients
+
+        clients.reset()
         logging.getLogger("werkzeug").setLevel(logging.ERROR)  # moto's per-request access log
         self.step(f"starting emulated AWS (moto) on {self.endpoint_url}")
         self.server = ThreadedMotoServer(ip_address="127.0.0.1", port=self.port, verbose=False)
@@ -156,9 +166,8 @@ class LocalStack:
             notes.append(msg)
             self.note(msg)
 
-        outputs, _ = deploy.deploy(
-            session, self.endpoint_url, self.region, self.stack_name, self.parameters, note
-        )
+        parameters = {"InstanceIdentityCertificates": self.identity.cert_pem.decode(), **self.parameters}
+        outputs, _ = deploy.deploy(session, self.endpoint_url, self.region, self.stack_name, parameters, note)
         timings["deploy_s"] = time.perf_counter() - t1
 
         self.step("cold-starting the functions (like provisioned concurrency)")
@@ -182,6 +191,8 @@ class LocalStack:
         if self.state_file is not None:
             self.state_file.parent.mkdir(parents=True, exist_ok=True)
             self.state_file.write_text(json.dumps(self.info.to_json(), indent=2) + "\n")
+            # other processes that put batches on the stream sign with it (TestIdentityAuthority.load)
+            self.identity.save(self.state_file.parent / "identity")
         return self.info
 
     def stop(self) -> None:

@@ -28,6 +28,7 @@ from vigil_agent.bpfevents import BpfCollector
 from vigil_agent.collector import EXEC, NET, Collector, event_class
 from vigil_agent.config import Config
 from vigil_agent.fastpath import EV_DNS_NOTED, VF_FULL, DnsReader, FastPath
+from vigil_agent.identity import IdentitySource, IdentityUnavailable, InstanceIdentity
 from vigil_agent.limiter import CpuMeter, Limiter, rss_bytes
 from vigil_agent.proctable import ProcessTable, read_text
 from vigil_agent.ship import Batcher, Sink, Stats, release_memory
@@ -40,6 +41,41 @@ READ_BURST = 2048
 COALESCE_S = 0.25  # the loop sleeps up to this long between epoll rounds so records batch up
 BURST_COALESCE_S = 0.05  # ... and only this long after a round that drained a burst
 BURST_RECORDS = 1500  # eBPF records in one drain that make a burst (a few hundred KiB of the 2 MiB ring)
+
+
+IDENTITY_RETRY_S = 300.0  # while the agent has no identity, IMDS is asked again this often
+
+
+def identity_source(cfg: Config) -> IdentitySource:
+    c = cfg.identity
+    return IdentitySource(
+        imds=c.imds,
+        imds_url=c.imds_url,
+        timeout_s=c.timeout_s,
+        document_file=c.document_file,
+        signature_file=c.signature_file,
+    )
+
+
+def signed_host(host: wire.Host, ident: InstanceIdentity) -> wire.Host:
+    """The batch header with the signed identity; the instance fields from the signed document
+    (what ingest will trust anyway), so partition key and document agree."""
+    if host.instance_id != ident.instance_id:
+        log.warning(
+            "instance id %s (config/DMI) is not the signed identity's %s: using the signed one",
+            host.instance_id,
+            ident.instance_id,
+        )
+    return msgspec.structs.replace(
+        host,
+        instance_id=ident.instance_id,
+        account_id=ident.account_id or host.account_id,
+        region=ident.region or host.region,
+        instance_type=ident.instance_type or host.instance_type,
+        image_id=ident.image_id or host.image_id,
+        availability_zone=ident.availability_zone or host.availability_zone,
+        identity=ident.wire,
+    )
 
 
 def host_identity(cfg: Config) -> wire.Host:
@@ -68,6 +104,9 @@ class Agent:
         self.cfg = cfg
         self.stats = Stats()
         self.host = host_identity(cfg)
+        self.identity_source = identity_source(cfg)
+        self.identity_problem = ""  # why batches carry no signed identity ("" when they do)
+        self._refresh_identity(first=True)
         self.sink = sink_factory(self.stats, self.host)
         # records wait in the kernel up to coalesce_s before the loop reads them (see run)
         self.coalesce_s = min(COALESCE_S, cfg.agent.flush_s / 2)
@@ -113,6 +152,8 @@ class Agent:
         self.sel = selectors.DefaultSelector()
         self.active: list[str] = []
         self.unavailable: dict[str, str] = {}
+        if self.identity_problem:
+            self.unavailable["identity"] = self.identity_problem
         self.ctl: auditnl.AuditControl | None = None
         self.audit_sock: socket.socket | None = None
         self.audit_reader: auditnl.BatchReader | None = None
@@ -129,6 +170,37 @@ class Agent:
         self.stop_after = stop_after
         self.cpu = CpuMeter()
         self.hb_cpu = CpuMeter()
+
+    # --- the signed instance identity (batch header) --------------------------------------------
+    def _refresh_identity(self, *, first: bool = False) -> None:
+        """Fetch the identity (at start, then rarely). Never raises: without one the agent runs
+        on, says why in its heartbeats, and ingest rejects its batches."""
+        try:
+            ident = self.identity_source.get()
+        except IdentityUnavailable as exc:
+            if str(exc) != self.identity_problem:
+                log.warning("%s: batches carry no signed identity and ingest will reject them", exc)
+            self.identity_problem = str(exc)
+            if not first:
+                self.unavailable["identity"] = self.identity_problem
+            return
+        if not first and ident.instance_id != self.host.instance_id:
+            now_is, ships_as = ident.instance_id, self.host.instance_id
+            self.identity_problem = (
+                f"identity: IMDS now says {now_is}, the agent ships as {ships_as}; restart it"
+            )
+            self.unavailable["identity"] = self.identity_problem
+            log.warning("%s", self.identity_problem)
+            return
+        host = signed_host(self.host, ident)
+        if host != self.host:
+            self.host = host
+            if not first:
+                self.batcher.set_host(host)
+                log.info("signed instance identity of %s now in every batch header", ident.instance_id)
+        if self.identity_problem and not first:
+            self.unavailable.pop("identity", None)
+        self.identity_problem = ""
 
     # --- sequence numbers survive restarts (a gap then means real loss) ----------------------
     def _seq_path(self) -> str:
@@ -638,6 +710,10 @@ class Agent:
     def stop(self, *_: object) -> None:
         self.stopping = True
 
+    def _identity_every(self) -> float:
+        refresh = self.cfg.identity.refresh_s
+        return min(refresh, IDENTITY_RETRY_S) if self.identity_problem else refresh
+
     def run(self) -> int:
         signal.signal(signal.SIGTERM, self.stop)
         signal.signal(signal.SIGINT, self.stop)
@@ -652,6 +728,7 @@ class Agent:
         gc.freeze()
         next_hb = started + self.cfg.agent.heartbeat_s
         next_limits = started + self.cfg.limits.window_s
+        next_identity = started + self._identity_every()
         try:
             while not self.stopping:
                 woke = time.monotonic()
@@ -665,6 +742,9 @@ class Agent:
                 if self.dns.pending:
                     self._flush_dns(now)
                 self.table.evict(now)
+                if now_m >= next_identity:
+                    self._refresh_identity()
+                    next_identity = now_m + self._identity_every()
                 if now_m >= next_hb:
                     self.heartbeat()
                     next_hb = now_m + self.cfg.agent.heartbeat_s

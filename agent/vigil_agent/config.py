@@ -93,8 +93,21 @@ class ExcludeConfig(_Section):
     paths: list[str] = []  # path prefixes for file events that are dropped (noisy logs, ...)
 
 
+class IdentityConfig(_Section):
+    """The signed instance identity every batch header carries (docs/identity.md)."""
+
+    imds: bool = True  # fetch the document and its signature from IMDSv2
+    imds_url: str = "http://169.254.169.254"  # tests point it at a loopback stand-in
+    timeout_s: float = 1.0
+    refresh_s: float = 3600.0  # fetch again this often (every 5 min at most while there is none)
+    # tests and the offline stack only (never on EC2): a static document and its base64 signature
+    document_file: str = ""
+    signature_file: str = ""
+
+
 class Config(_Section):
     agent: AgentConfig = AgentConfig()
+    identity: IdentityConfig = IdentityConfig()
     kinesis: KinesisConfig = KinesisConfig()
     spool: SpoolConfig = SpoolConfig()
     limits: LimitsConfig = LimitsConfig()
@@ -142,6 +155,10 @@ def parse(text: str, source: str = "<config>") -> Config:
         problems.append("agent.log_level must be debug|info|warning|error")
     if any(not 0 < p < 65536 for p in cfg.sensors.dns_ports) or not cfg.sensors.dns_ports:
         problems.append("sensors.dns_ports must list ports 1..65535")
+    if bool(cfg.identity.document_file) != bool(cfg.identity.signature_file):
+        problems.append("identity.document_file and identity.signature_file go together")
+    if cfg.identity.timeout_s <= 0 or cfg.identity.refresh_s < 60:
+        problems.append("identity.timeout_s must be > 0 and identity.refresh_s >= 60")
     if problems:
         raise ConfigError(f"{source}: " + "; ".join(problems))
     return cfg

@@ -88,6 +88,10 @@ def main(argv: list[str] | None = None) -> int:
     from vigil_agent.agent import Agent
 
     if args.stdout:
+        # nothing verifies a local stream: IMDS is not asked (static identity files still apply)
+        import msgspec
+
+        cfg = msgspec.structs.replace(cfg, identity=msgspec.structs.replace(cfg.identity, imds=False))
         agent = Agent(cfg, lambda stats, host: StdoutSink(stats), stop_after=args.duration)
     else:
         agent = Agent(cfg, _kinesis_sink(cfg), stop_after=args.duration)

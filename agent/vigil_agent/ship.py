@@ -166,6 +166,11 @@ class Batcher:
         self._raw: dict[int, tuple[wire.Process, msgspec.Raw | None]] = {}
         self._host_key = b'{"host":' + _encode(host) + b","  # add_lines: a batch's first line
 
+    def set_host(self, host: wire.Host) -> None:
+        """A new batch header (the identity was fetched again): from the next batch on."""
+        self.host = host
+        self._host_key = b'{"host":' + _encode(host) + b","
+
     def round(self, t: float) -> None:
         """The loop begins a round of reading the kernel at ``t`` (on ``clock``)."""
         self._floor, self._round_at = self._round_at, t

@@ -5,8 +5,11 @@ on-failure record to ``IngestFailureQueue``). One record = one gzip NDJSON batch
 Reads: ``StateTable`` (detection state); threat/trusted lists in S3 (``VIGIL_THREAT_LISTS`` /
 ``VIGIL_TRUSTED_LISTS``, re-checked by ETag every ``VIGIL_INTEL_CHECK_SECONDS``).
 Writes: once per invocation (``Ingestor.flush``), ``FindingsTable`` (one conditional write per
-finding, exactly once per event by identity), ``StateTable``, ``CoverageTable`` (heartbeats),
-``IngestDeadLetterQueue`` (FIFO: rejected lines with the reason, deduplicated). No write per record.
+finding, exactly once per event by identity), ``StateTable``, ``CoverageTable`` (heartbeats; identity problems on existing rows),
+``IngestDeadLetterQueue`` (FIFO: rejected lines and identity
+rejections with the reason, deduplicated). No write per record.
+Identity: every batch header must carry an instance identity document signed by a certificate of
+``INSTANCE_IDENTITY_CERTIFICATES`` and naming the record's partition key (docs/identity.md).
 """
 
 from __future__ import annotations
@@ -19,6 +22,7 @@ from aws_lambda_powertools.utilities.batch import BatchProcessor, EventType, pro
 from aws_lambda_powertools.utilities.data_classes.kinesis_stream_event import KinesisStreamRecord
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
+from vigil.identity import IdentityVerifier
 from vigil.pipeline import Pipeline
 from vigil_aws.dead_letters import Source
 from vigil_aws.ingest import Ingestor
@@ -32,7 +36,12 @@ processor = BatchProcessor(event_type=EventType.KinesisDataStreams)
 intel_loader = IntelLoader.from_env()  # a malformed list spec fails the cold start with its reason
 ingestor = Ingestor(
     settings,
-    Pipeline.default(account_id=settings.account_id, region=settings.region, intel=intel_loader.intel()),
+    Pipeline.default(
+        account_id=settings.account_id,
+        region=settings.region,
+        intel=intel_loader.intel(),
+        identity=IdentityVerifier.from_pem(settings.identity_certificates),  # checked by settings
+    ),
 )
 
 

@@ -90,10 +90,27 @@ class RunningAgent:
         return self.proc.returncode
 
 
+def _identity_files(workdir: Path, instance_id: str) -> tuple[Path, Path]:
+    """A signed identity from files (local.identity's test authority): the agent never asks the
+    real IMDS (169.254.169.254) in tests, and its heartbeat then reports no identity problem."""
+    if str(ROOT) not in sys.path:
+        sys.path.insert(0, str(ROOT))
+    from local.identity import test_authority
+    from vigil import wire
+
+    host = wire.Host(instance_id=instance_id, account_id="123456789012", region="us-east-1")
+    return test_authority().agent_files(workdir / "identity", host)
+
+
 def write_config(workdir: Path, key: str, extra: str = "") -> Path:
     cfg = workdir / "agent.toml"
+    doc, sig = _identity_files(workdir, f"i-0agenttest{key[-6:]}")
     cfg.write_text(
         f"""
+[identity]
+document_file = "{doc}"
+signature_file = "{sig}"
+
 [agent]
 instance_id = "i-0a9e0000000{key[-6:]}"
 account_id = "123456789012"

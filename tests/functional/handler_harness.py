@@ -27,6 +27,7 @@ REPO = Path(__file__).resolve().parents[2]
 if str(REPO) not in sys.path:  # `local` (offline stack helpers) lives at the repo root
     sys.path.insert(0, str(REPO))
 
+from local.identity import sign_batch, test_authority  # noqa: E402
 from local.runtime import LambdaContext  # noqa: E402
 from vigil_aws import clients  # noqa: E402
 
@@ -142,22 +143,25 @@ def context(name: str) -> LambdaContext:
     )
 
 
+def ingest_env(aws: Aws) -> dict[str, str]:
+    """IngestFunction's environment as the template sets it; it trusts the test identity
+    authority (local.identity), which signs the batches these tests send."""
+    return {
+        "POWERTOOLS_SERVICE_NAME": "IngestFunction",
+        "FINDINGS_TABLE_NAME": aws.findings_table,
+        "STATE_TABLE_NAME": aws.state_table,
+        "COVERAGE_TABLE_NAME": aws.coverage_table,
+        "DEAD_LETTER_QUEUE_URL": aws.dead_letter_url,
+        "FINDING_RETENTION_DAYS": "90",
+        "VIGIL_ACCOUNT_ID": ACCOUNT,
+        "AWS_REGION": REGION,
+        "INSTANCE_IDENTITY_CERTIFICATES": test_authority().cert_pem.decode(),
+    }
+
+
 @pytest.fixture
 def ingest(aws: Aws, monkeypatch: pytest.MonkeyPatch) -> ModuleType:
-    return load_handler(
-        "ingest_function",
-        {
-            "POWERTOOLS_SERVICE_NAME": "IngestFunction",
-            "FINDINGS_TABLE_NAME": aws.findings_table,
-            "STATE_TABLE_NAME": aws.state_table,
-            "COVERAGE_TABLE_NAME": aws.coverage_table,
-            "DEAD_LETTER_QUEUE_URL": aws.dead_letter_url,
-            "FINDING_RETENTION_DAYS": "90",
-            "VIGIL_ACCOUNT_ID": ACCOUNT,
-            "AWS_REGION": REGION,
-        },
-        monkeypatch,
-    )
+    return load_handler("ingest_function", ingest_env(aws), monkeypatch)
 
 
 @pytest.fixture
@@ -175,14 +179,27 @@ def publish(aws: Aws, monkeypatch: pytest.MonkeyPatch) -> ModuleType:
     )
 
 
-def kinesis_event(name: str) -> dict[str, Any]:
-    return dict(json.loads((EVENTS / "ingest_function" / name).read_text()))
+def kinesis_event(name: str, *, sign: bool = True) -> dict[str, Any]:
+    """A recorded Kinesis event; each record's batch header signed by the test authority (as the
+    agent on that instance would), unless ``sign`` is False."""
+    event = dict(json.loads((EVENTS / "ingest_function" / name).read_text()))
+    if sign:
+        for r in event["Records"]:
+            data = base64.b64decode(r["kinesis"]["data"])
+            r["kinesis"]["data"] = base64.b64encode(sign_batch(data)).decode()
+    return event
 
 
-def kinesis_event_for(batches: list[tuple[str, bytes]], first_seq: int = 1) -> dict[str, Any]:
-    """A Kinesis event with the given (partition key, data) records and fresh sequence numbers."""
+def kinesis_event_for(
+    batches: list[tuple[str, bytes]], first_seq: int = 1, *, sign: bool = True
+) -> dict[str, Any]:
+    """A Kinesis event with the given (partition key, data) records and fresh sequence numbers;
+    each batch header signed by the test authority for the instance it names, unless ``sign`` is
+    False (``local.identity.sign_batch`` leaves what is not a batch unchanged)."""
     records = []
     for n, (key, data) in enumerate(batches, start=first_seq):
+        if sign:
+            data = sign_batch(data)
         seq = f"4965{n:052d}"
         records.append(
             {

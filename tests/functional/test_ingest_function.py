@@ -12,7 +12,15 @@ import gzip
 from typing import Any
 
 import pytest
-from handler_harness import EVENTS, Aws, context, kinesis_event, kinesis_event_for, load_handler
+from handler_harness import (
+    EVENTS,
+    Aws,
+    context,
+    ingest_env,
+    kinesis_event,
+    kinesis_event_for,
+    load_handler,
+)
 
 pytestmark = pytest.mark.integration  # moto
 
@@ -163,19 +171,7 @@ def test_a_threat_list_in_s3_turns_a_dns_lookup_into_a_finding(
     s3.create_bucket(Bucket="vigil-lists")
     s3.put_object(Bucket="vigil-lists", Key="c2.txt", Body=b"# our C2 list\nevil-c2.example.net\n")
     handler = load_handler(
-        "ingest_function",
-        {
-            "POWERTOOLS_SERVICE_NAME": "IngestFunction",
-            "FINDINGS_TABLE_NAME": aws.findings_table,
-            "STATE_TABLE_NAME": aws.state_table,
-            "COVERAGE_TABLE_NAME": aws.coverage_table,
-            "DEAD_LETTER_QUEUE_URL": aws.dead_letter_url,
-            "FINDING_RETENTION_DAYS": "90",
-            "VIGIL_ACCOUNT_ID": "123456789012",
-            "AWS_REGION": "us-east-1",
-            "VIGIL_THREAT_LISTS": "s3://vigil-lists/c2.txt",
-        },
-        monkeypatch,
+        "ingest_function", {**ingest_env(aws), "VIGIL_THREAT_LISTS": "s3://vigil-lists/c2.txt"}, monkeypatch
     )
     host = wire.Host(instance_id=WEB, account_id="123456789012", region="us-east-1")
     batch = wire.encode_batch(

@@ -230,8 +230,10 @@ def finding(
     maturity: str = "stable",
     severity: float = 8.0,
     finding_type: str = "Execution:Runtime/ReverseShell",
+    identity_verified: bool = True,
 ) -> dict[str, Any]:
-    """A GuardDuty-shaped finding, as PublishFunction puts it on FindingsBus."""
+    """A GuardDuty-shaped finding, as PublishFunction puts it on FindingsBus (by default from a
+    record whose instance identity ingest verified)."""
     fid = uuid.uuid4().hex
     return {
         "schemaVersion": "2.0",
@@ -253,7 +255,10 @@ def finding(
                     ],
                 }
             },
-            "additionalInfo": {"type": "default", "value": json.dumps({"maturity": maturity})},
+            "additionalInfo": {
+                "type": "default",
+                "value": json.dumps({"maturity": maturity, "identityVerified": identity_verified}),
+            },
         },
     }
 

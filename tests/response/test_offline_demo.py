@@ -49,6 +49,7 @@ def test_reverse_shell_finding_is_isolated_then_released(stack: LocalStack) -> N
     before = groups_of(session, iid, stack.endpoint_url)
     # WHEN the agent's recorded reverse-shell batch arrives for it
     batch = with_instance_id((REPO / "events" / "agent" / "reverse_shell.ndjson.gz").read_bytes(), iid)
+    batch = stack.identity.sign_batch(batch)  # as the agent on that instance signs its header
     stack.client("kinesis").put_records(
         StreamName=stack.info.outputs["TelemetryStreamName"], Records=[{"Data": batch, "PartitionKey": iid}]
     )

@@ -27,14 +27,20 @@ NOW = "2026-11-27T22:05:00Z"
 
 
 def finding(
-    *, maturity: str = "stable", severity: float = 8.0, ftype: str = "Execution:Runtime/ReverseShell"
+    *,
+    maturity: str = "stable",
+    severity: float = 8.0,
+    ftype: str = "Execution:Runtime/ReverseShell",
+    verified: Any = True,
 ) -> dict:
     return {
         "id": "ab" * 16,
         "type": ftype,
         "severity": severity,
         "resource": {"instanceDetails": {"instanceId": "i-0abc"}},
-        "service": {"additionalInfo": {"value": json.dumps({"maturity": maturity})}},
+        "service": {
+            "additionalInfo": {"value": json.dumps({"maturity": maturity, "identityVerified": verified})}
+        },
     }
 
 
@@ -76,6 +82,28 @@ def action(f: dict, i: InstanceView, previous: str | None = None, cfg: PolicyCon
 )
 def test_policy_table(f: dict, i: InstanceView, previous: str | None, expected: str) -> None:
     assert action(f, i, previous) == expected
+
+
+@pytest.mark.parametrize("verified", [False, None, "true", 1])
+def test_a_finding_whose_identity_was_not_verified_only_notifies(verified: Any) -> None:
+    # GIVEN a stable, high-severity finding that would auto-isolate, but whose instance identity
+    # ingest did not verify (false, absent, or anything but a JSON true)
+    f = finding(verified=verified)
+    # WHEN triage decides
+    doc = decide(f, inst(), CFG, previous_status=None, triage_execution="x", now=NOW)
+    # THEN it only notifies, says why, and shows the flag
+    assert doc["decision"]["action"] == "notify"
+    assert "instance identity not verified" in doc["decision"]["reasons"][0]
+    assert "identity not verified" in doc["decision"]["summary"]
+    assert doc["finding"]["identityVerified"] is False
+    # AND the same finding, verified, would have been isolated
+    assert action(finding(verified=True), inst()) == "auto-isolate"
+
+
+def test_a_finding_from_before_the_identity_flag_only_notifies() -> None:
+    f = finding()
+    f["service"]["additionalInfo"]["value"] = json.dumps({"maturity": "stable"})
+    assert action(f, inst()) == "notify"
 
 
 def test_unselected_finding_type_only_notifies() -> None:

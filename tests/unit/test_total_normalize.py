@@ -20,6 +20,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from vigil import bounds
+from vigil.applied import SeqSet
 from vigil.pipeline import Pipeline
 from vigil.state import InMemoryState
 from vigil_aws.findings_store import new_item, update_values
@@ -292,9 +293,9 @@ def _store_problems(occ: Any) -> list[str]:
             size += len(name) + len(v) if name in item else 0
     if size >= ITEM_LIMIT:
         problems.append(f"item of {size} bytes")
-    for name in ("lastSeq",):
-        if not 1 <= int(item[name]["N"]) <= bounds.SEQ_MAX:
-            problems.append(f"{name}: {item[name]['N']} outside 1..2**63-1")
+    for lo, hi in SeqSet.parse(item["applied"]["S"]).intervals:  # the seqs the finding absorbed
+        if not 1 <= lo <= hi <= bounds.SEQ_MAX:
+            problems.append(f"applied: [{lo}, {hi}] outside 1..2**63-1")
     for name in ("firstSeen", "lastSeen"):
         year = datetime.fromisoformat(item[name]["S"].replace("Z", "+00:00")).year
         if not 2000 <= year <= 2100:

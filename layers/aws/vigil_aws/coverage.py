@@ -71,3 +71,28 @@ class CoverageStore:
                 if not is_conditional_failure(exc):
                     raise
         return written
+
+    def record_identity_problem(self, instance_id: str, reason: str) -> bool:
+        """Note on an instance's coverage row that a record sent for it failed its identity check
+        (no, a forged or a foreign signed identity; or it carried another instance's events).
+
+        Only an existing row is marked: a record that proves nothing must not create coverage for
+        the instance it names. Returns whether a row was marked."""
+        if not instance_id:
+            return False
+        try:
+            client("dynamodb").update_item(
+                TableName=self.table,
+                Key={"instanceId": {"S": instance_id}},
+                UpdateExpression="SET identityProblem = :reason, identityProblemAt = :at",
+                ConditionExpression="attribute_exists(instanceId)",
+                ExpressionAttributeValues={
+                    ":reason": {"S": reason[:512]},
+                    ":at": {"S": iso(int(self.clock() * 1e9))},
+                },
+            )
+        except ClientError as exc:
+            if not is_conditional_failure(exc):
+                raise
+            return False
+        return True

@@ -52,6 +52,7 @@ class RecordOutcome:
     heartbeats: int = 0
     detection_errors: int = 0
     records_poison: int = 0
+    identity_rejected: int = 0  # records rejected whole + events claiming another instance
 
 
 @dataclass(slots=True)
@@ -70,6 +71,7 @@ class _Pending:
     heartbeat_sources: list[Source] = field(default_factory=list)
     letters: list[tuple[Source, list[Rejection], str]] = field(default_factory=list)
     state_sources: list[Source] = field(default_factory=list)
+    identity_problems: list[tuple[str, str, Source]] = field(default_factory=list)  # (instance, reason)
 
 
 class Ingestor:
@@ -98,7 +100,7 @@ class Ingestor:
         """Run one record through the core; raises only for what a retry may fix (a state read)."""
         poison = 0
         try:
-            result = self.pipeline.process_record(data, self.state)
+            result = self.pipeline.process_record(data, self.state, partition_key=src.partition_key)
         except (ClientError, BotoCoreError):
             raise  # the state prefetch failed: retry the record
         except Exception as exc:  # deterministic: dead-letter the record, never retry it
@@ -115,6 +117,7 @@ class Ingestor:
                 heartbeats=len(result.heartbeats),
                 detection_errors=len(result.detection_errors),
                 records_poison=poison,
+                identity_rejected=result.identity_rejected,
             )
         )
 
@@ -130,6 +133,9 @@ class Ingestor:
             p.letters.append((src, result.rejected, hashlib.sha256(data).hexdigest()))
         if self.state.changes():
             p.state_sources.append(src)
+        if result.identity_problem:  # noted on a row that exists; never creates one (docs/identity.md)
+            sender = result.identity.instance_id if result.identity is not None else src.partition_key
+            p.identity_problems.append((sender, result.identity_problem, src))
 
     def flush(self) -> FlushOutcome:
         """Write what the invocation's records changed. Each store is tried even when another
@@ -164,6 +170,11 @@ class Ingestor:
                 self.totals["coverage_writes"] += self.coverage.record(p.heartbeats)
             except TRANSIENT as exc:
                 failed("coverage", exc, p.heartbeat_sources)
+        for instance, reason, src in p.identity_problems:  # after the heartbeats, so the note stays
+            try:
+                self.coverage.record_identity_problem(instance, reason)
+            except TRANSIENT as exc:
+                failed("coverage identity note", exc, [src])
         for src, rejections, digest in p.letters:
             try:
                 self.totals["dead_letters"] += self.dead_letters.send(src, rejections, digest)

@@ -74,6 +74,38 @@ def _region(env: Mapping[str, str], function: str) -> str:
     return region
 
 
+IDENTITY_PARAMETER: Final = "InstanceIdentityCertificates"
+
+
+def identity_certificates(env: Mapping[str, str], function: str) -> bytes:
+    """The PEM bundle ingest trusts for instance identity signatures (template parameter
+    ``InstanceIdentityCertificates`` -> ``INSTANCE_IDENTITY_CERTIFICATES``): the PEM text itself,
+    or the path of a PEM file (in the layer: ``/opt/python/vigil_aws/certs/...``). Missing,
+    unreadable or unparseable is a cold-start error naming the parameter."""
+    from vigil.identity import load_certificates
+
+    raw = env_str(env, "INSTANCE_IDENTITY_CERTIFICATES", function)
+    where = f"{function}: INSTANCE_IDENTITY_CERTIFICATES (template parameter {IDENTITY_PARAMETER})"
+    if "-----BEGIN" in raw:
+        pem, source = raw.encode(), "the inline PEM"
+    else:
+        try:
+            with open(raw, "rb") as f:
+                pem, source = f.read(), raw
+        except OSError as exc:
+            raise SettingsError(
+                f"{where}: cannot read {raw} ({exc.strerror}). Put AWS's regional RSA certificates for the "
+                "instance identity signature (https://docs.aws.amazon.com/AWSEC2/latest/UserGuide/"
+                "regions-certs.html, the 'RSA' ones) in that file before `sam build`, or pass the PEM "
+                "text as the parameter (docs/identity.md)"
+            ) from None
+    try:
+        load_certificates(pem)
+    except ValueError as exc:
+        raise SettingsError(f"{where}: {source}: {exc}") from None
+    return pem
+
+
 @dataclass(frozen=True, slots=True)
 class IngestSettings:
     findings_table: str
@@ -83,6 +115,7 @@ class IngestSettings:
     retention_days: int
     account_id: str
     region: str
+    identity_certificates: bytes = b""  # PEM; every batch header must be signed by one of them
 
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None) -> IngestSettings:
@@ -96,6 +129,7 @@ class IngestSettings:
             retention_days=_int(e, "FINDING_RETENTION_DAYS", fn, minimum=1),
             account_id=env_str(e, "VIGIL_ACCOUNT_ID", fn),
             region=_region(e, fn),
+            identity_certificates=identity_certificates(e, fn),
         )
 
 

@@ -164,6 +164,7 @@ def build_finding(
     count: int = 1,
     first_seen_ns: int | None = None,
     now_ns: int | None = None,
+    identity_verified: bool = False,
 ) -> dict[str, Any]:
     """The GuardDuty-shaped document for ``event`` (the latest occurrence) matched by ``det``."""
     m = det.meta
@@ -199,6 +200,9 @@ def build_finding(
                     "mitre": list(m.mitre),
                     "agentDetails": {"agentVersion": event.device.agent_version},
                     "eventKind": event.kind,
+                    # the instance was proven by its signed identity document (vigil.identity);
+                    # triage acts only on findings that say true
+                    "identityVerified": identity_verified,
                 },
                 separators=(",", ":"),
             ),
@@ -235,6 +239,7 @@ def occurrences(
     account_id: str,
     region: str,
     detector_id: str = DEFAULT_DETECTOR_ID,
+    identity_verified: bool = False,
 ) -> list[Occurrence]:
     """Group one batch's matches by finding id; the latest event of each group shapes the document."""
     groups: dict[tuple[str, str, str], list[Match]] = {}
@@ -254,8 +259,11 @@ def occurrences(
             detector_id=detector_id,
             count=len(group),
             first_seen_ns=first,
+            identity_verified=identity_verified,
         )
         seqs = [x.event.seq for x in group]
         sightings = tuple((x.event.seq, x.event.time) for x in group)
-        out.append(Occurrence(doc, len(group), first, latest.event.time, min(seqs), max(seqs), False, sightings))
+        out.append(
+            Occurrence(doc, len(group), first, latest.event.time, min(seqs), max(seqs), False, sightings)
+        )
     return out

@@ -3,6 +3,13 @@
 Used unchanged by IngestFunction (Lambda), `vigil replay` (no AWS) and `make bench`. No I/O: the
 caller passes the State and gets back what to store (occurrences), what to dead-letter
 (rejections) and what to count.
+
+With an identity verifier (IngestFunction), a record speaks only for the instance whose signed
+identity document its batch header carries (``vigil.identity``): the document must verify, name
+the Kinesis partition key, and every host block in the record must name the same instance (and
+account and region, when they say). The device of every event is then built from the verified
+document, not from what the agent wrote. Without one (`vigil replay`, `make bench`) hosts are
+taken as written and findings say ``identityVerified: false``.
 """
 
 from __future__ import annotations
@@ -12,11 +19,14 @@ from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
+import msgspec
+
 from vigil import wire
 from vigil.detection import Context, Detection
 from vigil.engine import DetectionError, Engine
 from vigil.events import AgentHealth, Event
 from vigil.findings import DEFAULT_DETECTOR_ID, Occurrence, occurrences
+from vigil.identity import IdentityRejected, IdentityVerifier, VerifiedIdentity
 from vigil.intel import Intel
 from vigil.intel.builtin import builtin_intel
 from vigil.normalize.agent import normalize_batch
@@ -37,6 +47,10 @@ class BatchResult:
     # instance id -> the (lo, hi) agent seq interval of this record's events: the identity of
     # what the record carries, which the stores keep to recognise it when it comes again
     ranges: dict[str, tuple[int, int]] = field(default_factory=dict)
+    # identity (with a verifier): who the record proved to be, and what failed the proof
+    identity: VerifiedIdentity | None = None
+    identity_rejected: int = 0  # 1 for a record rejected whole, else the events rejected for their host
+    identity_problem: str = ""  # the first reason, for the coverage note
 
     def extend(self, other: BatchResult) -> None:
         self.occurrences.extend(other.occurrences)
@@ -47,6 +61,8 @@ class BatchResult:
         for instance, (lo, hi) in other.ranges.items():
             cur = self.ranges.get(instance)
             self.ranges[instance] = (lo, hi) if cur is None else (min(lo, cur[0]), max(hi, cur[1]))
+        self.identity_rejected += other.identity_rejected
+        self.identity_problem = self.identity_problem or other.identity_problem
 
 
 def seq_ranges(events: Sequence[Event]) -> dict[str, tuple[int, int]]:
@@ -62,6 +78,9 @@ def seq_ranges(events: Sequence[Event]) -> dict[str, tuple[int, int]]:
     return out
 
 
+_replace = msgspec.structs.replace
+
+
 class Pipeline:
     def __init__(
         self,
@@ -71,12 +90,14 @@ class Pipeline:
         region: str = "",
         detector_id: str = DEFAULT_DETECTOR_ID,
         suppress: Suppressor | None = None,
+        identity: IdentityVerifier | None = None,
     ) -> None:
         self.engine = engine
         self.account_id = account_id
         self.region = region
         self.detector_id = detector_id
         self.suppress = suppress
+        self.identity = identity
 
     @classmethod
     def default(
@@ -89,6 +110,7 @@ class Pipeline:
         settings: Mapping[str, Any] | None = None,
         disabled: Sequence[str] = (),
         suppress: Suppressor | None = None,
+        identity: IdentityVerifier | None = None,
     ) -> Pipeline:
         engine = Engine(
             detections if detections is not None else all_detections(),
@@ -96,22 +118,49 @@ class Pipeline:
             settings=settings,
             disabled=disabled,
         )
-        return cls(engine, account_id=account_id, region=region, suppress=suppress)
+        return cls(engine, account_id=account_id, region=region, suppress=suppress, identity=identity)
 
-    def process_record(self, data: bytes, state: State) -> BatchResult:
-        """One Kinesis record (a gzip NDJSON batch, or plain NDJSON)."""
+    def process_record(self, data: bytes, state: State, *, partition_key: str | None = None) -> BatchResult:
+        """One Kinesis record (a gzip NDJSON batch, or plain NDJSON).
+
+        ``partition_key``: the record's Kinesis partition key; with an identity verifier the
+        verified instance id must equal it (None: not checked, for callers without a stream).
+        """
         decoded, line_errors = wire.decode_batch(data)
-        result = self.process_events(decoded, state)
+        if self.identity is None or not decoded:  # nothing decoded: the line errors say it all
+            result = self.process_events(decoded, state)
+        else:
+            bound = bind_identity(self.identity, decoded, partition_key)
+            if isinstance(bound, IdentityRejected):
+                # the record as a whole: nothing in it may count for anyone
+                result = BatchResult(
+                    rejected=[Rejection("agent", 0, f"identity: {bound.reason}", data[:1024])],
+                    identity_rejected=1,
+                    identity_problem=bound.reason,
+                )
+                result.rejected[:0] = [Rejection("agent", e.line, e.reason, e.raw) for e in line_errors]
+                return result
+            accepted, identity, rejected_hosts = bound
+            result = self.process_events(accepted, state, identity_verified=True)
+            result.identity = identity
+            if rejected_hosts:
+                result.rejected[:0] = rejected_hosts
+                result.identity_rejected = len(rejected_hosts)
+                result.identity_problem = rejected_hosts[0].reason
         result.rejected[:0] = [Rejection("agent", e.line, e.reason, e.raw) for e in line_errors]
         return result
 
-    def process_events(self, decoded: Sequence[wire.WireEvent], state: State) -> BatchResult:
+    def process_events(
+        self, decoded: Sequence[wire.WireEvent], state: State, *, identity_verified: bool = False
+    ) -> BatchResult:
         events, rejected = normalize_batch(decoded)
-        result = self.detect(events, state)
+        result = self.detect(events, state, identity_verified=identity_verified)
         result.rejected.extend(rejected)
         return result
 
-    def detect(self, events: Sequence[Event], state: State) -> BatchResult:
+    def detect(
+        self, events: Sequence[Event], state: State, *, identity_verified: bool = False
+    ) -> BatchResult:
         result = BatchResult(events=len(events), ranges=seq_ranges(events))
         result.heartbeats = [e for e in events if isinstance(e, AgentHealth)]
         state.begin_record(result.ranges)
@@ -120,7 +169,12 @@ class Pipeline:
         if run.matches:
             ctx = Context(state=state, intel=self.engine.intel, settings=self.engine.settings)
             occ = occurrences(
-                run.matches, ctx, account_id=self.account_id, region=self.region, detector_id=self.detector_id
+                run.matches,
+                ctx,
+                account_id=self.account_id,
+                region=self.region,
+                detector_id=self.detector_id,
+                identity_verified=identity_verified,
             )
             if self.suppress is not None:
                 occ = [self._apply_suppression(o) for o in occ]
@@ -133,3 +187,87 @@ class Pipeline:
             return o
         o.finding["service"]["archived"] = True
         return dataclasses.replace(o, suppressed=True)
+
+
+def bind_identity(
+    verifier: IdentityVerifier, decoded: Sequence[wire.WireEvent], partition_key: str | None
+) -> tuple[list[wire.WireEvent], VerifiedIdentity, list[Rejection]] | IdentityRejected:
+    """Bind a decoded batch to the instance its header proves, or say why the record is rejected.
+
+    Returns the events that may count (their host blocks replaced by the verified one, so every
+    device is built from the signed document), the identity, and one Rejection per event that
+    claims another instance: a host block naming another instance, account or region, and the
+    events after it that inherit it, up to the next host block that is the verified instance's.
+    """
+    header = decoded[0].host if decoded else None
+    if header is None:
+        return IdentityRejected("the batch header (first event) has no host block")
+    if header.identity is None:
+        return IdentityRejected(
+            f"the batch header of {header.instance_id[:64]!r} carries no signed instance identity"
+        )
+    verified = verifier.verify(header.identity.document, header.identity.signature)
+    if isinstance(verified, IdentityRejected):
+        return verified
+    if partition_key is not None and partition_key != verified.instance_id:
+        return IdentityRejected(
+            f"partition key {partition_key[:64]!r} is not the verified instance {verified.instance_id}"
+        )
+    bound: dict[int, wire.Host | None] = {}  # id(host block as sent) -> the verified one (None: forged)
+    accepted: list[wire.WireEvent] = []
+    rejected: list[Rejection] = []
+    current: wire.Host | None = None
+    for i, w in enumerate(decoded, start=1):
+        host = w.host
+        if host is not None:
+            key = id(host)
+            if key in bound:
+                current = bound[key]
+            else:
+                current = bound[key] = _bind_host(host, verified)
+            if current is None:
+                reason = _mismatch(host, verified)
+                rejected.append(Rejection("agent", i, f"identity: {reason}"))
+                continue
+            accepted.append(_replace(w, host=current))
+        elif current is None:
+            rejected.append(
+                Rejection(
+                    "agent",
+                    i,
+                    f"identity: follows a host block for another instance than {verified.instance_id}",
+                )
+            )
+        else:
+            accepted.append(w)
+    return accepted, verified, rejected
+
+
+def _mismatch(host: wire.Host, v: VerifiedIdentity) -> str:
+    if host.instance_id != v.instance_id:
+        return (
+            f"host block claims instance {host.instance_id[:64]!r}, the verified identity is {v.instance_id}"
+        )
+    if host.account_id and host.account_id != v.account_id:
+        return f"host block claims account {host.account_id[:64]!r}, the verified identity is {v.account_id}"
+    return f"host block claims region {host.region[:64]!r}, the verified identity is {v.region}"
+
+
+def _bind_host(host: wire.Host, v: VerifiedIdentity) -> wire.Host | None:
+    """The host block with the signed document's fields, or None when it claims someone else."""
+    if (
+        host.instance_id != v.instance_id
+        or (host.account_id and host.account_id != v.account_id)
+        or (host.region and host.region != v.region)
+    ):
+        return None
+    return _replace(
+        host,
+        instance_id=v.instance_id,
+        account_id=v.account_id,
+        region=v.region,
+        instance_type=v.instance_type or host.instance_type,
+        image_id=v.image_id or host.image_id,
+        availability_zone=v.availability_zone or host.availability_zone,
+        identity=None,  # proven: nothing downstream needs the proof again
+    )

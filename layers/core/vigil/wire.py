@@ -30,6 +30,14 @@ MAX_RECORD_BYTES: Final = 1024 * 1024  # Kinesis record limit
 GZIP_MAGIC: Final = b"\x1f\x8b"
 
 
+class Identity(msgspec.Struct, frozen=True, gc=False):
+    """The EC2 instance identity document and its AWS signature, as IMDS serves them, both base64
+    (the document's exact bytes are what is signed). Verified by ingest: ``vigil.identity``."""
+
+    document: Annotated[str, msgspec.Meta(max_length=8192)]  # base64 of .../instance-identity/document
+    signature: Annotated[str, msgspec.Meta(max_length=2048)]  # .../instance-identity/signature (base64)
+
+
 class Host(msgspec.Struct, frozen=True, gc=False, omit_defaults=True):
     instance_id: b.InstanceId
     account_id: b.AccountId = ""
@@ -41,6 +49,7 @@ class Host(msgspec.Struct, frozen=True, gc=False, omit_defaults=True):
     image_id: b.ImageId = ""
     availability_zone: b.Zone = ""
     vcpus: b.Vcpus = 0
+    identity: Identity | None = None  # the batch header's proof of instance_id (docs/wire-format.md)
 
 
 # The process block is OCSF-shaped on the wire (vigil.events.Process, with File, User, Stdio and

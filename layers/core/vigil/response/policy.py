@@ -3,6 +3,7 @@
 Evaluated in order; the first rule that applies decides (each decision carries its reasons, which
 the approval message and ``vigil response list`` show):
 
+0. the finding's instance identity was not verified -> notify (its host block may be forged)
 1. the instance no longer exists                     -> notify
 2. the instance carries the protected tag            -> notify (never isolated)
 3. the finding was already handled (response status) -> notify
@@ -57,6 +58,7 @@ class FindingView:
     maturity: str
     process: Mapping[str, Any]
     lineage: tuple[str, ...]
+    identity_verified: bool = False
 
     @property
     def severity_label(self) -> str:
@@ -68,15 +70,26 @@ def _d(v: Any) -> Mapping[str, Any]:
     return v if isinstance(v, Mapping) else {}
 
 
-def maturity_of(finding: Mapping[str, Any]) -> str:
-    """``service.additionalInfo.value`` is a JSON string; its ``maturity`` defaults to experimental."""
+def _additional_info(finding: Mapping[str, Any]) -> Mapping[str, Any]:
+    """``service.additionalInfo.value`` is a JSON string (an object; anything else reads as {})."""
     raw = _d(_d(_d(finding).get("service")).get("additionalInfo")).get("value")
     try:
         info = json.loads(raw) if isinstance(raw, str) else raw
     except ValueError:
         info = None
-    maturity = _d(info).get("maturity")
+    return _d(info)
+
+
+def maturity_of(finding: Mapping[str, Any]) -> str:
+    """The detection's maturity from ``additionalInfo``; defaults to experimental."""
+    maturity = _additional_info(finding).get("maturity")
     return maturity if maturity in ("stable", "experimental") else "experimental"
+
+
+def identity_verified(finding: Mapping[str, Any]) -> bool:
+    """Whether ingest proved the instance with its signed identity document: only a JSON ``true``
+    counts (a missing flag, a string "true" or a finding from before the flag: not verified)."""
+    return _additional_info(finding).get("identityVerified") is True
 
 
 def _proc_line(p: Mapping[str, Any]) -> str:
@@ -101,6 +114,7 @@ def finding_view(finding: Mapping[str, Any]) -> FindingView:
         maturity=maturity_of(f),
         process={k: process[k] for k in ("name", "executablePath", "pid", "user") if k in process},
         lineage=tuple(_proc_line(_d(p)) for p in lineage) if isinstance(lineage, list) else (),
+        identity_verified=identity_verified(f),
     )
 
 
@@ -120,6 +134,11 @@ def _verdict(
 ) -> tuple[Action, list[str]]:
     if not f.instance_id:
         return "notify", ["the finding names no EC2 instance"]
+    if not f.identity_verified:
+        return "notify", [
+            f"instance identity not verified: the events naming {f.instance_id} were not proven to come "
+            "from it (no signed identity document), so Vigil never acts on them"
+        ]
     if not inst.exists:
         return "notify", [f"instance {f.instance_id} no longer exists ({inst.state or 'not found'})"]
     if cfg.protected_tag_key and cfg.protected_tag_key in inst.tags:
@@ -178,6 +197,7 @@ def decide(
             "severityLabel": f.severity_label,
             "title": f.title,
             "maturity": f.maturity,
+            "identityVerified": f.identity_verified,
             "process": dict(f.process),
             "lineage": list(f.lineage),
         },
