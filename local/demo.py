@@ -195,6 +195,11 @@ def run(stack: LocalStack, console: Any, keep: bool) -> int:
     response = run_response_demo(session, out, victim, before=before, endpoint_url=stack.endpoint_url, say=console.print)
     response_ok = bool(response["isolated"] and response["restored"])
 
+    console.rule("[bold]7. usage: monitored vCPU-hours and cost (vigil usage)")
+    from vigil_cli.usage import show as show_usage
+
+    show_usage(stack.client("dynamodb"), out["CoverageTableName"], 30, console)
+
     console.rule("[bold]timings")
     ms = lambda s: f"{s * 1000:.0f} ms" if s is not None else "never"  # noqa: E731
     console.print(

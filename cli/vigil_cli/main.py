@@ -14,10 +14,12 @@ from vigil import severity
 from vigil.pipeline import Pipeline
 from vigil_cli import replay as _replay
 from vigil_cli.stack import resolve
+from vigil_cli.usage import usage as _usage
 
 app = typer.Typer(help="Vigil: runtime threat detection for EC2.", no_args_is_help=True, add_completion=False)
 findings_app = typer.Typer(help="Findings stored by a deployed (or the offline) stack.", no_args_is_help=True)
 app.add_typer(findings_app, name="findings")
+app.command("usage")(_usage)
 err = Console(stderr=True, soft_wrap=True)
 out = Console(width=None if sys.stdout.isatty() else 160)  # piped: don't squeeze tables to 80 columns
 

@@ -49,7 +49,7 @@ def batch(events: list[wire.WireEvent]) -> bytes:
 
 def coverage_rows(aws: Aws) -> dict[str, dict[str, Any]]:
     items = aws.client("dynamodb").scan(TableName=aws.coverage_table, ConsistentRead=True)["Items"]
-    return {i["instanceId"]["S"]: i for i in items}
+    return {i["instanceId"]["S"]: i for i in items if "usageOf" not in i}  # usage items: vigil usage
 
 
 def instances_with_findings(aws: Aws) -> set[str]:

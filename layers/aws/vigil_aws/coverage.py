@@ -1,12 +1,25 @@
-"""Agent coverage: the latest heartbeat of every instance (CoverageTable, one item per instance).
+"""Agent coverage and usage from heartbeats (CoverageTable).
 
-Minimal on purpose: what `vigil coverage` and later issues build on (is every instance reporting,
-which sensors are down, is the agent losing events). Only the newest heartbeat wins (``lastSeq``),
-so a replayed or late batch never rolls coverage back.
+Two kinds of items, both keyed by ``instanceId``:
+
+- the coverage row, ``instanceId = <instance>``: the latest heartbeat worth keeping (version,
+  sensors, counters). Only a newer heartbeat wins (``lastSeq``), so a replayed or late batch never
+  rolls it back. Written at a cadence a large fleet can afford: when its content changed
+  materially (agent version, host, kernel, sensors, vCPUs, a loss counter) or when the row this
+  container last wrote is ``refresh_s`` (5 min) old; so ``lastHeartbeatAt`` lags by up to 5 min
+  (the usage item's ``lastAt`` does not).
+- the usage item, ``instanceId = usage#<instance>#<UTC day>``: monitored vCPU-seconds of that day
+  (``vcpuSeconds``, ``heartbeats``), one ADD per heartbeat, replay-safe by a watermark: the last
+  counted heartbeat's ``lastSeq``. An instance's seqs are monotonic and its records reach the
+  ingest in order (one partition key per instance), so "seq above the watermark" is "not counted
+  yet". The day is the heartbeat's own time, so a replay lands on the item that counted it.
+
+``vigil usage`` (vigil_aws.usage) reads the usage items; vigil/usage.py prices them.
 """
 
 from __future__ import annotations
 
+import datetime as dt
 import time
 from collections.abc import Callable, Sequence
 from typing import Any, Final
@@ -15,62 +28,160 @@ from botocore.exceptions import ClientError
 
 from vigil.events import AgentHealth
 from vigil.findings import iso
+from vigil.usage import heartbeat_credit_s
 from vigil_aws.clients import client
-from vigil_aws.findings_store import is_conditional_failure
 
 COVERAGE_TTL_S: Final = 30 * 86400  # an instance silent for 30 days drops out of coverage
+COVERAGE_REFRESH_S: Final = 300  # an unchanged coverage row is rewritten at most this often
+USAGE_TTL_S: Final = 100 * 86400  # usage items outlive `vigil usage --days 90`
+USAGE_PREFIX: Final = "usage#"
+
+
+def usage_key(instance: str, day: str) -> str:
+    return f"{USAGE_PREFIX}{instance}#{day}"
+
+
+def utc_day(time_ns: int) -> str:
+    try:
+        return dt.datetime.fromtimestamp(time_ns / 1e9, dt.UTC).strftime("%Y-%m-%d")
+    except (OverflowError, OSError, ValueError):  # a hostile time: one bucket, not a crash
+        return "invalid-time"
+
+
+def _conditional_failure(exc: ClientError) -> bool:
+    return exc.response.get("Error", {}).get("Code") == "ConditionalCheckFailedException"
+
+
+def _material(hb: AgentHealth) -> tuple[Any, ...]:
+    """What makes a coverage row worth rewriting before its refresh (not the ever-growing
+    captured/sent counters or CPU/RSS samples)."""
+    return (
+        hb.agent_version or hb.device.agent_version,
+        hb.device.hostname,
+        hb.kernel,
+        tuple(hb.sensors_active),
+        tuple(sorted(hb.sensors_unavailable.items())),
+        hb.vcpus,
+        hb.dropped,
+        hb.spooled,
+        hb.audit_lost,
+    )
 
 
 class CoverageStore:
-    def __init__(self, table: str, *, clock: Callable[[], float] = time.time) -> None:
+    def __init__(
+        self, table: str, *, clock: Callable[[], float] = time.time, refresh_s: float = COVERAGE_REFRESH_S
+    ) -> None:
         self.table = table
         self.clock = clock
+        self.refresh_s = refresh_s
+        # instance -> (material content, heartbeat time in ns) of the row this container last wrote
+        self._written: dict[str, tuple[tuple[Any, ...], int]] = {}
 
     def record(self, heartbeats: Sequence[AgentHealth]) -> int:
-        """Store the newest heartbeat per instance; returns how many instances were updated."""
+        """Count usage for every new heartbeat; refresh the coverage row of an instance when it is
+        due. Returns how many instances had an item written."""
+        touched: set[str] = set()
+        groups: dict[tuple[str, str], list[AgentHealth]] = {}
+        for hb in sorted(heartbeats, key=lambda h: h.seq):
+            groups.setdefault((hb.device.instance_uid, utc_day(hb.time)), []).append(hb)
+        for (instance, day), hbs in groups.items():
+            if self._count_usage(instance, day, hbs):
+                touched.add(instance)
         latest: dict[str, AgentHealth] = {}
         for hb in heartbeats:
             cur = latest.get(hb.device.instance_uid)
             if cur is None or hb.seq > cur.seq:
                 latest[hb.device.instance_uid] = hb
-        written = 0
         for instance, hb in latest.items():
-            values: dict[str, Any] = {
-                ":at": {"S": iso(hb.time)},
-                ":seq": {"N": str(hb.seq)},
-                ":version": {"S": hb.agent_version or hb.device.agent_version or "unknown"},
-                ":host": {"S": hb.device.hostname or "-"},
-                ":kernel": {"S": hb.kernel or "-"},
-                ":active": {"L": [{"S": s} for s in hb.sensors_active]},
-                ":unavailable": {"M": {k: {"S": v} for k, v in hb.sensors_unavailable.items()}},
-                ":counters": {
-                    "M": {
-                        name: {"N": str(getattr(hb, name))}
-                        for name in ("captured", "sent", "dropped", "spooled", "audit_lost")
-                    }
+            if self._due(instance, hb) and self._write_row(instance, hb):
+                touched.add(instance)
+        return len(touched)
+
+    # -- usage ----------------------------------------------------------------------------------
+    def _count_usage(self, instance: str, day: str, hbs: list[AgentHealth]) -> bool:
+        if self._add_usage(instance, day, hbs):
+            return True
+        if len(hbs) == 1:
+            return False  # already counted (a replay)
+        # some of them were counted: each on its own, the watermark decides
+        return sum(self._add_usage(instance, day, [hb]) for hb in hbs) > 0
+
+    def _add_usage(self, instance: str, day: str, hbs: list[AgentHealth]) -> bool:
+        last = hbs[-1]
+        try:
+            client("dynamodb").update_item(
+                TableName=self.table,
+                Key={"instanceId": {"S": usage_key(instance, day)}},
+                UpdateExpression=(
+                    "SET usageOf = :inst, usageDay = :day, lastSeq = :last, lastAt = :at, vcpus = :vcpus, "
+                    "expiresAt = :exp ADD vcpuSeconds :secs, heartbeats :n"
+                ),
+                ConditionExpression="attribute_not_exists(lastSeq) OR lastSeq < :first",
+                ExpressionAttributeValues={
+                    ":inst": {"S": instance},
+                    ":day": {"S": day},
+                    ":last": {"N": str(last.seq)},
+                    ":first": {"N": str(hbs[0].seq)},
+                    ":at": {"S": iso(last.time)},
+                    ":vcpus": {"N": str(max(0, last.vcpus))},
+                    ":exp": {"N": str(int(self.clock()) + USAGE_TTL_S)},
+                    ":secs": {"N": str(sum(heartbeat_credit_s(h.vcpus) for h in hbs))},
+                    ":n": {"N": str(len(hbs))},
                 },
-                ":cpu": {"N": str(hb.cpu_percent)},
-                ":rss": {"N": str(hb.rss_bytes)},
-                ":vcpus": {"N": str(hb.vcpus)},
-                ":exp": {"N": str(int(self.clock()) + COVERAGE_TTL_S)},
-            }
-            try:
-                client("dynamodb").update_item(
-                    TableName=self.table,
-                    Key={"instanceId": {"S": instance}},
-                    UpdateExpression=(
-                        "SET lastHeartbeatAt = :at, lastSeq = :seq, agentVersion = :version, hostname = :host, "
-                        "kernel = :kernel, sensorsActive = :active, sensorsUnavailable = :unavailable, "
-                        "counters = :counters, cpuPercent = :cpu, rssBytes = :rss, vcpus = :vcpus, expiresAt = :exp"
-                    ),
-                    ConditionExpression="attribute_not_exists(instanceId) OR lastSeq < :seq",
-                    ExpressionAttributeValues=values,
-                )
-                written += 1
-            except ClientError as exc:
-                if not is_conditional_failure(exc):
-                    raise
-        return written
+            )
+        except ClientError as exc:
+            if not _conditional_failure(exc):
+                raise
+            return False
+        return True
+
+    # -- coverage row ---------------------------------------------------------------------------
+    def _due(self, instance: str, hb: AgentHealth) -> bool:
+        written = self._written.get(instance)
+        if written is None:
+            return True
+        content, at_ns = written
+        return content != _material(hb) or (hb.time - at_ns) >= self.refresh_s * 1e9
+
+    def _write_row(self, instance: str, hb: AgentHealth) -> bool:
+        values: dict[str, Any] = {
+            ":at": {"S": iso(hb.time)},
+            ":seq": {"N": str(hb.seq)},
+            ":version": {"S": hb.agent_version or hb.device.agent_version or "unknown"},
+            ":host": {"S": hb.device.hostname or "-"},
+            ":kernel": {"S": hb.kernel or "-"},
+            ":active": {"L": [{"S": s} for s in hb.sensors_active]},
+            ":unavailable": {"M": {k: {"S": v} for k, v in hb.sensors_unavailable.items()}},
+            ":counters": {
+                "M": {
+                    name: {"N": str(getattr(hb, name))}
+                    for name in ("captured", "sent", "dropped", "spooled", "audit_lost")
+                }
+            },
+            ":cpu": {"N": str(hb.cpu_percent)},
+            ":rss": {"N": str(hb.rss_bytes)},
+            ":vcpus": {"N": str(hb.vcpus)},
+            ":exp": {"N": str(int(self.clock()) + COVERAGE_TTL_S)},
+        }
+        try:
+            client("dynamodb").update_item(
+                TableName=self.table,
+                Key={"instanceId": {"S": instance}},
+                UpdateExpression=(
+                    "SET lastHeartbeatAt = :at, lastSeq = :seq, agentVersion = :version, hostname = :host, "
+                    "kernel = :kernel, sensorsActive = :active, sensorsUnavailable = :unavailable, "
+                    "counters = :counters, cpuPercent = :cpu, rssBytes = :rss, vcpus = :vcpus, expiresAt = :exp"
+                ),
+                ConditionExpression="attribute_not_exists(instanceId) OR lastSeq < :seq",
+                ExpressionAttributeValues=values,
+            )
+        except ClientError as exc:
+            if not _conditional_failure(exc):
+                raise
+            return False
+        self._written[instance] = (_material(hb), hb.time)
+        return True
 
     def record_identity_problem(self, instance_id: str, reason: str) -> bool:
         """Note on an instance's coverage row that a record sent for it failed its identity check
@@ -92,7 +203,7 @@ class CoverageStore:
                 },
             )
         except ClientError as exc:
-            if not is_conditional_failure(exc):
+            if not _conditional_failure(exc):
                 raise
             return False
         return True
