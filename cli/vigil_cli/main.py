@@ -7,19 +7,26 @@ import sys
 from typing import Annotated, Any
 
 import typer
-from rich.console import Console
 from rich.table import Table
+from rich.text import Text
 
 from vigil import severity
 from vigil.pipeline import Pipeline
 from vigil_cli import replay as _replay
+from vigil_cli import safe
 from vigil_cli.stack import resolve
 
-app = typer.Typer(help="Vigil: runtime threat detection for EC2.", no_args_is_help=True, add_completion=False)
+# Tracebacks never print local variables: they hold findings and credentials.
+app = typer.Typer(
+    help="Vigil: runtime threat detection for EC2.",
+    no_args_is_help=True,
+    add_completion=False,
+    pretty_exceptions_show_locals=False,
+)
 findings_app = typer.Typer(help="Findings stored by a deployed (or the offline) stack.", no_args_is_help=True)
 app.add_typer(findings_app, name="findings")
-err = Console(stderr=True, soft_wrap=True)
-out = Console(width=None if sys.stdout.isatty() else 160)  # piped: don't squeeze tables to 80 columns
+err = safe.console(stderr=True)
+out = safe.console()
 
 _SEV_STYLE = {"Low": "cyan", "Medium": "yellow", "High": "red", "Critical": "bold red"}
 
@@ -33,18 +40,19 @@ EndpointOpt = Annotated[
 
 
 def findings_table(docs: list[dict[str, Any]], title: str = "Findings") -> Table:
-    t = Table(title=title, show_lines=False)
+    """Every cell is ``safe.text``: finding fields come from the monitored instances."""
+    t = Table(title=safe.text(title), show_lines=False)
     for col in ("type", "severity", "instance", "count", "title"):
         t.add_column(col, overflow="fold")
     for d in docs:
         sev = float(d["severity"])
         lab = severity.label(sev)
         t.add_row(
-            d["type"],
-            f"[{_SEV_STYLE[lab]}]{lab} ({sev:g})[/]",
-            d["resource"]["instanceDetails"]["instanceId"],
-            str(d["service"]["count"]),
-            d.get("title", ""),
+            safe.text(d["type"]),
+            Text(f"{lab} ({sev:g})", style=_SEV_STYLE[lab]),
+            safe.text(d["resource"]["instanceDetails"]["instanceId"]),
+            safe.text(d["service"]["count"]),
+            safe.text(d.get("title", "")),
         )
     return t
 
@@ -64,13 +72,13 @@ def replay(
     try:
         stream = _replay.open_input(file)
     except (FileNotFoundError, OSError) as exc:
-        err.print(f"[red]error:[/] {exc}")
+        err.print(f"[red]error:[/] {safe.markup(exc)}")
         raise typer.Exit(2) from None
     live = file == "-"
     pipeline = Pipeline.default(account_id=account_id, region=region)
 
     def on_error(msg: str) -> None:
-        err.print(f"[yellow]skipped[/] {msg}", highlight=False)
+        err.print(f"[yellow]skipped[/] {safe.markup(msg)}", highlight=False)
 
     def on_finding(occ: Any) -> None:
         if not table:
@@ -82,7 +90,7 @@ def replay(
             stream, pipeline, live=live, on_error=on_error, on_finding=on_finding if live else None
         )
     except (OSError, EOFError) as exc:
-        err.print(f"[red]error:[/] cannot read {file}: {exc}")
+        err.print(f"[red]error:[/] cannot read {safe.markup(file)}: {safe.markup(exc)}")
         raise typer.Exit(2) from None
     docs = sorted(
         (o.finding for o in stats.findings.values()),
@@ -180,7 +188,7 @@ def findings_show(
     ddb, table = _store_docs(stack, region, endpoint_url)
     item = ddb.get_item(TableName=table, Key={"id": {"S": finding_id}}).get("Item")
     if not item:
-        err.print(f"[red]error:[/] no finding {finding_id} in {table}")
+        err.print(f"[red]error:[/] no finding {safe.markup(finding_id)} in {safe.markup(table)}")
         raise typer.Exit(1)
     print(json.dumps(document(plain(item)), indent=2))
 

@@ -14,18 +14,19 @@ from __future__ import annotations
 import getpass
 import json
 import time
+from enum import StrEnum
 from typing import Annotated, Any
 
 import typer
-from rich.console import Console
 from rich.table import Table
 
 from vigil_aws.response import NoPendingApproval, answer_approval, recent_executions
+from vigil_cli import safe
 from vigil_cli.stack import Target, resolve
 
 app = typer.Typer(help="Triage and response workflows (Step Functions).", no_args_is_help=True)
-out = Console()
-err = Console(stderr=True, soft_wrap=True)
+out = safe.console()
+err = safe.console(stderr=True)
 
 StackOpt = Annotated[
     str | None, typer.Option("--stack", help="CloudFormation stack name (default: the running offline stack)")
@@ -39,6 +40,15 @@ WORKFLOWS = {
     "isolate": "IsolateInstanceStateMachineArn",
     "release": "ReleaseInstanceStateMachineArn",
 }
+
+
+class Workflow(StrEnum):
+    triage = "triage"
+    isolate = "isolate"
+    release = "release"
+    all = "all"
+
+
 _OUTCOME_STYLE = {
     "isolated": "bold red",
     "released": "green",
@@ -66,21 +76,21 @@ def _started(value: Any) -> str:
 
 
 def executions_table(rows: list[dict[str, Any]]) -> Table:
+    """Every cell is ``safe.text``: an execution's input carries a finding from an instance."""
     t = Table(title="Response executions (newest first)")
     for col in ("started", "workflow", "finding", "instance", "decision", "outcome", "execution"):
         t.add_column(col, overflow="fold")
     for r in rows:
-        style = _OUTCOME_STYLE.get(str(r["outcome"]), "")
-        outcome = f"[{style}]{r['outcome']}[/]" if style else str(r["outcome"])
-        finding = r["findingType"] + (f" ({r['findingId'][:8]})" if r["findingId"] else "")
+        finding_id = str(r["findingId"] or "")
+        finding = str(r["findingType"]) + (f" ({finding_id[:8]})" if finding_id else "")
         t.add_row(
-            _started(r["started"]),
-            r["stateMachine"],
-            finding,
-            r["instanceId"],
-            str(r["decision"]),
-            outcome,
-            r["name"],
+            safe.text(_started(r["started"])),
+            safe.text(r["stateMachine"]),
+            safe.text(finding),
+            safe.text(r["instanceId"]),
+            safe.text(r["decision"]),
+            safe.text(r["outcome"], _OUTCOME_STYLE.get(str(r["outcome"]), "")),
+            safe.text(r["name"]),
         )
     return t
 
@@ -91,12 +101,14 @@ def list_(
     region: RegionOpt = None,
     endpoint_url: EndpointOpt = None,
     limit: Annotated[int, typer.Option("--limit", min=1, max=1000)] = 20,
-    workflow: Annotated[str, typer.Option("--workflow", help="triage, isolate, release or all")] = "all",
+    workflow: Annotated[
+        Workflow, typer.Option("--workflow", help="which workflow's executions")
+    ] = Workflow.all,
     as_json: Annotated[bool, typer.Option("--json", help="JSON lines instead of a table")] = False,
 ) -> None:
     """Recent executions with their finding, instance, decision and outcome."""
     t = _target(stack, region, endpoint_url)
-    keys = list(WORKFLOWS.values()) if workflow == "all" else [WORKFLOWS[workflow]]
+    keys = list(WORKFLOWS.values()) if workflow is Workflow.all else [WORKFLOWS[workflow.value]]
     rows = recent_executions(t.client("stepfunctions"), [t.output(k) for k in keys if k in t.outputs], limit)
     if as_json:
         for r in rows:
@@ -112,9 +124,9 @@ def _answer(execution: str, approve: bool, by: str | None, reason: str, t: Targe
             t.client("stepfunctions"), arn, approve=approve, by=by or getpass.getuser(), reason=reason
         )
     except NoPendingApproval as exc:
-        err.print(f"[red]{exc}[/]")
+        err.print(f"[red]{safe.markup(exc)}[/]")
         raise typer.Exit(1) from None
-    out.print(f"{'approved' if approve else 'denied'}: {arn}")
+    out.print(f"{'approved' if approve else 'denied'}: {safe.markup(arn)}")
 
 
 @app.command()
@@ -176,7 +188,7 @@ def isolate(
             "requestedBy": f"cli:{who}",
         },
     )
-    out.print(f"started {'isolation' if act else 'dry run'}: {arn}")
+    out.print(f"started {'isolation' if act else 'dry run'}: {safe.markup(arn)}")
 
 
 @app.command()
@@ -192,6 +204,5 @@ def release(
     doc: dict[str, Any] = {"instanceId": instance_id, "requestedBy": f"cli:{getpass.getuser()}"}
     if finding_id:
         doc["findingId"] = finding_id
-    out.print(
-        f"started release: {_start(t, 'ReleaseInstanceStateMachineArn', f'release-{instance_id}-{int(time.time())}', doc)}"
-    )
+    arn = _start(t, "ReleaseInstanceStateMachineArn", f"release-{instance_id}-{int(time.time())}", doc)
+    out.print(f"started release: {safe.markup(arn)}")
