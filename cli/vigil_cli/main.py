@@ -14,7 +14,7 @@ from vigil import severity
 from vigil.pipeline import Pipeline
 from vigil_cli import replay as _replay
 from vigil_cli import safe
-from vigil_cli.stack import resolve
+from vigil_cli.stack import aws_errors, resolve
 
 # Tracebacks never print local variables: they hold findings and credentials.
 app = typer.Typer(
@@ -153,7 +153,8 @@ def findings_list(
     else:
         op = ddb.scan
     while True:
-        page = op(**kwargs)
+        with aws_errors():
+            page = op(**kwargs)
         items.extend(plain(i) for i in page.get("Items", []))
         if "LastEvaluatedKey" not in page:
             break
@@ -186,7 +187,8 @@ def findings_show(
     from vigil_aws.findings_store import document, plain
 
     ddb, table = _store_docs(stack, region, endpoint_url)
-    item = ddb.get_item(TableName=table, Key={"id": {"S": finding_id}}).get("Item")
+    with aws_errors():
+        item = ddb.get_item(TableName=table, Key={"id": {"S": finding_id}}).get("Item")
     if not item:
         err.print(f"[red]error:[/] no finding {safe.markup(finding_id)} in {safe.markup(table)}")
         raise typer.Exit(1)

@@ -22,7 +22,7 @@ from rich.table import Table
 
 from vigil_aws.response import NoPendingApproval, answer_approval, recent_executions
 from vigil_cli import safe
-from vigil_cli.stack import Target, resolve
+from vigil_cli.stack import Target, aws_errors, resolve
 
 app = typer.Typer(help="Triage and response workflows (Step Functions).", no_args_is_help=True)
 out = safe.console()
@@ -109,7 +109,10 @@ def list_(
     """Recent executions with their finding, instance, decision and outcome."""
     t = _target(stack, region, endpoint_url)
     keys = list(WORKFLOWS.values()) if workflow is Workflow.all else [WORKFLOWS[workflow.value]]
-    rows = recent_executions(t.client("stepfunctions"), [t.output(k) for k in keys if k in t.outputs], limit)
+    with aws_errors():
+        rows = recent_executions(
+            t.client("stepfunctions"), [t.output(k) for k in keys if k in t.outputs], limit
+        )
     if as_json:
         for r in rows:
             typer.echo(json.dumps({**r, "started": _started(r["started"])}))
@@ -120,9 +123,10 @@ def list_(
 def _answer(execution: str, approve: bool, by: str | None, reason: str, t: Target) -> None:
     arn = _execution_arn(t, execution)
     try:
-        answer_approval(
-            t.client("stepfunctions"), arn, approve=approve, by=by or getpass.getuser(), reason=reason
-        )
+        with aws_errors():
+            answer_approval(
+                t.client("stepfunctions"), arn, approve=approve, by=by or getpass.getuser(), reason=reason
+            )
     except NoPendingApproval as exc:
         err.print(f"[red]{safe.markup(exc)}[/]")
         raise typer.Exit(1) from None
@@ -156,9 +160,10 @@ def deny(
 
 
 def _start(t: Target, output: str, name: str, doc: dict[str, Any]) -> str:
-    arn = t.client("stepfunctions").start_execution(
-        stateMachineArn=t.output(output), name=name, input=json.dumps(doc)
-    )["executionArn"]
+    with aws_errors():
+        arn = t.client("stepfunctions").start_execution(
+            stateMachineArn=t.output(output), name=name, input=json.dumps(doc)
+        )["executionArn"]
     return str(arn)
 
 

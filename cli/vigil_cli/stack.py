@@ -6,12 +6,17 @@ Errors are ``SystemExit`` messages, which Python writes to stderr as they are: t
 from __future__ import annotations
 
 import json
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import boto3
+import typer
+from botocore.exceptions import BotoCoreError, ClientError
 
+from vigil_cli import safe
 from vigil_cli.safe import visible
 
 LOCAL_STATE = Path("local/.state/stack.json")
@@ -51,3 +56,14 @@ def resolve(stack: str | None, region: str | None, endpoint_url: str | None) -> 
         raise SystemExit(visible(f"cannot read stack {stack!r}: {exc}")) from None
     outputs = {o["OutputKey"]: o["OutputValue"] for o in desc.get("Outputs", [])}
     return Target(reg, endpoint_url, outputs)
+
+
+@contextmanager
+def aws_errors() -> Iterator[None]:
+    """An AWS error (no such execution, invalid name, no credentials, endpoint unreachable) is one
+    escaped line on stderr and exit status 1, not a traceback: its message quotes what was asked."""
+    try:
+        yield
+    except (ClientError, BotoCoreError) as exc:
+        safe.console(stderr=True).print(f"[red]error:[/] {safe.markup(exc)}", highlight=False)
+        raise typer.Exit(1) from None
