@@ -21,19 +21,25 @@ import typer
 from rich.table import Table
 
 from vigil_aws.response import NoPendingApproval, answer_approval, recent_executions
-from vigil_cli import safe
+from vigil_cli import plainhelp, safe
 from vigil_cli.stack import Target, aws_errors, resolve
 
-app = typer.Typer(help="Triage and response workflows (Step Functions).", no_args_is_help=True)
+app = typer.Typer(
+    help="Triage and response workflows (Step Functions).", no_args_is_help=True, cls=plainhelp.Group
+)
 out = safe.console()
 err = safe.console(stderr=True)
 
 StackOpt = Annotated[
-    str | None, typer.Option("--stack", help="CloudFormation stack name (default: the running offline stack)")
+    str | None,
+    typer.Option(
+        "--stack", metavar="NAME", help="CloudFormation stack name (default: the running offline stack)"
+    ),
 ]
-RegionOpt = Annotated[str | None, typer.Option("--region")]
+RegionOpt = Annotated[str | None, typer.Option("--region", help="AWS region of the stack")]
 EndpointOpt = Annotated[
-    str | None, typer.Option("--endpoint-url", help="AWS endpoint override, e.g. http://127.0.0.1:5000")
+    str | None,
+    typer.Option("--endpoint-url", metavar="URL", help="AWS endpoint override, e.g. http://127.0.0.1:5000"),
 ]
 WORKFLOWS = {
     "triage": "TriageStateMachineArn",
@@ -95,12 +101,12 @@ def executions_table(rows: list[dict[str, Any]]) -> Table:
     return t
 
 
-@app.command("list")
+@app.command("list", cls=plainhelp.Command)
 def list_(
     stack: StackOpt = None,
     region: RegionOpt = None,
     endpoint_url: EndpointOpt = None,
-    limit: Annotated[int, typer.Option("--limit", min=1, max=1000)] = 20,
+    limit: Annotated[int, typer.Option("--limit", metavar="N", min=1, max=1000)] = 20,
     workflow: Annotated[
         Workflow, typer.Option("--workflow", help="which workflow's executions")
     ] = Workflow.all,
@@ -133,11 +139,13 @@ def _answer(execution: str, approve: bool, by: str | None, reason: str, t: Targe
     out.print(f"{'approved' if approve else 'denied'}: {safe.markup(arn)}")
 
 
-@app.command()
+@app.command(cls=plainhelp.Command)
 def approve(
     execution: Annotated[str, typer.Argument(help="Triage execution ARN or name")],
-    by: Annotated[str | None, typer.Option(help="who approves (default: your user name)")] = None,
-    reason: Annotated[str, typer.Option()] = "",
+    by: Annotated[
+        str | None, typer.Option(metavar="USER", help="who approves (default: your user name)")
+    ] = None,
+    reason: Annotated[str, typer.Option(metavar="TEXT", help="why (recorded in the execution history)")] = "",
     stack: StackOpt = None,
     region: RegionOpt = None,
     endpoint_url: EndpointOpt = None,
@@ -146,11 +154,13 @@ def approve(
     _answer(execution, True, by, reason, _target(stack, region, endpoint_url))
 
 
-@app.command()
+@app.command(cls=plainhelp.Command)
 def deny(
     execution: Annotated[str, typer.Argument(help="Triage execution ARN or name")],
-    reason: Annotated[str, typer.Option(help="why (recorded in the execution history)")] = "",
-    by: Annotated[str | None, typer.Option(help="who denies (default: your user name)")] = None,
+    reason: Annotated[str, typer.Option(metavar="TEXT", help="why (recorded in the execution history)")] = "",
+    by: Annotated[
+        str | None, typer.Option(metavar="USER", help="who denies (default: your user name)")
+    ] = None,
     stack: StackOpt = None,
     region: RegionOpt = None,
     endpoint_url: EndpointOpt = None,
@@ -167,10 +177,10 @@ def _start(t: Target, output: str, name: str, doc: dict[str, Any]) -> str:
     return str(arn)
 
 
-@app.command()
+@app.command(cls=plainhelp.Command)
 def isolate(
     instance_id: Annotated[str, typer.Argument()],
-    finding_id: Annotated[str, typer.Option("--finding-id")] = "manual",
+    finding_id: Annotated[str, typer.Option("--finding-id", metavar="ID")] = "manual",
     act: Annotated[
         bool, typer.Option("--act/--dry-run", help="change the instance (default: plan only)")
     ] = False,
@@ -196,10 +206,10 @@ def isolate(
     out.print(f"started {'isolation' if act else 'dry run'}: {safe.markup(arn)}")
 
 
-@app.command()
+@app.command(cls=plainhelp.Command)
 def release(
     instance_id: Annotated[str, typer.Argument()],
-    finding_id: Annotated[str | None, typer.Option("--finding-id")] = None,
+    finding_id: Annotated[str | None, typer.Option("--finding-id", metavar="ID")] = None,
     stack: StackOpt = None,
     region: RegionOpt = None,
     endpoint_url: EndpointOpt = None,

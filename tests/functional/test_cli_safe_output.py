@@ -186,7 +186,8 @@ def stored(aws: Aws, monkeypatch: pytest.MonkeyPatch) -> str:
 def test_findings_list_table_shows_hostile_fields_escaped(stored: str) -> None:
     res = run(["findings", "list"])
     assert res.exit_code == 0, res.output
-    assert_inert(res.stdout, "Execution:Runtime/ReverseShell", safe.visible(INSTANCE))
+    # and the whole finding id, which `vigil findings show` takes
+    assert_inert(res.stdout, stored, "Execution:Runtime/ReverseShell", safe.visible(INSTANCE))
 
 
 def test_findings_list_by_hostile_instance_and_json_round_trip(stored: str) -> None:
