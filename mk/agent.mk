@@ -37,7 +37,7 @@ agent-bpf-if-tools:
 	  $(MAKE) --no-print-directory agent-bpf; \
 	else echo "note: clang/bpftool/libbpf-dev missing: the eBPF sensor is not built (agent tests use audit only)"; fi
 	@if command -v $(NATIVE_CC) >/dev/null; then $(MAKE) --no-print-directory agent-native; \
-	else echo "note: no C compiler: the native fast path is not built (eBPF records are handled in Python)"; fi
+	else echo "note: no C compiler: the native fast path is not built (eBPF records and DNS packets are handled in Python)"; fi
 
 $(BPF_OBJ): build/bpf/vigil.bpf.o
 	llvm-strip -g -o $@ $< 2>/dev/null || cp $< $@

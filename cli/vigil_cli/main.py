@@ -7,51 +7,88 @@ import sys
 from typing import Annotated, Any
 
 import typer
-from rich.console import Console
 from rich.table import Table
+from rich.text import Text
 
 from vigil import severity
 from vigil.pipeline import Pipeline
+from vigil_cli import plainhelp, safe
 from vigil_cli import replay as _replay
-from vigil_cli.stack import resolve
+from vigil_cli.stack import aws_errors, resolve
 from vigil_cli.usage import usage as _usage
 
-app = typer.Typer(help="Vigil: runtime threat detection for EC2.", no_args_is_help=True, add_completion=False)
-findings_app = typer.Typer(help="Findings stored by a deployed (or the offline) stack.", no_args_is_help=True)
+# Tracebacks never print local variables: they hold findings and credentials.
+app = typer.Typer(
+    help="Vigil: runtime threat detection for EC2.",
+    no_args_is_help=True,
+    add_completion=False,
+    pretty_exceptions_show_locals=False,
+    cls=plainhelp.Group,
+)
+findings_app = typer.Typer(
+    help="Findings stored by a deployed (or the offline) stack.", no_args_is_help=True, cls=plainhelp.Group
+)
 app.add_typer(findings_app, name="findings")
 app.command("usage")(_usage)
-err = Console(stderr=True, soft_wrap=True)
-out = Console(width=None if sys.stdout.isatty() else 160)  # piped: don't squeeze tables to 80 columns
+err = safe.console(stderr=True)
+out = safe.console()
 
 _SEV_STYLE = {"Low": "cyan", "Medium": "yellow", "High": "red", "Critical": "bold red"}
 
 StackOpt = Annotated[
-    str | None, typer.Option("--stack", help="CloudFormation stack name (default: the running offline stack)")
+    str | None,
+    typer.Option(
+        "--stack", metavar="NAME", help="CloudFormation stack name (default: the running offline stack)"
+    ),
 ]
-RegionOpt = Annotated[str | None, typer.Option("--region")]
+RegionOpt = Annotated[str | None, typer.Option("--region", help="AWS region of the stack")]
 EndpointOpt = Annotated[
-    str | None, typer.Option("--endpoint-url", help="AWS endpoint override, e.g. http://127.0.0.1:5000")
+    str | None,
+    typer.Option("--endpoint-url", metavar="URL", help="AWS endpoint override, e.g. http://127.0.0.1:5000"),
 ]
+
+
+def _version(value: bool) -> None:
+    if value:
+        from importlib.metadata import PackageNotFoundError, version
+
+        try:
+            typer.echo(f"vigil {version('vigil')}")
+        except PackageNotFoundError:  # running from a checkout that was never installed
+            typer.echo("vigil (not installed)")
+        raise typer.Exit()
+
+
+@app.callback()
+def _root(
+    show_version: Annotated[
+        bool, typer.Option("--version", callback=_version, is_eager=True, help="print the version and exit")
+    ] = False,
+) -> None:
+    """Vigil: runtime threat detection for EC2."""
 
 
 def findings_table(docs: list[dict[str, Any]], title: str = "Findings") -> Table:
-    t = Table(title=title, show_lines=False)
+    """Every cell is ``safe.text``: finding fields come from the monitored instances."""
+    t = Table(title=safe.text(title), show_lines=False)
+    t.add_column("id", no_wrap=True)  # whole: `vigil findings show` takes it
     for col in ("type", "severity", "instance", "count", "title"):
         t.add_column(col, overflow="fold")
     for d in docs:
         sev = float(d["severity"])
         lab = severity.label(sev)
         t.add_row(
-            d["type"],
-            f"[{_SEV_STYLE[lab]}]{lab} ({sev:g})[/]",
-            d["resource"]["instanceDetails"]["instanceId"],
-            str(d["service"]["count"]),
-            d.get("title", ""),
+            safe.text(d.get("id", "")),
+            safe.text(d["type"]),
+            Text(f"{lab} ({sev:g})", style=_SEV_STYLE[lab]),
+            safe.text(d["resource"]["instanceDetails"]["instanceId"]),
+            safe.text(d["service"]["count"]),
+            safe.text(d.get("title", "")),
         )
     return t
 
 
-@app.command()
+@app.command(cls=plainhelp.Command)
 def replay(
     file: Annotated[str, typer.Argument(help="agent NDJSON file (plain or .gz), or - for stdin")],
     table: Annotated[bool, typer.Option("--table", help="a table for people instead of JSON lines")] = False,
@@ -66,13 +103,13 @@ def replay(
     try:
         stream = _replay.open_input(file)
     except (FileNotFoundError, OSError) as exc:
-        err.print(f"[red]error:[/] {exc}")
+        err.print(f"[red]error:[/] {safe.markup(exc)}")
         raise typer.Exit(2) from None
     live = file == "-"
     pipeline = Pipeline.default(account_id=account_id, region=region)
 
     def on_error(msg: str) -> None:
-        err.print(f"[yellow]skipped[/] {msg}", highlight=False)
+        err.print(f"[yellow]skipped[/] {safe.markup(msg)}", highlight=False)
 
     def on_finding(occ: Any) -> None:
         if not table:
@@ -84,7 +121,7 @@ def replay(
             stream, pipeline, live=live, on_error=on_error, on_finding=on_finding if live else None
         )
     except (OSError, EOFError) as exc:
-        err.print(f"[red]error:[/] cannot read {file}: {exc}")
+        err.print(f"[red]error:[/] cannot read {safe.markup(file)}: {safe.markup(exc)}")
         raise typer.Exit(2) from None
     docs = sorted(
         (o.finding for o in stats.findings.values()),
@@ -107,7 +144,7 @@ def _store_docs(stack: str | None, region: str | None, endpoint_url: str | None)
     return target.client("dynamodb"), target.output("FindingsTableName")
 
 
-@findings_app.command("list")
+@findings_app.command("list", cls=plainhelp.Command)
 def findings_list(
     stack: StackOpt = None,
     region: RegionOpt = None,
@@ -115,13 +152,17 @@ def findings_list(
     min_severity: Annotated[
         float, typer.Option("--min-severity", help="only findings at or above this severity")
     ] = 0.0,
-    finding_type: Annotated[str | None, typer.Option("--type", help="only this finding type")] = None,
-    instance: Annotated[str | None, typer.Option("--instance", help="only this instance id")] = None,
+    finding_type: Annotated[
+        str | None, typer.Option("--type", metavar="TYPE", help="only this finding type")
+    ] = None,
+    instance: Annotated[
+        str | None, typer.Option("--instance", metavar="INSTANCE_ID", help="only this instance id")
+    ] = None,
     archived: Annotated[
         bool, typer.Option("--archived", help="include archived (suppressed) findings")
     ] = False,
     as_json: Annotated[bool, typer.Option("--json", help="JSON lines instead of a table")] = False,
-    limit: Annotated[int, typer.Option(help="at most this many, newest first")] = 50,
+    limit: Annotated[int, typer.Option(metavar="N", help="at most this many, newest first")] = 50,
 ) -> None:
     """List findings, newest first."""
     from vigil_aws.findings_store import document, plain
@@ -147,7 +188,8 @@ def findings_list(
     else:
         op = ddb.scan
     while True:
-        page = op(**kwargs)
+        with aws_errors():
+            page = op(**kwargs)
         items.extend(plain(i) for i in page.get("Items", []))
         if "LastEvaluatedKey" not in page:
             break
@@ -169,7 +211,7 @@ def findings_list(
         out.print(findings_table(docs))
 
 
-@findings_app.command("show")
+@findings_app.command("show", cls=plainhelp.Command)
 def findings_show(
     finding_id: Annotated[str, typer.Argument(help="the 32-hex finding id")],
     stack: StackOpt = None,
@@ -180,9 +222,10 @@ def findings_show(
     from vigil_aws.findings_store import document, plain
 
     ddb, table = _store_docs(stack, region, endpoint_url)
-    item = ddb.get_item(TableName=table, Key={"id": {"S": finding_id}}).get("Item")
+    with aws_errors():
+        item = ddb.get_item(TableName=table, Key={"id": {"S": finding_id}}).get("Item")
     if not item:
-        err.print(f"[red]error:[/] no finding {finding_id} in {table}")
+        err.print(f"[red]error:[/] no finding {safe.markup(finding_id)} in {safe.markup(table)}")
         raise typer.Exit(1)
     print(json.dumps(document(plain(item)), indent=2))
 

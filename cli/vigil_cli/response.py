@@ -14,31 +14,47 @@ from __future__ import annotations
 import getpass
 import json
 import time
+from enum import StrEnum
 from typing import Annotated, Any
 
 import typer
-from rich.console import Console
 from rich.table import Table
 
 from vigil_aws.response import NoPendingApproval, answer_approval, recent_executions
-from vigil_cli.stack import Target, resolve
+from vigil_cli import plainhelp, safe
+from vigil_cli.stack import Target, aws_errors, resolve
 
-app = typer.Typer(help="Triage and response workflows (Step Functions).", no_args_is_help=True)
-out = Console()
-err = Console(stderr=True, soft_wrap=True)
+app = typer.Typer(
+    help="Triage and response workflows (Step Functions).", no_args_is_help=True, cls=plainhelp.Group
+)
+out = safe.console()
+err = safe.console(stderr=True)
 
 StackOpt = Annotated[
-    str | None, typer.Option("--stack", help="CloudFormation stack name (default: the running offline stack)")
+    str | None,
+    typer.Option(
+        "--stack", metavar="NAME", help="CloudFormation stack name (default: the running offline stack)"
+    ),
 ]
-RegionOpt = Annotated[str | None, typer.Option("--region")]
+RegionOpt = Annotated[str | None, typer.Option("--region", help="AWS region of the stack")]
 EndpointOpt = Annotated[
-    str | None, typer.Option("--endpoint-url", help="AWS endpoint override, e.g. http://127.0.0.1:5000")
+    str | None,
+    typer.Option("--endpoint-url", metavar="URL", help="AWS endpoint override, e.g. http://127.0.0.1:5000"),
 ]
 WORKFLOWS = {
     "triage": "TriageStateMachineArn",
     "isolate": "IsolateInstanceStateMachineArn",
     "release": "ReleaseInstanceStateMachineArn",
 }
+
+
+class Workflow(StrEnum):
+    triage = "triage"
+    isolate = "isolate"
+    release = "release"
+    all = "all"
+
+
 _OUTCOME_STYLE = {
     "isolated": "bold red",
     "released": "green",
@@ -66,38 +82,43 @@ def _started(value: Any) -> str:
 
 
 def executions_table(rows: list[dict[str, Any]]) -> Table:
+    """Every cell is ``safe.text``: an execution's input carries a finding from an instance."""
     t = Table(title="Response executions (newest first)")
     for col in ("started", "workflow", "finding", "instance", "decision", "outcome", "execution"):
         t.add_column(col, overflow="fold")
     for r in rows:
-        style = _OUTCOME_STYLE.get(str(r["outcome"]), "")
-        outcome = f"[{style}]{r['outcome']}[/]" if style else str(r["outcome"])
-        finding = r["findingType"] + (f" ({r['findingId'][:8]})" if r["findingId"] else "")
+        finding_id = str(r["findingId"] or "")
+        finding = str(r["findingType"]) + (f" ({finding_id[:8]})" if finding_id else "")
         t.add_row(
-            _started(r["started"]),
-            r["stateMachine"],
-            finding,
-            r["instanceId"],
-            str(r["decision"]),
-            outcome,
-            r["name"],
+            safe.text(_started(r["started"])),
+            safe.text(r["stateMachine"]),
+            safe.text(finding),
+            safe.text(r["instanceId"]),
+            safe.text(r["decision"]),
+            safe.text(r["outcome"], _OUTCOME_STYLE.get(str(r["outcome"]), "")),
+            safe.text(r["name"]),
         )
     return t
 
 
-@app.command("list")
+@app.command("list", cls=plainhelp.Command)
 def list_(
     stack: StackOpt = None,
     region: RegionOpt = None,
     endpoint_url: EndpointOpt = None,
-    limit: Annotated[int, typer.Option("--limit", min=1, max=1000)] = 20,
-    workflow: Annotated[str, typer.Option("--workflow", help="triage, isolate, release or all")] = "all",
+    limit: Annotated[int, typer.Option("--limit", metavar="N", min=1, max=1000)] = 20,
+    workflow: Annotated[
+        Workflow, typer.Option("--workflow", help="which workflow's executions")
+    ] = Workflow.all,
     as_json: Annotated[bool, typer.Option("--json", help="JSON lines instead of a table")] = False,
 ) -> None:
     """Recent executions with their finding, instance, decision and outcome."""
     t = _target(stack, region, endpoint_url)
-    keys = list(WORKFLOWS.values()) if workflow == "all" else [WORKFLOWS[workflow]]
-    rows = recent_executions(t.client("stepfunctions"), [t.output(k) for k in keys if k in t.outputs], limit)
+    keys = list(WORKFLOWS.values()) if workflow is Workflow.all else [WORKFLOWS[workflow.value]]
+    with aws_errors():
+        rows = recent_executions(
+            t.client("stepfunctions"), [t.output(k) for k in keys if k in t.outputs], limit
+        )
     if as_json:
         for r in rows:
             typer.echo(json.dumps({**r, "started": _started(r["started"])}))
@@ -108,20 +129,23 @@ def list_(
 def _answer(execution: str, approve: bool, by: str | None, reason: str, t: Target) -> None:
     arn = _execution_arn(t, execution)
     try:
-        answer_approval(
-            t.client("stepfunctions"), arn, approve=approve, by=by or getpass.getuser(), reason=reason
-        )
+        with aws_errors():
+            answer_approval(
+                t.client("stepfunctions"), arn, approve=approve, by=by or getpass.getuser(), reason=reason
+            )
     except NoPendingApproval as exc:
-        err.print(f"[red]{exc}[/]")
+        err.print(f"[red]{safe.markup(exc)}[/]")
         raise typer.Exit(1) from None
-    out.print(f"{'approved' if approve else 'denied'}: {arn}")
+    out.print(f"{'approved' if approve else 'denied'}: {safe.markup(arn)}")
 
 
-@app.command()
+@app.command(cls=plainhelp.Command)
 def approve(
     execution: Annotated[str, typer.Argument(help="Triage execution ARN or name")],
-    by: Annotated[str | None, typer.Option(help="who approves (default: your user name)")] = None,
-    reason: Annotated[str, typer.Option()] = "",
+    by: Annotated[
+        str | None, typer.Option(metavar="USER", help="who approves (default: your user name)")
+    ] = None,
+    reason: Annotated[str, typer.Option(metavar="TEXT", help="why (recorded in the execution history)")] = "",
     stack: StackOpt = None,
     region: RegionOpt = None,
     endpoint_url: EndpointOpt = None,
@@ -130,11 +154,13 @@ def approve(
     _answer(execution, True, by, reason, _target(stack, region, endpoint_url))
 
 
-@app.command()
+@app.command(cls=plainhelp.Command)
 def deny(
     execution: Annotated[str, typer.Argument(help="Triage execution ARN or name")],
-    reason: Annotated[str, typer.Option(help="why (recorded in the execution history)")] = "",
-    by: Annotated[str | None, typer.Option(help="who denies (default: your user name)")] = None,
+    reason: Annotated[str, typer.Option(metavar="TEXT", help="why (recorded in the execution history)")] = "",
+    by: Annotated[
+        str | None, typer.Option(metavar="USER", help="who denies (default: your user name)")
+    ] = None,
     stack: StackOpt = None,
     region: RegionOpt = None,
     endpoint_url: EndpointOpt = None,
@@ -144,16 +170,17 @@ def deny(
 
 
 def _start(t: Target, output: str, name: str, doc: dict[str, Any]) -> str:
-    arn = t.client("stepfunctions").start_execution(
-        stateMachineArn=t.output(output), name=name, input=json.dumps(doc)
-    )["executionArn"]
+    with aws_errors():
+        arn = t.client("stepfunctions").start_execution(
+            stateMachineArn=t.output(output), name=name, input=json.dumps(doc)
+        )["executionArn"]
     return str(arn)
 
 
-@app.command()
+@app.command(cls=plainhelp.Command)
 def isolate(
     instance_id: Annotated[str, typer.Argument()],
-    finding_id: Annotated[str, typer.Option("--finding-id")] = "manual",
+    finding_id: Annotated[str, typer.Option("--finding-id", metavar="ID")] = "manual",
     act: Annotated[
         bool, typer.Option("--act/--dry-run", help="change the instance (default: plan only)")
     ] = False,
@@ -176,13 +203,13 @@ def isolate(
             "requestedBy": f"cli:{who}",
         },
     )
-    out.print(f"started {'isolation' if act else 'dry run'}: {arn}")
+    out.print(f"started {'isolation' if act else 'dry run'}: {safe.markup(arn)}")
 
 
-@app.command()
+@app.command(cls=plainhelp.Command)
 def release(
     instance_id: Annotated[str, typer.Argument()],
-    finding_id: Annotated[str | None, typer.Option("--finding-id")] = None,
+    finding_id: Annotated[str | None, typer.Option("--finding-id", metavar="ID")] = None,
     stack: StackOpt = None,
     region: RegionOpt = None,
     endpoint_url: EndpointOpt = None,
@@ -192,6 +219,5 @@ def release(
     doc: dict[str, Any] = {"instanceId": instance_id, "requestedBy": f"cli:{getpass.getuser()}"}
     if finding_id:
         doc["findingId"] = finding_id
-    out.print(
-        f"started release: {_start(t, 'ReleaseInstanceStateMachineArn', f'release-{instance_id}-{int(time.time())}', doc)}"
-    )
+    arn = _start(t, "ReleaseInstanceStateMachineArn", f"release-{instance_id}-{int(time.time())}", doc)
+    out.print(f"started release: {safe.markup(arn)}")

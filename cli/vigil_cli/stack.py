@@ -1,13 +1,23 @@
-"""Finding a deployed stack's resources: CloudFormation outputs, or the offline stack's state file."""
+"""Finding a deployed stack's resources: CloudFormation outputs, or the offline stack's state file.
+
+Errors are ``SystemExit`` messages, which Python writes to stderr as they are: they pass through
+``safe.visible`` (a stack name or an AWS error can carry control characters)."""
 
 from __future__ import annotations
 
 import json
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import boto3
+import typer
+from botocore.exceptions import BotoCoreError, ClientError
+
+from vigil_cli import safe
+from vigil_cli.safe import visible
 
 LOCAL_STATE = Path("local/.state/stack.json")
 
@@ -25,9 +35,8 @@ class Target:
         try:
             return self.outputs[name]
         except KeyError:
-            raise SystemExit(
-                f"stack output {name!r} not found (have: {', '.join(sorted(self.outputs)) or 'none'})"
-            ) from None
+            have = ", ".join(sorted(self.outputs)) or "none"
+            raise SystemExit(visible(f"stack output {name!r} not found (have: {have})")) from None
 
 
 def resolve(stack: str | None, region: str | None, endpoint_url: str | None) -> Target:
@@ -44,6 +53,17 @@ def resolve(stack: str | None, region: str | None, endpoint_url: str | None) -> 
     try:
         desc = cfn.describe_stacks(StackName=stack)["Stacks"][0]
     except Exception as exc:
-        raise SystemExit(f"cannot read stack {stack!r}: {exc}") from None
+        raise SystemExit(visible(f"cannot read stack {stack!r}: {exc}")) from None
     outputs = {o["OutputKey"]: o["OutputValue"] for o in desc.get("Outputs", [])}
     return Target(reg, endpoint_url, outputs)
+
+
+@contextmanager
+def aws_errors() -> Iterator[None]:
+    """An AWS error (no such execution, invalid name, no credentials, endpoint unreachable) is one
+    escaped line on stderr and exit status 1, not a traceback: its message quotes what was asked."""
+    try:
+        yield
+    except (ClientError, BotoCoreError) as exc:
+        safe.console(stderr=True).print(f"[red]error:[/] {safe.markup(exc)}", highlight=False)
+        raise typer.Exit(1) from None

@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import datetime as dt
 import json
-import sys
 from pathlib import Path
 from typing import Annotated, Any
 
@@ -20,10 +19,11 @@ from rich.table import Table
 
 from vigil import usage as core
 from vigil_aws.usage import first_day, usage_items
+from vigil_cli import safe
 from vigil_cli.stack import resolve
 
 MODEL = Path(__file__).resolve().parent / "usage_model.json"
-out = Console(width=None if sys.stdout.isatty() else 160)
+out = safe.console()
 
 
 def load_rates(path: Path = MODEL) -> core.StackRates:
@@ -70,7 +70,7 @@ def show(ddb: Any, coverage_table: str, days: int, console: Console) -> core.Usa
     for col in ("instance", "vCPUs", "heartbeats", "vCPU-hours"):
         t.add_column(col, justify="left" if col == "instance" else "right")
     for i in est.instances:
-        t.add_row(i.instance_id, str(i.vcpus), str(i.heartbeats), f"{i.vcpu_hours:,.2f}")
+        t.add_row(safe.text(i.instance_id), str(i.vcpus), str(i.heartbeats), f"{i.vcpu_hours:,.2f}")
     console.print(t)
     per_q = rates.usd_per_vcpu_hour_quiet * core.HOURS_PER_MONTH
     per_b = rates.usd_per_vcpu_hour_busy * core.HOURS_PER_MONTH

@@ -1,4 +1,10 @@
-"""Running ``vigil-agent --stdout`` as a subprocess and waiting for the events a test caused."""
+"""Running ``vigil-agent --stdout`` as a subprocess and waiting for the events a test caused.
+
+Events are kept as the agent wrote them (fields at their default omitted: tests check that), except
+heartbeats, which are read the way every consumer reads them (docs/wire-format.md: absent means
+default): decoded by the wire contract, with every field present, so a degraded agent's "no sensor
+active" is an explicit ``sensors_active == []``.
+"""
 
 from __future__ import annotations
 
@@ -11,8 +17,31 @@ import time
 import uuid
 from collections.abc import Callable
 from pathlib import Path
+from typing import Any
+
+import msgspec
+
+from vigil import wire
 
 ROOT = Path(__file__).resolve().parents[2]
+
+
+def heartbeat_as_read(line: bytes) -> dict[str, Any]:
+    """A heartbeat line decoded by the wire contract, every field present (defaults applied)."""
+    hb = wire.decode_line(line.rstrip(b"\r\n"))
+    if not isinstance(hb, wire.Heartbeat):
+        raise ValueError(f"not a heartbeat: {type(hb).__name__}")
+    return {"kind": "heartbeat", **_every_field(hb)}
+
+
+def _every_field(value: Any) -> Any:
+    if isinstance(value, msgspec.Struct):
+        return {f.encode_name: _every_field(getattr(value, f.name)) for f in msgspec.structs.fields(value)}
+    if isinstance(value, dict):
+        return {k: _every_field(v) for k, v in value.items()}
+    if isinstance(value, list | tuple):
+        return [_every_field(v) for v in value]
+    return value
 
 
 def kernel_skip_reason() -> str | None:
@@ -45,7 +74,9 @@ class RunningAgent:
             if line.strip():
                 try:
                     ev = json.loads(line)
-                except ValueError:  # a cut line: the stream lost data (checked at teardown)
+                    if ev.get("kind") == "heartbeat":
+                        ev = heartbeat_as_read(line)
+                except (ValueError, msgspec.ValidationError):  # a cut line (checked at teardown)
                     self.bad_lines.append(line[:200])
                     continue
                 with self.lock:
@@ -70,8 +101,15 @@ class RunningAgent:
                 break
             time.sleep(0.05)
         tail = "".join(self.stderr[-20:])
+        hbs = self.all(lambda e: e["kind"] == "heartbeat")
+        health = (
+            f"; last heartbeat: cpu {hbs[-1]['cpu_percent']}%, shedding {hbs[-1]['degraded']}, "
+            f"counters {hbs[-1]['counters']}"
+            if hbs
+            else ""
+        )
         raise AssertionError(
-            f"no {what} from the agent (saw {len(self.events)} events); agent stderr:\n{tail}"
+            f"no {what} from the agent (saw {len(self.events)} events{health}); agent stderr:\n{tail}"
         )
 
     def all(self, pred: Callable[[dict], bool]) -> list[dict]:
