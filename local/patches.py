@@ -146,6 +146,21 @@ def _start_execution(account: str, region: str, arn: str, payload: Any) -> None:
     )
 
 
+def _api_logging(cfn: Any) -> dict[str, Any] | None:
+    """CloudFormation's LoggingConfiguration (PascalCase) as the Step Functions API spells it."""
+    if not isinstance(cfn, dict):
+        return None
+    return {
+        "level": cfn.get("Level", "OFF"),
+        "includeExecutionData": bool(cfn.get("IncludeExecutionData", False)),
+        "destinations": [
+            {"cloudWatchLogsLogGroup": {"logGroupArn": d["CloudWatchLogsLogGroup"]["LogGroupArn"]}}
+            for d in cfn.get("Destinations", [])
+            if isinstance(d, dict) and "CloudWatchLogsLogGroup" in d
+        ],
+    }
+
+
 def cfn_state_machines_executable() -> None:
     """Gap: state machines created by CloudFormation ignore ``DefinitionSubstitutions`` (the stored
     definition still holds ``${Name}``) and land in the non-executing Step Functions backend, so
@@ -154,7 +169,8 @@ def cfn_state_machines_executable() -> None:
     The CloudFormation hook applies the substitutions and creates the machine in whichever
     backend the API serves (the executing one when ``execute_state_machine`` is on). Also
     ``!GetAtt Machine.Arn`` (valid CloudFormation) is refused by moto ("does not support
-    attribute type Arn"); it resolves to the ARN here.
+    attribute type Arn"); it resolves to the ARN here. moto's own hook also drops
+    ``LoggingConfiguration`` (the machine reports level OFF); this one passes it on.
     """
     from moto.stepfunctions.models import StateMachine
     from moto.stepfunctions.responses import get_backend
@@ -176,7 +192,11 @@ def cfn_state_machines_executable() -> None:
             definition = definition.replace("${" + key + "}", str(value))
         tags = cfn_to_api_tags(props.get("Tags", []))
         return get_backend(account_id, region_name).create_state_machine(
-            props.get("StateMachineName", resource_name), definition, props.get("RoleArn", ""), tags=tags
+            props.get("StateMachineName", resource_name),
+            definition,
+            props.get("RoleArn", ""),
+            tags=tags,
+            loggingConfiguration=_api_logging(props.get("LoggingConfiguration")),
         )
 
     def delete_from_cloudformation_json(

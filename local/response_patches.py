@@ -1,6 +1,6 @@
 """moto 5.2.5 gaps that the response workflows hit (Step Functions interpreter, CloudFormation).
 
-Three small fixes, applied by ``apply()`` (idempotent) and undone by ``undo()``; each has a test
+Seven small fixes, applied by ``apply()`` (idempotent) and undone by ``undo()``; each has a test
 in tests/response/test_response_moto_gaps.py that fails once moto fixes the gap (then delete the patch):
 
 1. ``arn:aws:states:::states:startExecution(.sync:2)`` is unusable: moto's optimised Step
@@ -16,6 +16,23 @@ in tests/response/test_response_moto_gaps.py that fails once moto fixes the gap 
    CloudFormation, and the only way to put a numeric parameter into a numeric filter, see
    TriageRule in template.yaml) is JSON-encoded a second time by moto and fails the stack with
    ``AttributeError: 'str' object has no attribute 'items'``. The fix parses the string first.
+4. EC2 tags: moto counts them (50 per resource) but takes keys and values of any length, where
+   EC2 rejects a key over 128 or a value over 256 characters with ``InvalidParameterValue``. A
+   record kept in a tag that grows with the instance (13 security-group ids) fails on AWS and
+   passed on moto; the fix checks the lengths in moto's one tag store
+   (``TagBackend.create_tags``, which CreateTags and every TagSpecifications go through).
+5. A CloudFormation ``AWS::IAM::ManagedPolicy`` whose ``PolicyDocument`` is a JSON *string*
+   (valid: the property is of type Json; the only way to put a parameter into a condition *key*,
+   see IsolationProtectedTagGuard in template.yaml) is JSON-encoded a second time by moto and
+   fails the stack with ``MalformedPolicyDocument: Syntax errors in policy``. The fix parses the
+   string first, as patch 3 does for an EventPattern.
+6. A CloudFormation ``AWS::Logs::LogGroup``'s ``KmsKeyId`` is dropped (moto passes the
+   PascalCase properties to a model that reads ``kmsKeyId``): the group is created unencrypted.
+   The fix passes the key on (the log groups of the whole stack, response's included).
+7. A CloudFormation ``AWS::KMS::Key``'s ``KeyPolicy`` (a JSON object in a template) is stored as
+   a dict where the KMS API stores a JSON string, so every later call that checks the key policy
+   (DescribeKey, Encrypt ...) fails with a 500 (``json.loads`` of a dict). The fix stores it as
+   the API would.
 """
 
 from __future__ import annotations
@@ -41,6 +58,30 @@ def _sdk_module() -> Any:
     )
 
     return state_task_service_aws_sdk
+
+
+TAG_KEY_MAX = 128
+TAG_VALUE_MAX = 256
+
+
+def _tag_lengths_checked(orig: Any) -> Any:
+    def create_tags(self: Any, resource_ids: list[str], tags: dict[str, str]) -> bool:
+        from moto.ec2.exceptions import EC2ClientError
+
+        for key, value in tags.items():
+            if len(key) > TAG_KEY_MAX:
+                raise EC2ClientError(
+                    "InvalidParameterValue",
+                    f"Tag key exceeds the maximum length of {TAG_KEY_MAX} characters: {key[:40]}...",
+                )
+            if value is not None and len(value) > TAG_VALUE_MAX:
+                raise EC2ClientError(
+                    "InvalidParameterValue",
+                    f"Tag value exceeds the maximum length of {TAG_VALUE_MAX} characters (tag {key})",
+                )
+        return bool(orig(self, resource_ids, tags))
+
+    return create_tags
 
 
 def apply() -> None:
@@ -93,6 +134,56 @@ def apply() -> None:
 
     Rule.create_from_cloudformation_json = classmethod(create_from_cloudformation_json)  # type: ignore[method-assign,assignment]
 
+    from moto.iam.models import ManagedPolicy
+
+    _saved["policy_cfn"] = ManagedPolicy.__dict__["create_from_cloudformation_json"]
+    orig_policy = ManagedPolicy.create_from_cloudformation_json  # bound classmethod
+
+    def policy_from_cloudformation_json(
+        cls: Any, resource_name: str, cloudformation_json: Any, *args: Any, **kwargs: Any
+    ) -> Any:
+        props = cloudformation_json.get("Properties") or {}
+        if isinstance(props.get("PolicyDocument"), str):
+            props["PolicyDocument"] = json.loads(props["PolicyDocument"])
+        return orig_policy(resource_name, cloudformation_json, *args, **kwargs)
+
+    ManagedPolicy.create_from_cloudformation_json = classmethod(policy_from_cloudformation_json)  # type: ignore[method-assign,assignment]
+
+    from moto.kms.models import Key
+
+    _saved["kms_key_cfn"] = Key.__dict__["create_from_cloudformation_json"]
+    orig_key = Key.create_from_cloudformation_json  # bound classmethod
+
+    def key_from_cloudformation_json(
+        cls: Any, resource_name: str, cloudformation_json: Any, *args: Any, **kwargs: Any
+    ) -> Any:
+        props = cloudformation_json.get("Properties") or {}
+        if isinstance(props.get("KeyPolicy"), dict):
+            props["KeyPolicy"] = json.dumps(props["KeyPolicy"])
+        return orig_key(resource_name, cloudformation_json, *args, **kwargs)
+
+    Key.create_from_cloudformation_json = classmethod(key_from_cloudformation_json)  # type: ignore[method-assign,assignment]
+
+    from moto.logs.models import LogGroup
+
+    _saved["log_group_cfn"] = LogGroup.__dict__["create_from_cloudformation_json"]
+    orig_log_group = LogGroup.create_from_cloudformation_json  # bound classmethod
+
+    def log_group_from_cloudformation_json(
+        cls: Any, resource_name: str, cloudformation_json: Any, *args: Any, **kwargs: Any
+    ) -> Any:
+        props = cloudformation_json.get("Properties") or {}
+        if "KmsKeyId" in props:
+            props["kmsKeyId"] = props.pop("KmsKeyId")
+        return orig_log_group(resource_name, cloudformation_json, *args, **kwargs)
+
+    LogGroup.create_from_cloudformation_json = classmethod(log_group_from_cloudformation_json)  # type: ignore[method-assign,assignment]
+
+    from moto.ec2.models.tags import TagBackend
+
+    _saved["create_tags"] = TagBackend.create_tags
+    TagBackend.create_tags = _tag_lengths_checked(TagBackend.create_tags)  # type: ignore[method-assign]
+
 
 def undo() -> None:
     if not _saved:
@@ -106,3 +197,15 @@ def undo() -> None:
     from moto.events.models import Rule
 
     Rule.create_from_cloudformation_json = _saved.pop("rule_cfn")  # type: ignore[method-assign]
+    from moto.iam.models import ManagedPolicy
+
+    ManagedPolicy.create_from_cloudformation_json = _saved.pop("policy_cfn")  # type: ignore[method-assign]
+    from moto.kms.models import Key
+
+    Key.create_from_cloudformation_json = _saved.pop("kms_key_cfn")  # type: ignore[method-assign]
+    from moto.logs.models import LogGroup
+
+    LogGroup.create_from_cloudformation_json = _saved.pop("log_group_cfn")  # type: ignore[method-assign]
+    from moto.ec2.models.tags import TagBackend
+
+    TagBackend.create_tags = _saved.pop("create_tags")  # type: ignore[method-assign]

@@ -1,7 +1,8 @@
 """IsolationGroupsFunction: the untrack and isolation security groups of each VPC in the plan.
 
 Trigger: the IsolateInstance state machine ("Ensure isolation groups" task).
-Reads:   ``interfaces`` of the plan (interfaceId, vpcId); DescribeSecurityGroups.
+Reads:   ``interfaces`` of the plan (interfaceId, vpcId); DescribeSecurityGroups (Vigil's groups
+         are the ones with the ``vigil:role`` tag set at creation; IAM allows changes on no other).
 Writes:  creates ``vigil-untrack`` (allow-all both ways) and ``vigil-isolation`` (no rules) once
          per VPC (CreateSecurityGroup, Authorize*/Revoke*); returns each interface with the two
          group ids of its VPC, for the two modify steps that follow.

@@ -3,9 +3,11 @@
 Trigger: the IsolateInstance state machine ("Plan isolation" task), after its describe steps.
 Reads:   the isolation request (findingId, instanceId, dryRun, ...) and ``observed``
          (DescribeInstances, DescribeNetworkInterfaces, DescribeAutoScalingInstances,
-         DescribeInstanceAttribute disableApiTermination).
-Writes:  nothing; returns the plan (vigil.response.plan.isolation_plan). The workflow logs it and
-         stops there in dry-run mode.
+         DescribeInstanceAttribute disableApiTermination, and the isolation record of an earlier
+         run from ResponseTable).
+Writes:  nothing; returns the plan (vigil.response.plan.isolation_plan), including the
+         ResponseTable UpdateItem that records the originals. The workflow logs it and stops
+         there in dry-run mode.
 """
 
 from __future__ import annotations

@@ -2,7 +2,8 @@
 
 Trigger: the ReleaseInstance state machine ("Plan release" task), after its describe steps.
 Reads:   the release request (instanceId, findingId?) and ``observed`` (DescribeInstances,
-         DescribeNetworkInterfaces with the ``vigil:original-sgs`` tags written by isolation).
+         DescribeNetworkInterfaces, and the isolation record isolation wrote to ResponseTable;
+         the legacy ``vigil:original-sgs`` tags of older releases as a fallback).
 Writes:  nothing; returns the plan (vigil.response.plan.release_plan).
 """
 

@@ -152,15 +152,15 @@ def run_response_demo(
         say(f"    - {reason}")
     if out.get("isolationExecution"):
         say(f"  isolation execution: {out['isolationExecution'].rsplit(':', 1)[-1]}")
-    if before is None:  # reconstruct from what isolation recorded on each interface
+    if before is None:  # reconstruct from the isolation record (ResponseTable)
         ec2 = _client(session, "ec2", endpoint_url)
-        enis = ec2.describe_network_interfaces(
-            Filters=[{"Name": "attachment.instance-id", "Values": [instance_id]}]
+        item = _client(session, "dynamodb", endpoint_url).get_item(
+            TableName=outputs["ResponseTableName"], Key={"pk": {"S": f"isolation#{instance_id}"}}
         )
+        recorded = (item.get("Item") or {}).get("originalGroups", {}).get("M", {})
         before = {}
-        for e in enis["NetworkInterfaces"]:
-            tag = {t["Key"]: t["Value"] for t in e.get("TagSet", [])}.get("vigil:original-sgs", "")
-            ids = [g for g in tag.split(",") if g]
+        for eni, value in recorded.items():
+            ids = [g["S"] for g in value.get("L", [])]
             names = (
                 {
                     g["GroupId"]: g["GroupName"]
@@ -169,7 +169,7 @@ def run_response_demo(
                 if ids
                 else {}
             )
-            before[e["NetworkInterfaceId"]] = sorted((g, names.get(g, "?")) for g in ids)
+            before[eni] = sorted((g, names.get(g, "?")) for g in ids)
         _show(say, "security groups before (as recorded by isolation):", before)
     else:
         _show(say, "security groups before:", before)

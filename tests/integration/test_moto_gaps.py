@@ -187,6 +187,42 @@ def test_cfn_state_machines_ignore_substitutions_and_cannot_execute() -> None:
     )
 
 
+def test_cfn_state_machine_logging_configuration_is_dropped() -> None:
+    """Gap closed by patches.cfn_state_machines_executable (it passes LoggingConfiguration on)."""
+    from moto.stepfunctions.models import stepfunctions_backends
+
+    def deploy(stack: str) -> None:
+        props = {
+            "StateMachineName": stack,
+            "RoleArn": f"arn:aws:iam::{ACCOUNT}:role/sfn",
+            "DefinitionString": json.dumps({"StartAt": "A", "States": {"A": {"Type": "Succeed"}}}),
+            "LoggingConfiguration": {
+                "Level": "ERROR",
+                "IncludeExecutionData": False,
+                "Destinations": [
+                    {"CloudWatchLogsLogGroup": {"LogGroupArn": "arn:aws:logs:x:1:log-group:g:*"}}
+                ],
+            },
+        }
+        boto3.client("cloudformation", region_name=REGION).create_stack(
+            StackName=stack,
+            TemplateBody=json.dumps(
+                {"Resources": {"M": {"Type": "AWS::StepFunctions::StateMachine", "Properties": props}}}
+            ),
+        )
+
+    deploy("unpatched")
+    [machine] = stepfunctions_backends[ACCOUNT][REGION].state_machines
+    assert machine.loggingConfiguration == {"level": "OFF"}  # fails once moto keeps it
+    patches.cfn_state_machines_executable()
+    deploy("patched")
+    sfn = boto3.client("stepfunctions", region_name=REGION)
+    [listed] = [m for m in sfn.list_state_machines()["stateMachines"] if m["name"] == "patched"]
+    cfg = sfn.describe_state_machine(stateMachineArn=listed["stateMachineArn"])["loggingConfiguration"]
+    assert cfg["level"] == "ERROR" and cfg["includeExecutionData"] is False
+    assert cfg["destinations"][0]["cloudWatchLogsLogGroup"]["logGroupArn"].endswith("log-group:g:*")
+
+
 def test_ref_of_an_event_bus_breaks_create_stack() -> None:
     """Why template.yaml uses !GetAtt FindingsBus.Name / .Arn, never !Ref FindingsBus."""
     template = {

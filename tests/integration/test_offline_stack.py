@@ -83,6 +83,26 @@ def test_the_stack_is_deployed_from_template_yaml_and_announced(stack: LocalStac
     assert fn["Environment"]["Variables"]["FINDING_PUBLISHING_FREQUENCY"] == "FIFTEEN_MINUTES"
 
 
+def test_logs_are_kms_encrypted_and_the_workflows_log(stack: LocalStack) -> None:
+    # THEN every log group of the stack carries the stack's customer-managed key
+    logs = stack.client("logs")
+    groups = logs.describe_log_groups()["logGroups"]
+    ours = [g for g in groups if "vigil-test" in g["logGroupName"]]
+    assert len(ours) >= 10, [g["logGroupName"] for g in groups]  # 7 functions + 3 state machines
+    keys = {g.get("kmsKeyId") for g in ours}
+    assert len(keys) == 1 and None not in keys, keys
+    (key_arn,) = keys
+    meta = stack.client("kms").describe_key(KeyId=str(key_arn))["KeyMetadata"]
+    assert meta["KeyManager"] == "CUSTOMER" and meta["Enabled"]
+    # AND the three state machines log (events only, no execution data) to their own group
+    sfn = stack.client("stepfunctions")
+    for m in sfn.list_state_machines()["stateMachines"]:
+        cfg = sfn.describe_state_machine(stateMachineArn=m["stateMachineArn"])["loggingConfiguration"]
+        assert cfg["level"] == "ALL" and cfg["includeExecutionData"] is False, (m["name"], cfg)
+        [dest] = cfg["destinations"]
+        assert "/aws/vendedlogs/states/vigil-test-" in dest["cloudWatchLogsLogGroup"]["logGroupArn"]
+
+
 def test_recorded_attacks_become_findings_on_the_bus(stack: LocalStack, tap: str) -> None:
     """Delivery, not speed: the latency goal is measured by `make demo` (docs/benchmarks.md); a
     timed assert here failed CI on a busy runner (5.04 s against a 5 s bound, cold starts in)."""

@@ -10,6 +10,9 @@ instances, so tests never share the resources they assert on.
 - moto's Step Functions gaps (startExecution.sync:2, EC2 error names): ``local.response_patches``.
 - Throttling: ``throttle(method, times)`` makes moto's EC2 backend raise RequestLimitExceeded
   the first ``times`` calls of ``method`` (see test_isolate.py).
+- Tags: ``tag_writes`` records every tag written to EC2 (CreateTags and TagSpecifications alike),
+  for assertions against EC2's limits (moto checks the count only; local.response_patches adds
+  the lengths, this records what was asked).
 """
 
 from __future__ import annotations
@@ -135,6 +138,20 @@ class Stack:
             )["Snapshots"]
         )
 
+    def isolation_record(self, instance_id: str) -> dict[str, Any] | None:
+        """The isolation record in ResponseTable (originals per interface), plain values."""
+        from boto3.dynamodb.types import TypeDeserializer
+
+        item = (
+            self.client("dynamodb")
+            .get_item(TableName=self.response_table, Key={"pk": {"S": f"isolation#{instance_id}"}})
+            .get("Item")
+        )
+        if item is None:
+            return None
+        d = TypeDeserializer()
+        return {k: d.deserialize(v) for k, v in item.items()}
+
     def group_names(self, group_ids: list[str]) -> list[str]:
         sgs = self.client("ec2").describe_security_groups(GroupIds=group_ids)["SecurityGroups"]
         return sorted(g["GroupName"] for g in sgs)
@@ -220,8 +237,12 @@ class Stack:
 
     def clear_budget(self) -> None:
         ddb = self.client("dynamodb")
-        for item in ddb.scan(TableName=self.response_table)["Items"]:
+        for item in self.budget_items():
             ddb.delete_item(TableName=self.response_table, Key={"pk": item["pk"]})
+
+    def budget_items(self) -> list[dict[str, Any]]:
+        items = self.client("dynamodb").scan(TableName=self.response_table)["Items"]
+        return [i for i in items if i["pk"]["S"].startswith("isolation-budget#")]
 
 
 def finding(
@@ -395,3 +416,26 @@ def throttle(monkeypatch: pytest.MonkeyPatch) -> Any:
         return calls
 
     return install
+
+
+@dataclass
+class TagWrite:
+    resource_id: str
+    key: str
+    value: str
+
+
+@pytest.fixture
+def tag_writes(monkeypatch: pytest.MonkeyPatch) -> list[TagWrite]:
+    """Every tag EC2 is asked to write during the test, in order (whatever the outcome)."""
+    from moto.ec2.models.tags import TagBackend
+
+    writes: list[TagWrite] = []
+    original = TagBackend.create_tags
+
+    def recording(self: Any, resource_ids: list[str], tags: dict[str, str]) -> bool:
+        writes.extend(TagWrite(r, k, v) for r in resource_ids for k, v in tags.items())
+        return bool(original(self, resource_ids, tags))
+
+    monkeypatch.setattr(TagBackend, "create_tags", recording)
+    return writes

@@ -10,7 +10,11 @@ import json
 import uuid
 
 import pytest
-from response_harness import PROTECTED_TAG, Stack
+from response_harness import PROTECTED_TAG, Stack, TagWrite
+
+# EC2's tag limits, stated here independently of the code under test
+# (https://docs.aws.amazon.com/AWSEC2/latest/UserGuide/Using_Tags.html#tag-restrictions).
+TAG_KEY_MAX, TAG_VALUE_MAX, TAGS_PER_RESOURCE_MAX = 128, 256, 50
 
 pytestmark = pytest.mark.integration
 
@@ -57,9 +61,17 @@ def test_isolation_snapshots_records_protects_and_cuts_traffic(stack: Stack) -> 
     assert stack.group_names(sorted(isolation_ids)) == ["vigil-isolation"]
     sg = stack.client("ec2").describe_security_groups(GroupIds=sorted(isolation_ids))["SecurityGroups"][0]
     assert sg["IpPermissions"] == [] and sg["IpPermissionsEgress"] == []
-    # AND the original groups are recorded per interface (tags and the findings table)
+    # AND the original groups are recorded per interface (ResponseTable and the findings table),
+    # the interfaces and the instance only point at the record
+    record = stack.isolation_record(iid)
+    assert record is not None
+    assert {eni: sorted(g) for eni, g in record["originalGroups"].items()} == before
+    assert record["originalTerminationProtection"] is False and record["findingId"] == req["findingId"]
     tags = stack.interface_tags(iid)
-    assert {eni: sorted(t["vigil:original-sgs"].split(",")) for eni, t in tags.items()} == before
+    assert {eni: t["vigil:isolation-record"] for eni, t in tags.items()} == dict.fromkeys(
+        before, f"isolation#{iid}"
+    )
+    assert all("vigil:original-sgs" not in t for t in tags.values())
     item = stack.finding_item(req["findingId"])
     assert {k: sorted(v) for k, v in json.loads(item["originalSecurityGroups"]).items()} == before
     assert item["responseStatus"] == "ISOLATED"
@@ -72,7 +84,9 @@ def test_isolation_snapshots_records_protects_and_cuts_traffic(stack: Stack) -> 
     assert itags["vigil:finding-id"] == req["findingId"]
     assert itags["vigil:isolation-state"] == "isolated"
     assert itags["vigil:isolated-at"].endswith("Z")
-    assert itags["vigil:original-termination-protection"] == "false"
+    assert itags["vigil:isolation-record"] == f"isolation#{iid}"
+    assert "vigil:original-termination-protection" not in itags
+    assert d["outputDoc"]["bookkeeping"] == {}
 
 
 def _snapshot_of(stack: Stack, iid: str, finding_id: str) -> dict:
@@ -152,9 +166,9 @@ def test_exhausted_retries_are_caught_and_recorded_on_the_finding(stack: Stack, 
     assert "untrack" in json.loads(item["responseError"])
     # AND the recorded originals survive for a retry or a release
     assert stack.groups_by_interface(iid) == original
-    assert {
-        e: sorted(t["vigil:original-sgs"].split(",")) for e, t in stack.interface_tags(iid).items()
-    } == original
+    record = stack.isolation_record(iid)
+    assert record is not None
+    assert {e: sorted(g) for e, g in record["originalGroups"].items()} == original
 
 
 def test_dry_run_logs_the_plan_and_changes_nothing(stack: Stack) -> None:
@@ -215,8 +229,7 @@ def test_budget_counts_isolations_atomically(stack: Stack) -> None:
     stack.clear_budget()
     for _ in range(2):
         assert isolate(stack, stack.instance(groups=[[stack.security_group("a")]]))["outcome"] == "isolated"
-    items = stack.client("dynamodb").scan(TableName=stack.response_table)["Items"]
-    assert sum(int(i["isolations"]["N"]) for i in items) == 2
+    assert sum(int(i["isolations"]["N"]) for i in stack.budget_items()) == 2
 
 
 def test_auto_scaling_group_member_is_detached_without_losing_capacity(stack: Stack) -> None:
@@ -276,8 +289,9 @@ def test_release_restores_the_exact_groups_per_interface_and_protection(stack: S
     assert stack.termination_protection(iid) is False
     tags = stack.instance_tags(iid)
     assert tags["vigil:isolation-state"] == "released" and "vigil:released-at" in tags
-    assert "vigil:original-termination-protection" not in tags
-    assert all("vigil:original-sgs" not in t for t in stack.interface_tags(iid).values())
+    assert "vigil:original-termination-protection" not in tags and "vigil:isolation-record" not in tags
+    assert all("vigil:isolation-record" not in t for t in stack.interface_tags(iid).values())
+    assert stack.isolation_record(iid) is None  # a later isolation records the groups of that day
     assert stack.finding_item(req["findingId"])["responseStatus"] == "RELEASED"
     # AND a second release has nothing to do
     again = stack.run("ReleaseInstance", {"instanceId": iid, "requestedBy": "test"})
@@ -291,3 +305,135 @@ def test_release_keeps_termination_protection_that_was_on_before(stack: Stack) -
     assert isolate(stack, iid)["outcome"] == "isolated"
     assert stack.run("ReleaseInstance", {"instanceId": iid})["outputDoc"]["outcome"] == "released"
     assert stack.termination_protection(iid) is True
+
+
+def _within_ec2_tag_limits(stack: Stack, writes: list[TagWrite]) -> list[str]:
+    """Every tag written checked against EC2's limits, which moto does not fully enforce."""
+    problems = [f"{w.resource_id}: key {w.key!r} > {TAG_KEY_MAX}" for w in writes if len(w.key) > TAG_KEY_MAX]
+    problems += [
+        f"{w.resource_id}: {w.key}={w.value[:30]}... is {len(w.value)} > {TAG_VALUE_MAX} characters"
+        for w in writes
+        if w.value is not None and len(w.value) > TAG_VALUE_MAX
+    ]
+    resources = sorted({w.resource_id for w in writes})
+    for rid in resources:
+        n = len(stack.client("ec2").describe_tags(Filters=[{"Name": "resource-id", "Values": [rid]}])["Tags"])
+        if n > TAGS_PER_RESOURCE_MAX:
+            problems.append(f"{rid}: {n} tags > {TAGS_PER_RESOURCE_MAX}")
+    return problems
+
+
+def test_sixteen_groups_on_each_of_several_interfaces_isolate_and_release_exactly(
+    stack: Stack, tag_writes: list[TagWrite]
+) -> None:
+    # GIVEN an instance with three interfaces of 16 security groups each (EC2's maximum per
+    # interface: 16 ids joined are 335 characters, more than a tag value holds)
+    groups = [[stack.security_group(f"g{n}-{k}") for k in range(16)] for n in range(3)]
+    iid = stack.instance(groups=groups)
+    before = stack.groups_by_interface(iid)
+    assert sorted(len(g) for g in before.values()) == [16, 16, 16]
+    req = request(iid)
+    stack.store_finding(
+        {
+            "id": req["findingId"],
+            "type": req["findingType"],
+            "resource": {"instanceDetails": {"instanceId": iid}},
+        }
+    )
+    # WHEN it is isolated, then released
+    isolated = stack.run("IsolateInstance", req)
+    after_isolation = stack.groups_by_interface(iid)
+    record = stack.isolation_record(iid)
+    released = stack.run("ReleaseInstance", {"instanceId": iid, "requestedBy": "test"})
+
+    # THEN every tag Vigil wrote fits EC2's limits (key <= 128, value <= 256, <= 50 per resource)
+    assert tag_writes, "isolation wrote no tags at all"
+    assert _within_ec2_tag_limits(stack, tag_writes) == []
+    # AND isolation cut traffic on every interface, with nothing left to bookkeeping errors
+    assert isolated["status"] == "SUCCEEDED", isolated
+    assert isolated["outputDoc"]["outcome"] == "isolated"
+    assert isolated["outputDoc"]["bookkeeping"] == {}
+    assert {stack.group_names(g)[0] for g in after_isolation.values()} == {"vigil-isolation"}
+    assert all(len(g) == 1 for g in after_isolation.values())
+    # AND the table held all 48 originals, interface by interface
+    assert record is not None
+    assert {e: sorted(g) for e, g in record["originalGroups"].items()} == before
+    # AND release restored exactly those groups on each interface
+    assert released["status"] == "SUCCEEDED", released
+    assert released["outputDoc"]["outcome"] == "released"
+    assert stack.groups_by_interface(iid) == before
+
+
+def test_bookkeeping_that_fails_after_the_cut_never_fails_the_isolation(stack: Stack) -> None:
+    # GIVEN an instance whose interface already carries EC2's 50 tags (no room for a pointer)
+    iid = stack.instance(groups=[[stack.security_group("a"), stack.security_group("b")]])
+    before = stack.groups_by_interface(iid)
+    (eni,) = before
+    stack.client("ec2").create_tags(
+        Resources=[eni], Tags=[{"Key": f"owner-tag-{n}", "Value": "x"} for n in range(TAGS_PER_RESOURCE_MAX)]
+    )
+    req = request(iid)
+    stack.store_finding(
+        {
+            "id": req["findingId"],
+            "type": req["findingType"],
+            "resource": {"instanceDetails": {"instanceId": iid}},
+        }
+    )
+    # WHEN it is isolated
+    d = stack.run("IsolateInstance", req)
+    # THEN traffic is cut and the execution succeeds, naming the bookkeeping step that failed
+    assert d["status"] == "SUCCEEDED", d
+    assert d["outputDoc"]["outcome"] == "isolated"
+    assert list(d["outputDoc"]["bookkeeping"]) == ["pointInterfaces"]
+    assert "maximum number of Tags" in json.dumps(d["outputDoc"]["bookkeeping"])
+    assert [stack.group_names(g) for g in stack.groups_by_interface(iid).values()] == [["vigil-isolation"]]
+    item = stack.finding_item(req["findingId"])
+    assert item["responseStatus"] == "ISOLATED"
+    assert "pointInterfaces" in json.loads(item["responseBookkeeping"])
+    # AND release still restores the groups from the table
+    assert stack.run("ReleaseInstance", {"instanceId": iid})["outputDoc"]["outcome"] == "released"
+    assert stack.groups_by_interface(iid) == before
+
+
+def test_release_of_an_isolation_recorded_in_legacy_tags(stack: Stack) -> None:
+    # GIVEN an instance isolated by an older Vigil: originals in vigil:original-sgs tags, no record
+    iid = stack.instance(groups=[[stack.security_group("a"), stack.security_group("b")]])
+    before = stack.groups_by_interface(iid)
+    assert isolate(stack, iid)["outcome"] == "isolated"
+    stack.client("dynamodb").delete_item(
+        TableName=stack.response_table, Key={"pk": {"S": f"isolation#{iid}"}}
+    )
+    ec2 = stack.client("ec2")
+    for eni, groups in before.items():
+        ec2.create_tags(Resources=[eni], Tags=[{"Key": "vigil:original-sgs", "Value": ",".join(groups)}])
+    ec2.create_tags(
+        Resources=[iid], Tags=[{"Key": "vigil:original-termination-protection", "Value": "false"}]
+    )
+    # WHEN it is released
+    d = stack.run("ReleaseInstance", {"instanceId": iid})
+    # THEN the legacy records are honoured and removed
+    assert d["outputDoc"]["outcome"] == "released", d
+    assert stack.groups_by_interface(iid) == before
+    assert stack.termination_protection(iid) is False
+    assert all("vigil:original-sgs" not in t for t in stack.interface_tags(iid).values())
+    assert "vigil:original-termination-protection" not in stack.instance_tags(iid)
+
+
+def test_a_group_with_vigils_name_but_not_its_tag_is_never_used(stack: Stack) -> None:
+    from vigil_aws.response import ForeignGroupError, ensure_isolation_groups
+
+    # GIVEN a VPC where someone created an open "vigil-isolation" group (without vigil:role)
+    ec2 = stack.client("ec2")
+    vpc = ec2.create_vpc(CidrBlock="10.30.0.0/16")["Vpc"]["VpcId"]
+    squat = ec2.create_security_group(GroupName="vigil-isolation", Description="x", VpcId=vpc)["GroupId"]
+    ec2.authorize_security_group_ingress(
+        GroupId=squat, IpPermissions=[{"IpProtocol": "-1", "IpRanges": [{"CidrIp": "0.0.0.0/0"}]}]
+    )
+    # WHEN Vigil looks for its isolation groups there
+    # THEN it refuses, naming the group and the tag, rather than isolating into an open group
+    with pytest.raises(ForeignGroupError, match=r"vigil-isolation.*vigil:role=isolation"):
+        ensure_isolation_groups(ec2, vpc)
+    # AND the foreign group was left as it was
+    sg = ec2.describe_security_groups(GroupIds=[squat])["SecurityGroups"][0]
+    assert len(sg["IpPermissions"]) == 1

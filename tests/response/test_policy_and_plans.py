@@ -14,6 +14,7 @@ from vigil.response import tags as t
 from vigil.response.instance import InstanceView, Interface, instance_view
 from vigil.response.plan import IsolationRequest, isolation_plan, release_plan
 from vigil.response.policy import PolicyConfig, decide, execution_name, finding_view, maturity_of
+from vigil.response.record import IsolationRecord, parse_record
 
 CFG = PolicyConfig(
     severity_threshold=7,
@@ -153,25 +154,94 @@ def plan(i: InstanceView, dry_run: Any = False) -> dict:
     )
 
 
-def test_plan_records_originals_once_and_never_vigil_groups() -> None:
+def test_plan_records_originals_in_the_table_once_and_never_vigil_groups() -> None:
     first = plan(inst())
     assert first["outcome"] == "isolate"
-    assert first["interfacesToRecord"][0]["tags"] == [{"Key": t.ORIGINAL_GROUPS, "Value": "sg-a,sg-b"}]
+    rec = first["record"]
+    assert rec["key"] == {"pk": {"S": "isolation#i-0abc"}}
+    assert rec["conditionExpression"] == "attribute_not_exists(#g)"
+    assert rec["values"][":groups"] == {"M": {"eni-1": {"L": [{"S": "sg-a"}, {"S": "sg-b"}]}}}
+    assert rec["values"][":prot"] == {"BOOL": False}
     assert first["budget"] == {"key": "isolation-budget#2026-11-27T22", "limit": "3", "expiresAt": "8200"}
-    # a re-run after a partial isolation (now in vigil-untrack, originals already tagged)
+    # a re-run after a partial isolation (now in vigil-untrack, originals already in the table)
     partial = InstanceView(
         "i-0abc",
         True,
         "running",
         "vpc-1",
-        {t.ORIGINAL_TERMINATION_PROTECTION: "false"},
-        (Interface("eni-1", "vpc-1", ("sg-u",), (t.UNTRACK_GROUP_NAME,), {t.ORIGINAL_GROUPS: "sg-a,sg-b"}),),
+        {},
+        (Interface("eni-1", "vpc-1", ("sg-u",), (t.UNTRACK_GROUP_NAME,)),),
+        record=parse_record(
+            {
+                "Item": {
+                    "pk": {"S": "isolation#i-0abc"},
+                    "originalGroups": {"M": {"eni-1": {"L": [{"S": "sg-a"}, {"S": "sg-b"}]}}},
+                    "originalTerminationProtection": {"BOOL": False},
+                }
+            }
+        ),
+        termination_protection=True,  # Vigil turned it on; the record says what it was
     )
     again = plan(partial)
     assert again["outcome"] == "isolate"
-    assert again["interfacesToRecord"] == []
+    assert again["record"]["conditionExpression"] == "attribute_exists(#g)"
+    assert ":groups" not in again["record"]["values"]  # nothing new to record, nothing overwritten
+    assert again["record"]["values"][":prot"] == {"BOOL": False}
     assert json.loads(again["originalGroupsJson"]) == {"eni-1": ["sg-a", "sg-b"]}
-    assert all(tag["Key"] != t.ORIGINAL_TERMINATION_PROTECTION for tag in again["instanceTags"])
+
+
+def test_plan_adds_only_unrecorded_interfaces_without_overwriting() -> None:
+    view = InstanceView(
+        "i-0abc",
+        True,
+        "running",
+        "vpc-1",
+        {},
+        (
+            Interface("eni-1", "vpc-1", ("sg-u",), (t.UNTRACK_GROUP_NAME,)),
+            Interface("eni-2", "vpc-1", ("sg-c",), ("db",)),
+        ),
+        record=IsolationRecord(original_groups={"eni-1": ("sg-a",)}, has_groups=True),
+    )
+    rec = plan(view)["record"]
+    assert rec["names"] == {"#g": "originalGroups", "#i0": "eni-2"}
+    assert rec["values"][":g0"] == {"L": [{"S": "sg-c"}]}
+    assert "#g.#i0 = if_not_exists(#g.#i0, :g0)" in rec["updateExpression"]
+
+
+def test_every_tag_the_plans_write_fits_ec2_limits_with_sixteen_groups_per_interface() -> None:
+    groups = tuple(f"sg-{n:017x}" for n in range(16))
+    many = InstanceView(
+        "i-0123456789abcdef0",
+        True,
+        "running",
+        "vpc-1",
+        {},
+        tuple(Interface(f"eni-{k}", "vpc-1", groups, tuple(f"g{n}" for n in range(16))) for k in range(15)),
+        volume_ids=("vol-1",),
+    )
+    p = isolation_plan(
+        IsolationRequest.from_input({"findingId": "f" * 32, "instanceId": many.instance_id, "dryRun": False}),
+        many,
+        protected_tag_key="vigil:protected",
+        budget_per_hour=3,
+        now_iso=NOW,
+        now_epoch=1000,
+    )
+    assert len(",".join(groups)) > t.TAG_VALUE_MAX  # what a tag could not have held
+    for tags in (p["pointerTags"], p["isolatedTags"], p["snapshotTags"]):
+        assert t.tag_problems(tags) == []
+    assert len(p["record"]["values"][":groups"]["M"]) == 15
+    assert t.tag_problems([{"Key": "k", "Value": ",".join(groups)}]) != []
+
+
+def test_record_parsing_is_total() -> None:
+    assert parse_record({}) is None
+    assert parse_record({"Item": "x"}) is None
+    r = parse_record(
+        {"Item": {"originalGroups": {"M": {"eni-1": {"S": "not a list"}, "eni-2": {"L": [{"N": "1"}]}}}}}
+    )
+    assert r is not None and r.original_groups == {"eni-2": ()} and r.has_groups
 
 
 @pytest.mark.parametrize(
@@ -216,6 +286,28 @@ def test_release_plan_restores_recorded_groups_and_protection() -> None:
     assert p["terminationProtection"] is False
     assert p["warnings"] == ["eni-2: isolated but no recorded groups; left isolated"]
     assert release_plan(inst(), finding_id=None, now_iso=NOW)["outcome"] == "not-isolated"
+
+
+def test_release_plan_restores_from_the_table_record_first() -> None:
+    isolated = InstanceView(
+        "i-0abc",
+        True,
+        "running",
+        "vpc-1",
+        {t.ORIGINAL_TERMINATION_PROTECTION: "false"},
+        (Interface("eni-1", "vpc-1", ("sg-i",), (t.ISOLATION_GROUP_NAME,), {t.ORIGINAL_GROUPS: "sg-stale"}),),
+        record=IsolationRecord(
+            original_groups={"eni-1": tuple(f"sg-{n}" for n in range(16)), "eni-gone": ("sg-z",)},
+            termination_protection=True,
+            finding_id="f7",
+            has_groups=True,
+        ),
+    )
+    p = release_plan(isolated, finding_id=None, now_iso=NOW)
+    assert p["restore"] == [{"interfaceId": "eni-1", "groups": [f"sg-{n}" for n in range(16)]}]
+    assert p["terminationProtection"] is True and p["findingId"] == "f7"
+    assert p["recordKey"] == {"pk": {"S": "isolation#i-0abc"}}
+    assert p["warnings"] == ["eni-gone: recorded but no longer attached to i-0abc; not restored"]
 
 
 def test_instance_view_reads_describe_results() -> None:

@@ -121,3 +121,103 @@ def test_string_event_pattern_in_cloudformation_needs_the_patch(aws: None) -> No
     cfn.create_stack(StackName="b", TemplateBody=json.dumps(tpl))
     rules = boto3.client("events", region_name="us-east-1").list_rules()["Rules"]
     assert any(json.loads(r["EventPattern"])["detail"]["severity"] == [{"numeric": [">=", 7]}] for r in rules)
+
+
+def test_tag_lengths_are_enforced_as_ec2_does_only_with_the_patch(aws: None) -> None:
+    from botocore.exceptions import ClientError
+
+    ec2 = boto3.client("ec2", region_name="us-east-1")
+    vpc = ec2.create_vpc(CidrBlock="10.0.0.0/16")["Vpc"]["VpcId"]
+    long_value = ",".join(f"sg-{n:017x}" for n in range(13))  # 272 characters: EC2 says no
+    # unpatched, moto takes it (fails once moto checks lengths: then drop patch 4)
+    ec2.create_tags(Resources=[vpc], Tags=[{"Key": "k", "Value": long_value}])
+    response_patches.apply()
+    # patched: InvalidParameterValue, as EC2 answers; a 128-character key and 256-character value pass
+    with pytest.raises(ClientError) as err:
+        ec2.create_tags(Resources=[vpc], Tags=[{"Key": "k2", "Value": long_value}])
+    assert err.value.response["Error"]["Code"] == "InvalidParameterValue"
+    with pytest.raises(ClientError):
+        ec2.create_tags(Resources=[vpc], Tags=[{"Key": "k" * 129, "Value": "v"}])
+    ec2.create_tags(Resources=[vpc], Tags=[{"Key": "k" * 128, "Value": "v" * 256}])
+
+
+def test_string_policy_document_in_cloudformation_needs_the_patch(aws: None) -> None:
+    doc = {
+        "Version": "2012-10-17",
+        "Statement": [
+            {
+                "Effect": "Deny",
+                "Action": "ec2:CreateTags",
+                "Resource": "*",
+                "Condition": {"Null": {"aws:ResourceTag/vigil:protected": "false"}},
+            }
+        ],
+    }
+    tpl = {
+        "Resources": {
+            "P": {"Type": "AWS::IAM::ManagedPolicy", "Properties": {"PolicyDocument": json.dumps(doc)}}
+        }
+    }
+    cfn = boto3.client("cloudformation", region_name="us-east-1")
+    with pytest.raises(Exception, match="MalformedPolicyDocument"):
+        cfn.create_stack(StackName="a", TemplateBody=json.dumps(tpl))
+    response_patches.apply()
+    cfn.create_stack(StackName="b", TemplateBody=json.dumps(tpl))
+    iam = boto3.client("iam", region_name="us-east-1")
+    arn = next(p["Arn"] for p in iam.list_policies(Scope="Local")["Policies"])
+    version = iam.get_policy(PolicyArn=arn)["Policy"]["DefaultVersionId"]
+    stored = iam.get_policy_version(PolicyArn=arn, VersionId=version)["PolicyVersion"]["Document"]
+    stored = json.loads(stored) if isinstance(stored, str) else stored
+    assert stored == doc
+
+
+def test_log_group_kms_key_in_cloudformation_needs_the_patch(aws: None) -> None:
+    kms = boto3.client("kms", region_name="us-east-1")
+    key = kms.create_key()["KeyMetadata"]["Arn"]
+
+    def group(name: str) -> dict[str, Any]:
+        tpl = {
+            "Resources": {
+                "G": {"Type": "AWS::Logs::LogGroup", "Properties": {"LogGroupName": name, "KmsKeyId": key}}
+            }
+        }
+        boto3.client("cloudformation", region_name="us-east-1").create_stack(
+            StackName=name.strip("/").replace("/", "-"), TemplateBody=json.dumps(tpl)
+        )
+        logs = boto3.client("logs", region_name="us-east-1")
+        [g] = logs.describe_log_groups(logGroupNamePrefix=name)["logGroups"]
+        return dict(g)
+
+    assert "kmsKeyId" not in group("/unpatched")  # fails once moto keeps the key: drop patch 6
+    response_patches.apply()
+    assert group("/patched")["kmsKeyId"] == key
+
+
+def test_kms_key_policy_in_cloudformation_needs_the_patch(aws: None) -> None:
+    policy = {
+        "Version": "2012-10-17",
+        "Statement": [
+            {
+                "Effect": "Allow",
+                "Principal": {"AWS": "arn:aws:iam::123456789012:root"},
+                "Action": "kms:*",
+                "Resource": "*",
+            }
+        ],
+    }
+    tpl = {"Resources": {"K": {"Type": "AWS::KMS::Key", "Properties": {"KeyPolicy": policy}}}}
+    cfn = boto3.client("cloudformation", region_name="us-east-1")
+    kms = boto3.client("kms", region_name="us-east-1")
+
+    def key_of(stack: str) -> str:
+        cfn.create_stack(StackName=stack, TemplateBody=json.dumps(tpl))
+        [res] = cfn.describe_stack_resources(StackName=stack)["StackResources"]
+        return str(res["PhysicalResourceId"])
+
+    unpatched = key_of("a")
+    with pytest.raises(TypeError, match="must be str"):  # fails once moto stores a string: drop patch 7
+        kms.describe_key(KeyId=unpatched)
+    response_patches.apply()
+    patched = key_of("b")
+    assert kms.describe_key(KeyId=patched)["KeyMetadata"]["Enabled"] is True
+    assert json.loads(kms.get_key_policy(KeyId=patched, PolicyName="default")["Policy"]) == policy

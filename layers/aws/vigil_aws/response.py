@@ -64,14 +64,26 @@ class PlanSettings:
 
 # -- the per-VPC isolation groups ------------------------------------------------------------
 def _find(ec2: Any, vpc_id: str) -> dict[str, dict[str, Any]]:
+    """Vigil's groups in ``vpc_id``: the right name *and* the ``vigil:role`` tag Vigil sets at
+    creation (the tag the IAM policies allow changes on). A group that only has the name is not
+    Vigil's and is never used."""
     resp = ec2.describe_security_groups(
         Filters=[
             {"Name": "vpc-id", "Values": [vpc_id]},
             {"Name": "group-name", "Values": [spec["name"] for spec in g.GROUPS.values()]},
         ]
     )
-    by_name = {sg["GroupName"]: sg for sg in resp.get("SecurityGroups", [])}
-    return {role: by_name[spec["name"]] for role, spec in g.GROUPS.items() if spec["name"] in by_name}
+    found: dict[str, dict[str, Any]] = {}
+    for sg in resp.get("SecurityGroups", []):
+        role = next((r for r, spec in g.GROUPS.items() if spec["name"] == sg.get("GroupName")), None)
+        tags = {x.get("Key"): x.get("Value") for x in sg.get("Tags", [])}
+        if role is not None and tags.get(t.ROLE) == role:
+            found[role] = sg
+    return found
+
+
+class ForeignGroupError(RuntimeError):
+    """A security group with one of Vigil's names exists in the VPC without Vigil's role tag."""
 
 
 def _ignore_duplicate(call: Any, **kwargs: Any) -> None:
@@ -93,7 +105,7 @@ def _create(ec2: Any, vpc_id: str, role: str) -> None:
         )["GroupId"]
     except ClientError as e:
         if e.response["Error"]["Code"] == "InvalidGroup.Duplicate":
-            return  # another isolation created it first; the caller describes again
+            return  # another isolation created it first (or a foreign one: the caller checks)
         raise
     if role == "untrack":
         _ignore_duplicate(ec2.authorize_security_group_ingress, GroupId=gid, IpPermissions=[g.ALL_TRAFFIC])
@@ -113,7 +125,12 @@ def ensure_isolation_groups(ec2: Any, vpc_id: str) -> dict[str, str]:
     found = _find(ec2, vpc_id)
     missing = [r for r in g.GROUPS if r not in found]
     if missing:
-        raise RuntimeError(f"isolation groups {missing} could not be created in {vpc_id}")
+        names = [g.GROUPS[r]["name"] for r in missing]
+        raise ForeignGroupError(
+            f"{vpc_id}: a security group named {', '.join(names)} exists without the tag "
+            f"{t.ROLE}={'|'.join(missing)} that Vigil sets when it creates one; Vigil never uses a "
+            "group it did not create. Delete it (or, if an older Vigil made it, tag it) and retry."
+        )
     ingress, egress = g.stray_rules(found["isolation"])
     gid = found["isolation"]["GroupId"]
     if ingress:

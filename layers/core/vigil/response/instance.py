@@ -11,6 +11,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from vigil.response import tags as t
+from vigil.response.record import IsolationRecord, parse_record
 
 GONE_STATES = frozenset({"shutting-down", "terminated"})
 
@@ -24,8 +25,8 @@ class Interface:
     tags: Mapping[str, str] = field(default_factory=dict)
 
     @property
-    def recorded_groups(self) -> tuple[str, ...] | None:
-        """The groups recorded before isolation (tag), or None when nothing is recorded."""
+    def legacy_recorded_groups(self) -> tuple[str, ...] | None:
+        """Groups recorded in the legacy ``vigil:original-sgs`` tag (older releases), or None."""
         raw = self.tags.get(t.ORIGINAL_GROUPS)
         if raw is None:
             return None
@@ -47,10 +48,24 @@ class InstanceView:
     volume_ids: tuple[str, ...] = ()
     asg_name: str | None = None
     termination_protection: bool | None = None
+    record: IsolationRecord | None = None  # ResponseTable isolation#<instance id>
 
     @property
     def isolated(self) -> bool:
         return bool(self.interfaces) and all(i.isolated for i in self.interfaces)
+
+    def recorded_groups(self, i: Interface) -> tuple[str, ...] | None:
+        """The groups ``i`` had before isolation: from the isolation record, else from a legacy
+        tag; None when nothing is recorded for it."""
+        if self.record is not None and i.interface_id in self.record.original_groups:
+            return self.record.original_groups[i.interface_id]
+        return i.legacy_recorded_groups
+
+    def recorded_termination_protection(self) -> bool | None:
+        if self.record is not None and self.record.termination_protection is not None:
+            return self.record.termination_protection
+        legacy = self.tags.get(t.ORIGINAL_TERMINATION_PROTECTION)
+        return None if legacy is None else legacy == "true"
 
 
 def _dict(v: Any) -> Mapping[str, Any]:
@@ -86,7 +101,8 @@ def instance_view(instance_id: str, observed: Mapping[str, Any]) -> InstanceView
 
     ``instance.reservations`` (DescribeInstances ``Reservations``), ``eni.interfaces``
     (DescribeNetworkInterfaces), ``asg.instances`` (DescribeAutoScalingInstances) and
-    ``protection`` (DescribeInstanceAttribute disableApiTermination); each may be missing.
+    ``protection`` (DescribeInstanceAttribute disableApiTermination) and ``record`` (GetItem of
+    the isolation record in ResponseTable); each may be missing.
     """
     found: Mapping[str, Any] | None = None
     for res in _list(_dict(_dict(observed).get("instance")).get("reservations")):
@@ -129,4 +145,5 @@ def instance_view(instance_id: str, observed: Mapping[str, Any]) -> InstanceView
         volume_ids=volumes,
         asg_name=asg,
         termination_protection=protection_raw if isinstance(protection_raw, bool) else None,
+        record=parse_record(_dict(observed).get("record")),
     )
