@@ -30,8 +30,9 @@ each stored finding's ``count`` is compared with the oracle's. Definitions (docs
 
 - events_sent: distinct good events put on the stream (a re-sent or split batch counts once);
 - events_applied: the sum of the IngestFunction's ``events`` metric (Powertools EMF, read back from
-  its CloudWatch log group): the events its pipeline normalized and ran detections on; a record
-  processed twice counts twice, a record the ingest skips as a replay does not;
+  the functions' CloudWatch log groups): the events its pipeline normalized and ran detections on;
+  a record processed twice counts twice, a record the ingest skips as a replay does not, and
+  hostile lines that normalize count too;
 - lost: sum over expected findings of max(0, expected - stored) (a missing finding counts fully);
 - duplicated: sum over stored findings of max(0, stored - expected) (an unexpected one fully);
 - dead_lettered: messages in IngestDeadLetterQueue at the end;
@@ -425,7 +426,7 @@ class Soak:
         held, agent.held = agent.held, []
         return held
 
-    def hostile_record(self, agents: list[SimAgent], kind: str) -> tuple[str, bytes]:
+    def hostile_records(self, agents: list[SimAgent], kind: str) -> list[tuple[str, bytes]]:
         sender = self.rng.choice(agents)
         now = time.time_ns()
         template = self.corpus.firing  # an attack event: a finding if accepted
@@ -439,9 +440,13 @@ class Soak:
                 if self.rng.random() < 0.5
                 else wire.GZIP_MAGIC + bytes(self.rng.getrandbits(8) for _ in range(4096))
             )
-        elif kind == "range":
-            lines = out_of_range_lines(template, sender, now)
-            data = gzip.compress(b"\n".join(lines) + b"\n")
+        elif kind == "range":  # one record per value: each must be refused on its own
+            records = [
+                (sender.instance_id, gzip.compress(line + b"\n"))
+                for line in out_of_range_lines(template, sender, now)
+            ]
+            self.tally.hostile[kind] += len(records)
+            return records
         elif kind == "forged":
             victim = msgspec.structs.replace(sender.host, instance_id=instance_id(self.rng))
             self.forged_ids.add(victim.instance_id)
@@ -450,7 +455,7 @@ class Soak:
         else:
             raise ValueError(kind)
         self.tally.hostile[kind] += 1
-        return sender.instance_id, data
+        return [(sender.instance_id, data)]
 
     def _cached(self, name: str, make: Callable[[], bytes]) -> bytes:
         if name not in self._hostile_cache:
@@ -520,24 +525,34 @@ class Soak:
                 owner[item["id"]["S"]] = item.get("instanceId", {}).get("S", "")
         return counts, owner
 
-    def ingest_metrics(self) -> Counter[str]:
-        """The IngestFunction's Powertools metrics (EMF), summed over its invocations."""
+    def function_metrics(self) -> Counter[str]:
+        """The functions' Powertools metrics (EMF lines in their CloudWatch log groups), summed.
+
+        Every function's log group is read: Powertools keeps metrics in one store per process and
+        the offline stack runs all functions in one, so a flush can carry another function's
+        metrics (only IngestFunction emits ``events``)."""
         logs = self.stack.client("logs")
-        names = [f["FunctionName"] for f in self.stack.client("lambda").list_functions()["Functions"]]
-        [name] = [n for n in names if "-IngestFunction-" in n]
         totals: Counter[str] = Counter()
-        for page in logs.get_paginator("filter_log_events").paginate(logGroupName=f"/aws/lambda/{name}"):
-            for event in page["events"]:
+        for fn in self.stack.client("lambda").list_functions()["Functions"]:
+            pages = logs.get_paginator("filter_log_events").paginate(
+                logGroupName=f"/aws/lambda/{fn['FunctionName']}"
+            )
+            try:
+                events = [e for page in pages for e in page["events"]]
+            except logs.exceptions.ResourceNotFoundException:
+                continue  # never invoked
+            for event in events:
                 msg = event["message"]
                 if '"_aws"' not in msg:
                     continue
                 try:
                     doc = json.loads(msg)
-                except ValueError:
+                    names = [m["Name"] for m in doc["_aws"]["CloudWatchMetrics"][0]["Metrics"]]
+                except (ValueError, KeyError, IndexError, TypeError):
                     continue
-                for metric in doc["_aws"]["CloudWatchMetrics"][0]["Metrics"]:
-                    value = doc.get(metric["Name"])
-                    totals[metric["Name"]] += int(sum(value) if isinstance(value, list) else value or 0)
+                for name in names:
+                    value = doc.get(name)
+                    totals[name] += int(sum(value) if isinstance(value, list) else value or 0)
         return totals
 
     def dead_letters(self) -> int:
@@ -621,7 +636,7 @@ class Soak:
             if hostile_kinds and second % cfg.hostile_every == cfg.hostile_every // 2:
                 kind = hostile_kinds[(second // cfg.hostile_every) % len(hostile_kinds)]
                 at = self.rng.randrange(len(records) + 1)
-                records.insert(at, self.hostile_record(agents, kind))
+                records[at:at] = self.hostile_records(agents, kind)
             self.put(records)
             self.stack.pollers.check()
             if time.monotonic() >= next_progress:
@@ -652,7 +667,7 @@ class Soak:
         stored = Counter({i: n for i, n in stored_all.items() if i not in foreign})
         ids = set(stored) | set(self.expected)
         t = self.tally
-        metrics = self.ingest_metrics()
+        metrics = self.function_metrics()
         result = Result(
             events_sent=t.events_sent,
             events_applied=int(metrics.get("events", -1)),
@@ -686,7 +701,7 @@ class Soak:
             + "; hostile: "
             + (" ".join(f"{k}={v}" for k, v in sorted(t.hostile.items())) or "none")
         )
-        self.say("ingest metrics: " + " ".join(f"{k}={v}" for k, v in sorted(metrics.items())))
+        self.say("function metrics: " + " ".join(f"{k}={v}" for k, v in sorted(metrics.items())))
         traffic = self.rss.window(self.traffic_start, self.traffic_end)
         if traffic:
             q = max(1, len(traffic) // 4)
