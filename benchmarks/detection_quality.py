@@ -35,7 +35,8 @@ def main() -> int:
 
     data = Path(args.corpus).read_bytes()
     raw = gzip.decompress(data) if args.corpus.endswith(".gz") else data
-    decoded, errors = wire.decode_batch(raw)
+    whole = wire.decode_record(raw, max_raw=1 << 30)  # a recorded corpus, not one Kinesis record
+    decoded, errors = whole.events, whole.errors
     host = next((e.host for e in decoded if e.host is not None), None)
     pipeline = Pipeline.default(account_id="123456789012", region="us-east-1")
     state = InMemoryState()

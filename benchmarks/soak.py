@@ -129,6 +129,17 @@ class SimAgent:
         return out
 
 
+_SIGNED: dict[str, wire.Host] = {}
+
+
+def _signed(host: wire.Host) -> wire.Host:
+    from local.identity import sign_host
+
+    if host.instance_id not in _SIGNED:
+        _SIGNED[host.instance_id] = sign_host(host)
+    return _SIGNED[host.instance_id]
+
+
 def build_batch(
     sender: SimAgent,
     events: Sequence[wire.WireEvent],
@@ -140,10 +151,12 @@ def build_batch(
 
     ``claimed`` is the host block written in the header (a forged one claims another instance;
     default: the sender's own). ``extra_lines`` are raw lines inserted before the event at that
-    index (hostile lines between good ones). Signing the header with the offline stack's test
-    identity (local/identity.py) belongs here, for ``sender``, so every record gets it.
+    index (hostile lines between good ones). The header carries the sender's own signed identity
+    (the offline stack's test authority, local/identity.py), as the agent's does; a forged header
+    claims another instance with it, which is all an attacker on the sender could do.
     """
-    header = claimed if claimed is not None else sender.host
+    own = _signed(sender.host)
+    header = own if claimed is None else msgspec.structs.replace(claimed, identity=own.identity)
     lines = [
         wire.encode_event(msgspec.structs.replace(e, host=header if i == 0 else None))
         for i, e in enumerate(events)
@@ -157,7 +170,8 @@ class Corpus:
     """Benign events by kind (the busy mix is drawn from these) and the attack scenarios."""
 
     def __init__(self) -> None:
-        events, errors = wire.decode_batch(CORPUS.read_bytes())
+        corpus = wire.decode_record(CORPUS.read_bytes(), max_raw=1 << 30)  # a trusted file, not a record
+        events, errors = corpus.events, corpus.errors
         assert not errors, f"{CORPUS}: {errors[:1]}"
         self.pools: dict[str, list[wire.WireEvent]] = {k: [] for k in RATES}
         self.heartbeat: wire.WireEvent | None = None

@@ -5,6 +5,9 @@ carries its environment; it shows up in every process's lineage. It is not proje
 command line is replaced by a placeholder. Nothing a detection matches on changes (names, paths,
 stdio and the event's own process are kept).
 
+A machine that is not an EC2 instance names itself ``host-<hostname>``; the ingest takes only
+EC2-shaped instance ids (docs/wire-format.md §4), so such an id becomes ``RECORDING_INSTANCE``.
+
 Usage: python benchmarks/corpus/redact.py IN.ndjson[.gz] OUT.ndjson.gz
 """
 
@@ -12,10 +15,13 @@ from __future__ import annotations
 
 import gzip
 import json
+import re
 import sys
 from typing import Any
 
 PLACEHOLDER = "[recording harness]"
+RECORDING_INSTANCE = "i-0000000000000c0de"
+EC2_ID = re.compile(r"^i-(?:[0-9a-f]{8}|[0-9a-f]{17})$")
 
 
 def _is_harness(p: dict[str, Any]) -> bool:
@@ -41,6 +47,9 @@ def main(src: str, dst: str) -> None:
             d = json.loads(line)
             for k in ("process", "target"):
                 _scrub(d.get(k))
+            host = d.get("host")
+            if isinstance(host, dict) and not EC2_ID.match(str(host.get("instance_id", ""))):
+                host["instance_id"] = RECORDING_INSTANCE
             fout.write(json.dumps(d, separators=(",", ":")).encode() + b"\n")
 
 

@@ -29,7 +29,7 @@ findings_app = typer.Typer(
     help="Findings stored by a deployed (or the offline) stack.", no_args_is_help=True, cls=plainhelp.Group
 )
 app.add_typer(findings_app, name="findings")
-app.command("usage")(_usage)
+app.command("usage", cls=plainhelp.Command)(_usage)
 err = safe.console(stderr=True)
 out = safe.console()
 

@@ -15,6 +15,7 @@ import msgspec
 import pytest
 
 from vigil import wire
+from vigil.sample import T0
 from vigil_agent import bpfsensor as b
 from vigil_agent import fastpath
 from vigil_agent.bpfevents import BpfCollector
@@ -293,7 +294,7 @@ def test_batches_of_native_lines_decode_with_their_host_counts_and_seqs(tmp_path
     batcher = Batcher(sink, host, max_raw=8 << 10, compress=True)
     lo = socket.inet_aton("127.0.0.1")
     ev = wire.NetConnect(
-        time=1, seq=h.next_seq(), process=h.table.entries[4000].process, remote_ip="127.0.0.1"
+        time=T0 + 1, seq=h.next_seq(), process=h.table.entries[4000].process, remote_ip="127.0.0.1"
     )
     batcher.add(ev)
     h.fast.ctx.seq = h.seq

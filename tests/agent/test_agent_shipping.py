@@ -17,6 +17,7 @@ import pytest
 from moto import mock_aws
 
 from vigil import wire
+from vigil.sample import T0
 from vigil_agent import ship
 from vigil_agent.ship import Batcher, KinesisShipper, Stats, StdoutSink
 from vigil_agent.spool import Batch, Spool
@@ -25,7 +26,7 @@ HOST = wire.Host(instance_id="i-0123456789abcdef0", region="us-east-1")
 
 
 def _ev(seq: int) -> wire.WireEvent:
-    return wire.ProcessExec(time=seq, seq=seq, process=wire.Process(pid=seq, name="x", args=["x", str(seq)]))
+    return wire.ProcessExec(time=T0 + seq, seq=seq, process=wire.Process(pid=seq, name="x", args=["x", str(seq)]))
 
 
 class _Collect:
@@ -74,7 +75,7 @@ def test_batcher_seals_on_the_gzipd_size_of_a_batch() -> None:
     b = Batcher(sink, HOST, max_bytes=4096)
     for i in range(1, 201):
         noise = "".join(rng.choice("0123456789abcdefghijklmnopqrstuvwxyz") for _ in range(150))
-        b.add(wire.ProcessExec(time=i, seq=i, process=wire.Process(pid=i, name="x", args=["x", noise])))
+        b.add(wire.ProcessExec(time=T0 + i, seq=i, process=wire.Process(pid=i, name="x", args=["x", noise])))
     b.seal()
     assert len(sink.batches) > 5
     seqs = []
@@ -103,7 +104,7 @@ def test_native_lines_are_cut_between_lines_at_the_gzipd_bound() -> None:
     evs = []
     for i in range(1, 301):
         noise = "".join(rng.choice("0123456789abcdef") for _ in range(rng.randrange(20, 400)))
-        evs.append(wire.ProcessExec(time=i, seq=i, process=wire.Process(pid=i, name="x", args=["x", noise])))
+        evs.append(wire.ProcessExec(time=T0 + i, seq=i, process=wire.Process(pid=i, name="x", args=["x", noise])))
     sink = _Collect()
     b = Batcher(sink, HOST, max_bytes=4096)
     b.add_lines(b"\n".join(msgspec.json.encode(e) for e in evs[:250]), 250, 1)
@@ -241,11 +242,11 @@ def test_reused_process_blocks_encode_byte_for_byte_like_msgspec() -> None:
         lineage=[parent, parent],
         stdin=wire.Stdio(type="pipe", path="pipe:[1]"),
     )
-    events: list[wire.WireEvent] = [wire.ProcessExec(time=1, seq=1, process=proc)]
+    events: list[wire.WireEvent] = [wire.ProcessExec(time=T0 + 1, seq=1, process=proc)]
     for i in range(2, 6):
-        events.append(wire.NetConnect(time=i, seq=i, process=proc, remote_ip="10.0.0.1", remote_port=i))
-    events.append(wire.DnsQuery(time=9, seq=9, hostname="a.example", process=proc))
-    events.append(wire.DnsQuery(time=10, seq=10, hostname="b.example"))
+        events.append(wire.NetConnect(time=T0 + i, seq=i, process=proc, remote_ip="10.0.0.1", remote_port=i))
+    events.append(wire.DnsQuery(time=T0 + 9, seq=9, hostname="a.example", process=proc))
+    events.append(wire.DnsQuery(time=T0 + 10, seq=10, hostname="b.example"))
     out = io.BytesIO()
     b = Batcher(StdoutSink(Stats(), out), HOST, compress=False)
     for e in events:

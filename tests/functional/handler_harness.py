@@ -106,7 +106,9 @@ def aws(monkeypatch: pytest.MonkeyPatch) -> Iterator[Aws]:
         dlq_props = res["IngestDeadLetterQueue"]["Properties"]
         dlq = sqs.create_queue(
             QueueName="IngestDeadLetterQueue.fifo" if dlq_props.get("FifoQueue") else "IngestDeadLetterQueue",
-            Attributes={k: str(v).lower() if isinstance(v, bool) else str(v) for k, v in dlq_props.items()},
+            Attributes={
+                k: str(v).lower() if isinstance(v, bool) else str(v) for k, v in dlq_props.items() if k != "QueueName"
+            },
         )["QueueUrl"]
         tap = sqs.create_queue(QueueName="bus-tap")["QueueUrl"]
         tap_arn = sqs.get_queue_attributes(QueueUrl=tap, AttributeNames=["QueueArn"])["Attributes"][

@@ -52,12 +52,16 @@ SOCK = wire.Stdio(
     type="socket", family="inet", protocol="tcp", remote=wire.Endpoint(ip="198.51.100.7", port=4444)
 )
 HOST = wire.Host(instance_id=INSTANCE, account_id="123456789012", region=REGION)
+# what `vigil replay` decodes must pass the wire's bounds (an instance id is EC2-shaped: docs/wire-format.md §4),
+# so its hostile text rides in the fields that take free text: executable paths, arguments
+REPLAY_INSTANCE = "i-0a1b2c3d4e5f60001"
+REPLAY_HOST = wire.Host(instance_id=REPLAY_INSTANCE, account_id="123456789012", region=REGION)
 
 
-def _hostile_shell() -> wire.ProcessExec:
+def _hostile_shell(host: wire.Host = HOST) -> wire.ProcessExec:
     parent = s.proc(PARENT_EXE, pid=900, uid=33)
     p = s.proc("/bin/bash", ARG, stdin=SOCK, stdout=SOCK, parent=parent)
-    return wire.ProcessExec(time=s.T0 + 1, seq=1, host=HOST, process=p)
+    return wire.ProcessExec(time=s.T0 + 1, seq=1, host=host, process=p)
 
 
 def _file(tmp_path: Path, *lines: bytes) -> Path:
@@ -112,18 +116,18 @@ def test_findings_table_on_a_colour_terminal_carries_no_payload_escape() -> None
 
 # -- vigil replay ---------------------------------------------------------------------------------
 def test_replay_json_lines_stay_valid_json_with_control_characters_escaped(tmp_path: Path) -> None:
-    res = run(["replay", str(_file(tmp_path, wire.encode_event(_hostile_shell())))])
+    res = run(["replay", str(_file(tmp_path, wire.encode_event(_hostile_shell(REPLAY_HOST))))])
     assert res.exit_code == 0, res.output
     assert_inert(res.stdout)
     (doc,) = [json.loads(line) for line in res.stdout.splitlines()]
-    assert doc["resource"]["instanceDetails"]["instanceId"] == INSTANCE
+    assert doc["resource"]["instanceDetails"]["instanceId"] == REPLAY_INSTANCE
     assert doc["service"]["runtimeDetails"]["process"]["lineage"][0]["executablePath"] == PARENT_EXE
 
 
 def test_replay_table_shows_hostile_fields_escaped(tmp_path: Path) -> None:
-    res = run(["replay", str(_file(tmp_path, wire.encode_event(_hostile_shell()))), "--table"])
+    res = run(["replay", str(_file(tmp_path, wire.encode_event(_hostile_shell(REPLAY_HOST)))), "--table"])
     assert res.exit_code == 0, res.output
-    assert_inert(res.stdout, "Execution:Runtime/ReverseShell", safe.visible(INSTANCE))
+    assert_inert(res.stdout, "Execution:Runtime/ReverseShell", REPLAY_INSTANCE)
 
 
 @pytest.mark.parametrize(
@@ -142,12 +146,12 @@ def test_replay_table_shows_hostile_fields_escaped(tmp_path: Path) -> None:
 def test_a_bad_line_with_markup_or_escapes_is_reported_escaped_and_neighbours_kept(
     tmp_path: Path, bad: bytes, shown: str
 ) -> None:
-    good = wire.encode_event(_hostile_shell())
+    good = wire.encode_event(_hostile_shell(REPLAY_HOST))
     res = run(["replay", str(_file(tmp_path, bad, good))])
     assert res.exit_code == 0, res.output
     assert_inert(res.stderr, "line 1:", shown)
     assert "1 findings, 1 bad lines skipped" in res.stderr
-    assert json.loads(res.stdout)["resource"]["instanceDetails"]["instanceId"] == INSTANCE
+    assert json.loads(res.stdout)["resource"]["instanceDetails"]["instanceId"] == REPLAY_INSTANCE
 
 
 def test_a_missing_file_with_escapes_in_its_name_is_reported_escaped() -> None:

@@ -217,9 +217,10 @@ def test_skipped_resource_types_are_removed_with_their_references() -> None:
 
 
 def test_a_record_that_keeps_failing_ends_in_the_failure_queue(stack: LocalStack) -> None:
-    # (last: breaks the stack) GIVEN the state table is gone, so every batch fails to load state
+    # (last: breaks the stack) GIVEN the findings table is gone, so a batch with a finding fails
+    # to write it (an infrastructure error: retried, never dead-lettered)
     out = _out(stack)
-    stack.client("dynamodb").delete_table(TableName=out["StateTableName"])
+    stack.client("dynamodb").delete_table(TableName=out["FindingsTableName"])
     # WHEN a batch arrives
     demo.send(
         stack, out["TelemetryStreamName"], [demo.Sent("late", WEB, _later(_shifted_reverse_shell(), 30_000))]
