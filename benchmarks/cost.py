@@ -22,7 +22,6 @@ import argparse
 import gzip
 import json
 import logging
-import math
 import random
 import socket
 import sys
@@ -42,6 +41,7 @@ import msgspec  # noqa: E402
 from cost_model import (  # noqa: E402
     FunctionUse,
     Measured,
+    billed_duration_ms,
     ddb_read_units,
     ddb_write_units,
     eventbridge_events,
@@ -203,10 +203,12 @@ class Meter:
     read from the emulated table (moto runs in this process), its GSI entries from the table's
     index definitions."""
 
-    def __init__(self, account_id: str, region: str) -> None:
+    def __init__(self, account_id: str, region: str, lambda_model: dict[str, Any]) -> None:
         self.account_id = account_id
         self.region = region
+        self.lambda_model = lambda_model
         self.lock = threading.Lock()
+        self._thread = threading.local()  # AWS calls made by the handler running on this thread
         self.reset()
 
     def reset(self) -> None:
@@ -222,10 +224,14 @@ class Meter:
 
     # botocore hooks
     def install(self, events: Any) -> None:
+        events.register("before-call", self._any_call)
         events.register("before-parameter-build.dynamodb", self._ddb_before)
         events.register("after-call.dynamodb", self._ddb_after)
         events.register("before-parameter-build.events.PutEvents", self._put_events)
         events.register("before-parameter-build.sqs", self._sqs)
+
+    def _any_call(self, **_: Any) -> None:
+        self._thread.calls = getattr(self._thread, "calls", 0) + 1
 
     def _table(self, name: str) -> Any:
         from moto.dynamodb.models import dynamodb_backends
@@ -347,14 +353,20 @@ class Meter:
         invoke = runtime.invoke
 
         def counted(fn: Any, event: Any) -> Any:
+            calls0, cpu0 = getattr(self._thread, "calls", 0), time.thread_time()
             inv = invoke(fn, event)
+            cpu_ms = (time.thread_time() - cpu0) * 1000
+            calls = getattr(self._thread, "calls", 0) - calls0
             mem, arch = configs.get(fn.function_name, (int(fn.memory_size), "x86_64"))
             with self.lock:
                 use = self.functions.setdefault(
                     fn.function_name, FunctionUse(memory_mb=mem, architecture=arch)
                 )
                 use.invocations += 1
-                use.billed_ms += math.ceil(inv.duration_ms)
+                use.billed_ms += billed_duration_ms(cpu_ms, calls, mem, self.lambda_model)
+                use.cpu_ms += cpu_ms
+                use.aws_calls += calls
+                use.wall_ms += inv.duration_ms
                 use.log_bytes += len(inv.logs.encode())
                 self.metric_names.update(_emf_metrics(inv.logs, fn.function_name))
             return inv
@@ -488,8 +500,10 @@ def report(m: Measured, prices: dict[str, Any]) -> dict[str, float]:
     )
     for name, f in sorted(m.functions.items()):
         say(
-            f"  {name}: {f.invocations} invocations, {f.billed_ms / max(f.invocations, 1):.1f} ms avg "
-            f"({f.memory_mb} MB {f.architecture}), {f.log_bytes / max(f.invocations, 1):.0f} log B/invocation"
+            f"  {name}: {f.invocations} invocations, {f.billed_ms / max(f.invocations, 1):.1f} ms billed avg "
+            f"({f.memory_mb} MB {f.architecture}; measured per invocation: CPU {f.cpu_ms / max(f.invocations, 1):.1f} ms, "
+            f"{f.aws_calls / max(f.invocations, 1):.1f} AWS calls, wall against moto {f.wall_ms / max(f.invocations, 1):.1f} ms), "
+            f"{f.log_bytes / max(f.invocations, 1):.0f} log B/invocation"
         )
     say(
         f"  DynamoDB {m.ddb_write_units:.0f} WRU ({m.ddb_write_units / m.seconds / m.hosts:.2f}/s per host), "
@@ -559,7 +573,7 @@ def main(argv: list[str] | None = None) -> int:
         assert stack.info is not None and stack.runtime is not None
         import boto3
 
-        meter = Meter(stack.info.account_id, stack.region)
+        meter = Meter(stack.info.account_id, stack.region, prices["lambda_model"])
         clients.reset()
         clients._session = boto3.session.Session()
         meter.install(clients._session.events)

@@ -54,6 +54,15 @@ def shards_needed(bytes_per_s: float, records_per_s: float) -> float:
     return max(bytes_per_s / SHARD_BYTES_PER_S, records_per_s / SHARD_RECORDS_PER_S)
 
 
+def billed_duration_ms(cpu_ms: float, aws_calls: int, memory_mb: int, model: Mapping[str, Any]) -> int:
+    """A Lambda invocation's billed duration from what was measured here: its CPU time, stretched
+    by Lambda's CPU share at ``memory_mb`` (one vCPU at ``full_vcpu_mb``, proportionally less
+    below), plus one network round trip per AWS call (the emulator answers in-process, so its
+    wall time says nothing of AWS's latency), rounded up to 1 ms."""
+    share = min(1.0, memory_mb / float(model["full_vcpu_mb"]))
+    return math.ceil(cpu_ms / share + aws_calls * float(model["aws_call_ms"]))
+
+
 def lambda_gb_s(duration_ms: float, memory_mb: int) -> float:
     return math.ceil(duration_ms) / 1000.0 * memory_mb / 1024.0
 
@@ -120,7 +129,10 @@ def load_prices(path: Path | str | None = None, env: Mapping[str, str] | None = 
 @dataclass
 class FunctionUse:
     invocations: int = 0
-    billed_ms: float = 0.0  # sum of durations, each rounded up to 1 ms
+    billed_ms: float = 0.0  # sum of modelled durations, each rounded up to 1 ms (billed_duration_ms)
+    cpu_ms: float = 0.0  # the handler thread's CPU time, measured (time.thread_time)
+    aws_calls: int = 0  # AWS API calls the handler made
+    wall_ms: float = 0.0  # wall time in-process against moto on this VM: a reference, not billed
     memory_mb: int = 512
     architecture: str = "x86_64"
     log_bytes: int = 0  # what the handler wrote (incl. Powertools EMF), without platform lines

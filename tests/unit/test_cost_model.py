@@ -35,6 +35,15 @@ def test_lambda_gb_seconds_round_each_duration_up_to_a_millisecond() -> None:
     assert cm.lambda_gb_s(1000, 1024) == pytest.approx(1.0)
 
 
+def test_a_billed_duration_stretches_cpu_by_lambdas_share_and_adds_each_aws_round_trip() -> None:
+    model = {"full_vcpu_mb": 1769, "aws_call_ms": 8}
+    # 512 MB is 0.289 of a vCPU: 10 ms of CPU take 34.6 ms there; 3 calls add 24 ms; rounded up
+    assert cm.billed_duration_ms(10.0, 3, 512, model) == 59
+    # at or above 1,769 MB the CPU is not stretched
+    assert cm.billed_duration_ms(10.0, 0, 3008, model) == 10
+    assert cm.billed_duration_ms(0.2, 0, 1769, model) == 1
+
+
 @pytest.mark.parametrize(("size", "wru"), [(0, 1), (1024, 1), (1025, 2), (4096, 4)])
 def test_dynamodb_write_units_per_started_kib(size: int, wru: int) -> None:
     assert cm.ddb_write_units(size) == wru
