@@ -240,7 +240,7 @@ def main() -> int:
     sys.path.insert(0, str(ROOT))
     from local.identity import test_authority
 
-    doc, sig = test_authority().agent_files(work / "identity", wire.Host(instance_id=f"i-0bench{run[-8:]}"))
+    doc, sig = test_authority().agent_files(work / "identity", wire.Host(instance_id=f"i-0{run[-8:]}be0c0000"))
     cfg.write_text(f"""
 [identity]
 document_file = "{doc}"

@@ -57,7 +57,7 @@ def main() -> int:
         doc, sig = stack.identity.agent_files(
             work / "identity",
             wire.Host(
-                instance_id="i-0demolive0000001", account_id=stack.info.account_id, region=stack.info.region
+                instance_id="i-0dec0000000000001", account_id=stack.info.account_id, region=stack.info.region
             ),
         )
         cfg.write_text(f"""# written by demo-live from local/.state/stack.json outputs

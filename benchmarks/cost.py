@@ -184,7 +184,7 @@ def fleet(prefix: str, n: int, corpus: Corpus, seed: int) -> list[SimHost]:
     hosts = []
     for i in range(n):
         host = wire.Host(
-            instance_id=f"i-{prefix}{i:012x}", account_id="123456789012", region="us-east-1",
+            instance_id=f"i-{prefix}{i:015x}", account_id="123456789012", region="us-east-1",
             hostname=f"ip-10-0-{i // 250}-{i % 250}.ec2.internal", boot_id=f"boot-{prefix}-{i}",
             agent_version="0.1.0", instance_type="m7i.large", vcpus=VCPUS,
         )  # fmt: skip
@@ -476,6 +476,9 @@ def run_scenario(
             )
     if not stack.pollers.wait_idle(timeout=300):
         raise RuntimeError("the stack did not settle within 300 s")
+    letters = meter.calls.get("sqs.SendMessageBatch", 0) + meter.calls.get("sqs.SendMessage", 0)
+    if letters:  # the fleet is benign and well-formed: a dead letter means the bench measures rejections
+        raise SystemExit(f"{sc.name}: {letters} dead-letter calls for benign records; see the ingest's log")
     with meter.lock:
         m.functions = {k: v for k, v in meter.functions.items()}
         m.ddb_write_units = meter.wcu
@@ -535,6 +538,21 @@ def report(m: Measured, prices: dict[str, Any]) -> dict[str, float]:
     return usd
 
 
+def _template_architecture() -> str:
+    """The functions' architecture as template.yaml sets it (Globals; no function overrides it)."""
+    from samtranslator.yaml_helper import yaml_parse
+
+    template = yaml_parse((ROOT / "template.yaml").read_text())
+    archs = {
+        tuple(res.get("Properties", {}).get("Architectures") or ())
+        for res in template["Resources"].values()
+        if res["Type"] == "AWS::Serverless::Function"
+    } - {()}
+    if archs:
+        raise SystemExit(f"template.yaml: a function overrides Architectures ({archs}): price it per function")
+    return str(template["Globals"]["Function"].get("Architectures", ["x86_64"])[0])
+
+
 def _free_port() -> int:
     with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
         s.bind(("127.0.0.1", 0))
@@ -579,10 +597,8 @@ def main(argv: list[str] | None = None) -> int:
         meter.install(clients._session.events)
         _hook_params(clients._session.events)
         lam = stack.client("lambda")
-        configs = {
-            f["FunctionName"]: (int(f["MemorySize"]), (f.get("Architectures") or ["x86_64"])[0])
-            for f in lam.list_functions()["Functions"]
-        }
+        arch = _template_architecture()  # moto's CloudFormation drops Architectures: the template's
+        configs = {f["FunctionName"]: (int(f["MemorySize"]), arch) for f in lam.list_functions()["Functions"]}
         ingest_esm = next(
             e
             for e in lam.list_event_source_mappings()["EventSourceMappings"]

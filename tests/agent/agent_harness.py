@@ -142,7 +142,8 @@ def _identity_files(workdir: Path, instance_id: str) -> tuple[Path, Path]:
 
 def write_config(workdir: Path, key: str, extra: str = "") -> Path:
     cfg = workdir / "agent.toml"
-    doc, sig = _identity_files(workdir, f"i-0agenttest{key[-6:]}")
+    instance_id = f"i-0a9e0000000{key[-6:]}"
+    doc, sig = _identity_files(workdir, instance_id)
     cfg.write_text(
         f"""
 [identity]
@@ -150,7 +151,7 @@ document_file = "{doc}"
 signature_file = "{sig}"
 
 [agent]
-instance_id = "i-0a9e0000000{key[-6:]}"
+instance_id = "{instance_id}"
 account_id = "123456789012"
 region = "us-east-1"
 state_dir = "{workdir / "state"}"

@@ -57,6 +57,18 @@ def test_a_batch_half_counted_before_counts_only_its_new_heartbeats(aws: Aws) ->
     assert usage_item["lastSeq"]["N"] == "20"
 
 
+def test_usage_is_written_every_five_minutes_and_counts_every_heartbeat(aws: Aws) -> None:
+    # GIVEN a container receiving one heartbeat a minute of one instance
+    store = CoverageStore(aws.coverage_table)
+    writes = []
+    for minute in range(11):
+        store.record([hb(minute + 1, minute)])
+        writes.append(next(i for i in _items(aws) if "usageOf" in i)["heartbeats"]["N"])
+    # THEN the usage item was written at minutes 0, 5 and 10 only, and then counted all 11
+    assert writes == ["1"] * 5 + ["6"] * 5 + ["11"]
+    assert _usage(aws)[0].vcpu_seconds == 11 * 120
+
+
 def test_each_utc_day_has_its_own_usage_item(aws: Aws) -> None:
     # GIVEN heartbeats just before and after midnight
     store = CoverageStore(aws.coverage_table)
@@ -73,12 +85,13 @@ def test_the_coverage_row_is_rewritten_on_change_or_every_five_minutes(aws: Aws)
     # GIVEN heartbeats a minute apart with nothing new to say
     for minute in range(5):
         store.record([hb(100 + minute, minute)])
-    # THEN the row still holds the first; usage counted all five
+    # THEN the row still holds the first; so does usage (the next four wait for its 5-minute write)
     assert _row(aws)["lastSeq"]["N"] == "100"
-    assert _usage(aws)[0].heartbeats == 5
-    # WHEN five minutes have passed THEN it is refreshed
+    assert _usage(aws)[0].heartbeats == 1
+    # WHEN five minutes have passed THEN both are refreshed, usage with all six heartbeats
     store.record([hb(105, 5)])
     assert _row(aws)["lastSeq"]["N"] == "105"
+    assert _usage(aws)[0].heartbeats == 6
     # WHEN a sensor goes down a minute later THEN it is written at once
     store.record([hb(106, 6, sensors=("audit",))])
     assert _row(aws)["lastSeq"]["N"] == "106"

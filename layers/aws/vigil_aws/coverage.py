@@ -9,8 +9,12 @@ Two kinds of items, both keyed by ``instanceId``:
   container last wrote is ``refresh_s`` (5 min) old; so ``lastHeartbeatAt`` lags by up to 5 min
   (the usage item's ``lastAt`` does not).
 - the usage item, ``instanceId = usage#<instance>#<UTC day>``: monitored vCPU-seconds of that day
-  (``vcpuSeconds``, ``heartbeats``), one ADD per heartbeat, replay-safe by a watermark: the last
-  counted heartbeat's ``lastSeq``. An instance's seqs are monotonic and its records reach the
+  (``vcpuSeconds``, ``heartbeats``), replay-safe by a watermark: the last counted heartbeat's
+  ``lastSeq``. Written at the same cadence: the first heartbeat of an (instance, day) a container
+  sees is written at once, later ones are added up in the container and written together when
+  they span ``refresh_s`` (or the day ends), one ADD for several heartbeats. A container that is
+  recycled loses what it had not written yet: usage is under-counted by at most ``refresh_s`` per
+  container and instance, never over-counted. An instance's seqs are monotonic and its records reach the
   ingest in order (one partition key per instance), so "seq above the watermark" is "not counted
   yet". The day is the heartbeat's own time, so a replay lands on the item that counted it.
 
@@ -77,6 +81,9 @@ class CoverageStore:
         self.refresh_s = refresh_s
         # instance -> (material content, heartbeat time in ns) of the row this container last wrote
         self._written: dict[str, tuple[tuple[Any, ...], int]] = {}
+        # (instance, day) -> heartbeats not yet written (by seq), and when that item was last written
+        self._usage_pending: dict[tuple[str, str], dict[int, AgentHealth]] = {}
+        self._usage_written: dict[tuple[str, str], int] = {}
 
     def record(self, heartbeats: Sequence[AgentHealth]) -> int:
         """Count usage for every new heartbeat; refresh the coverage row of an instance when it is
@@ -85,9 +92,17 @@ class CoverageStore:
         groups: dict[tuple[str, str], list[AgentHealth]] = {}
         for hb in sorted(heartbeats, key=lambda h: h.seq):
             groups.setdefault((hb.device.instance_uid, utc_day(hb.time)), []).append(hb)
-        for (instance, day), hbs in groups.items():
-            if self._count_usage(instance, day, hbs):
-                touched.add(instance)
+        for key, hbs in groups.items():
+            pending = self._usage_pending.setdefault(key, {})
+            pending.update((h.seq, h) for h in hbs)
+        for key in sorted(self._usage_pending):
+            if key[0] in {i for i, _ in groups} and self._usage_due(key, groups):
+                instance, day = key
+                hbs = [self._usage_pending[key][q] for q in sorted(self._usage_pending[key])]
+                if self._count_usage(instance, day, hbs):
+                    touched.add(instance)
+                self._usage_written[key] = hbs[-1].time
+                del self._usage_pending[key]
         latest: dict[str, AgentHealth] = {}
         for hb in heartbeats:
             cur = latest.get(hb.device.instance_uid)
@@ -99,6 +114,16 @@ class CoverageStore:
         return len(touched)
 
     # -- usage ----------------------------------------------------------------------------------
+    def _usage_due(self, key: tuple[str, str], groups: dict[tuple[str, str], list[AgentHealth]]) -> bool:
+        pending = self._usage_pending[key]
+        if not pending:
+            return False
+        if key not in groups:  # an earlier day of an instance that has moved on: flush it
+            return True
+        written = self._usage_written.get(key)
+        newest = max(h.time for h in pending.values())
+        return written is None or newest - written >= self.refresh_s * 1e9
+
     def _count_usage(self, instance: str, day: str, hbs: list[AgentHealth]) -> bool:
         if self._add_usage(instance, day, hbs):
             return True
