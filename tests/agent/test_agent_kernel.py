@@ -653,15 +653,22 @@ def test_the_units_capabilities_are_enough_for_every_sensor(tmp_path: Path) -> N
         "--bounding-set=" + ",".join(["-all"] + [f"+{c}" for c in caps]),
         "--",
     ]
+    # under systemd, tracefs is mounted at boot (sys-kernel-tracing.mount) before the unit starts;
+    # a bounded agent cannot mount it itself (no CAP_SYS_ADMIN), so mount it here as systemd would
+    mounted = not os.path.isdir("/sys/kernel/tracing/events")
+    if mounted:
+        subprocess.run(["mount", "-t", "tracefs", "tracefs", "/sys/kernel/tracing"], check=True)
     a = start_agent(tmp_path, f"vigiltest{uuid.uuid4().hex[:8]}", wrapper=bound)
     try:
         hb = a.wait_for(lambda e: e["kind"] == "heartbeat")
         if "ebpf" in hb.get("sensors_unavailable", {}) and os.environ.get("VIGIL_REQUIRE_BPF") != "1":
             pytest.skip(f"eBPF sensor unavailable: {hb['sensors_unavailable']['ebpf']}")
-        assert {"ebpf", "audit", "dns"} <= set(hb["sensors_active"])
+        assert {"ebpf", "audit", "dns"} <= set(hb["sensors_active"]), hb
         assert hb.get("sensors_unavailable", {}) == {}
         m = marker()
         subprocess.run(["/bin/echo", m], stdout=subprocess.DEVNULL, check=True)
         a.wait_for(lambda e: e["kind"] == "process_exec" and m in _proc(e).get("args", []), what="exec")
     finally:
         assert a.stop() == 0
+        if mounted:
+            subprocess.run(["umount", "/sys/kernel/tracing"], check=False)
