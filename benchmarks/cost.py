@@ -549,7 +549,9 @@ def _template_architecture() -> str:
         if res["Type"] == "AWS::Serverless::Function"
     } - {()}
     if archs:
-        raise SystemExit(f"template.yaml: a function overrides Architectures ({archs}): price it per function")
+        raise SystemExit(
+            f"template.yaml: a function overrides Architectures ({archs}): price it per function"
+        )
     return str(template["Globals"]["Function"].get("Architectures", ["x86_64"])[0])
 
 
@@ -563,7 +565,12 @@ def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("--quiet-hosts", type=int, default=30)
     ap.add_argument("--busy-hosts", type=int, default=3)
-    ap.add_argument("--seconds", type=int, default=60, help="simulated seconds measured per scenario")
+    ap.add_argument(
+        "--seconds",
+        type=int,
+        default=300,
+        help="simulated seconds measured per scenario (>= the 5-min coverage cadence)",
+    )
     ap.add_argument("--warmup", type=int, default=10, help="simulated seconds fed before counting")
     ap.add_argument("--seed", type=int, default=14)
     ap.add_argument(
