@@ -40,6 +40,7 @@ from __future__ import annotations
 import datetime
 import json
 import logging
+from collections.abc import Callable
 from typing import Any
 
 _saved: dict[str, Any] = {}
@@ -84,6 +85,19 @@ def _tag_lengths_checked(orig: Any) -> Any:
     return create_tags
 
 
+def _fix_cfn_properties(saved: str, cls: Any, fix: Callable[[dict[str, Any]], None]) -> None:
+    """Wrap ``cls.create_from_cloudformation_json`` so ``fix`` mends the resource's Properties
+    before moto reads them (undone by ``restore`` from ``_saved[saved]``)."""
+    _saved[saved] = cls.__dict__["create_from_cloudformation_json"]
+    orig = cls.create_from_cloudformation_json  # bound classmethod
+
+    def create(klass: Any, resource_name: str, cloudformation_json: Any, *args: Any, **kwargs: Any) -> Any:
+        fix(cloudformation_json.get("Properties") or {})
+        return orig(resource_name, cloudformation_json, *args, **kwargs)
+
+    cls.create_from_cloudformation_json = classmethod(create)
+
+
 def apply() -> None:
     if _saved:
         return
@@ -120,64 +134,29 @@ def apply() -> None:
     names.update(SERVICE_ERROR_NAMES)
 
     from moto.events.models import Rule
-
-    _saved["rule_cfn"] = Rule.__dict__["create_from_cloudformation_json"]
-    orig_rule = Rule.create_from_cloudformation_json  # bound classmethod
-
-    def create_from_cloudformation_json(
-        cls: Any, resource_name: str, cloudformation_json: Any, *args: Any, **kwargs: Any
-    ) -> Any:
-        props = cloudformation_json.get("Properties") or {}
-        if isinstance(props.get("EventPattern"), str):
-            props["EventPattern"] = json.loads(props["EventPattern"])
-        return orig_rule(resource_name, cloudformation_json, *args, **kwargs)
-
-    Rule.create_from_cloudformation_json = classmethod(create_from_cloudformation_json)  # type: ignore[method-assign,assignment]
-
     from moto.iam.models import ManagedPolicy
-
-    _saved["policy_cfn"] = ManagedPolicy.__dict__["create_from_cloudformation_json"]
-    orig_policy = ManagedPolicy.create_from_cloudformation_json  # bound classmethod
-
-    def policy_from_cloudformation_json(
-        cls: Any, resource_name: str, cloudformation_json: Any, *args: Any, **kwargs: Any
-    ) -> Any:
-        props = cloudformation_json.get("Properties") or {}
-        if isinstance(props.get("PolicyDocument"), str):
-            props["PolicyDocument"] = json.loads(props["PolicyDocument"])
-        return orig_policy(resource_name, cloudformation_json, *args, **kwargs)
-
-    ManagedPolicy.create_from_cloudformation_json = classmethod(policy_from_cloudformation_json)  # type: ignore[method-assign,assignment]
-
     from moto.kms.models import Key
-
-    _saved["kms_key_cfn"] = Key.__dict__["create_from_cloudformation_json"]
-    orig_key = Key.create_from_cloudformation_json  # bound classmethod
-
-    def key_from_cloudformation_json(
-        cls: Any, resource_name: str, cloudformation_json: Any, *args: Any, **kwargs: Any
-    ) -> Any:
-        props = cloudformation_json.get("Properties") or {}
-        if isinstance(props.get("KeyPolicy"), dict):
-            props["KeyPolicy"] = json.dumps(props["KeyPolicy"])
-        return orig_key(resource_name, cloudformation_json, *args, **kwargs)
-
-    Key.create_from_cloudformation_json = classmethod(key_from_cloudformation_json)  # type: ignore[method-assign,assignment]
-
     from moto.logs.models import LogGroup
 
-    _saved["log_group_cfn"] = LogGroup.__dict__["create_from_cloudformation_json"]
-    orig_log_group = LogGroup.create_from_cloudformation_json  # bound classmethod
+    def parsed(key: str) -> Callable[[dict[str, Any]], None]:
+        def fix(props: dict[str, Any]) -> None:
+            if isinstance(props.get(key), str):
+                props[key] = json.loads(props[key])
 
-    def log_group_from_cloudformation_json(
-        cls: Any, resource_name: str, cloudformation_json: Any, *args: Any, **kwargs: Any
-    ) -> Any:
-        props = cloudformation_json.get("Properties") or {}
+        return fix
+
+    def key_policy_as_text(props: dict[str, Any]) -> None:
+        if isinstance(props.get("KeyPolicy"), dict):
+            props["KeyPolicy"] = json.dumps(props["KeyPolicy"])
+
+    def kms_key_id_renamed(props: dict[str, Any]) -> None:
         if "KmsKeyId" in props:
             props["kmsKeyId"] = props.pop("KmsKeyId")
-        return orig_log_group(resource_name, cloudformation_json, *args, **kwargs)
 
-    LogGroup.create_from_cloudformation_json = classmethod(log_group_from_cloudformation_json)  # type: ignore[method-assign,assignment]
+    _fix_cfn_properties("rule_cfn", Rule, parsed("EventPattern"))  # a JSON string pattern
+    _fix_cfn_properties("policy_cfn", ManagedPolicy, parsed("PolicyDocument"))  # a !Sub JSON string
+    _fix_cfn_properties("kms_key_cfn", Key, key_policy_as_text)  # a dict policy made DescribeKey fail
+    _fix_cfn_properties("log_group_cfn", LogGroup, kms_key_id_renamed)  # KmsKeyId was dropped
 
     from moto.ec2.models.tags import TagBackend
 
