@@ -199,6 +199,21 @@ def test_a_dead_letter_send_that_failed_half_way_is_not_duplicated_by_the_retry(
     assert sorted(m["line"] for m in letters) == list(range(2, 17)), [m["reason"] for m in letters if m["line"] == 0]
 
 
+def test_a_resent_record_recompressed_into_other_bytes_leaves_its_dead_letters_once(
+    aws: Aws, ingest: Any
+) -> None:
+    # GIVEN a record with two bad lines between good ones, dead-lettered once
+    good = gzip.decompress((EVENTS / "agent" / "crypto_dns.ndjson.gz").read_bytes()).split(b"\n")
+    body = b"\n".join([good[0], b"{not json", b'{"kind":"teleport"}', *good[1:]])
+    first = kinesis_event_for([(WORKER, gzip.compress(body, mtime=1))])
+    assert ingest.handler(first, context("IngestFunction")) == {"batchItemFailures": []}
+    # WHEN the agent re-sends it, compressed again (other gzip bytes, same events and lines)
+    again = kinesis_event_for([(WORKER, gzip.compress(body, compresslevel=1, mtime=2))], first_seq=2)
+    assert ingest.handler(again, context("IngestFunction")) == {"batchItemFailures": []}
+    # THEN the two bad lines are two dead letters, not four
+    assert sorted(m["line"] for m in aws.drain(aws.dead_letter_url)) == [2, 3]
+
+
 def test_a_flood_of_bad_lines_costs_a_bounded_number_of_dead_letters(aws: Aws, ingest: Any) -> None:
     # GIVEN one record of 5,000 undecodable `{}` lines
     record = gzip.compress(b"{}\n" * 5000)

@@ -9,7 +9,7 @@ counts the rest by reason and carries a few samples, so a record of a million ba
 hundred messages, not a million.
 
 Idempotent: the queue is FIFO, and each message's deduplication id is derived from what it
-reports (the record's bytes, the line, the reason), so a record retried after a partial send,
+reports (the record's identity: the agent seqs it carries, else its bytes; the line; the reason), so a record retried after a partial send,
 redelivered by Kinesis or re-sent by the agent, within SQS's five-minute deduplication window,
 leaves each dead letter once. The message group is the (hashed) partition key: one instance's
 letters stay in order, and different instances' never wait on each other.

@@ -74,6 +74,14 @@ class _Pending:
     identity_problems: list[tuple[str, str, Source]] = field(default_factory=list)  # (instance, reason)
 
 
+def record_identity(result: BatchResult, data: bytes, src: Source) -> str:
+    """What a record carries, for its dead letters' deduplication: the agent seq intervals of its
+    events when any decoded (a re-send is recompressed into other bytes, but carries the same
+    seqs), else its bytes."""
+    what = f"{src.partition_key}|{sorted(result.ranges.items())}".encode() if result.ranges else data
+    return hashlib.sha256(what).hexdigest()
+
+
 class Ingestor:
     """Built once per container; ``begin`` once per invocation, ``process`` once per record,
     ``flush`` once at the end of the invocation."""
@@ -130,7 +138,7 @@ class Ingestor:
             p.heartbeats.extend(result.heartbeats)
             p.heartbeat_sources.append(src)
         if result.rejected:
-            p.letters.append((src, result.rejected, hashlib.sha256(data).hexdigest()))
+            p.letters.append((src, result.rejected, record_identity(result, data, src)))
         if self.state.changes():
             p.state_sources.append(src)
         if result.identity_problem:  # noted on a row that exists; never creates one (docs/identity.md)
