@@ -6,6 +6,7 @@ Errors are ``SystemExit`` messages, which Python writes to stderr as they are: t
 from __future__ import annotations
 
 import json
+import os
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -19,7 +20,21 @@ from botocore.exceptions import BotoCoreError, ClientError
 from vigil_cli import safe
 from vigil_cli.safe import visible
 
-LOCAL_STATE = Path("local/.state/stack.json")
+LOCAL_STATE = Path("local/.state/stack.json")  # written by `make stack`, relative to the checkout
+# the offline stack is moto on loopback: any key signs, but boto3 refuses to sign with none
+OFFLINE_CREDENTIALS = {"aws_access_key_id": "testing", "aws_secret_access_key": "testing"}
+
+
+def local_state_file() -> Path | None:
+    """The running offline stack's state file: $VIGIL_LOCAL_STATE, else local/.state/stack.json
+    in the current directory, else in the checkout this CLI runs from (so any directory works)."""
+    env = os.environ.get("VIGIL_LOCAL_STATE")
+    if env:
+        return Path(env) if Path(env).exists() else None
+    for candidate in (Path.cwd() / LOCAL_STATE, Path(__file__).resolve().parents[2] / LOCAL_STATE):
+        if candidate.exists():
+            return candidate
+    return None
 
 
 @dataclass(frozen=True)
@@ -27,9 +42,13 @@ class Target:
     region: str
     endpoint_url: str | None
     outputs: dict[str, str]
+    offline: bool = False  # the offline stack: no AWS credentials needed
 
     def client(self, service: str) -> Any:
-        return boto3.client(service, region_name=self.region, endpoint_url=self.endpoint_url)
+        creds: dict[str, str] = {}
+        if self.offline and boto3.session.Session().get_credentials() is None:
+            creds = OFFLINE_CREDENTIALS
+        return boto3.client(service, region_name=self.region, endpoint_url=self.endpoint_url, **creds)
 
     def output(self, name: str) -> str:
         try:
@@ -41,9 +60,12 @@ class Target:
 
 def resolve(stack: str | None, region: str | None, endpoint_url: str | None) -> Target:
     """--stack NAME reads CloudFormation outputs; with no --stack, a running offline stack is used."""
-    if stack is None and endpoint_url is None and LOCAL_STATE.exists():
-        st = json.loads(LOCAL_STATE.read_text())
-        return Target(st.get("region", "us-east-1"), st.get("endpoint_url"), dict(st.get("outputs", {})))
+    state = local_state_file() if stack is None and endpoint_url is None else None
+    if state is not None:
+        st = json.loads(state.read_text())
+        return Target(
+            st.get("region", "us-east-1"), st.get("endpoint_url"), dict(st.get("outputs", {})), offline=True
+        )
     if stack is None:
         raise SystemExit(
             "no stack: pass --stack NAME (deployed with sam deploy), or start the offline stack (make stack)"
