@@ -8,8 +8,10 @@ key=value text is split once, lazily, only when its group is complete.
 from __future__ import annotations
 
 import ipaddress
+import itertools
 import socket
 import struct
+from collections.abc import Iterable
 from dataclasses import dataclass
 
 _ntop = socket.inet_ntop
@@ -94,6 +96,20 @@ class Group:
         for p in self.paths:
             out.append((value(p.get("name")) or "", p.get("nametype", "")))
         return out
+
+
+def bounded_argv(args: Iterable[str]) -> list[str]:
+    """At most ``MAX_ARGS`` arguments and ``MAX_ARGV_CHARS`` characters, the cut marked with "…"
+    (what the ingest's bounds take, docs/wire-format.md §4, whatever a process put in its argv)."""
+    out: list[str] = []
+    total = 0
+    for s in itertools.islice(args, MAX_ARGS):
+        total += len(s)
+        if total > MAX_ARGV_CHARS:
+            out.append(s[: max(0, MAX_ARGV_CHARS - (total - len(s)))] + "…")
+            break
+        out.append(s)
+    return out
 
 
 def parse_execve(body: str) -> list[str]:

@@ -138,8 +138,8 @@ def parse(text: str, source: str = "<config>") -> Config:
         problems.append("agent.flush_s must be in (0, 1] (DESIGN: batches leave within a second)")
     if not 1024 <= cfg.agent.batch_max_bytes <= 1000 * 1024:
         problems.append("agent.batch_max_bytes must be between 1 KiB and 1000 KiB")
-    if not 1 <= cfg.agent.batch_max_raw_mb <= 64:
-        problems.append("agent.batch_max_raw_mb must be between 1 and 64")
+    if not 1 <= cfg.agent.batch_max_raw_mb <= 8:  # the ingest refuses a record that inflates past 8 MiB
+        problems.append("agent.batch_max_raw_mb must be between 1 and 8 (the ingest's bound, docs/wire-format.md §4)")
     if cfg.agent.heartbeat_s <= 0:
         problems.append("agent.heartbeat_s must be > 0")
     if not 0 <= cfg.agent.gzip_level <= 9:

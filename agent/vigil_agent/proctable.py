@@ -20,6 +20,7 @@ from dataclasses import dataclass
 import msgspec
 
 from vigil import wire
+from vigil_agent.auditparse import MAX_ARGS, MAX_ARGV_CHARS, bounded_argv
 from vigil_agent.sockinfo import describe_fd
 
 LINEAGE_DEPTH = 5
@@ -450,8 +451,9 @@ class ProcessTable:
             return None
         comm, ppid, ticks = st
         try:
-            with open(f"{base}/cmdline", "rb") as f:
-                argv = [a.decode("utf-8", "replace") for a in f.read().split(b"\0")[:-1]]
+            with open(f"{base}/cmdline", "rb") as f:  # an argv can be MBs: read what the bound keeps
+                raw = f.read(4 * MAX_ARGV_CHARS + MAX_ARGS)
+            argv = bounded_argv(a.decode("utf-8", "replace") for a in raw.split(b"\0")[:-1])
         except OSError:
             argv = []
         try:

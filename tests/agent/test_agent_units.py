@@ -555,3 +555,14 @@ def test_mount_fs_type_from_mountinfo(tmp_path) -> None:
     assert mount_fs_type(str(info), "/") == "ext4"
     assert mount_fs_type(str(info), "/nope") == ""
     assert mount_fs_type(str(tmp_path / "gone"), "/") == ""
+
+
+def test_an_argv_read_from_proc_is_bounded_like_one_from_audit() -> None:
+    # GIVEN an argv far past what the ingest takes (a process can pad its command line to MBs)
+    from vigil_agent.auditparse import MAX_ARGS, MAX_ARGV_CHARS, bounded_argv
+
+    many = bounded_argv(["x"] * 1000)
+    long = bounded_argv(["a" * 5000, "b" * 5000, "c"])
+    # THEN at most MAX_ARGS arguments and MAX_ARGV_CHARS characters, the cut marked
+    assert len(many) == MAX_ARGS
+    assert sum(len(a) for a in long) == MAX_ARGV_CHARS + 1 and long[-1].endswith("…") and len(long) == 2
