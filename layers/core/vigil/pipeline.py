@@ -67,6 +67,12 @@ class BatchResult:
 
 def seq_ranges(events: Sequence[Event]) -> dict[str, tuple[int, int]]:
     """instance id -> (lowest, highest) seq among ``events``."""
+    if not events:
+        return {}
+    first = events[0].device
+    if all(e.device is first for e in events):  # the usual record: one host block, one device
+        seqs = [e.seq for e in events]
+        return {first.instance_uid: (min(seqs), max(seqs))}
     out: dict[str, tuple[int, int]] = {}
     for e in events:
         instance = e.device.instance_uid

@@ -320,7 +320,7 @@ def normalize_batch(
         else:
             try:
                 p = getattr(w, "process", None)
-                if p is not None and p.lineage:
+                if p is not None and p.lineage and any(a.lineage for a in p.lineage):
                     _check_lineage(p, "process")
                 out.append(handlers[type(w)](w, device))
                 continue
