@@ -11,7 +11,7 @@ import ipaddress
 import itertools
 import socket
 import struct
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 
 _ntop = socket.inet_ntop
@@ -118,25 +118,21 @@ def parse_execve(body: str) -> list[str]:
         argc = int(f.get("argc", "0"))
     except ValueError:
         argc = 0
-    argv: list[str] = []
-    total = 0
-    for i in range(min(argc, MAX_ARGS)):
-        raw = f.get(f"a{i}")
-        if raw is None:  # long argument split in chunks a<i>[0], a<i>[1], ... (hex)
-            chunks = []
-            j = 0
-            while (c := f.get(f"a{i}[{j}]")) is not None:
-                chunks.append(c)
-                j += 1
-            s = value("".join(chunks)) or "" if chunks else ""
-        else:
-            s = value(raw) or ""
-        total += len(s)
-        if total > MAX_ARGV_CHARS:
-            argv.append(s[: max(0, MAX_ARGV_CHARS - (total - len(s)))] + "…")
-            break
-        argv.append(s)
-    return argv
+
+    def args() -> Iterator[str]:  # lazily: the bound stops the decoding where it cuts
+        for i in range(argc):
+            raw = f.get(f"a{i}")
+            if raw is None:  # long argument split in chunks a<i>[0], a<i>[1], ... (hex)
+                chunks = []
+                j = 0
+                while (c := f.get(f"a{i}[{j}]")) is not None:
+                    chunks.append(c)
+                    j += 1
+                yield value("".join(chunks)) or "" if chunks else ""
+            else:
+                yield value(raw) or ""
+
+    return bounded_argv(args())
 
 
 def parse_time_serial(header: str) -> tuple[int, int]:

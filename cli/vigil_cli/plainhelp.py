@@ -49,23 +49,24 @@ def _plain(params: list[Any]) -> None:
             p.__class__ = _Argument
 
 
-class Command(tc.TyperCommand):
+class _PlainHelp:
+    """Mixed into typer's command and group: their parameters and help option get plain metavars."""
+
+    params: list[Any]
+
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
         _plain(self.params)
 
     def get_help_option(self, ctx: Any) -> Any:
-        option = super().get_help_option(ctx)
+        option = super().get_help_option(ctx)  # type: ignore[misc]
         _plain([option])
         return option
 
 
-class Group(tc.TyperGroup):
-    def __init__(self, *args: Any, **kwargs: Any) -> None:
-        super().__init__(*args, **kwargs)
-        _plain(self.params)
+class Command(_PlainHelp, tc.TyperCommand):
+    pass
 
-    def get_help_option(self, ctx: Any) -> Any:
-        option = super().get_help_option(ctx)
-        _plain([option])
-        return option
+
+class Group(_PlainHelp, tc.TyperGroup):
+    pass

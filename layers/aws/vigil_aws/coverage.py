@@ -95,8 +95,9 @@ class CoverageStore:
         for key, hbs in groups.items():
             pending = self._usage_pending.setdefault(key, {})
             pending.update((h.seq, h) for h in hbs)
+        reporting = {instance for instance, _ in groups}
         for key in sorted(self._usage_pending):
-            if key[0] in {i for i, _ in groups} and self._usage_due(key, groups):
+            if key[0] in reporting and self._usage_due(key, groups):
                 instance, day = key
                 hbs = [self._usage_pending[key][q] for q in sorted(self._usage_pending[key])]
                 if self._count_usage(instance, day, hbs):

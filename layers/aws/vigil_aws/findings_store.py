@@ -103,8 +103,7 @@ class _Known:
 class _Group:
     """Everything one ``apply`` brings to one finding."""
 
-    latest: Occurrence
-    suppressed: bool
+    latest: Occurrence  # its document, severity and status (suppressed or not) are written
     # (seq lo, seq hi, count, first ns, last ns): counted whole, unless any of its seqs was applied
     units: list[tuple[int, int, int, int, int]] = field(default_factory=list)
     ranges: list[tuple[int, int]] = field(default_factory=list)
@@ -122,9 +121,9 @@ def _group(contributions: Sequence[Occurrence | Contribution]) -> dict[str, _Gro
         occ, rng = (c.occurrence, c.record_range) if isinstance(c, Contribution) else (c, None)
         g = groups.get(occ.id)
         if g is None:
-            g = groups[occ.id] = _Group(latest=occ, suppressed=occ.suppressed)
+            g = groups[occ.id] = _Group(latest=occ)
         elif occ.last_seen_ns >= g.latest.last_seen_ns:
-            g.latest, g.suppressed = occ, occ.suppressed
+            g.latest = occ
         g.units.extend(_units(occ))
         if rng is not None:
             g.ranges.append(rng)
@@ -253,7 +252,6 @@ class FindingsStore:
         expires: int,
     ) -> _Known:
         occ = g.latest
-        base = update_values(occ, now, expires)
         first, last = iso(first_ns), iso(last_ns)
         ddb = client("dynamodb")
         if known is None:  # a new finding, as far as anyone here knows
@@ -264,11 +262,11 @@ class FindingsStore:
                     "count": {"N": str(count)},
                     "firstSeen": {"S": first},
                     "lastSeen": {"S": last},
-                    "status": base[":status"] if not g.suppressed else {"S": ARCHIVED},
                 }
             )
             ddb.put_item(TableName=self.table, Item=item, ConditionExpression="attribute_not_exists(id)")
             return _Known(1, after, first, last)
+        base = update_values(occ, now, expires)
         newer = last >= known.last_seen  # ties: the later write wins, as it always did
         first = min(first, known.first_seen) if known.first_seen else first
         last = max(last, known.last_seen)
