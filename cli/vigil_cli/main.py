@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import sys
+from pathlib import Path
 from typing import Annotated, Any
 
 import typer
@@ -12,6 +13,9 @@ from rich.text import Text
 
 from vigil import severity
 from vigil.pipeline import Pipeline
+from vigil.registry import all_detections
+from vigil.sigma import RuleError
+from vigil_aws import sigma_rules
 from vigil_cli import plainhelp, safe
 from vigil_cli import replay as _replay
 from vigil_cli.stack import aws_errors, resolve
@@ -98,15 +102,23 @@ def replay(
     region: Annotated[
         str, typer.Option(help="region for finding ids/ARNs (default: the events' host block)")
     ] = "",
+    sigma: Annotated[
+        str | None,
+        typer.Option(
+            "--sigma", metavar="FILE", help="Sigma rule bundle to run (default: the shipped one, if any)"
+        ),
+    ] = None,
+    no_sigma: Annotated[bool, typer.Option("--no-sigma", help="run the native detections only")] = False,
 ) -> None:
     """Run normalize + detect in-process (no AWS) and print one GuardDuty-shaped finding JSON per line."""
     try:
         stream = _replay.open_input(file)
-    except (FileNotFoundError, OSError) as exc:
+        extra = () if no_sigma else sigma_rules.load(Path(sigma) if sigma else None).detections
+    except (FileNotFoundError, OSError, RuleError) as exc:
         err.print(f"[red]error:[/] {safe.markup(exc)}")
         raise typer.Exit(2) from None
     live = file == "-"
-    pipeline = Pipeline.default(account_id=account_id, region=region)
+    pipeline = Pipeline.default(account_id=account_id, region=region, detections=all_detections() + extra)
 
     def on_error(msg: str) -> None:
         err.print(f"[yellow]skipped[/] {safe.markup(msg)}", highlight=False)
@@ -231,6 +243,9 @@ def findings_show(
 
 
 def _mount_optional() -> None:
+    from vigil_cli import sigma as _sigma
+
+    app.add_typer(_sigma.app, name="sigma")
     try:
         from vigil_cli import response
     except ImportError:

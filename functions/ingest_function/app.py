@@ -3,7 +3,9 @@
 Trigger: Kinesis ``TelemetryStream`` (partial batch response, bisect on error, bounded retries,
 on-failure record to ``IngestFailureQueue``). One record = one gzip NDJSON batch from one host.
 Reads: ``StateTable`` (detection state); threat/trusted lists in S3 (``VIGIL_THREAT_LISTS`` /
-``VIGIL_TRUSTED_LISTS``, re-checked by ETag every ``VIGIL_INTEL_CHECK_SECONDS``).
+``VIGIL_TRUSTED_LISTS``, re-checked by ETag every ``VIGIL_INTEL_CHECK_SECONDS``); the Sigma rule
+bundle shipped in the core layer (``vigil/sigma_rules.json``, written by ``vigil sigma import``;
+none shipped: docs/sigma.md).
 Writes: once per invocation (``Ingestor.flush``), ``FindingsTable`` (one conditional write per
 finding, exactly once per event by identity), ``StateTable``, ``CoverageTable`` (heartbeats; identity problems on existing rows),
 ``IngestDeadLetterQueue`` (FIFO: rejected lines and identity
@@ -24,10 +26,12 @@ from aws_lambda_powertools.utilities.typing import LambdaContext
 
 from vigil.identity import IdentityVerifier
 from vigil.pipeline import Pipeline
+from vigil.registry import all_detections
 from vigil_aws.dead_letters import Source
 from vigil_aws.ingest import Ingestor
 from vigil_aws.intel import IntelLoader
 from vigil_aws.settings import IngestSettings
+from vigil_aws.sigma_rules import bundled as sigma_bundle
 
 settings = IngestSettings.from_env()
 logger = Logger()
@@ -40,6 +44,7 @@ ingestor = Ingestor(
         account_id=settings.account_id,
         region=settings.region,
         intel=intel_loader.intel(),
+        detections=all_detections() + sigma_bundle().detections,  # native + imported Sigma rules
         identity=IdentityVerifier.from_pem(settings.identity_certificates),  # checked by settings
     ),
 )

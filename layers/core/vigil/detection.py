@@ -142,6 +142,10 @@ class Detection:
         """GuardDuty ``runtimeDetails.context`` fields (camelCase names of RuntimeContext)."""
         return {}
 
+    def additional_info(self, event: Any) -> dict[str, Any]:
+        """Extra keys for ``service.additionalInfo.value`` (e.g. an imported rule's id and author)."""
+        return {}
+
     def threat_intel(self, event: Any, ctx: Context) -> list[dict[str, Any]]:
         """``service.evidence.threatIntelligenceDetails`` entries, for threat-list matches."""
         return []

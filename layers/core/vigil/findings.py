@@ -195,7 +195,9 @@ def build_finding(
         "additionalInfo": {
             "type": "default",
             "value": json.dumps(
-                {
+                # a detection's extra keys first: they never override the ones below
+                det.additional_info(event)
+                | {
                     "maturity": m.maturity,
                     "mitre": list(m.mitre),
                     "agentDetails": {"agentVersion": event.device.agent_version},
