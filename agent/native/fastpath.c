@@ -177,6 +177,8 @@ struct vf_ctx {
 	int64_t btime_ns;     /* in: boot time, wall clock ns (created_time) */
 	uint64_t tick_ns;     /* in: ns per clock tick (/proc/<pid>/stat's unit) */
 	char boot[40];        /* in: the boot id (process uuids) */
+	uint64_t urgent;      /* out: exec lines written whose fd 0, 1 or 2 is an inet socket (a
+	                       * reverse shell's shape), cumulative: their batch leaves at once */
 	/* private */
 	struct vf_hash *hashes;
 	struct vf_user *users;
@@ -440,6 +442,12 @@ int vf_set_stdio(struct vf_ctx *c, const uint8_t *raw, const char *json, uint32_
 		}
 	}
 	return -ENOSPC;
+}
+
+static int inet_socket(const struct vf_stdio *e)
+{ /* as vocab.is_network_socket: an AF_INET/AF_INET6 socket */
+	return e->len && memmem(e->json, e->len, "\"type\":\"socket\"", 15) &&
+	       memmem(e->json, e->len, "\"family\":\"inet", 14);
 }
 
 static const struct vf_stdio *get_stdio(struct vf_ctx *c, const uint8_t *raw)
@@ -965,6 +973,11 @@ static int exec_line(struct vf_ctx *c, const struct exec_ev *r, size_t size)
 	o = put(o, b, block_n);
 	end_line(c, o, r->h.time_ns);
 	c->execs++;
+	for (int i = 0; i < 3; i++)
+		if (inet_socket(fd[i])) {
+			c->urgent++;
+			break;
+		}
 	vf_set(c, pid, r->h.start_ns, b, (uint32_t)block_n, uuid, q, (uint32_t)brief_n, lin, (uint32_t)lin_n, n_lin, 0);
 	return 1;
 }

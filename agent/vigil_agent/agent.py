@@ -119,6 +119,7 @@ class Agent:
             max_raw=cfg.agent.batch_max_raw_mb << 20,
             gzip_level=cfg.agent.gzip_level,
             compress=not getattr(self.sink, "plain", False),
+            express=cfg.agent.express,
         )
         self.limiter = Limiter(cfg.limits.cpu_percent, cfg.limits.rss_mb)
         self.table = ProcessTable(hash_max_bytes=cfg.sensors.hash_max_mb << 20)
@@ -525,7 +526,7 @@ class Agent:
         ctx.shed_net = 1 if limiter.level and limiter.sheds("net") else 0
         # execs in C only as Python would write them: enriched, and with no executable excluded
         ctx.exec_on = 1 if fast.exec_ready and self.table.enrich and not self.cfg.exclude.exes else 0
-        shed0, ignored0, dropped0 = ctx.shed, ctx.ignored, ctx.dropped
+        shed0, ignored0, dropped0, urgent0 = ctx.shed, ctx.ignored, ctx.dropped, ctx.urgent
         handled = 0
         while True:
             first = self.seq + 1
@@ -545,6 +546,8 @@ class Agent:
                 break
         if handled >= BURST_RECORDS:
             self.bpf_burst = True
+        if ctx.urgent != urgent0:  # C wrote an urgent exec line (a shell on a socket)
+            self.batcher.mark_urgent()
         if ctx.shed != shed0:
             self._shed("net", ctx.shed - shed0)
         if ctx.dropped != dropped0:  # out of memory in C: counted, never silent
@@ -751,7 +754,8 @@ class Agent:
                 if now_m >= next_limits:
                     self._check_limits()
                     next_limits = now_m + self.cfg.limits.window_s
-                if self.batcher.due():  # right after a read: it holds all that is due with it
+                # right after a read: it holds all that is due with it (an urgent event: now)
+                if self.batcher.due() or self.batcher.express_due():
                     self.batcher.seal()
                 if self.stop_after and now_m - started >= self.stop_after:
                     break
@@ -791,6 +795,8 @@ class Agent:
                 self.fast.ctx.proc_bytes >> 10,
             )
         self._close_fast()
+        if self.batcher.express_seals:
+            log.info("express lane: %d batches left ahead of flush_s (urgent events)", self.batcher.express_seals)
         for s in (self.audit_sock, self.cn_sock, self.pkt_sock):
             if s is not None:
                 with contextlib.suppress(KeyError, ValueError):

@@ -35,6 +35,7 @@ class AgentConfig(_Section):
     state_dir: str = "/var/lib/vigil"
     heartbeat_s: float = 60.0
     flush_s: float = 1.0
+    express: bool = True  # a batch holding an urgent event (a shell on a socket ...) leaves at once (ship.py)
     batch_max_bytes: int = 960 * 1024  # a batch's gzip'd size: a Kinesis record is at most 1 MiB
     batch_max_raw_mb: int = 8  # a batch's NDJSON (what the ingest function inflates per record)
     gzip_level: int = 1
@@ -139,7 +140,9 @@ def parse(text: str, source: str = "<config>") -> Config:
     if not 1024 <= cfg.agent.batch_max_bytes <= 1000 * 1024:
         problems.append("agent.batch_max_bytes must be between 1 KiB and 1000 KiB")
     if not 1 <= cfg.agent.batch_max_raw_mb <= 8:  # the ingest refuses a record that inflates past 8 MiB
-        problems.append("agent.batch_max_raw_mb must be between 1 and 8 (the ingest's bound, docs/wire-format.md §4)")
+        problems.append(
+            "agent.batch_max_raw_mb must be between 1 and 8 (the ingest's bound, docs/wire-format.md §4)"
+        )
     if cfg.agent.heartbeat_s <= 0:
         problems.append("agent.heartbeat_s must be > 0")
     if not 0 <= cfg.agent.gzip_level <= 9:

@@ -70,6 +70,7 @@ class _Ctx(ctypes.Structure):
         ("btime_ns", ctypes.c_int64),
         ("tick_ns", ctypes.c_uint64),
         ("boot", ctypes.c_char * 40),
+        ("urgent", ctypes.c_uint64),
     ]
 
 

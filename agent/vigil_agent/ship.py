@@ -7,6 +7,13 @@ disk spool, which is replayed oldest first before anything newer is sent.
 A batch sealed early because it is full is held until its first event is ``flush_s`` old (what a
 batch sealed on time waits anyway), so under load the batches of one second leave in one
 PutRecords call: a call's fixed cost (botocore, HTTP) is most of the shipper's CPU.
+
+**Express lane.** A batch that holds an *urgent* event (``urgent``: an exec whose stdin, stdout or
+stderr is an inet socket, a memfd exec, an injection, a kernel module load: what a detection
+raises High on by itself) does not wait out ``flush_s``: the loop seals it right after the read
+that brought the event, at most once per ``express_min_s`` (so a host that keeps doing it, e.g.
+inetd-style services, sends at most a few more records a second, not one per event). Ordinary
+traffic is unaffected; an intrusion's first event reaches the ingest up to a second sooner.
 """
 
 from __future__ import annotations
@@ -43,6 +50,20 @@ _replace = msgspec.structs.replace
 _Raw = msgspec.Raw
 _Process = wire.Process
 RAW_CACHE = 1024  # processes whose encoded block is kept (reused from their second event on)
+EXPRESS_MIN_S = 0.2  # the least time between two express seals
+_URGENT_KINDS = (wire.MemfdExec, wire.Ptrace, wire.ProcessVmWrite, wire.ProcMemWrite, wire.ModuleLoad)
+
+
+def _inet_socket(fd: wire.Stdio | None) -> bool:
+    return fd is not None and fd.type == "socket" and fd.family.startswith("inet")
+
+
+def urgent(event: wire.WireEvent) -> bool:
+    """Whether an event makes its batch leave at once (the express lane, above)."""
+    if isinstance(event, wire.ProcessExec):
+        p = event.process
+        return _inet_socket(p.stdin) or _inet_socket(p.stdout) or _inet_socket(p.stderr)
+    return isinstance(event, _URGENT_KINDS)
 
 
 class Stats:
@@ -133,6 +154,8 @@ class Batcher:
         max_raw: int = 8 << 20,
         gzip_level: int = 1,
         compress: bool = True,
+        express: bool = True,
+        express_min_s: float = EXPRESS_MIN_S,
         clock: Callable[[], float] = time.monotonic,
     ) -> None:
         self.sink = sink
@@ -147,6 +170,11 @@ class Batcher:
         self.gzip_level = gzip_level
         self.compress = compress
         self.clock = clock
+        self.express = express
+        self.express_min_s = express_min_s
+        self.urgent = False  # the open batch holds an urgent event
+        self._express_at = float("-inf")  # when the last express seal happened
+        self.express_seals = 0
         # the batch: gzip'd as it fills (no 1 MiB join and copy at the seal), or for a plain sink
         # its lines (an item may hold several events: add_lines)
         self.lines: list[bytes] = []
@@ -179,7 +207,18 @@ class Batcher:
         """When the first event of a batch opened now was recorded, at the earliest."""
         return self._floor if self._floor is not None else self.clock()
 
+    def mark_urgent(self) -> None:
+        """The open batch (or the lines just added) holds an urgent event: see ``express_due``."""
+        if self.express:
+            self.urgent = True
+
+    def express_due(self) -> bool:
+        """Whether the open batch should leave now, ahead of ``flush_s`` (the express lane)."""
+        return self.urgent and bool(self.count) and self.clock() - self._express_at >= self.express_min_s
+
     def add(self, event: wire.WireEvent) -> None:
+        if self.express and urgent(event):
+            self.urgent = True
         if not self.count:
             if event.host is None:
                 event = _replace(event, host=self.host)
@@ -304,7 +343,11 @@ class Batcher:
         """Seconds until the open batch is due (infinity when there is none)."""
         if not self.count:
             return float("inf")
-        return max(0.0, self.opened + self.flush_s - self.clock())
+        now = self.clock()
+        due = self.opened + self.flush_s - now
+        if self.urgent:
+            due = min(due, self._express_at + self.express_min_s - now)
+        return max(0.0, due)
 
     def seal(self, *, full: bool = False) -> Batch | None:
         """Seal and submit the open batch. A batch sealed because it is ``full`` may wait, at the
@@ -312,6 +355,10 @@ class Batcher:
         at once, and takes the held batches with it."""
         if not self.count:
             return None
+        if self.urgent and not full and self.clock() - self.opened < self.flush_s:  # ahead of its time
+            self.express_seals += 1
+            self._express_at = self.clock()
+        self.urgent = False
         if self.compress:
             self._gz.append(self._comp.flush())
             payload = b"".join(self._gz)

@@ -17,7 +17,7 @@ import pytest
 from vigil import wire
 from vigil.sample import T0
 from vigil_agent import bpfsensor as b
-from vigil_agent import fastpath
+from vigil_agent import fastpath, ship
 from vigil_agent.bpfevents import BpfCollector
 from vigil_agent.proctable import ProcessTable
 from vigil_agent.ship import Batcher
@@ -472,3 +472,31 @@ def test_names_and_fds_c_cannot_hold_whole_are_not_held_cut(tmp_path: Path) -> N
     rec = _exec(8001, 8000, [b"true"], uid=4444)
     assert h.c(rec) == (b"", [rec])
     assert h.fast.lib.vf_set_stdio(h.fast.ptr, b"\1" * b.FDINFO.size, b"x" * 500, 500) != 0
+
+
+def test_c_counts_an_exec_whose_stdio_is_an_inet_socket_as_urgent(tmp_path: Path) -> None:
+    """The express lane from C: an exec line C writes for a process whose fd 0-2 is an inet
+    socket (a reverse shell's shape) raises ctx.urgent; one on pipes does not."""
+    h = Harness(tmp_path, max_procs=64)
+    h.col.fast = h.fast
+    h.col.encode = msgspec.json.encode
+    h.fast.ctx.exec_on = 1
+    h.table.hashes.cache[(259, 77, 1_700_000_000_000_000_005, 4096)] = "ab" * 32
+    sock = b.FDINFO.pack(
+        b.S_IFSOCK | 0o777, 0, 4242, socket.AF_INET, socket.SOCK_STREAM, 40000, 4444,
+        bytes([127, 0, 0, 1]).ljust(16, b"\0"), bytes([198, 51, 100, 7]).ljust(16, b"\0"), b"",
+    )  # fmt: skip
+    counts = []
+    for i, fds in enumerate((b"", sock * 3, b"", sock * 3)):
+        rec = _exec(6000 + i, 6000 + i - 1 if i else 1, [b"/usr/bin/true"], fds=fds)
+        h.fast.ctx.seq = h.seq
+        h.fast.sample(h.fast.ptr, rec, len(rec))
+        _, n, queued = h.fast.take()
+        if not n:  # the first of each kind teaches C the fds (Python writes it)
+            [ev] = h.col.exec_(b.decode(queued[0]), h.next_seq)
+            assert ship.urgent(ev) is bool(fds)
+        else:
+            h.seq = h.fast.ctx.seq
+        counts.append((n, h.fast.ctx.urgent))
+    assert counts[2][0] == 1 and counts[3][0] == 1  # C wrote the second exec of each kind
+    assert counts[3][1] - counts[2][1] == 1 and counts[2][1] == counts[1][1]  # only the socket one

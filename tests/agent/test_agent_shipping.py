@@ -26,7 +26,9 @@ HOST = wire.Host(instance_id="i-0123456789abcdef0", region="us-east-1")
 
 
 def _ev(seq: int) -> wire.WireEvent:
-    return wire.ProcessExec(time=T0 + seq, seq=seq, process=wire.Process(pid=seq, name="x", args=["x", str(seq)]))
+    return wire.ProcessExec(
+        time=T0 + seq, seq=seq, process=wire.Process(pid=seq, name="x", args=["x", str(seq)])
+    )
 
 
 class _Collect:
@@ -104,7 +106,9 @@ def test_native_lines_are_cut_between_lines_at_the_gzipd_bound() -> None:
     evs = []
     for i in range(1, 301):
         noise = "".join(rng.choice("0123456789abcdef") for _ in range(rng.randrange(20, 400)))
-        evs.append(wire.ProcessExec(time=T0 + i, seq=i, process=wire.Process(pid=i, name="x", args=["x", noise])))
+        evs.append(
+            wire.ProcessExec(time=T0 + i, seq=i, process=wire.Process(pid=i, name="x", args=["x", noise]))
+        )
     sink = _Collect()
     b = Batcher(sink, HOST, max_bytes=4096)
     b.add_lines(b"\n".join(msgspec.json.encode(e) for e in evs[:250]), 250, 1)
@@ -483,3 +487,64 @@ def test_held_batches_go_at_once_on_close_or_when_memory_is_half_full(tmp_path) 
     assert [d for _, d in kin.calls] == [[b"a", b"b"], [b"c"]]
     assert time.monotonic() - t0 < 5
     assert len(sh.spool) == 0
+
+
+def _sock(ip: str = "198.51.100.7") -> wire.Stdio:
+    return wire.Stdio(type="socket", family="inet", protocol="tcp", remote=wire.Endpoint(ip=ip, port=4444))
+
+
+def test_an_urgent_event_makes_its_batch_leave_at_once_at_most_every_express_min_s() -> None:
+    """The express lane: a batch holding a shell on an inet socket (or an injection, a memfd exec,
+    a module load) leaves right after the read that brought it, not flush_s later; ordinary events
+    wait as before; and a host that keeps doing it gets at most one express seal per express_min_s."""
+    now = [0.0]
+    sink = _Collect()
+    b = Batcher(sink, HOST, flush_s=1.0, express_min_s=0.2, clock=lambda: now[0])
+    b.round(0.0)
+    b.add(_ev(1))  # ordinary
+    assert not b.express_due() and b.due_in() == 1.0
+    shell = wire.Process(pid=7, name="bash", stdin=_sock(), stdout=_sock())
+    b.add(wire.ProcessExec(time=T0 + 2, seq=2, process=shell))
+    assert b.express_due() and b.due_in() == 0.0
+    b.seal()
+    assert len(sink.batches) == 1 and sink.batches[0].count == 2 and b.express_seals == 1
+    # a second urgent event 0.1 s later waits for express_min_s, then leaves
+    now[0] = 0.1
+    b.round(0.1)
+    b.add(wire.MemfdExec(time=T0 + 3, seq=3, process=shell))
+    assert not b.express_due() and abs(b.due_in() - 0.1) < 1e-9
+    now[0] = 0.2
+    assert b.express_due()
+    b.seal()
+    assert b.express_seals == 2 and not b.urgent
+
+
+@pytest.mark.parametrize(
+    ("event", "is_urgent"),
+    [
+        (wire.ProcessExec(time=T0, seq=1, process=wire.Process(pid=1, stderr=_sock())), True),
+        (
+            wire.ProcessExec(
+                time=T0, seq=1, process=wire.Process(pid=1, stdin=wire.Stdio(type="socket", family="unix"))
+            ),
+            False,
+        ),
+        (wire.ProcessExec(time=T0, seq=1, process=wire.Process(pid=1, stdin=wire.Stdio(type="pipe"))), False),
+        (wire.Ptrace(time=T0, seq=1, process=wire.Process(pid=1), request="PTRACE_POKETEXT"), True),
+        (
+            wire.NetConnect(
+                time=T0, seq=1, process=wire.Process(pid=1), remote_ip="198.51.100.7", remote_port=4444
+            ),
+            False,
+        ),
+    ],
+)
+def test_what_is_urgent(event: wire.WireEvent, is_urgent: bool) -> None:
+    assert ship.urgent(event) is is_urgent
+
+
+def test_the_express_lane_can_be_turned_off() -> None:
+    b = Batcher(_Collect(), HOST, express=False, clock=lambda: 0.0)
+    b.add(wire.MemfdExec(time=T0, seq=1, process=wire.Process(pid=1)))
+    b.mark_urgent()
+    assert not b.express_due() and b.due_in() == 1.0
