@@ -14,6 +14,7 @@ from vigil import severity
 from vigil.pipeline import Pipeline
 from vigil_cli import plainhelp, safe
 from vigil_cli import replay as _replay
+from vigil_cli.coverage import app as _coverage_app
 from vigil_cli.stack import aws_errors, resolve
 from vigil_cli.usage import usage as _usage
 
@@ -30,6 +31,7 @@ findings_app = typer.Typer(
 )
 app.add_typer(findings_app, name="findings")
 app.command("usage", cls=plainhelp.Command)(_usage)
+app.add_typer(_coverage_app, name="coverage")
 err = safe.console(stderr=True)
 out = safe.console()
 

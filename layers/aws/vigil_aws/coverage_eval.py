@@ -161,6 +161,15 @@ def updated_at(item: Mapping[str, Any]) -> float:
     return _epoch(_s(item, "covUpdatedAt")) or 0.0
 
 
+def evaluate_now(
+    ddb: Any, ec2: Any, table: str, config: core.CoverageConfig, now: float
+) -> tuple[list[core.Coverage], dict[str, dict[str, Any]]]:
+    """Read the inventory and the rows with the given clients and evaluate, writing nothing
+    (also `vigil coverage list --refresh`): (coverages, rows by instance id)."""
+    rows = {_s(i, "instanceId"): i for i in coverage_rows(ddb, table)}
+    return core.evaluate(inventory(ec2), (report(i) for i in rows.values()), now, config), rows
+
+
 @dataclass
 class RunResult:
     coverages: list[core.Coverage] = field(default_factory=list)
@@ -193,8 +202,7 @@ class CoverageEvaluator:
     def evaluate(self) -> tuple[list[core.Coverage], dict[str, dict[str, Any]], float]:
         """Read and evaluate, writing nothing: (coverages, rows by instance, now)."""
         now = self.clock()
-        rows = {_s(i, "instanceId"): i for i in coverage_rows(client("dynamodb"), self.table)}
-        covs = core.evaluate(inventory(client("ec2")), (report(i) for i in rows.values()), now, self.config)
+        covs, rows = evaluate_now(client("dynamodb"), client("ec2"), self.table, self.config, now)
         return covs, rows, now
 
     def run(self) -> RunResult:
