@@ -56,6 +56,10 @@ WAITING_FOR_SSM: Final = "Waiting for SSM notification"
 AGENT_DISCONNECTED: Final = "Agent disconnected"
 
 PROCESS_SENSORS: Final = ("ebpf", "audit")  # either one sees exec/connect; without both it is blind
+DNS_SENSORS: Final = (
+    "dns",
+    "af_packet_dns",
+)  # af_packet_dns: the name in the recorded batches (events/agent)
 MAX_TEXT: Final = 512  # agent-written strings carried into an issue or warning are cut here
 _KERNEL = re.compile(r"^\s*(\d{1,4})\.(\d{1,4})")
 
@@ -229,7 +233,7 @@ def _sensor_warnings(report: Report) -> list[str]:
     out = []
     if "audit" in active and "ebpf" not in active:
         out.append(cut(f"audit-only: ebpf unavailable ({why.get('ebpf', 'not reported')})"))
-    if "dns" not in active:
+    if not active.intersection(DNS_SENSORS):
         out.append(cut(f"no DNS sensor ({why.get('dns', 'not reported')})"))
     return out
 
