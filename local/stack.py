@@ -94,6 +94,7 @@ class LocalStack:
         self.server: Any = None
         self.runtime: LocalRuntime | None = None
         self.pollers: Any = None
+        self.schedules: Any = None  # local.schedules.Schedules: scheduled functions (run_now)
         self.info: StackInfo | None = None
         self._saved_env: dict[str, str | None] = {}
 
@@ -184,6 +185,18 @@ class LocalStack:
         self.step("starting stream pollers (Kinesis -> IngestFunction, findings stream -> PublishFunction)")
         self.pollers = Pollers(self.runtime, session, self.endpoint_url, ACCOUNT_ID, self.region)
         self.pollers.start()
+        self.step("starting schedules (PublishSweepFunction, CoverageFunction: rate(...) rules)")
+        from local.schedules import Schedules
+
+        self.schedules = Schedules(
+            self.runtime,
+            session.client("events", endpoint_url=self.endpoint_url, region_name=self.region),
+            ACCOUNT_ID,
+            self.region,
+        )
+        self.schedules.start()
+        for skipped in self.schedules.skipped:
+            note(f"schedule not emulated: {skipped}")
         timings["total_s"] = time.perf_counter() - t0
         self.info = StackInfo(
             self.endpoint_url, self.region, self.stack_name, ACCOUNT_ID, outputs, notes, timings
@@ -196,6 +209,8 @@ class LocalStack:
         return self.info
 
     def stop(self) -> None:
+        if self.schedules is not None:
+            self.schedules.close()
         if self.pollers is not None:
             self.pollers.stop()
         if self.server is not None:

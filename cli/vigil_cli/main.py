@@ -18,6 +18,7 @@ from vigil.sigma import RuleError
 from vigil_aws import sigma_rules
 from vigil_cli import plainhelp, safe
 from vigil_cli import replay as _replay
+from vigil_cli.coverage import app as _coverage_app
 from vigil_cli.stack import aws_errors, resolve
 from vigil_cli.usage import usage as _usage
 
@@ -34,6 +35,7 @@ findings_app = typer.Typer(
 )
 app.add_typer(findings_app, name="findings")
 app.command("usage", cls=plainhelp.Command)(_usage)
+app.add_typer(_coverage_app, name="coverage")
 err = safe.console(stderr=True)
 out = safe.console()
 

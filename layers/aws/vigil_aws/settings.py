@@ -159,3 +159,31 @@ class PublishSettings:
             frequency=frequency,
             region=_region(e, fn),
         )
+
+
+@dataclass(frozen=True, slots=True)
+class CoverageSettings:
+    coverage_table: str
+    bus_name: str
+    account_id: str
+    region: str
+    disconnected_after_s: float  # > the coverage row's 5-min cadence (vigil_aws.coverage)
+    management: str  # AUTO_MANAGED (the SSM association installs the agent) or MANUAL
+
+    @classmethod
+    def from_env(cls, env: Mapping[str, str] | None = None) -> CoverageSettings:
+        e = os.environ if env is None else env
+        fn = "CoverageFunction"
+        name = "COVERAGE_DISCONNECTED_AFTER_SECONDS"
+        # the row is rewritten at most every 300 s while nothing changes: a smaller age would call
+        # every quiet, healthy agent disconnected
+        age = as_number(env_str(e, name, fn, "900"), name, fn, minimum=360)
+        auto = as_bool(env_str(e, "AGENT_AUTO_INSTALL", fn, "true"), "AGENT_AUTO_INSTALL", fn)
+        return cls(
+            coverage_table=env_str(e, "COVERAGE_TABLE_NAME", fn),
+            bus_name=env_str(e, "FINDINGS_BUS_NAME", fn),
+            account_id=env_str(e, "VIGIL_ACCOUNT_ID", fn),
+            region=_region(e, fn),
+            disconnected_after_s=age,
+            management="AUTO_MANAGED" if auto else "MANUAL",
+        )
