@@ -200,6 +200,12 @@ def run(stack: LocalStack, console: Any, keep: bool) -> int:
 
     show_usage(stack.client("dynamodb"), out["CoverageTableName"], 30, console)
 
+    console.rule("[bold]8. coverage: HEALTHY / UNHEALTHY per running instance (vigil coverage list)")
+    from local.scenarios.coverage import run_coverage_demo
+
+    coverage_ok = run_coverage_demo(stack, console)
+    drain(stack, tap_url)  # the coverage events also match this tap; counted by the scenario's own
+
     console.rule("[bold]timings")
     ms = lambda s: f"{s * 1000:.0f} ms" if s is not None else "never"  # noqa: E731
     console.print(
@@ -211,15 +217,16 @@ def run(stack: LocalStack, console: Any, keep: bool) -> int:
 
     missing = [t for t in EXPECTED if t not in {f["type"] for f in stored}]
     unpublished = [t for t in EXPECTED if t not in {e["detail"]["type"] for e in bus_events}]
-    if missing or unpublished or not replay_ok or not response_ok:
+    if missing or unpublished or not replay_ok or not response_ok or not coverage_ok:
         console.print(
             f"[red bold]DEMO FAILED[/] missing findings {missing}, not on the bus {unpublished}, replay ok {replay_ok}, "
-            f"isolated {response['isolated']}, groups restored {response['restored']}"
+            f"isolated {response['isolated']}, groups restored {response['restored']}, coverage ok {coverage_ok}"
         )
         return 1
     console.print(
         "[green bold]DEMO PASSED[/] both expected findings stored and published; the replay changed nothing; "
-        "the instance was isolated and released to its exact original groups"
+        "the instance was isolated and released to its exact original groups; coverage found the "
+        "stale instance UNHEALTHY and said so on the bus"
     )
     if keep:
         console.print(f"stack stays up at {stack.endpoint_url} (state in {stack.state_file}); Ctrl-C to stop")
