@@ -240,22 +240,31 @@ def test_the_done_when_guardduty_filter_archives_suspicious_tool_on_pentest_inst
     assert _bus(aws) == []
 
 
-def test_ingest_reads_rules_through_a_short_cache(
+def test_ingest_sees_a_rule_change_within_the_check_period_for_one_small_read(
     aws: Aws, filters: FilterStore, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    # GIVEN ingest on a fake clock, having read the (empty) rules once
-    now = [1_000.0]
-    monkeypatch.setattr("time.time", lambda: now[0])
+    # GIVEN ingest's rules on a fake clock, read once (none yet)
     handler = load_handler("ingest_function", {**ingest_env(aws), "FILTERS_TABLE_NAME": FILTERS}, monkeypatch)
+    now = [1_000.0]
     rules = handler.ingestor.suppression
     rules.clock = lambda: now[0]
     assert not rules.current()
-    # WHEN a rule is created THEN ingest sees it only after the cache period
+    scans = []
+    real_list = filters.list_filters
+    rules.store.list_filters = lambda: scans.append(1) or real_list()  # type: ignore[method-assign]
+    # WHEN nothing changes THEN later checks do not read the table whole
+    now[0] += 6
+    assert not rules.current() and scans == []
+    # WHEN a rule is created THEN ingest sees it at the next check, not before
     filters.create(_rule("all", {"severity": {"Gte": 1}}))
-    now[0] += 30
+    now[0] += 1
     assert not rules.current()
-    now[0] += 31
-    assert [r.name for r in rules.current().rules] == ["all"]
+    now[0] += 5
+    assert [r.name for r in rules.current().rules] == ["all"] and scans == [1]
+    # AND an update and a delete are seen the same way
+    filters.update("all", {"Action": "NOOP"})
+    now[0] += 5
+    assert not rules.current() and scans == [1, 1]
 
 
 def test_a_rule_that_no_longer_parses_is_skipped_with_its_reason(aws: Aws, filters: FilterStore) -> None:

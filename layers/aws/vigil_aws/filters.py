@@ -13,9 +13,11 @@ rule never changes unseen. If the event cannot be put, the change is undone (con
 if nobody changed the rule since) and :class:`FilterChangeError` says so; if even the undo fails,
 the error says the change stands unpublished. Either way the caller hears of it.
 
-Ingest reads the rules through :class:`SuppressionRules`: the table is scanned at most once per
-``ttl`` seconds per container; a failed read keeps the rules of the last good read (and says so),
-a stored rule that no longer parses is skipped with its reason.
+Ingest reads the rules through :class:`SuppressionRules`: every change also bumps the counter
+item's ``generation``; ingest reads that one attribute at most every 5 seconds and the whole table
+only when it changed (or every 15 minutes), so a new rule is in force within seconds for one
+small read per 5 s per container. A failed read keeps the rules of the last good read (and says
+so); a stored rule that no longer parses is skipped with its reason.
 """
 
 from __future__ import annotations
@@ -39,7 +41,8 @@ log = logging.getLogger(__name__)
 SOURCE: Final = "vigil"
 DETAIL_TYPE: Final = "Vigil Filter Changed"
 COUNTER: Final = "#count"
-CACHE_SECONDS: Final = 60.0
+CHECK_SECONDS: Final = 5.0  # how stale ingest's rules may be: one small GetItem per period
+REFRESH_SECONDS: Final = 900.0  # a full re-read even without a change (items edited by hand)
 
 
 class FilterChangeError(RuntimeError):
@@ -150,19 +153,7 @@ class FilterStore:
                             "ExpressionAttributeNames": {"#n": "name"},
                         }
                     },
-                    {
-                        "Update": {
-                            "TableName": self.table,
-                            "Key": {"name": {"S": COUNTER}},
-                            "UpdateExpression": "SET filters = if_not_exists(filters, :zero) + :one",
-                            "ConditionExpression": "attribute_not_exists(filters) OR filters < :max",
-                            "ExpressionAttributeValues": {
-                                ":zero": {"N": "0"},
-                                ":one": {"N": "1"},
-                                ":max": {"N": str(MAX_FILTERS)},
-                            },
-                        }
-                    },
+                    self._counter(+1, limit=True),
                 ]
             )
         except ClientError as exc:
@@ -218,14 +209,7 @@ class FilterStore:
                             "ExpressionAttributeValues": {":v": {"N": str(before.version)}},
                         }
                     },
-                    {
-                        "Update": {
-                            "TableName": self.table,
-                            "Key": {"name": {"S": COUNTER}},
-                            "UpdateExpression": "SET filters = if_not_exists(filters, :one) - :one",
-                            "ExpressionAttributeValues": {":one": {"N": "1"}},
-                        }
-                    },
+                    self._counter(-1),
                 ]
             )
         except ClientError as exc:
@@ -241,18 +225,56 @@ class FilterStore:
         if restore:  # the undo writes the old content under a new version, so a reader notices
             item["version"] = {"N": str(before.version + 1)}
         try:
-            self.ddb.put_item(
-                TableName=self.table,
-                Item=item,
-                ConditionExpression="version = :v",
-                ExpressionAttributeValues={":v": {"N": str(before.version)}},
+            self.ddb.transact_write_items(
+                TransactItems=[
+                    {
+                        "Put": {
+                            "TableName": self.table,
+                            "Item": item,
+                            "ConditionExpression": "version = :v",
+                            "ExpressionAttributeValues": {":v": {"N": str(before.version)}},
+                        }
+                    },
+                    self._counter(0),
+                ]
             )
         except ClientError as exc:
-            if exc.response.get("Error", {}).get("Code") == "ConditionalCheckFailedException":
+            if _cancellation(exc)[:1] == ["ConditionalCheckFailed"]:
                 raise FilterChangeError(
                     f"filter {before.filter.name!r} changed meanwhile; look again and retry"
                 ) from None
             raise
+
+    def _counter(self, delta: int, *, limit: bool = False) -> dict[str, Any]:
+        """The counter item's part of a change: the number of filters, and ``generation``, which
+        every change bumps so ingest notices a change with one small read."""
+        update: dict[str, Any] = {
+            "TableName": self.table,
+            "Key": {"name": {"S": COUNTER}},
+            "UpdateExpression": (
+                "SET filters = if_not_exists(filters, :zero) + :delta, "
+                "generation = if_not_exists(generation, :zero) + :one"
+            ),
+            "ExpressionAttributeValues": {
+                ":zero": {"N": "0"},
+                ":one": {"N": "1"},
+                ":delta": {"N": str(delta)},
+            },
+        }
+        if limit:
+            update["ConditionExpression"] = "attribute_not_exists(filters) OR filters < :max"
+            update["ExpressionAttributeValues"][":max"] = {"N": str(MAX_FILTERS)}
+        return {"Update": update}
+
+    def generation(self, *, consistent: bool = False) -> int:
+        """Counts the changes ever made (0: none)."""
+        item = self.ddb.get_item(
+            TableName=self.table,
+            Key={"name": {"S": COUNTER}},
+            ProjectionExpression="generation",
+            ConsistentRead=consistent,
+        ).get("Item")
+        return int(item["generation"]["N"]) if item and "generation" in item else 0
 
     def _undo_create(self, after: StoredFilter) -> None:
         self.ddb.transact_write_items(
@@ -265,14 +287,7 @@ class FilterStore:
                         "ExpressionAttributeValues": {":v": {"N": str(after.version)}},
                     }
                 },
-                {
-                    "Update": {
-                        "TableName": self.table,
-                        "Key": {"name": {"S": COUNTER}},
-                        "UpdateExpression": "SET filters = if_not_exists(filters, :one) - :one",
-                        "ExpressionAttributeValues": {":one": {"N": "1"}},
-                    }
-                },
+                self._counter(-1),
             ]
         )
 
@@ -287,14 +302,7 @@ class FilterStore:
                         "ExpressionAttributeNames": {"#n": "name"},
                     }
                 },
-                {
-                    "Update": {
-                        "TableName": self.table,
-                        "Key": {"name": {"S": COUNTER}},
-                        "UpdateExpression": "SET filters = if_not_exists(filters, :zero) + :one",
-                        "ExpressionAttributeValues": {":zero": {"N": "0"}, ":one": {"N": "1"}},
-                    }
-                },
+                self._counter(+1),
             ]
         )
 
@@ -410,31 +418,47 @@ def _cancellation(exc: ClientError) -> list[str]:
 
 @dataclass
 class SuppressionRules:
-    """The ARCHIVE rules ingest applies, read at most once per ``ttl`` seconds per container."""
+    """The ARCHIVE rules ingest applies. At most once per ``check`` seconds one small read of the
+    counter item's ``generation`` says whether anything changed; only then (or every ``refresh``
+    seconds) is the table read whole. A change is in force at ingest within ``check`` seconds."""
 
     store: FilterStore | None
-    ttl: float = CACHE_SECONDS
+    check: float = CHECK_SECONDS
+    refresh: float = REFRESH_SECONDS
     clock: Callable[[], float] = time.time
     suppressor: Suppressor = field(default_factory=lambda: Suppressor(()))
     loaded_at: float | None = None
+    checked_at: float = 0.0
+    generation: int = -1
     problems: list[str] = field(default_factory=list)  # of the last refresh: bad rules, a failed read
 
     def current(self) -> Suppressor:
         if self.store is None:
             return self.suppressor
         now = self.clock()
-        if self.loaded_at is not None and now - self.loaded_at < self.ttl:
+        if self.loaded_at is not None and now - self.checked_at < self.check:
             return self.suppressor
         try:
-            stored, problems = self.store.list_filters()
+            generation = self.store.generation(consistent=True)
+            self.checked_at = now
+            if (
+                self.loaded_at is not None
+                and generation == self.generation
+                and now - self.loaded_at < self.refresh
+            ):
+                return self.suppressor
+            stored, problems = self.store.list_filters()  # after the read: a change meanwhile shows next time
         except (ClientError, BotoCoreError) as exc:
-            # keep the last good rules; try again at the next invocation, not at every record
+            # keep the last good rules; try again after ``check``, not at every invocation
             self.problems = [
                 f"filters table read failed, keeping {len(self.suppressor.rules)} rules: {exc!r}"
             ]
-            self.loaded_at = now - self.ttl + min(self.ttl, 5.0)
+            self.checked_at = now
+            if self.loaded_at is None:
+                self.loaded_at = now - self.refresh  # nothing loaded yet: read whole next time
             return self.suppressor
         self.suppressor = Suppressor(s.filter for s in stored)
         self.problems = problems
         self.loaded_at = now
+        self.generation = generation
         return self.suppressor

@@ -96,7 +96,7 @@ class Ingestor:
         self.findings = FindingsStore(settings.findings_table, clock=clock)  # its cache spans invocations
         self.coverage = CoverageStore(settings.coverage_table, clock=clock)
         self.dead_letters = DeadLetterQueue(settings.dead_letter_queue_url)
-        # ARCHIVE rules, re-read at most once a minute (vigil_aws.filters, docs/filters.md)
+        # ARCHIVE rules, in force within 5 s of a change (vigil_aws.filters, docs/filters.md)
         store = FilterStore(settings.filters_table) if settings.filters_table else None
         self.suppression = SuppressionRules(store, clock=clock)
         self.totals: Counter[str] = Counter()
