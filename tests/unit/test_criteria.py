@@ -393,3 +393,50 @@ def test_short_expressions_raise_only_filter_error(exprs: list[str]) -> None:
     except FilterError:
         return
     assert isinstance(c.matches(PENTEST), bool)
+
+
+_paths = st.sampled_from(["a", "a.b", "a.b.c", "t.key", "t.value", "n"])
+_leaf = (
+    st.none()
+    | st.booleans()
+    | st.integers(-3, 3)
+    | st.sampled_from(["x", "y", "8", "true", "2026-12-01T10:00:00Z"])
+)
+_doc = st.recursive(
+    _leaf,
+    lambda inner: (
+        st.lists(inner, max_size=3)
+        | st.dictionaries(st.sampled_from(["a", "b", "c", "t", "key", "value", "n"]), inner, max_size=3)
+    ),
+    max_leaves=12,
+)
+_cond = st.one_of(
+    st.fixed_dictionaries(
+        {"Equals": st.lists(st.sampled_from(["x", "8", "true", "1796119200000"]), min_size=1, max_size=2)}
+    ),
+    st.fixed_dictionaries(
+        {"NotEquals": st.lists(st.sampled_from(["x", "y", "false"]), min_size=1, max_size=2)}
+    ),
+    st.fixed_dictionaries({"Matches": st.lists(st.sampled_from(["x*", "?", "*"]), min_size=1, max_size=2)}),
+    st.fixed_dictionaries({"Gte": st.integers(-3, 3)}),
+    st.fixed_dictionaries({"LessThan": st.integers(-3, 3)}),
+)
+
+
+@settings(max_examples=300, deadline=None)
+@given(
+    docs=st.lists(_doc, min_size=1, max_size=3),
+    specs=st.lists(st.dictionaries(_paths, _cond, min_size=1, max_size=3), min_size=1, max_size=4),
+)
+def test_the_suppressor_shares_lookups_without_changing_any_verdict(
+    docs: list[Any], specs: list[dict[str, Any]]
+) -> None:
+    # GIVEN rules in rank order; WHEN the suppressor (one lookup cache per finding) decides
+    rules = [parse_filter({"Name": f"rule-{i}", "Action": "ARCHIVE", "Rank": i + 1, "FindingCriteria": {"Criterion": c}})
+             for i, c in enumerate(specs)]  # fmt: skip
+    suppress = Suppressor(rules)
+    for d in docs:
+        doc = d if isinstance(d, dict) else {"a": d}
+        # THEN it names the first rule that matches the finding on its own, uncached
+        expected = next((r.name for r in rules if r.matches(doc)), None)
+        assert suppress(doc) == expected

@@ -78,6 +78,8 @@ class FilterError(ValueError):
 
 
 Predicate = Callable[[Mapping[str, Any]], bool]
+Check = Callable[[list[Any]], bool]
+Cache = dict[tuple[str, ...], list[Any]]  # path -> its values in one finding, shared by the rules
 
 
 # -- values of a finding ------------------------------------------------------------------------
@@ -85,8 +87,18 @@ def values_at(doc: Any, path: tuple[str, ...]) -> list[Any]:
     """Every leaf reached by ``path`` in ``doc``, walking into every list element. Under
     ``additionalInfo`` a key other than ``value``/``type`` is looked up in the JSON of ``value``
     (``service.additionalInfo.threatListName``), as GuardDuty's filter attributes allow."""
-    current: list[Any] = [doc]
-    prev = ""
+    node: Any = doc
+    for i, key in enumerate(path):  # the usual case: dicts all the way, one value
+        if isinstance(node, dict) and key in node and key != "additionalInfo":
+            node = node[key]
+            continue
+        return _values_slow([node], path[i:], path[i - 1] if i else "")  # lists, additionalInfo
+    if isinstance(node, list):
+        return [v for v in _flatten([node]) if v is not None and not isinstance(v, dict)]
+    return [] if node is None or isinstance(node, dict) else [node]
+
+
+def _values_slow(current: list[Any], path: tuple[str, ...], prev: str) -> list[Any]:
     for key in path:
         nxt: list[Any] = []
         for node in _flatten(current):
@@ -152,21 +164,6 @@ def _number(value: Any) -> float | None:
     return None
 
 
-def _equals(field_value: Any, want: str, want_num: float | None) -> bool:
-    if isinstance(field_value, bool):
-        return want.lower() == ("true" if field_value else "false")
-    if isinstance(field_value, str):
-        if field_value == want:
-            return True
-        if want_num is not None:
-            ms = epoch_ms(field_value)
-            return ms is not None and float(ms) == want_num
-        return False
-    if isinstance(field_value, int | float):
-        return want_num is not None and float(field_value) == want_num
-    return False
-
-
 def _as_number(text: str) -> float | None:
     try:
         n = float(text)
@@ -188,10 +185,22 @@ class Criteria:
     written) and its compiled predicate."""
 
     criterion: dict[str, dict[str, Any]]
-    predicate: Predicate = field(repr=False, compare=False)
+    attributes: tuple[tuple[tuple[str, ...], Check], ...] = field(repr=False, compare=False)
 
-    def matches(self, finding: Mapping[str, Any]) -> bool:
-        return self.predicate(finding)
+    def matches(self, finding: Mapping[str, Any], cache: Cache | None = None) -> bool:
+        """Every attribute holds; ``cache`` shares path lookups between rules on one finding."""
+        if cache is None:
+            return all(check(values_at(finding, keys)) for keys, check in self.attributes)
+        for keys, check in self.attributes:
+            found = cache.get(keys)
+            if found is None:
+                found = cache[keys] = values_at(finding, keys)
+            if not check(found):
+                return False
+        return True
+
+    def predicate(self, finding: Mapping[str, Any]) -> bool:
+        return self.matches(finding)
 
     def to_json(self) -> dict[str, Any]:
         return {"Criterion": self.criterion}
@@ -208,8 +217,8 @@ class Filter:
     description: str = ""
     tags: dict[str, str] = field(default_factory=dict)
 
-    def matches(self, finding: Mapping[str, Any]) -> bool:
-        return self.criteria.predicate(finding)
+    def matches(self, finding: Mapping[str, Any], cache: Cache | None = None) -> bool:
+        return self.criteria.matches(finding, cache)
 
     def to_json(self) -> dict[str, Any]:
         """GetFilter's shape (PascalCase), which ``parse_filter`` takes back unchanged."""
@@ -228,14 +237,13 @@ def _where(path: str) -> str:
     return f"FindingCriteria.Criterion[{json.dumps(path)[:80]}]"
 
 
-def _compile_condition(path: str, cond: Any) -> tuple[dict[str, Any], Predicate]:
+def _compile_condition(path: str, cond: Any) -> tuple[dict[str, Any], Check]:
     where = _where(path)
     if not isinstance(cond, dict):
         raise FilterError(f"{where}: a condition must be an object of operators, got {_kind(cond)}")
     if not cond:
         raise FilterError(f"{where}: a condition needs at least one operator ({', '.join(OPERATORS)})")
-    keys = tuple(path.split("."))
-    checks: list[Callable[[list[Any]], bool]] = []
+    checks: list[Check] = []
     kept: dict[str, Any] = {}
     for op, arg in cond.items():
         if not isinstance(op, str) or op not in OPERATORS:
@@ -260,18 +268,35 @@ def _compile_condition(path: str, cond: Any) -> tuple[dict[str, Any], Predicate]
             kept[op] = values
             checks.append(_match_check(values, negate=op == "NotMatches"))
 
-    def predicate(doc: Mapping[str, Any]) -> bool:
-        found = values_at(doc, keys)
+    if len(checks) == 1:
+        return kept, checks[0]
+
+    def check_all(found: list[Any]) -> bool:
         return all(check(found) for check in checks)
 
-    return kept, predicate
+    return kept, check_all
 
 
-def _equals_check(values: list[str], *, negate: bool) -> Callable[[list[Any]], bool]:
-    wanted = [(v, _as_number(v)) for v in values]
+def _equals_check(values: list[str], *, negate: bool) -> Check:
+    strings = frozenset(values)
+    bools = frozenset(v.lower() for v in values if v.lower() in ("true", "false"))
+    numbers = frozenset(n for n in map(_as_number, values) if n is not None)
 
     def check(found: list[Any]) -> bool:
-        hit = any(_equals(f, w, n) for f in found for w, n in wanted)
+        hit = False
+        for f in found:
+            if isinstance(f, str):
+                if f in strings:
+                    hit = True
+                elif numbers:  # a timestamp equals its epoch ms
+                    ms = epoch_ms(f)
+                    hit = ms is not None and float(ms) in numbers
+            elif isinstance(f, bool):
+                hit = ("true" if f else "false") in bools
+            elif isinstance(f, int | float):
+                hit = float(f) in numbers
+            if hit:
+                break
         return not hit if negate else hit
 
     return check
@@ -354,20 +379,16 @@ def parse_criteria(obj: Any) -> Criteria:
             f"FindingCriteria.Criterion: {len(criterion)} attributes; GuardDuty allows at most {MAX_ATTRIBUTES}"
         )
     kept: dict[str, dict[str, Any]] = {}
-    preds: list[Predicate] = []
+    attributes: list[tuple[tuple[str, ...], Check]] = []
     for path, cond in criterion.items():
         if not isinstance(path, str) or len(path) > MAX_PATH_LEN or not PATH_RE.fullmatch(path):
             raise FilterError(
                 f"{_where(str(path))}: not a finding field path (dotted camelCase names, "
                 f"e.g. resource.instanceDetails.tags.key)"
             )
-        kept[path], pred = _compile_condition(path, cond)
-        preds.append(pred)
-
-    def predicate(doc: Mapping[str, Any]) -> bool:
-        return all(p(doc) for p in preds)
-
-    return Criteria(kept, predicate)
+        kept[path], check = _compile_condition(path, cond)
+        attributes.append((tuple(path.split(".")), check))
+    return Criteria(kept, tuple(attributes))
 
 
 def parse_filter(obj: Any, *, name: str | None = None) -> Filter:
@@ -488,8 +509,9 @@ class Suppressor:
         self.rules = [f for f in in_rank_order(filters) if f.action == "ARCHIVE"]
 
     def __call__(self, finding: Mapping[str, Any]) -> str | None:
+        cache: Cache = {}
         for rule in self.rules:
-            if rule.criteria.predicate(finding):
+            if rule.criteria.matches(finding, cache):
                 return rule.name
         return None
 
