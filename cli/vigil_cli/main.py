@@ -177,10 +177,27 @@ def findings_list(
     ] = False,
     as_json: Annotated[bool, typer.Option("--json", help="JSON lines instead of a table")] = False,
     limit: Annotated[int, typer.Option(metavar="N", help="at most this many, newest first")] = 50,
+    filters: Annotated[
+        list[str] | None,
+        typer.Option(
+            "--filter",
+            metavar="EXPR",
+            help="GuardDuty FindingCriteria JSON, or FIELD=VALUE (also != ~ !~ > >= < <=); repeat to AND "
+            "(docs/filters.md)",
+        ),
+    ] = None,
 ) -> None:
     """List findings, newest first."""
+    from vigil.criteria import FilterError, parse_expressions
     from vigil_aws.findings_store import document, plain
 
+    try:
+        criteria = parse_expressions(filters) if filters else None
+    except FilterError as exc:
+        err.print(f"[red]error:[/] {safe.markup(exc)}", highlight=False)
+        raise typer.Exit(2) from None
+    if criteria is not None and "service.archived" in criteria.criterion:
+        archived = True  # the filter says which
     ddb, table = _store_docs(stack, region, endpoint_url)
     items: list[dict[str, Any]] = []
     kwargs: dict[str, Any] = {"TableName": table}
@@ -215,6 +232,7 @@ def findings_list(
         if float(d["severity"]) >= min_severity
         and (archived or not d["service"].get("archived"))
         and (not finding_type or d["type"] == finding_type)
+        and (criteria is None or criteria.matches(d))
     ]
     docs.sort(key=lambda d: d.get("updatedAt", ""), reverse=True)
     docs = docs[:limit]
@@ -242,6 +260,15 @@ def findings_show(
         err.print(f"[red]error:[/] no finding {safe.markup(finding_id)} in {safe.markup(table)}")
         raise typer.Exit(1)
     print(json.dumps(document(plain(item)), indent=2))
+
+
+def _mount_filters() -> None:
+    from vigil_cli import filters
+
+    filters.register(app, findings_app)
+
+
+_mount_filters()
 
 
 def _mount_optional() -> None:

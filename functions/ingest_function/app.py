@@ -3,8 +3,10 @@
 Trigger: Kinesis ``TelemetryStream`` (partial batch response, bisect on error, bounded retries,
 on-failure record to ``IngestFailureQueue``). One record = one gzip NDJSON batch from one host.
 Reads: ``StateTable`` (detection state); threat/trusted lists in S3 (``VIGIL_THREAT_LISTS`` /
-``VIGIL_TRUSTED_LISTS``, re-checked by ETag every ``VIGIL_INTEL_CHECK_SECONDS``); the Sigma rule
-bundle shipped in the core layer (``vigil/sigma_rules.json``, written by ``vigil sigma import``;
+``VIGIL_TRUSTED_LISTS``, re-checked by ETag every ``VIGIL_INTEL_CHECK_SECONDS``); suppression rules
+in ``FiltersTable`` (``FILTERS_TABLE_NAME``, a change in force within 5 s: a new finding matching an
+ARCHIVE rule is stored archived with the rule's name, never published; docs/filters.md); the Sigma
+rule bundle shipped in the core layer (``vigil/sigma_rules.json``, written by ``vigil sigma import``;
 none shipped: docs/sigma.md).
 Writes: once per invocation (``Ingestor.flush``), ``FindingsTable`` (one conditional write per
 finding, exactly once per event by identity), ``StateTable``, ``CoverageTable`` (heartbeats; identity problems on existing rows),

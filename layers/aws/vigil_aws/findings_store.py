@@ -19,6 +19,14 @@ of order or in pieces each count once. The last state this container wrote is ca
 usual case (one container per shard) a finding costs one write and no read, and a redelivered
 record costs nothing; a failed condition costs one consistent read and a retry.
 
+Archive and suppression (docs/filters.md): ``status`` is ARCHIVED when a suppression rule
+archived the latest occurrence (``suppressedBy`` names the rule) or when someone archived the
+finding (``archiveSource = MANUAL``, ``archivedBy``, ``archivedAt``: ``vigil_aws.finding_actions``).
+A new occurrence sets ``status`` and ``suppressedBy`` from the rules in force, except on a
+manually archived finding, whose status only ``unarchive`` changes (GuardDuty keeps it archived).
+Archive and unarchive are writes like ours: they bump ``rev``, so an ingest write that did not see
+them fails its condition, reads again and keeps them; neither ever loses the other.
+
 A write DynamoDB refuses for what it carries (``ValidationException``: a value out of its range)
 is deterministic: it is raised as ``PoisonFinding`` for the caller to dead-letter, never retried.
 """
@@ -41,6 +49,7 @@ from vigil_aws.clients import client
 
 ACTIVE: Final = "ACTIVE"
 ARCHIVED: Final = "ARCHIVED"
+MANUAL: Final = "MANUAL"  # archiveSource of a finding archived by a person, not by a rule
 INTERNAL_ATTRIBUTES: Final = frozenset(
     {"applied", "rev", "lastSeq", "expiresAt", "lastPublishedAt", "publishedUpdatedAt"}
 )
@@ -97,6 +106,7 @@ class _Known:
     applied: SeqSet
     first_seen: str
     last_seen: str
+    manual: bool = False  # archived by a person: occurrences never change its status
 
 
 @dataclass
@@ -171,6 +181,7 @@ def new_item(occ: Occurrence, now: str, expires: int) -> dict[str, Any]:
         "rev": v[":rev"],
         "expiresAt": v[":expires"],
         "count": v[":n"],
+        **({"suppressedBy": {"S": occ.suppressed_by}} if occ.suppressed_by else {}),
     }
 
 
@@ -288,6 +299,7 @@ class FindingsStore:
             ":n": {"N": str(count)},
         }
         names: dict[str, str] = {"#count": "count"}
+        removes = ["lastSeq"]
         if newer:  # the document shows the latest occurrence, as GuardDuty's aggregation does
             sets += [
                 "#finding = :finding",
@@ -295,16 +307,22 @@ class FindingsStore:
                 "instanceId = :instance",
                 "severity = :severity",
                 "severityLabel = :label",
-                "#status = :status",
                 "title = :title",
             ]
             values.update(
-                {
-                    k: base[k]
-                    for k in (":finding", ":type", ":instance", ":severity", ":label", ":status", ":title")
-                }
+                {k: base[k] for k in (":finding", ":type", ":instance", ":severity", ":label", ":title")}
             )
             names.update(_NAMES)
+            if not known.manual:  # a person's archive stands until they unarchive
+                sets.append("#status = :status")
+                values[":status"] = base[":status"]
+            else:
+                del names["#status"]  # DynamoDB refuses an unused name
+            if occ.suppressed_by:
+                sets.append("suppressedBy = :rule")
+                values[":rule"] = {"S": occ.suppressed_by}
+            else:
+                removes.append("suppressedBy")
         if known.rev is None:
             cond = "attribute_exists(id) AND attribute_not_exists(rev)"
         else:
@@ -313,19 +331,19 @@ class FindingsStore:
         ddb.update_item(
             TableName=self.table,
             Key={"id": {"S": fid}},
-            UpdateExpression=f"SET {', '.join(sets)} ADD #count :n REMOVE lastSeq",
+            UpdateExpression=f"SET {', '.join(sets)} ADD #count :n REMOVE {', '.join(removes)}",
             ConditionExpression=cond,
             ExpressionAttributeNames=names,
             ExpressionAttributeValues=values,
         )
-        return _Known((known.rev or 0) + 1, after, first, last)
+        return _Known((known.rev or 0) + 1, after, first, last, known.manual)
 
     def _read(self, fid: str) -> _Known | None:
         out = client("dynamodb").get_item(
             TableName=self.table,
             Key={"id": {"S": fid}},
             ConsistentRead=True,
-            ProjectionExpression="applied, rev, lastSeq, firstSeen, lastSeen",
+            ProjectionExpression="applied, rev, lastSeq, firstSeen, lastSeen, archiveSource",
         )
         item = out.get("Item")
         if item is None:
@@ -335,10 +353,15 @@ class FindingsStore:
         except AppliedSetError as exc:
             raise PoisonFinding(fid, f"stored applied set is corrupt: {exc}") from None
         rev = int(item["rev"]["N"]) if "rev" in item else None
-        if rev is None and "lastSeq" in item:  # the old watermark: everything up to it was counted
+        if "lastSeq" in item:  # the old watermark: everything up to it was counted (our writes
+            # remove it; an archive can give such an item a rev before ingest first rewrites it)
             applied.add(0, max(0, int(item["lastSeq"]["N"])))
         return _Known(
-            rev, applied, item.get("firstSeen", {}).get("S", ""), item.get("lastSeen", {}).get("S", "")
+            rev,
+            applied,
+            item.get("firstSeen", {}).get("S", ""),
+            item.get("lastSeen", {}).get("S", ""),
+            item.get("archiveSource", {}).get("S") == MANUAL,
         )
 
     def _remember(self, fid: str, known: _Known | None) -> None:
@@ -420,24 +443,31 @@ class FindingsStore:
         Items written before ``publishedUpdatedAt`` existed compare against ``lastPublishedAt``.
         """
         paginator = client("dynamodb").get_paginator("query")
-        pages = paginator.paginate(
-            TableName=self.table,
-            IndexName=BY_STATUS,
-            KeyConditionExpression="#status = :active",
-            FilterExpression=(
-                "lastPublishedAt <= :due AND (updatedAt > publishedUpdatedAt OR "
-                "(attribute_not_exists(publishedUpdatedAt) AND updatedAt > lastPublishedAt))"
-            ),
-            ProjectionExpression=(
-                "id, #finding, #status, #count, firstSeen, lastSeen, createdAt, updatedAt, "
-                "lastPublishedAt, publishedUpdatedAt"
-            ),
-            ExpressionAttributeNames={"#status": "status", "#finding": "finding", "#count": "count"},
-            ExpressionAttributeValues={":active": {"S": ACTIVE}, ":due": {"S": due_before}},
+        due = (
+            "lastPublishedAt <= :due AND (updatedAt > publishedUpdatedAt OR "
+            "(attribute_not_exists(publishedUpdatedAt) AND updatedAt > lastPublishedAt))"
         )
-        for page in pages:
-            for item in page.get("Items", []):
-                yield plain(item)
+        for status, extra in ((ACTIVE, ""), (ARCHIVED, " AND archiveSource = :manual")):
+            # manually archived findings keep being published on recurrence (GuardDuty);
+            # suppressed occurrences never are
+            values: dict[str, Any] = {":status": {"S": status}, ":due": {"S": due_before}}
+            if extra:
+                values[":manual"] = {"S": MANUAL}
+            pages = paginator.paginate(
+                TableName=self.table,
+                IndexName=BY_STATUS,
+                KeyConditionExpression="#status = :status",
+                FilterExpression=f"{due} AND attribute_not_exists(suppressedBy){extra}",
+                ProjectionExpression=(
+                    "id, #finding, #status, #count, firstSeen, lastSeen, createdAt, updatedAt, "
+                    "lastPublishedAt, publishedUpdatedAt, archiveSource"
+                ),
+                ExpressionAttributeNames={"#status": "status", "#finding": "finding", "#count": "count"},
+                ExpressionAttributeValues=values,
+            )
+            for page in pages:
+                for item in page.get("Items", []):
+                    yield plain(item)
 
 
 def plain(item: dict[str, Any]) -> dict[str, Any]:
@@ -464,9 +494,20 @@ def document(item: dict[str, Any]) -> dict[str, Any]:
     service["eventFirstSeen"] = item.get("firstSeen", service.get("eventFirstSeen"))
     service["eventLastSeen"] = item.get("lastSeen", service.get("eventLastSeen"))
     service["archived"] = item.get("status") == ARCHIVED
+    if item.get("feedback"):
+        service["userFeedback"] = item["feedback"]
     doc["createdAt"] = item.get("createdAt", doc.get("createdAt"))
     doc["updatedAt"] = item.get("updatedAt", doc.get("updatedAt"))
     return doc
+
+
+def publishable(item: dict[str, Any]) -> bool:
+    """May this finding item (plain values) reach the bus? Not if a suppression rule archived its
+    latest occurrence; an archived one only if a person archived it (GuardDuty keeps publishing
+    their recurrences)."""
+    if item.get("suppressedBy"):
+        return False
+    return item.get("status") != ARCHIVED or item.get("archiveSource") == MANUAL
 
 
 def iso_before(seconds: int, clock: Callable[[], float] = time.time) -> str:

@@ -35,6 +35,7 @@ from vigil.normalize.common import Rejection
 from vigil.pipeline import BatchResult, Pipeline
 from vigil_aws.coverage import CoverageStore
 from vigil_aws.dead_letters import DeadLetterQueue, Source
+from vigil_aws.filters import FilterStore, SuppressionRules
 from vigil_aws.findings_store import Contribution, FindingsStore
 from vigil_aws.settings import IngestSettings
 from vigil_aws.state_store import DynamoDBState
@@ -95,14 +96,22 @@ class Ingestor:
         self.findings = FindingsStore(settings.findings_table, clock=clock)  # its cache spans invocations
         self.coverage = CoverageStore(settings.coverage_table, clock=clock)
         self.dead_letters = DeadLetterQueue(settings.dead_letter_queue_url)
+        # ARCHIVE rules, in force within 5 s of a change (vigil_aws.filters, docs/filters.md)
+        store = FilterStore(settings.filters_table) if settings.filters_table else None
+        self.suppression = SuppressionRules(store, clock=clock)
         self.totals: Counter[str] = Counter()
-        self.begin()
+        self.begin(read_rules=False)  # no AWS call at cold start: the first invocation reads them
 
-    def begin(self) -> None:
+    def begin(self, *, read_rules: bool = True) -> None:
         """Start an invocation."""
         self.state = DynamoDBState(self.settings.state_table, clock=self.clock)
         self.pending = _Pending()
         self.totals = Counter()
+        if read_rules:
+            self.pipeline.suppress = self.suppression.current() or None  # None: no rule, no cost
+            for problem in self.suppression.problems:
+                log.error("suppression rule problem: %s", problem)
+            self.totals["suppression_rule_problems"] = len(self.suppression.problems)
 
     def process(self, data: bytes, src: Source) -> RecordOutcome:
         """Run one record through the core; raises only for what a retry may fix (a state read)."""

@@ -4,7 +4,9 @@
 - an update is published once the finding was last published at least one publishing period ago
   (FIFTEEN_MINUTES | ONE_HOUR | SIX_HOURS): at once by the stream path if the period has already
   passed, else by the scheduled sweep, the first time it runs after the period has passed;
-- archived (suppressed) findings are never published; TTL removals are not events;
+- suppressed findings (archived by a rule) are never published; a finding a person archived is
+  still published when it recurs, as GuardDuty does; archive, unarchive and feedback are not
+  finding updates (no event); TTL removals are not events;
 - the table's own bookkeeping (``lastPublishedAt``, ``publishedUpdatedAt``) is not an update.
 
 Both paths go through :meth:`Publication.publish`: a conditional write of ``lastPublishedAt`` and
@@ -22,7 +24,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
-from vigil_aws.findings_store import ARCHIVED, FindingsStore, document, iso_before, now_iso, plain
+from vigil_aws.findings_store import FindingsStore, document, iso_before, now_iso, plain, publishable
 from vigil_aws.publisher import FindingsPublisher
 from vigil_aws.settings import PublishSettings
 
@@ -53,15 +55,12 @@ class Publication:
         new = plain(new_image)
         if "finding" not in new:
             return "ignored"  # not a finding item (nothing to publish; never retry it)
-        if new.get("status") == ARCHIVED:
+        if not publishable(new):
             return "archived"
         old = plain(old_image) if old_image else None
-        if (
-            old is not None
-            and old.get("updatedAt") == new.get("updatedAt")
-            and old.get("status") == new.get("status")
-        ):
-            return "ignored"  # not a finding update (e.g. our own lastPublishedAt mark)
+        if old is not None and old.get("updatedAt") == new.get("updatedAt"):
+            # not a finding update: our own lastPublishedAt mark, an archive, an unarchive, feedback
+            return "ignored"
         return self.publish(new)
 
     def sweep(self) -> Sweep:
@@ -78,7 +77,7 @@ class Publication:
 
     def publish(self, item: dict[str, Any]) -> Outcome:
         """Claim and publish this version of a finding item (plain values) if it is due."""
-        if item.get("status") == ARCHIVED:
+        if not publishable(item):
             return "archived"
         now = now_iso(self.clock)
         if not self.store.claim_publication(

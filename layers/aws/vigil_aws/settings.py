@@ -116,6 +116,7 @@ class IngestSettings:
     account_id: str
     region: str
     identity_certificates: bytes = b""  # PEM; every batch header must be signed by one of them
+    filters_table: str = ""  # suppression rules (FiltersTable); empty: none apply
 
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None) -> IngestSettings:
@@ -130,6 +131,7 @@ class IngestSettings:
             account_id=env_str(e, "VIGIL_ACCOUNT_ID", fn),
             region=_region(e, fn),
             identity_certificates=identity_certificates(e, fn),
+            filters_table=e.get("FILTERS_TABLE_NAME", "").strip(),
         )
 
 

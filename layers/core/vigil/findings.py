@@ -48,6 +48,7 @@ class Occurrence:
     max_seq: int
     suppressed: bool = False
     sightings: tuple[tuple[int, int], ...] = ()  # (seq, time ns) of each matched event: its identity
+    suppressed_by: str = ""  # the suppression rule (vigil.criteria) that archived it
 
     @property
     def instance_id(self) -> str:

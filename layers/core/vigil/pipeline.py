@@ -15,6 +15,7 @@ taken as written and findings say ``identityVerified: false``.
 from __future__ import annotations
 
 import dataclasses
+import json
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
@@ -34,7 +35,9 @@ from vigil.normalize.common import Rejection
 from vigil.registry import all_detections
 from vigil.state import State
 
-Suppressor = Callable[[dict[str, Any]], bool]
+# the finding document -> the name of the suppression rule it matches (True: an unnamed one),
+# or None/False (vigil.criteria.Suppressor is one)
+Suppressor = Callable[[dict[str, Any]], "str | bool | None"]
 
 
 @dataclass(slots=True)
@@ -189,10 +192,22 @@ class Pipeline:
 
     def _apply_suppression(self, o: Occurrence) -> Occurrence:
         assert self.suppress is not None
-        if not self.suppress(o.finding):
+        rule = self.suppress(o.finding)
+        if not rule:
             return o
-        o.finding["service"]["archived"] = True
-        return dataclasses.replace(o, suppressed=True)
+        service = o.finding["service"]
+        service["archived"] = True
+        name = rule if isinstance(rule, str) else ""
+        if name:  # recorded in the document too, so whoever reads the finding sees why
+            info = service.setdefault("additionalInfo", {"type": "default", "value": "{}"})
+            try:
+                extra = json.loads(info.get("value") or "{}")
+            except ValueError:
+                extra = {}
+            if isinstance(extra, dict):
+                extra["suppressedBy"] = name
+                info["value"] = json.dumps(extra, separators=(",", ":"))
+        return dataclasses.replace(o, suppressed=True, suppressed_by=name)
 
 
 def bind_identity(
