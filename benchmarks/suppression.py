@@ -47,7 +47,7 @@ def main() -> None:
                     }
                 },
             }
-        )  # fmt: skip
+        )
         for i in range(99)
     ]
     rules.append(parse_filter({"Name": "pentest-tools", "Action": "ARCHIVE", "Rank": 100, "FindingCriteria": {"Criterion": {
