@@ -42,7 +42,7 @@ ARN_CHARS: Final = 1024
 DETAILS_BUDGET_BYTES: Final = 64 * 1024  # json.dumps (ASCII-escaped, as the store writes it)
 
 _ID = re.compile(r"^[a-z]{1,12}-[0-9a-f]{8,32}$")  # i-, ami-, subnet-, vpc-, sg-, eni-
-_PROFILE_ID = re.compile(r"^[A-Z0-9]{16,128}$")  # AIPA...
+_PROFILE_ID = re.compile(r"[A-Za-z0-9-]{1,128}")  # AIPA... (moto: iip-assoc-...)
 _ARN = re.compile(r"^arn:[a-z-]{1,32}:[!-~]{1,1000}$")  # within ARN_CHARS
 _DNS = re.compile(r"^[A-Za-z0-9.-]{1,255}$")
 _WORD = re.compile(r"^[A-Za-z0-9 ._/()-]{1,64}$")  # state names, platforms, product code types
@@ -124,8 +124,13 @@ def _groups(raw: Any) -> list[dict[str, str]]:
 
 def _interface(eni: Mapping[str, Any], instance: Mapping[str, Any]) -> dict[str, Any]:
     out: dict[str, Any] = {}
+    primary = _device_index(eni) == 0  # the instance-level names and addresses are this one's
     _put(out, "networkInterfaceId", _match(eni.get("NetworkInterfaceId"), _ID))
-    _put(out, "privateDnsName", _match(eni.get("PrivateDnsName"), _DNS))
+    _put(
+        out,
+        "privateDnsName",
+        _match(eni.get("PrivateDnsName") or primary and instance.get("PrivateDnsName"), _DNS),
+    )
     _put(out, "privateIpAddress", _ip(eni.get("PrivateIpAddress"), 4))
     private: list[dict[str, str]] = []
     for a in _list(eni.get("PrivateIpAddresses"), ADDRESSES_MAX):
@@ -138,13 +143,13 @@ def _interface(eni: Mapping[str, Any], instance: Mapping[str, Any]) -> dict[str,
             private.append(item)
     _put(out, "privateIpAddresses", private)
     association = eni.get("Association")
-    if isinstance(association, Mapping):
-        _put(out, "publicDnsName", _match(association.get("PublicDnsName"), _DNS))
-        _put(out, "publicIp", _ip(association.get("PublicIp"), 4))
-    elif _device_index(eni) == 0:
-        # the primary interface without an association block: the instance-level public address
-        _put(out, "publicDnsName", _match(instance.get("PublicDnsName"), _DNS))
-        _put(out, "publicIp", _ip(instance.get("PublicIpAddress"), 4))
+    association = association if isinstance(association, Mapping) else {}
+    _put(
+        out,
+        "publicDnsName",
+        _match(association.get("PublicDnsName") or primary and instance.get("PublicDnsName"), _DNS),
+    )
+    _put(out, "publicIp", _ip(association.get("PublicIp") or primary and instance.get("PublicIpAddress"), 4))
     ipv6 = [
         ip
         for a in _list(eni.get("Ipv6Addresses"), ADDRESSES_MAX)
