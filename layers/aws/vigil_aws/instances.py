@@ -235,7 +235,7 @@ class InstanceDetailsCache:
                 page = self._client().describe_images(
                     Filters=[{"Name": "image-id", "Values": ids[n : n + FILTER_VALUES_MAX]}]
                 )
-                self.counters["instance_details_ec2_calls"] += 1
+                self.counters["instance_details_image_calls"] += 1
                 for image in page.get("Images", []):
                     if isinstance(image.get("Description"), str):
                         out[str(image.get("ImageId"))] = image["Description"]
