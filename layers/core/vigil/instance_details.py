@@ -129,7 +129,7 @@ def _interface(eni: Mapping[str, Any], instance: Mapping[str, Any]) -> dict[str,
     _put(
         out,
         "privateDnsName",
-        _match(eni.get("PrivateDnsName") or primary and instance.get("PrivateDnsName"), _DNS),
+        _match(eni.get("PrivateDnsName") or (primary and instance.get("PrivateDnsName")), _DNS),
     )
     _put(out, "privateIpAddress", _ip(eni.get("PrivateIpAddress"), 4))
     private: list[dict[str, str]] = []
@@ -147,9 +147,11 @@ def _interface(eni: Mapping[str, Any], instance: Mapping[str, Any]) -> dict[str,
     _put(
         out,
         "publicDnsName",
-        _match(association.get("PublicDnsName") or primary and instance.get("PublicDnsName"), _DNS),
+        _match(association.get("PublicDnsName") or (primary and instance.get("PublicDnsName")), _DNS),
     )
-    _put(out, "publicIp", _ip(association.get("PublicIp") or primary and instance.get("PublicIpAddress"), 4))
+    _put(
+        out, "publicIp", _ip(association.get("PublicIp") or (primary and instance.get("PublicIpAddress")), 4)
+    )
     ipv6 = [
         ip
         for a in _list(eni.get("Ipv6Addresses"), ADDRESSES_MAX)
