@@ -273,3 +273,17 @@ def test_the_ingest_stores_the_finding_when_ec2_is_unreachable(
     totals = ingest.ingestor.totals
     assert totals["instance_details_missing"] == totals["occurrences"] >= 1
     assert totals["instance_details_ec2_errors"] == 1
+
+
+def test_the_demo_helpers_launch_a_tagged_instance_and_summarize_its_finding(aws: Aws) -> None:
+    from local.scenarios.instance_details import launch_tagged_instance, summary
+
+    # GIVEN an instance the demo launches with a suppression-worthy tag
+    instance = launch_tagged_instance(boto3.Session(region_name=REGION), {"Role": "pentest"})
+    cache, _ = counted_cache(aws)
+    finding = {"confidence": 51.0, "resource": {"instanceDetails": cache([instance])[instance]}}
+    # THEN the summary line shows the tag, the AMI and the confidence
+    line = summary(finding)
+    assert "tags Role=pentest" in line and "ami-" in line and line.endswith("confidence 51")
+    # AND a finding on an instance EC2 does not know says so
+    assert "no EC2 details" in summary({"resource": {"instanceDetails": {"instanceId": instance}}})
