@@ -12,6 +12,8 @@ Writes: once per invocation (``Ingestor.flush``), ``FindingsTable`` (one conditi
 finding, exactly once per event by identity), ``StateTable``, ``CoverageTable`` (heartbeats; identity problems on existing rows),
 ``IngestDeadLetterQueue`` (FIFO: rejected lines and identity
 rejections with the reason, deduplicated). No write per record.
+EC2: ``DescribeInstances``/``DescribeImages`` for the instance details of findings, at most once
+per instance per ``INSTANCE_DETAILS_CACHE_SECONDS`` (cached in ``StateTable``, vigil_aws.instances).
 Identity: every batch header must carry an instance identity document signed by a certificate of
 ``INSTANCE_IDENTITY_CERTIFICATES`` and naming the record's partition key (docs/identity.md).
 """
@@ -31,6 +33,7 @@ from vigil.pipeline import Pipeline
 from vigil.registry import all_detections
 from vigil_aws.dead_letters import Source
 from vigil_aws.ingest import Ingestor
+from vigil_aws.instances import InstanceDetailsCache
 from vigil_aws.intel import IntelLoader
 from vigil_aws.settings import IngestSettings
 from vigil_aws.sigma_rules import bundled as sigma_bundle
@@ -40,6 +43,15 @@ logger = Logger()
 metrics = Metrics()
 processor = BatchProcessor(event_type=EventType.KinesisDataStreams)
 intel_loader = IntelLoader.from_env()  # a malformed list spec fails the cold start with its reason
+instances = (  # resource.instanceDetails from EC2, cached per instance (vigil_aws.instances)
+    InstanceDetailsCache(
+        settings.state_table,
+        ttl_s=settings.instance_details_cache_s,
+        retry_s=settings.instance_details_retry_s,
+    )
+    if settings.instance_details_cache_s > 0
+    else None
+)
 ingestor = Ingestor(
     settings,
     Pipeline.default(
@@ -48,7 +60,9 @@ ingestor = Ingestor(
         intel=intel_loader.intel(),
         detections=all_detections() + sigma_bundle().detections,  # native + imported Sigma rules
         identity=IdentityVerifier.from_pem(settings.identity_certificates),  # checked by settings
+        instance_details=instances,
     ),
+    instances=instances,
 )
 
 
@@ -63,6 +77,11 @@ def record_handler(record: KinesisStreamRecord) -> None:
         raise
     if outcome.rejected:
         logger.warning("dead-lettered input", extra={"eventID": src.event_id, "rejected": outcome.rejected})
+    if outcome.instance_details_missing:
+        logger.warning(
+            "findings stored without EC2 instance details",
+            extra={"eventID": src.event_id, "findings": outcome.instance_details_missing},
+        )
 
 
 @logger.inject_lambda_context
@@ -73,7 +92,7 @@ def handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
         logger.error("threat list problem", extra={"problem": problem})
     if intel_loader.errors:
         metrics.add_metric(name="intel_list_errors", unit=MetricUnit.Count, value=len(intel_loader.errors))
-    ingestor.begin()
+    ingestor.begin(r.get("kinesis", {}).get("partitionKey", "") for r in event.get("Records", []))
     response = process_partial_response(
         event=event, record_handler=record_handler, processor=processor, context=context
     )

@@ -185,3 +185,17 @@ def test_every_state_machine_logs_without_execution_data(template: dict[str, Any
         group = dest["CloudWatchLogsLogGroup"]["LogGroupArn"]["Fn::GetAtt"][0]
         assert res[group]["Type"] == "AWS::Logs::LogGroup", lid
         assert "logs:CreateLogDelivery" in _allowed(template, lid), lid
+
+
+def test_the_ingest_reads_ec2_and_changes_nothing_there(template: dict[str, Any]) -> None:
+    # GIVEN the ingest's policies, THEN its only EC2 actions are the two reads instance details need
+    # (vigil_aws.instances), on "*" because EC2 has no resource-level permission for Describe*
+    ec2 = [
+        (a, st)
+        for st in _role_statements(template, "IngestFunction")
+        if st["Effect"] == "Allow"
+        for a in _list(st["Action"])
+        if a.startswith("ec2:")
+    ]
+    assert sorted(a for a, _ in ec2) == ["ec2:DescribeImages", "ec2:DescribeInstances"]
+    assert all(_list(st["Resource"]) == ["*"] and not _broad(a) for a, st in ec2)

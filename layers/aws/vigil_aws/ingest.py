@@ -25,7 +25,7 @@ import hashlib
 import logging
 import time
 from collections import Counter, defaultdict
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 
 from botocore.exceptions import BotoCoreError, ClientError
@@ -37,6 +37,7 @@ from vigil_aws.coverage import CoverageStore
 from vigil_aws.dead_letters import DeadLetterQueue, Source
 from vigil_aws.filters import FilterStore, SuppressionRules
 from vigil_aws.findings_store import Contribution, FindingsStore
+from vigil_aws.instances import InstanceDetailsCache
 from vigil_aws.settings import IngestSettings
 from vigil_aws.state_store import DynamoDBState
 
@@ -54,6 +55,7 @@ class RecordOutcome:
     detection_errors: int = 0
     records_poison: int = 0
     identity_rejected: int = 0  # records rejected whole + events claiming another instance
+    instance_details_missing: int = 0  # findings stored without EC2's details (vigil_aws.instances)
 
 
 @dataclass(slots=True)
@@ -88,11 +90,17 @@ class Ingestor:
     ``flush`` once at the end of the invocation."""
 
     def __init__(
-        self, settings: IngestSettings, pipeline: Pipeline, *, clock: Callable[[], float] = time.time
+        self,
+        settings: IngestSettings,
+        pipeline: Pipeline,
+        *,
+        clock: Callable[[], float] = time.time,
+        instances: InstanceDetailsCache | None = None,
     ) -> None:
         self.settings = settings
         self.pipeline = pipeline
         self.clock = clock
+        self.instances = instances  # the pipeline's instance_details, for its counters and prefetch
         self.findings = FindingsStore(settings.findings_table, clock=clock)  # its cache spans invocations
         self.coverage = CoverageStore(settings.coverage_table, clock=clock)
         self.dead_letters = DeadLetterQueue(settings.dead_letter_queue_url)
@@ -102,11 +110,14 @@ class Ingestor:
         self.totals: Counter[str] = Counter()
         self.begin(read_rules=False)  # no AWS call at cold start: the first invocation reads them
 
-    def begin(self, *, read_rules: bool = True) -> None:
-        """Start an invocation."""
+    def begin(self, partition_keys: Iterable[str] = (), *, read_rules: bool = True) -> None:
+        """Start an invocation (``partition_keys``: its records', so that instances needing EC2's
+        details are described in one call; ``read_rules``: refresh the suppression rules)."""
         self.state = DynamoDBState(self.settings.state_table, clock=self.clock)
         self.pending = _Pending()
         self.totals = Counter()
+        if self.instances is not None:
+            self.instances.expect(partition_keys)
         if read_rules:
             self.pipeline.suppress = self.suppression.current() or None  # None: no rule, no cost
             for problem in self.suppression.problems:
@@ -135,6 +146,7 @@ class Ingestor:
                 detection_errors=len(result.detection_errors),
                 records_poison=poison,
                 identity_rejected=result.identity_rejected,
+                instance_details_missing=result.instance_details_missing,
             )
         )
 
@@ -199,6 +211,8 @@ class Ingestor:
                 failed("dead letters", exc, [src])
         out.failed = sorted(set(out.failed), key=lambda s: (len(s), s))
         self.pending = _Pending()
+        if self.instances is not None:
+            self.totals.update(self.instances.take_counters())
         return out
 
     def _count(self, outcome: RecordOutcome) -> RecordOutcome:

@@ -117,6 +117,10 @@ class IngestSettings:
     region: str
     identity_certificates: bytes = b""  # PEM; every batch header must be signed by one of them
     filters_table: str = ""  # suppression rules (FiltersTable); empty: none apply
+    # EC2 instance details (vigil_aws.instances): how long a description is reused (0: no EC2
+    # enrichment), and how long an instance EC2 could not describe waits before it is asked again
+    instance_details_cache_s: int = 900
+    instance_details_retry_s: int = 60
 
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None) -> IngestSettings:
@@ -132,6 +136,22 @@ class IngestSettings:
             region=_region(e, fn),
             identity_certificates=identity_certificates(e, fn),
             filters_table=e.get("FILTERS_TABLE_NAME", "").strip(),
+            instance_details_cache_s=int(
+                as_number(
+                    env_str(e, "INSTANCE_DETAILS_CACHE_SECONDS", fn, "900"),
+                    "INSTANCE_DETAILS_CACHE_SECONDS",
+                    fn,
+                    0,
+                )
+            ),
+            instance_details_retry_s=int(
+                as_number(
+                    env_str(e, "INSTANCE_DETAILS_RETRY_SECONDS", fn, "60"),
+                    "INSTANCE_DETAILS_RETRY_SECONDS",
+                    fn,
+                    1,
+                )
+            ),
         )
 
 

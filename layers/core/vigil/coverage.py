@@ -192,6 +192,8 @@ def iso(epoch_s: float) -> str:
         t = datetime.fromtimestamp(epoch_s, tz=UTC)
     except (OverflowError, OSError, ValueError):
         t = datetime.fromtimestamp(0, tz=UTC)
+    if t.year < 1970:  # strftime would print a year of fewer than four digits
+        t = datetime.fromtimestamp(0, tz=UTC)
     return t.strftime("%Y-%m-%dT%H:%M:%S.") + f"{t.microsecond // 1000:03d}Z"
 
 

@@ -15,6 +15,7 @@ from datetime import UTC, datetime
 from typing import Any, Final
 
 from vigil import severity as sev
+from vigil.confidence import confidence
 from vigil.detection import Context, Detection, action_type
 from vigil.engine import Match
 from vigil.events import DnsActivity, Event, NetworkActivity, Process
@@ -226,6 +227,9 @@ def build_finding(
         "arn": f"arn:{partition}:guardduty:{reg}:{account}:detector/{detector_id}/finding/{fid}",
         "type": m.type,
         "severity": severity,
+        "confidence": confidence(
+            m.type, event.kind, indicator=bool(ti), maturity=m.maturity, identity_verified=identity_verified
+        ),
         "title": f"{det.title(event)} on EC2 instance {instance}.",
         "description": m.description,
         "resource": _resource(event),

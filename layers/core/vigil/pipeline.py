@@ -28,6 +28,7 @@ from vigil.engine import DetectionError, Engine
 from vigil.events import AgentHealth, Event
 from vigil.findings import DEFAULT_DETECTOR_ID, Occurrence, occurrences
 from vigil.identity import IdentityRejected, IdentityVerifier, VerifiedIdentity
+from vigil.instance_details import merge as merge_instance_details
 from vigil.intel import Intel
 from vigil.intel.builtin import builtin_intel
 from vigil.normalize.agent import normalize_batch
@@ -38,6 +39,10 @@ from vigil.state import State
 # the finding document -> the name of the suppression rule it matches (True: an unnamed one),
 # or None/False (vigil.criteria.Suppressor is one)
 Suppressor = Callable[[dict[str, Any]], "str | bool | None"]
+# instance ids -> GuardDuty instanceDetails of those EC2 describes (vigil.instance_details); an
+# instance it cannot describe is left out. Called once per batch with the distinct instances of its
+# findings, before suppression (rules match resource.instanceDetails.tags and imageId).
+InstanceDetailsLookup = Callable[[Sequence[str]], Mapping[str, Mapping[str, Any]]]
 
 
 @dataclass(slots=True)
@@ -54,6 +59,7 @@ class BatchResult:
     identity: VerifiedIdentity | None = None
     identity_rejected: int = 0  # 1 for a record rejected whole, else the events rejected for their host
     identity_problem: str = ""  # the first reason, for the coverage note
+    instance_details_missing: int = 0  # findings stored without EC2's instance details
 
     def extend(self, other: BatchResult) -> None:
         self.occurrences.extend(other.occurrences)
@@ -66,6 +72,7 @@ class BatchResult:
             self.ranges[instance] = (lo, hi) if cur is None else (min(lo, cur[0]), max(hi, cur[1]))
         self.identity_rejected += other.identity_rejected
         self.identity_problem = self.identity_problem or other.identity_problem
+        self.instance_details_missing += other.instance_details_missing
 
 
 def seq_ranges(events: Sequence[Event]) -> dict[str, tuple[int, int]]:
@@ -100,6 +107,7 @@ class Pipeline:
         detector_id: str = DEFAULT_DETECTOR_ID,
         suppress: Suppressor | None = None,
         identity: IdentityVerifier | None = None,
+        instance_details: InstanceDetailsLookup | None = None,
     ) -> None:
         self.engine = engine
         self.account_id = account_id
@@ -107,6 +115,7 @@ class Pipeline:
         self.detector_id = detector_id
         self.suppress = suppress
         self.identity = identity
+        self.instance_details = instance_details
 
     @classmethod
     def default(
@@ -120,6 +129,7 @@ class Pipeline:
         disabled: Sequence[str] = (),
         suppress: Suppressor | None = None,
         identity: IdentityVerifier | None = None,
+        instance_details: InstanceDetailsLookup | None = None,
     ) -> Pipeline:
         engine = Engine(
             detections if detections is not None else all_detections(),
@@ -127,7 +137,14 @@ class Pipeline:
             settings=settings,
             disabled=disabled,
         )
-        return cls(engine, account_id=account_id, region=region, suppress=suppress, identity=identity)
+        return cls(
+            engine,
+            account_id=account_id,
+            region=region,
+            suppress=suppress,
+            identity=identity,
+            instance_details=instance_details,
+        )
 
     def process_record(self, data: bytes, state: State, *, partition_key: str | None = None) -> BatchResult:
         """One Kinesis record (a gzip NDJSON batch, or plain NDJSON).
@@ -185,10 +202,27 @@ class Pipeline:
                 detector_id=self.detector_id,
                 identity_verified=identity_verified,
             )
+            if self.instance_details is not None:  # before suppression: rules match on tags, imageId
+                result.instance_details_missing = self._enrich(occ)
             if self.suppress is not None:
                 occ = [self._apply_suppression(o) for o in occ]
             result.occurrences = occ
         return result
+
+    def _enrich(self, occ: Sequence[Occurrence]) -> int:
+        """Fill each finding's instanceDetails from the lookup (one call for the batch); returns
+        how many findings kept only what the agent knew."""
+        assert self.instance_details is not None
+        wanted = sorted({o.instance_id for o in occ})
+        found = self.instance_details(wanted)
+        missing = 0
+        for o in occ:
+            resource = o.finding["resource"]
+            details = found.get(o.instance_id)
+            if details is None:
+                missing += 1
+            resource["instanceDetails"] = merge_instance_details(resource["instanceDetails"], details)
+        return missing
 
     def _apply_suppression(self, o: Occurrence) -> Occurrence:
         assert self.suppress is not None
