@@ -200,7 +200,13 @@ def run(stack: LocalStack, console: Any, keep: bool) -> int:
 
     show_usage(stack.client("dynamodb"), out["CoverageTableName"], 30, console)
 
-    console.rule("[bold]8. coverage: HEALTHY / UNHEALTHY per running instance (vigil coverage list)")
+    console.rule("[bold]8. suppression: a GuardDuty filter (ARCHIVE) silences a repeat false positive")
+    from local.scenarios.suppression import run_suppression_demo
+
+    suppression = run_suppression_demo(stack, tap_url, say=console.print)
+    suppression_ok = bool(suppression["ok"])
+
+    console.rule("[bold]9. coverage: HEALTHY / UNHEALTHY per running instance (vigil coverage list)")
     from local.scenarios.coverage import run_coverage_demo
 
     coverage_ok = run_coverage_demo(stack, console)
@@ -217,16 +223,17 @@ def run(stack: LocalStack, console: Any, keep: bool) -> int:
 
     missing = [t for t in EXPECTED if t not in {f["type"] for f in stored}]
     unpublished = [t for t in EXPECTED if t not in {e["detail"]["type"] for e in bus_events}]
-    if missing or unpublished or not replay_ok or not response_ok or not coverage_ok:
+    if missing or unpublished or not replay_ok or not response_ok or not coverage_ok or not suppression_ok:
         console.print(
             f"[red bold]DEMO FAILED[/] missing findings {missing}, not on the bus {unpublished}, replay ok {replay_ok}, "
-            f"isolated {response['isolated']}, groups restored {response['restored']}, coverage ok {coverage_ok}"
+            f"isolated {response['isolated']}, groups restored {response['restored']}, coverage ok {coverage_ok}, "
+            f"suppression ok {suppression_ok}"
         )
         return 1
     console.print(
         "[green bold]DEMO PASSED[/] both expected findings stored and published; the replay changed nothing; "
-        "the instance was isolated and released to its exact original groups; coverage found the "
-        "stale instance UNHEALTHY and said so on the bus"
+        "the instance was isolated and released to its exact original groups; the suppression rule "
+        "archived the repeat (not on the bus); coverage found the stale instance UNHEALTHY and said so on the bus"
     )
     if keep:
         console.print(f"stack stays up at {stack.endpoint_url} (state in {stack.state_file}); Ctrl-C to stop")

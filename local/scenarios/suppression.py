@@ -1,7 +1,8 @@
 """The suppression part of `make demo`: a suppression rule archives a repeat false positive.
 
-An operator runs ``nmap`` on a host now and then: the first time it is a finding (ACTIVE,
-published on the bus). The analyst imports a GuardDuty suppression rule for it (the same JSON
+A pentest instance (tagged Role=pentest) runs ``nmap`` now and then: the first time it is a
+finding (ACTIVE, published on the bus). The analyst imports a GuardDuty suppression rule for it
+(archive SuspiciousTool where resource.instanceDetails.tags Role=pentest) (the same JSON
 ``aws guardduty create-filter --cli-input-json`` takes); its creation is itself an event on the
 bus. The next ``nmap`` there is stored, archived, with the rule's name, and never published.
 
@@ -28,21 +29,42 @@ INSTANCE = "i-0a1b2c3d4e5f60042"
 TOOL = "Execution:Runtime/SuspiciousTool"
 
 
-def rule_json(instance: str = INSTANCE) -> dict[str, Any]:
-    """GuardDuty's CreateFilter JSON for the demo's rule."""
+def rule_json() -> dict[str, Any]:
+    """GuardDuty's CreateFilter JSON for the demo's rule (the issue's Done-when example): archive
+    SuspiciousTool findings on instances tagged Role=pentest."""
     return {
-        "Name": "netops-nmap",
-        "Description": "Network troubleshooting: the netops host runs nmap by design",
+        "Name": "pentest-tools",
+        "Description": "Pentest instances run scanners by design",
         "Action": "ARCHIVE",
         "Rank": 1,
         "FindingCriteria": {
             "Criterion": {
                 "type": {"Equals": [TOOL]},
-                "service.runtimeDetails.context.toolName": {"Equals": ["nmap"]},
-                "resource.instanceDetails.instanceId": {"Equals": [instance]},
+                "resource.instanceDetails.tags.key": {"Equals": ["Role"]},
+                "resource.instanceDetails.tags.value": {"Equals": ["pentest"]},
             }
         },
     }
+
+
+def pentest_instance(stack: Any) -> str:
+    """A running instance tagged Role=pentest in the stack's EC2 (the ingest enriches its findings
+    with the tag: vigil_aws.instances)."""
+    ec2 = stack.client("ec2")
+    image = next(i for i in ec2.describe_images(Owners=["amazon"])["Images"] if "Platform" not in i)
+    out = ec2.run_instances(
+        ImageId=image["ImageId"],
+        MinCount=1,
+        MaxCount=1,
+        InstanceType="t3.micro",
+        TagSpecifications=[
+            {
+                "ResourceType": "instance",
+                "Tags": [{"Key": "Name", "Value": "pentest-1"}, {"Key": "Role", "Value": "pentest"}],
+            }
+        ],
+    )
+    return str(out["Instances"][0]["InstanceId"])
 
 
 def nmap_batch(seq: int, instance: str = INSTANCE) -> bytes:
@@ -91,12 +113,14 @@ def _finding(stack: Any, instance: str, timeout: float, want_count: int) -> dict
 
 
 def run_suppression_demo(
-    stack: Any, tap_url: str, *, say: Callable[[str], None] = print, instance: str = INSTANCE
+    stack: Any, tap_url: str, *, say: Callable[[str], None] = print, instance: str | None = None
 ) -> dict[str, Any]:
     """Run the scenario on a started ``local.stack.LocalStack``; returns what happened, ``ok``
     True when the first occurrence was published, the rule change reached the bus, and the
-    repeat was stored archived with the rule's name and not published."""
+    repeat was stored archived with the rule's name and not published. ``instance``: one tagged
+    Role=pentest (default: one is launched)."""
     out = stack.info.outputs
+    instance = instance or pentest_instance(stack)
     _drain(stack, tap_url)
 
     _send(stack, nmap_batch(900_001, instance), instance)
@@ -113,7 +137,7 @@ def run_suppression_demo(
         events=stack.client("events"),
         sts=stack.client("sts"),
     )
-    rule = store.create(parse_filter(rule_json(instance)))
+    rule = store.create(parse_filter(rule_json()))
     changes = [e for e in _drain(stack, tap_url) if e["detail-type"] == DETAIL_TYPE]
     say(f"  2. suppression rule {rule.filter.name!r} created (vigil filters create); "
         f"{len(changes)} 'Vigil Filter Changed' event(s) on the bus, by {rule.updated_by}")  # fmt: skip

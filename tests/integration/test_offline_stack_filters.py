@@ -57,9 +57,11 @@ def test_a_rule_imported_with_the_cli_archives_matching_new_findings(
     stack: LocalStack, tap: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     assert stack.state_file is not None and stack.info is not None
-    instance, other = "i-0a1b2c3d4e5f60077", "i-0a1b2c3d4e5f60078"
-    # GIVEN GuardDuty's CreateFilter JSON imported with `vigil filters create` (no AWS keys needed)
-    rule = dict(suppression.rule_json(instance), Name="scanner-host")
+    # GIVEN an instance tagged Role=pentest and another one (untagged)
+    instance, other = suppression.pentest_instance(stack), "i-0a1b2c3d4e5f60078"
+    # AND the GuardDuty CreateFilter JSON (SuspiciousTool where tag Role = pentest)
+    # imported with `vigil filters create` (no AWS keys needed)
+    rule = dict(suppression.rule_json(), Name="scanner-host")
     path = tmp_path / "rule.json"
     path.write_text(json.dumps(rule))
     monkeypatch.setenv("VIGIL_LOCAL_STATE", str(stack.state_file))
@@ -75,8 +77,13 @@ def test_a_rule_imported_with_the_cli_archives_matching_new_findings(
     archived = suppression._finding(stack, instance, 20, 1)
     active = suppression._finding(stack, other, 20, 1)
     assert stack.pollers is not None and stack.pollers.wait_idle(timeout=30)
-    # THEN the matching one is stored archived with the rule's name, the other one is active
+    # THEN the matching one (enriched with its tags from EC2) is stored archived with the
+    # rule's name, the other one is active
     assert archived is not None and active is not None
+    from vigil_aws.findings_store import document
+
+    tags = document(archived)["resource"]["instanceDetails"]["tags"]
+    assert {"key": "Role", "value": "pentest"} in tags
     assert archived["status"] == "ARCHIVED" and archived["suppressedBy"] == "scanner-host"
     assert active["status"] == "ACTIVE"
     # AND only the other one reached the bus
@@ -85,6 +92,9 @@ def test_a_rule_imported_with_the_cli_archives_matching_new_findings(
     # AND the archived finding is queryable, with the CLI's filter
     res = CliRunner().invoke(app, ["findings", "list", "--json", "--filter", "service.archived=true"])
     assert archived["id"] in res.stdout and active["id"] not in res.stdout
+    # (the rule goes: the demo scenario below imports the same criteria under its own name)
+    assert CliRunner().invoke(app, ["filters", "delete", "scanner-host"]).exit_code == 0
+    time.sleep(CHECK_SECONDS + 0.5)
 
 
 def test_the_demo_scenario_archives_a_repeat_false_positive(stack: LocalStack, tap: str) -> None:
