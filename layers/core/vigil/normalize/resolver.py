@@ -33,7 +33,8 @@ class _Answer(msgspec.Struct, frozen=True, gc=False):
 
 
 class _SrcIds(msgspec.Struct, frozen=True, gc=False):
-    instance: Annotated[str, msgspec.Meta(pattern=r"^(?:i-[0-9a-z]{1,32})?$")] = ""  # AWS examples: i-0d15cd0d3example
+    # AWS documentation examples use ids like i-0d15cd0d3example
+    instance: Annotated[str, msgspec.Meta(pattern=r"^(?:i-[0-9a-z]{1,32})?$")] = ""
     resolver_endpoint: b.Token = ""
 
 

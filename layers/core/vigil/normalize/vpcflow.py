@@ -32,20 +32,54 @@ SOURCE: Final = "vpcflow"
 KIND: Final = "vpc_flow"
 LINE_MAX: Final = 8192  # bytes; a v5 record with every field is under 1 KiB
 FIELDS_MAX: Final = 64
-V2_FIELDS: Final = (
-    "version account-id interface-id srcaddr dstaddr srcport dstport protocol packets bytes start end "
-    "action log-status"
-).split()
+V2_FIELDS: Final = [
+    "version",
+    "account-id",
+    "interface-id",
+    "srcaddr",
+    "dstaddr",
+    "srcport",
+    "dstport",
+    "protocol",
+    "packets",
+    "bytes",
+    "start",
+    "end",
+    "action",
+    "log-status",
+]
 # every field AWS documents for versions 2-5 (later versions' fields are accepted and ignored)
 KNOWN_FIELDS: Final = frozenset(
-    V2_FIELDS
-    + (
-        "vpc-id subnet-id instance-id tcp-flags type pkt-srcaddr pkt-dstaddr region az-id sublocation-type "
-        "sublocation-id pkt-src-aws-service pkt-dst-aws-service flow-direction traffic-path"
-    ).split()
+    [
+        *V2_FIELDS,
+        "vpc-id",
+        "subnet-id",
+        "instance-id",
+        "tcp-flags",
+        "type",
+        "pkt-srcaddr",
+        "pkt-dstaddr",
+        "region",
+        "az-id",
+        "sublocation-type",
+        "sublocation-id",
+        "pkt-src-aws-service",
+        "pkt-dst-aws-service",
+        "flow-direction",
+        "traffic-path",
+    ]
 )
 REQUIRED: Final = ("srcaddr", "dstaddr", "srcport", "dstport", "protocol", "start")
-PROTOCOLS: Final = {1: "icmp", 6: "tcp", 17: "udp", 2: "igmp", 47: "gre", 50: "esp", 58: "icmpv6", 132: "sctp"}
+PROTOCOLS: Final = {
+    1: "icmp",
+    6: "tcp",
+    17: "udp",
+    2: "igmp",
+    47: "gre",
+    50: "esp",
+    58: "icmpv6",
+    132: "sctp",
+}
 
 _ID: Final = {
     "interface-id": re.compile(r"^eni-[0-9a-z]{1,32}$"),
