@@ -33,12 +33,12 @@ class RegistryError(Exception):
     pass
 
 
-def _check(det: type[Detection], module: ModuleType) -> None:
+def _check(det: type[Detection], module: ModuleType, package: str = "vigil.detections") -> None:
     m = getattr(det, "meta", None)
     where = f"{module.__name__}.{det.__name__}"
     if m is None:
         raise RegistryError(f"{where}: no meta")
-    in_ec2 = f".detections.{EC2_PACKAGE}." in f".{module.__name__}."
+    in_ec2 = module.__name__.startswith(f"{package}.{EC2_PACKAGE}.")
     if in_ec2:
         if not _EC2_TYPE_RE.match(m.type):
             raise RegistryError(
@@ -83,7 +83,7 @@ def discover(package: str = "vigil.detections") -> tuple[Detection, ...]:
         if len(defined) != 1:
             raise RegistryError(f"{info.name}: one module = one detection, found {len(defined)}")
         det = defined[0]
-        _check(det, module)
+        _check(det, module, package)
         if det.meta.type in found:
             other = type(found[det.meta.type]).__module__
             raise RegistryError(f"duplicate detection id {det.meta.type!r}: {info.name} and {other}")
