@@ -260,3 +260,77 @@ def attempts(
         s.flow(s.LOCAL_IP, 41000 + i, attacker, port, packets=12, nbytes=2900, t=i * 1_000_000_000)
         for i in range(n)
     )
+
+
+FLOOD_PACKETS: Final = 30_000  # packets to one public host within a minute (500/s): a flood
+FLOOD_RECORD_MIN: Final = 1_000  # a record below this many packets is no part of a flood (saves state writes)
+FLOOD_WINDOW_NS: Final = 60 * 1_000_000_000
+SMALL_PACKET: Final = 120  # bytes: a TCP flood's packets are bare SYNs/ACKs; bulk data is ~1,400
+TCP_SERVICE_PORTS: Final = frozenset(
+    {21, 22, 23, 25, 80, 110, 143, 443, 445, 993, 995, 1433, 3306, 3389, 5432, 8080}
+)
+
+
+class DenialOfService(Detection):
+    """Outbound traffic of one ``flood`` class to one public host: ``FLOOD_PACKETS`` within a
+    minute, summed over flow records that each carry at least ``FLOOD_RECORD_MIN`` packets."""
+
+    stateful = True
+    kinds = FLOW
+
+    def flood(self, e: NetworkFlow) -> bool:
+        raise NotImplementedError
+
+    def candidate(self, e: NetworkFlow) -> bool:
+        return (
+            e.direction == "Outbound"
+            and e.packets >= FLOOD_RECORD_MIN
+            and external(e.dst_endpoint.ip)
+            and self.flood(e)
+        )
+
+    def _key(self, e: NetworkFlow) -> str:
+        t = self.meta.type.rsplit(".", 1)[-1]
+        return f"ec2dos{t}|{e.device.instance_uid}|{e.dst_endpoint.ip}|{e.time // FLOOD_WINDOW_NS}"
+
+    def state_keys(self, event: NetworkFlow) -> tuple[str, ...]:
+        return (self._key(event),) if self.candidate(event) else ()
+
+    def match(self, event: NetworkFlow, ctx: Context) -> bool:
+        if not self.candidate(event):
+            return False
+        key = self._key(event)
+        ctx.state.add(key, event.packets, 180)
+        return ctx.state.count(key) >= FLOOD_PACKETS
+
+    def dedup_key(self, event: NetworkFlow) -> str:
+        return event.dst_endpoint.ip
+
+    def action(self, event: NetworkFlow, ctx: Context) -> dict[str, Any] | None:
+        return connection_action(event, direction="OUTBOUND")
+
+
+def flood_records(
+    proto: int,
+    port: int,
+    *,
+    packets: int = 16_000,
+    records: int = 2,
+    dst: str = "203.0.113.80",
+    size: int = 512,
+) -> tuple[NetworkFlow, ...]:
+    from vigil import sample as s
+
+    return tuple(
+        s.flow(
+            s.LOCAL_IP,
+            33000 + i,
+            dst,
+            port,
+            proto=proto,
+            packets=packets,
+            nbytes=packets * size,
+            t=i * 1_000_000_000,
+        )
+        for i in range(records)
+    )
