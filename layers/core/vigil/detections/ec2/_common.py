@@ -279,6 +279,7 @@ class DenialOfService(Detection):
     kinds = FLOW
 
     def flood(self, e: NetworkFlow) -> bool:
+        """Whether this record is of the subclass's traffic class (the subtype's protocol/port rule)."""
         raise NotImplementedError
 
     def candidate(self, e: NetworkFlow) -> bool:
