@@ -138,10 +138,11 @@ def decode_source_record(data: bytes, config: SourceConfig) -> Normalized:
     except (msgspec.DecodeError, msgspec.ValidationError, RecursionError) as exc:
         if b'"detail-type"' in payload[:4096]:  # an EventBridge event (CloudTrail via a rule)
             out = Normalized()
-            got = normalize_cloudtrail_record(payload, number=1)
-            if isinstance(got, ev.ApiActivity):
-                got = _with_seq(got, got.time // 1_000_000, got.event_uid or str(zlib.crc32(payload)))
-            out.add(got)
+            call = normalize_cloudtrail_record(payload, number=1)
+            if isinstance(call, ev.ApiActivity):
+                out.add(_with_seq(call, call.time // 1_000_000, call.event_uid or str(zlib.crc32(payload))))
+            else:
+                out.add(call)
             return out
         return _whole(f"not a CloudWatch Logs subscription record: {str(exc)[:300]}", payload)
     if env.messageType == "CONTROL_MESSAGE":
@@ -158,9 +159,10 @@ def decode_source_record(data: bytes, config: SourceConfig) -> Normalized:
     out = Normalized()
     for n, le in enumerate(env.logEvents, start=1):
         got = normalize_message(source, le.message, n)
-        if not isinstance(got, Rejection | str):
-            got = _with_seq(got, le.timestamp, le.id or f"{env.logStream}|{n}")
-        out.add(got)
+        if isinstance(got, Rejection | str):
+            out.add(got)
+        else:
+            out.add(_with_seq(got, le.timestamp, le.id or f"{env.logStream}|{n}"))
     return out
 
 
