@@ -26,7 +26,9 @@ HOST = wire.Host(instance_id="i-0123456789abcdef0", region="us-east-1")
 
 
 def _ev(seq: int) -> wire.WireEvent:
-    return wire.ProcessExec(time=T0 + seq, seq=seq, process=wire.Process(pid=seq, name="x", args=["x", str(seq)]))
+    return wire.ProcessExec(
+        time=T0 + seq, seq=seq, process=wire.Process(pid=seq, name="x", args=["x", str(seq)])
+    )
 
 
 class _Collect:
@@ -104,7 +106,9 @@ def test_native_lines_are_cut_between_lines_at_the_gzipd_bound() -> None:
     evs = []
     for i in range(1, 301):
         noise = "".join(rng.choice("0123456789abcdef") for _ in range(rng.randrange(20, 400)))
-        evs.append(wire.ProcessExec(time=T0 + i, seq=i, process=wire.Process(pid=i, name="x", args=["x", noise])))
+        evs.append(
+            wire.ProcessExec(time=T0 + i, seq=i, process=wire.Process(pid=i, name="x", args=["x", noise]))
+        )
     sink = _Collect()
     b = Batcher(sink, HOST, max_bytes=4096)
     b.add_lines(b"\n".join(msgspec.json.encode(e) for e in evs[:250]), 250, 1)
