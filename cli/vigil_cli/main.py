@@ -111,14 +111,39 @@ def replay(
         ),
     ] = None,
     no_sigma: Annotated[bool, typer.Option("--no-sigma", help="run the native detections only")] = False,
+    source: Annotated[
+        str,
+        typer.Option(
+            "--source",
+            metavar="flowlogs|resolver|cloudtrail",
+            help="read AWS logs instead of agent NDJSON: VPC Flow Log lines, Route 53 Resolver query-log JSON "
+            "lines, or CloudTrail records / EventBridge events",
+        ),
+    ] = "",
+    flow_format: Annotated[
+        str,
+        typer.Option(
+            "--flow-format",
+            metavar="FORMAT",
+            help="custom flow-log format, '${version} ${srcaddr} ...' (default: v2, or the file's header line)",
+        ),
+    ] = "",
 ) -> None:
     """Run normalize + detect in-process (no AWS) and print one GuardDuty-shaped finding JSON per line."""
+    if source and source not in _replay.SOURCES:
+        err.print(
+            f"[red]error:[/] --source must be one of {', '.join(_replay.SOURCES)}, not {safe.markup(source)}"
+        )
+        raise typer.Exit(2)
     try:
         stream = _replay.open_input(file)
         extra = () if no_sigma else sigma_rules.load(Path(sigma) if sigma else None).detections
     except (FileNotFoundError, OSError, RuleError) as exc:
         err.print(f"[red]error:[/] {safe.markup(exc)}")
         raise typer.Exit(2) from None
+    if source:
+        _replay_source(stream, file, source, flow_format, account_id, region, table)
+        return
     live = file == "-"
     pipeline = Pipeline.default(account_id=account_id, region=region, detections=all_detections() + extra)
 
@@ -144,6 +169,40 @@ def replay(
     if table:
         out.print(findings_table(docs, f"Findings from {file}"))
     elif not live:
+        for d in docs:
+            sys.stdout.write(json.dumps(d, separators=(",", ":")) + "\n")
+    err.print(
+        f"{stats.events} events, {len(docs)} findings, {stats.bad_lines} bad lines skipped, "
+        f"{stats.rejected} events rejected, {stats.detection_errors} detection errors",
+        highlight=False,
+    )
+
+
+def _replay_source(
+    stream: Any, file: str, source: str, flow_format: str, account_id: str, region: str, table: bool
+) -> None:
+    from vigil.normalize.vpcflow import FormatError
+
+    pipeline = Pipeline.default(account_id=account_id, region=region)
+
+    def on_error(msg: str) -> None:
+        err.print(f"[yellow]skipped[/] {safe.markup(msg)}", highlight=False)
+
+    try:
+        stats = _replay.replay_source(stream, pipeline, source, on_error=on_error, flow_format=flow_format)
+    except FormatError as exc:
+        err.print(f"[red]error:[/] --flow-format: {safe.markup(exc)}")
+        raise typer.Exit(2) from None
+    except (OSError, EOFError, ValueError) as exc:
+        err.print(f"[red]error:[/] cannot read {safe.markup(file)}: {safe.markup(exc)}")
+        raise typer.Exit(2) from None
+    docs = sorted(
+        (o.finding for o in stats.findings.values()),
+        key=lambda d: (d["service"]["eventFirstSeen"], d["type"]),
+    )
+    if table:
+        out.print(findings_table(docs, f"Findings from {file}"))
+    else:
         for d in docs:
             sys.stdout.write(json.dumps(d, separators=(",", ":")) + "\n")
     err.print(

@@ -107,7 +107,9 @@ def aws(monkeypatch: pytest.MonkeyPatch) -> Iterator[Aws]:
         dlq = sqs.create_queue(
             QueueName="IngestDeadLetterQueue.fifo" if dlq_props.get("FifoQueue") else "IngestDeadLetterQueue",
             Attributes={
-                k: str(v).lower() if isinstance(v, bool) else str(v) for k, v in dlq_props.items() if k != "QueueName"
+                k: str(v).lower() if isinstance(v, bool) else str(v)
+                for k, v in dlq_props.items()
+                if k != "QueueName"
             },
         )["QueueUrl"]
         tap = sqs.create_queue(QueueName="bus-tap")["QueueUrl"]

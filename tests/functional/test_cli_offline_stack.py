@@ -62,9 +62,7 @@ def offline(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Path]:
         state = tmp_path / "state" / "stack.json"
         state.parent.mkdir()
         state.write_text(
-            json.dumps(
-                {"region": "us-east-1", "endpoint_url": url, "outputs": {"FindingsTableName": table}}
-            )
+            json.dumps({"region": "us-east-1", "endpoint_url": url, "outputs": {"FindingsTableName": table}})
         )
         elsewhere = tmp_path / "elsewhere"
         elsewhere.mkdir()

@@ -96,3 +96,37 @@ def test_replay_over_the_recorded_events_prints_schema_valid_findings() -> None:
                 assert validate(doc) == [], (path.name, doc["type"])
                 types.add(doc["type"])
     assert {"Execution:Runtime/ReverseShell", "CryptoCurrency:Runtime/BitcoinTool.B!DNS"} <= types
+
+
+SOURCES = Path(__file__).resolve().parents[2] / "events" / "sources"
+
+
+@pytest.mark.parametrize(
+    ("source", "file", "expected"),
+    [
+        ("flowlogs", "flowlogs_portscan.log", ["Recon:EC2/Portscan"]),
+        ("resolver", "resolver_dns_exfiltration.ndjson", ["Trojan:EC2/DNSDataExfiltration"]),
+    ],
+)
+def test_replay_source_prints_the_ec2_findings_of_a_log_file(
+    source: str, file: str, expected: list[str]
+) -> None:
+    # GIVEN a recorded log of one source, WHEN `vigil replay --source` reads it
+    result = CliRunner().invoke(app, ["replay", "--source", source, str(SOURCES / file)])
+    # THEN it prints the EC2 findings, each valid for GuardDuty tooling, and a summary on stderr
+    assert result.exit_code == 0, result.output
+    docs = [json.loads(x) for x in result.stdout.splitlines() if x.startswith("{")]
+    assert [d["type"] for d in docs] == expected
+    assert all(validate(d) == [] for d in docs)
+
+
+def test_replay_source_skips_a_bad_line_escaped_and_refuses_an_unknown_source(tmp_path: Path) -> None:
+    f = tmp_path / "flows.log"
+    good = (SOURCES / "flowlogs_portscan.log").read_text()
+    f.write_text("not a flow \x1b[2J record\n" + good)
+    result = CliRunner().invoke(app, ["replay", "--source", "flowlogs", str(f)])
+    assert result.exit_code == 0
+    assert "line 1:" in result.stderr and "\x1b" not in result.stderr
+    assert "Recon:EC2/Portscan" in result.stdout
+    bad = CliRunner().invoke(app, ["replay", "--source", "syslog", str(f)])
+    assert bad.exit_code == 2 and "--source must be one of" in bad.stderr and "Traceback" not in bad.output

@@ -41,7 +41,9 @@ def test_a_heartbeat_with_no_active_sensor_is_recorded_as_an_explicit_empty_list
     response = ingest.handler(kinesis_event_for([(INSTANCE, line + b"\n")]), context("IngestFunction"))
     assert response == {"batchItemFailures": []}
     (row,) = [
-        plain(i) for i in aws.client("dynamodb").scan(TableName=aws.coverage_table)["Items"] if "usageOf" not in i
+        plain(i)
+        for i in aws.client("dynamodb").scan(TableName=aws.coverage_table)["Items"]
+        if "usageOf" not in i
     ]
     assert row["instanceId"] == INSTANCE
     assert row["sensorsActive"] == []

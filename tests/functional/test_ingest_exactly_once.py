@@ -196,7 +196,9 @@ def test_a_dead_letter_send_that_failed_half_way_is_not_duplicated_by_the_retry(
     assert ingest.handler(event, context("IngestFunction")) == {"batchItemFailures": []}
     # THEN each bad line is one dead letter
     letters = aws.drain(aws.dead_letter_url)
-    assert sorted(m["line"] for m in letters) == list(range(2, 17)), [m["reason"] for m in letters if m["line"] == 0]
+    assert sorted(m["line"] for m in letters) == list(range(2, 17)), [
+        m["reason"] for m in letters if m["line"] == 0
+    ]
 
 
 def test_a_resent_record_recompressed_into_other_bytes_leaves_its_dead_letters_once(

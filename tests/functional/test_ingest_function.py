@@ -65,7 +65,9 @@ def test_recorded_batches_become_findings(aws: Aws, ingest: Any) -> None:
     # AND the findings expire 90 days after their update (TTL attribute), in epoch seconds
     assert found[REVERSE_SHELL]["expiresAt"] - int(__import__("time").time()) > 89 * 86400
     # AND the agents' heartbeats recorded coverage for both instances
-    cov = [i for i in aws.client("dynamodb").scan(TableName=aws.coverage_table)["Items"] if "usageOf" not in i]
+    cov = [
+        i for i in aws.client("dynamodb").scan(TableName=aws.coverage_table)["Items"] if "usageOf" not in i
+    ]
     assert {i["instanceId"]["S"] for i in cov} == {WEB, WORKER}
     assert all(i["agentVersion"]["S"] == "0.1.0" for i in cov)
     assert aws.drain(aws.dead_letter_url) == []

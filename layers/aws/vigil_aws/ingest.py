@@ -33,6 +33,7 @@ from botocore.exceptions import BotoCoreError, ClientError
 from vigil.events import AgentHealth
 from vigil.normalize.common import Rejection
 from vigil.pipeline import BatchResult, Pipeline
+from vigil.sources import SourceConfig
 from vigil_aws.coverage import CoverageStore
 from vigil_aws.dead_letters import DeadLetterQueue, Source
 from vigil_aws.filters import FilterStore, SuppressionRules
@@ -124,11 +125,18 @@ class Ingestor:
                 log.error("suppression rule problem: %s", problem)
             self.totals["suppression_rule_problems"] = len(self.suppression.problems)
 
-    def process(self, data: bytes, src: Source) -> RecordOutcome:
-        """Run one record through the core; raises only for what a retry may fix (a state read)."""
+    def process(self, data: bytes, src: Source, *, sources: SourceConfig | None = None) -> RecordOutcome:
+        """Run one record through the core; raises only for what a retry may fix (a state read).
+
+        ``sources``: the record came on the AWS-delivered sources stream (CloudWatch Logs
+        subscriptions, EventBridge CloudTrail): read it with these log groups, not as an agent batch.
+        The caller decides by the record's stream ARN, never by its content (docs/sources.md)."""
         poison = 0
         try:
-            result = self.pipeline.process_record(data, self.state, partition_key=src.partition_key)
+            if sources is not None:
+                result = self.pipeline.process_source_record(data, self.state, sources)
+            else:
+                result = self.pipeline.process_record(data, self.state, partition_key=src.partition_key)
         except (ClientError, BotoCoreError):
             raise  # the state prefetch failed: retry the record
         except Exception as exc:  # deterministic: dead-letter the record, never retry it

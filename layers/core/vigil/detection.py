@@ -16,7 +16,7 @@ from dataclasses import dataclass, field
 from typing import Any, ClassVar, Final, Literal
 
 from vigil import severity as sev
-from vigil.events import DnsActivity, Event, NetworkActivity, Process
+from vigil.events import ApiActivity, DnsActivity, Event, NetworkActivity, NetworkFlow, Process
 from vigil.intel import EMPTY, Intel
 from vigil.state import State
 
@@ -50,6 +50,11 @@ class Meta:
     @property
     def threat_purpose(self) -> str:
         return self.type.split(":", 1)[0]
+
+    @property
+    def ec2(self) -> bool:
+        """A GuardDuty EC2 type (flow logs, DNS logs, CloudTrail), not a runtime one."""
+        return not self.type.split(":", 1)[-1].startswith("Runtime/")
 
 
 @dataclass(frozen=True, slots=True)
@@ -150,6 +155,16 @@ class Detection:
         """``service.evidence.threatIntelligenceDetails`` entries, for threat-list matches."""
         return []
 
+    def resource_role(self, event: Any) -> ResourceRole:
+        """``service.resourceRole``: the instance acted (ACTOR) or was acted on (TARGET); GuardDuty's
+        brute-force types depend on it (their severity too)."""
+        return self.meta.resource_role
+
+    def action(self, event: Any, ctx: Context) -> dict[str, Any] | None:
+        """``service.action`` when the default for the event (networkConnectionAction,
+        dnsRequestAction ...) is not the right shape, e.g. a portProbeAction; None = the default."""
+        return None
+
     def state_keys(self, event: Any) -> tuple[str, ...]:
         """Keys ``match`` will read, so the engine can prefetch them for the whole batch."""
         return ()
@@ -170,4 +185,8 @@ def action_type(event: Event) -> str:
         return "DNS_REQUEST"
     if isinstance(event, NetworkActivity) and event.family != "unix":
         return "NETWORK_CONNECTION"
+    if isinstance(event, NetworkFlow):
+        return "NETWORK_CONNECTION"
+    if isinstance(event, ApiActivity):
+        return "AWS_API_CALL"
     return ""

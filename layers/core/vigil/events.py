@@ -211,8 +211,33 @@ class ModuleActivity(_Event, frozen=True, kw_only=True):
     module: Module
 
 
+class NetworkFlow(_Event, frozen=True, kw_only=True):
+    """4001 (Traffic, activity 6) from one VPC Flow Log record: what the network saw at an
+    interface, with no process. ``src_endpoint``/``dst_endpoint`` are the record's srcaddr/srcport
+    and dstaddr/dstport; ``direction`` is the traffic's, relative to the interface: Inbound
+    (ingress), Outbound (egress) or Unknown. ``kind`` is ``vpc_flow``."""
+
+    class_uid: int = 4001
+    src_endpoint: Endpoint
+    dst_endpoint: Endpoint
+    protocol_num: int = -1  # IANA protocol number, -1 when the record has none
+    protocol_name: str = ""  # tcp|udp|icmp|... ('' for an unnamed number)
+    direction: str = "Unknown"
+    packets: int = 0
+    bytes: int = 0
+    start_time: int = 0  # epoch ns
+    end_time: int = 0  # epoch ns
+    action: str = ""  # ACCEPT|REJECT (OCSF disposition Allowed/Blocked)
+    interface_uid: str = ""
+    vpc_uid: str = ""
+    subnet_uid: str = ""
+    tcp_flags: int = -1  # OR of the flags seen (v3+), -1 when the format has no tcp-flags
+    local_ip: str = ""  # the interface's own address in this record ('' when it cannot be told)
+
+
 class ApiActivity(_Event, frozen=True, kw_only=True):
-    """6003 (CloudTrail)."""
+    """6003 (CloudTrail management event). ``kind`` is ``api_call``; the fields after
+    ``user_agent`` were added for the CloudTrail normalizer (vigil.normalize.cloudtrail)."""
 
     class_uid: int = 6003
     api_operation: str
@@ -220,6 +245,16 @@ class ApiActivity(_Event, frozen=True, kw_only=True):
     actor_uid: str = ""
     src_ip: str = ""
     user_agent: str = ""
+    actor_type: str = ""  # userIdentity.type: AssumedRole|IAMUser|Root|AWSService|...
+    actor_account_uid: str = ""  # userIdentity.accountId
+    session_issuer_arn: str = ""  # sessionContext.sessionIssuer.arn (the role)
+    session_name: str = ""  # the part of principalId after ':' (an instance id for instance roles)
+    access_key_uid: str = ""
+    instance_credentials: bool = False  # the session is an EC2 instance role's (ec2RoleDelivery)
+    error_code: str = ""
+    event_uid: str = ""  # CloudTrail eventID
+    vpc_endpoint_uid: str = ""
+    recipient_account_uid: str = ""
 
 
 class AgentHealth(_Event, frozen=True, kw_only=True):
@@ -248,6 +283,7 @@ Event = (
     | ModuleActivity
     | ApiActivity
     | AgentHealth
+    | NetworkFlow
 )
 EVENT_TYPES: Final = (
     ProcessActivity,
@@ -257,6 +293,7 @@ EVENT_TYPES: Final = (
     ModuleActivity,
     ApiActivity,
     AgentHealth,
+    NetworkFlow,
 )
 
 

@@ -18,7 +18,7 @@ from vigil import severity as sev
 from vigil.confidence import confidence
 from vigil.detection import Context, Detection, action_type
 from vigil.engine import Match
-from vigil.events import DnsActivity, Event, NetworkActivity, Process
+from vigil.events import ApiActivity, DnsActivity, Event, NetworkActivity, NetworkFlow, Process
 
 SCHEMA_VERSION: Final = "2.0"
 SERVICE_NAME: Final = "vigil"
@@ -140,9 +140,37 @@ def _action(event: Event) -> dict[str, Any] | None:
     return None
 
 
+# GuardDuty's DataSource names, said in additionalInfo for the EC2 types (they have no agent)
+DATA_SOURCES: Final = {"vpc_flow": "FLOW_LOGS", "resolver_query": "DNS_LOGS", "api_call": "CLOUD_TRAIL"}
+
+
+def _api_action(event: ApiActivity) -> dict[str, Any]:
+    call: dict[str, Any] = {
+        "api": event.api_operation,
+        "serviceName": event.api_service,
+        "callerType": "Remote IP",
+    }
+    if event.error_code:
+        call["errorCode"] = event.error_code
+    if event.user_agent:
+        call["userAgent"] = event.user_agent
+    if event.src_ip and (":" in event.src_ip or event.src_ip.replace(".", "").isdigit()):
+        call["remoteIpDetails"] = {("ipAddressV6" if ":" in event.src_ip else "ipAddressV4"): event.src_ip}
+    return {"actionType": "AWS_API_CALL", "awsApiCallAction": call}
+
+
 def _resource(event: Event) -> dict[str, Any]:
     d = event.device
     details: dict[str, Any] = {"instanceId": d.instance_uid}
+    if isinstance(event, NetworkFlow) and event.interface_uid:
+        nic: dict[str, Any] = {"networkInterfaceId": event.interface_uid}
+        if event.local_ip:
+            nic["privateIpAddress"] = event.local_ip
+        if event.vpc_uid:
+            nic["vpcId"] = event.vpc_uid
+        if event.subnet_uid:
+            nic["subnetId"] = event.subnet_uid
+        details["networkInterfaces"] = [nic]
     if d.type:
         details["instanceType"] = d.type
     if d.image_uid:
@@ -188,7 +216,7 @@ def build_finding(
         "serviceName": SERVICE_NAME,
         "detectorId": detector_id,
         "featureName": FEATURE_NAME,
-        "resourceRole": m.resource_role,
+        "resourceRole": det.resource_role(event),
         "archived": False,
         "count": count,
         "eventFirstSeen": iso(first_seen_ns if first_seen_ns is not None else event.time),
@@ -212,7 +240,20 @@ def build_finding(
             ),
         },
     }
-    action = _action(event)
+    if m.ec2:  # no agent, no process: GuardDuty's EC2 findings carry neither runtimeDetails nor featureName
+        del service["featureName"], service["runtimeDetails"]
+        info = json.loads(service["additionalInfo"]["value"])
+        del info["agentDetails"]
+        info["dataSource"] = DATA_SOURCES.get(event.kind, event.kind)
+        service["additionalInfo"]["value"] = json.dumps(info, separators=(",", ":"))
+    action = det.action(event, ctx)
+    if action is None:
+        if isinstance(event, NetworkFlow):
+            from vigil.detections.ec2._common import connection_action
+
+            action = connection_action(event)
+        else:
+            action = _api_action(event) if isinstance(event, ApiActivity) else _action(event)
     if action is not None:
         service["action"] = action
     ti = det.threat_intel(event, ctx)

@@ -34,6 +34,7 @@ from vigil.intel.builtin import builtin_intel
 from vigil.normalize.agent import normalize_batch
 from vigil.normalize.common import Rejection
 from vigil.registry import all_detections
+from vigil.sources import SourceConfig, decode_source_record
 from vigil.state import State
 
 # the finding document -> the name of the suppression rule it matches (True: an unnamed one),
@@ -184,10 +185,21 @@ class Pipeline:
         result.rejected.extend(rejected)
         return result
 
+    def process_source_record(self, data: bytes, state: State, sources: SourceConfig) -> BatchResult:
+        """One record of the AWS-delivered sources stream (``vigil.sources``): a CloudWatch Logs
+        subscription record (VPC Flow Logs, Resolver query logs, a trail's log group) or an
+        EventBridge CloudTrail event. Never call it for a record of the agents' stream: it carries
+        no instance identity, and only the stream it came on says AWS wrote it (docs/sources.md)."""
+        decoded = decode_source_record(data, sources)
+        # no agent seq interval: each event counts by its own seq (vigil.sources.event_seq)
+        result = self.detect(decoded.events, state, ranges=False)
+        result.rejected.extend(decoded.rejections)
+        return result
+
     def detect(
-        self, events: Sequence[Event], state: State, *, identity_verified: bool = False
+        self, events: Sequence[Event], state: State, *, identity_verified: bool = False, ranges: bool = True
     ) -> BatchResult:
-        result = BatchResult(events=len(events), ranges=seq_ranges(events))
+        result = BatchResult(events=len(events), ranges=seq_ranges(events) if ranges else {})
         result.heartbeats = [e for e in events if isinstance(e, AgentHealth)]
         state.begin_record(result.ranges)
         run = self.engine.run(events, state)

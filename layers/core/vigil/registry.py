@@ -1,5 +1,10 @@
 """Discovers detections: every ``Detection`` subclass defined in a module under ``vigil.detections``.
 
+Naming convention (DESIGN §6): a runtime type lives at ``detections/<threat_purpose>/<name>.py``
+(``trojan/drop_point_dns.py`` -> ``Trojan:Runtime/DropPoint!DNS``); the EC2 type of the same name
+mirrors it under ``detections/ec2/`` (``ec2/trojan/drop_point_dns.py`` -> ``Trojan:EC2/DropPoint!DNS``).
+The registry enforces both: an EC2 type outside ``ec2/``, or a runtime type inside it, is refused.
+
 Refuses duplicate finding types, a module that defines more than one detection, and metadata that
 fails the corpus rules (Sigma-style meta-checks), so a broken rule fails at import, not at 3 a.m.
 """
@@ -16,6 +21,11 @@ from vigil import severity as sev
 from vigil.detection import Detection
 
 _TYPE_RE = re.compile(r"^[A-Za-z]+:Runtime/[A-Za-z0-9&]+(\.[A-Za-z0-9]+)*(![A-Za-z0-9]+)?$")
+# GuardDuty's EC2 ("foundational") types, and the instance-credential IAMUser types they include
+_EC2_TYPE_RE = re.compile(
+    r"^[A-Za-z]+:(EC2/[A-Za-z0-9&]+|IAMUser/InstanceCredentialExfiltration)(\.[A-Za-z0-9]+)*(![A-Za-z0-9]+)?$"
+)
+EC2_PACKAGE = "ec2"  # EC2 types live under detections/ec2/<threat_purpose>/, runtime types outside it
 _MITRE_RE = re.compile(r"^T\d{4}(\.\d{3})?$")
 
 
@@ -23,12 +33,18 @@ class RegistryError(Exception):
     pass
 
 
-def _check(det: type[Detection], module: ModuleType) -> None:
+def _check(det: type[Detection], module: ModuleType, package: str = "vigil.detections") -> None:
     m = getattr(det, "meta", None)
     where = f"{module.__name__}.{det.__name__}"
     if m is None:
         raise RegistryError(f"{where}: no meta")
-    if not _TYPE_RE.match(m.type):
+    in_ec2 = module.__name__.startswith(f"{package}.{EC2_PACKAGE}.")
+    if in_ec2:
+        if not _EC2_TYPE_RE.match(m.type):
+            raise RegistryError(
+                f"{where}: {m.type!r} is not a GuardDuty EC2 finding type name (detections/ec2/)"
+            )
+    elif not _TYPE_RE.match(m.type):
         raise RegistryError(f"{where}: {m.type!r} is not a GuardDuty runtime finding type name")
     sev.label(m.severity)  # raises on out-of-range
     if not getattr(det, "kinds", None):
@@ -67,7 +83,7 @@ def discover(package: str = "vigil.detections") -> tuple[Detection, ...]:
         if len(defined) != 1:
             raise RegistryError(f"{info.name}: one module = one detection, found {len(defined)}")
         det = defined[0]
-        _check(det, module)
+        _check(det, module, package)
         if det.meta.type in found:
             other = type(found[det.meta.type]).__module__
             raise RegistryError(f"duplicate detection id {det.meta.type!r}: {info.name} and {other}")

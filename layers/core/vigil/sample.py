@@ -331,3 +331,62 @@ def syscall(
         new_euid=new_euid,
         syscall=syscall or kind,
     )
+
+
+# --- AWS-delivered sources (EC2 finding types) ---------------------------------------------------
+LOCAL_IP: Final = "10.0.0.12"  # the example instance's private address
+ENI: Final = "eni-0a1b2c3d4e5f60718"
+
+
+def flow(
+    src: str,
+    sport: int,
+    dst: str,
+    dport: int,
+    *,
+    proto: int = 6,
+    packets: int = 1,
+    nbytes: int = 60,
+    action: str = "ACCEPT",
+    t: int = 0,
+    tcp_flags: int = -1,
+) -> ev.NetworkFlow:
+    """One VPC Flow Log record at the example instance's interface: Outbound when ``src`` is
+    ``LOCAL_IP``, else Inbound (the same inference the normalizer makes for a v2 record)."""
+    out = src == LOCAL_IP
+    return ev.NetworkFlow(
+        kind="vpc_flow",
+        time=T0 + t,
+        device=ev.Device(instance_uid=INSTANCE, region="us-east-1", account_uid="123456789012"),
+        activity_id=6,
+        src_endpoint=ev.Endpoint(ip=src, port=sport),
+        dst_endpoint=ev.Endpoint(ip=dst, port=dport),
+        protocol_num=proto,
+        protocol_name={6: "tcp", 17: "udp", 1: "icmp"}.get(proto, ""),
+        direction="Outbound" if out else "Inbound",
+        packets=packets,
+        bytes=nbytes,
+        start_time=T0 + t,
+        end_time=T0 + t + 60_000_000_000,
+        action=action,
+        interface_uid=ENI,
+        tcp_flags=tcp_flags,
+        local_ip=src if out else dst,
+    )
+
+
+def resolver_query(
+    hostname: str, *answers: str, qtype: str = "A", t: int = 0, rcode: str = "NOERROR"
+) -> ev.DnsActivity:
+    """One Route 53 Resolver query-log record from the example instance (no process)."""
+    ans = tuple(ev.DnsAnswer(type="AAAA" if ":" in a else "A", rdata=a) for a in answers)
+    return ev.DnsActivity(
+        kind="resolver_query",
+        time=T0 + t,
+        device=ev.Device(instance_uid=INSTANCE, region="us-east-1", account_uid="123456789012"),
+        activity_id=2,
+        query=ev.DnsQuery(hostname=hostname, type=qtype),
+        answers=ans,
+        rcode=rcode,
+        src_endpoint=ev.Endpoint(ip=LOCAL_IP, port=53000),
+    )

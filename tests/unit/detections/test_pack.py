@@ -49,9 +49,25 @@ GUARDDUTY_RUNTIME_TYPES = {
 
 
 def test_the_registry_holds_exactly_guardduty_runtime_types_with_default_severities() -> None:
-    got = {d.meta.type: d.meta.severity for d in all_detections()}
+    got = {d.meta.type: d.meta.severity for d in all_detections() if not d.meta.ec2}
     assert got == GUARDDUTY_RUNTIME_TYPES
     assert len(got) == 46
+
+
+# GuardDuty's EC2 types implemented so far (docs/sources.md), with their default severities
+# (the brute-force types are Low by default, High when the instance is the actor)
+GUARDDUTY_EC2_TYPES = {
+    "Recon:EC2/Portscan": M, "Impact:EC2/PortSweep": H, "UnauthorizedAccess:EC2/SSHBruteForce": L,
+    "UnauthorizedAccess:EC2/RDPBruteForce": L, "Impact:EC2/WinRMBruteForce": L,
+    "Trojan:EC2/DNSDataExfiltration": H, "Backdoor:EC2/DenialOfService.Udp": H,
+    "Backdoor:EC2/DenialOfService.Dns": H, "Backdoor:EC2/DenialOfService.Tcp": H,
+    "Backdoor:EC2/DenialOfService.UdpOnTcpPorts": H, "Backdoor:EC2/DenialOfService.UnusualProtocol": H,
+}  # fmt: skip
+
+
+def test_the_registry_holds_the_implemented_guardduty_ec2_types_with_default_severities() -> None:
+    got = {d.meta.type: d.meta.severity for d in all_detections() if d.meta.ec2}
+    assert got == GUARDDUTY_EC2_TYPES
 
 
 def _findings(events, state=None, intel=None):  # type: ignore[no-untyped-def]
