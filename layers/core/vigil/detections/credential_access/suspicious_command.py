@@ -142,12 +142,8 @@ class CredentialAccessSuspiciousCommand(Detection):
         return f"{_mechanism(event)}|{event.process.cmd_line[:256]}"
 
     def context(self, event: ProcessActivity, ctx: Context) -> dict[str, Any]:
-        out = command_context(event.process)
-        if _mechanism(event) == "imds-credentials":
-            out["imdsVersion"] = (
-                "v2" if "x-aws-ec2-metadata-token" in event.process.cmd_line.lower() else "v1"
-            )
-        return out
+        # RuntimeContext has no IMDS field: the token header in commandLineExample tells v2 from v1
+        return command_context(event.process)
 
     _WEB: ClassVar = s.proc("/usr/sbin/php-fpm8.2", pid=950, uid=33, stdin=s.pipe())
     fires: ClassVar = (
