@@ -27,6 +27,7 @@ from vigil.detection import Context, Detection, Example, Meta
 from vigil.detections._common import command_context, memo_by_command
 from vigil.events import ProcessActivity
 from vigil.vocab import (
+    SHELL_NAMES,
     base_name,
     by_package_manager,
     in_writable_dir,
@@ -117,6 +118,9 @@ class CollectionSuspiciousCommand(Detection):
         references=("https://attack.mitre.org/tactics/TA0009/",),
     )
     kinds = frozenset({"process_exec"})
+    programs = (
+        ARCHIVERS | _DUMPERS | _SNIFFERS | _CLIPBOARD | _READERS | SHELL_NAMES
+    )  # _mechanism's names, or a shell
 
     def match(self, event: ProcessActivity, ctx: Context) -> bool:
         m = _mechanism(event)

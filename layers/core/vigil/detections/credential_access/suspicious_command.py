@@ -26,7 +26,7 @@ from vigil import severity
 from vigil.detection import Context, Detection, Example, Meta
 from vigil.detections._common import command_context, memo_by_command
 from vigil.events import ProcessActivity
-from vigil.vocab import base_name, by_package_manager, session, shell_command
+from vigil.vocab import DOWNLOADERS, SHELL_NAMES, base_name, by_package_manager, session, shell_command
 
 IMDS_HOSTS: Final = ("169.254.169.254", "fd00:ec2::254", "instance-data.ec2.internal")
 IMDS_SECRETS: Final = ("security-credentials", "identity-credentials")
@@ -62,10 +62,23 @@ def _texts(event: ProcessActivity) -> tuple[str, ...]:
     return (script,) if script else tuple(p.args[1:])
 
 
+_NAMES: Final = (
+    READERS
+    | _DUMPERS
+    | DOWNLOADERS
+    | SHELL_NAMES
+    | frozenset(
+        {"gdb", "strace", "find", "grep", "egrep", "fgrep", "rg", "ruby", "php", "node", "lua", "wget2"}
+    )
+)
+
+
 @memo_by_command
 def _mechanism(event: ProcessActivity) -> str:
     p = event.process
     name = base_name(p)
+    if name not in _NAMES and name.rstrip("0123456789.") not in _NAMES:
+        return ""
     texts = _texts(event)
     joined = " ".join(texts)
     script = shell_command(p) != ""
@@ -126,6 +139,7 @@ class CredentialAccessSuspiciousCommand(Detection):
         ),
     )
     kinds = frozenset({"process_exec"})
+    programs = _NAMES  # _mechanism returns "" for every other program (versions stripped)
 
     def match(self, event: ProcessActivity, ctx: Context) -> bool:
         return _mechanism(event) != "" and not by_package_manager(event.process)

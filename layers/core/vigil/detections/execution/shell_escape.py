@@ -148,6 +148,9 @@ class ShellEscape(Detection):
         references=("https://gtfobins.github.io/", "https://attack.mitre.org/techniques/T1548/"),
     )
     kinds = frozenset({"process_exec"})
+    programs = (
+        ESCAPERS | SHELL_NAMES
+    )  # escape-command needs an escaper (versions stripped), escape-shell a shell
 
     def match(self, event: ProcessActivity, ctx: Context) -> bool:
         return _mechanism(event) != ""

@@ -26,7 +26,15 @@ from vigil import severity
 from vigil.detection import Context, Detection, Example, Meta
 from vigil.detections._common import command_context, memo_by_command
 from vigil.events import ProcessActivity
-from vigil.vocab import base_name, in_writable_dir, is_shell, server_child, session, shell_command
+from vigil.vocab import (
+    SHELL_NAMES,
+    base_name,
+    in_writable_dir,
+    is_shell,
+    server_child,
+    session,
+    shell_command,
+)
 
 UPLOAD_SERVICES: Final = (
     "transfer.sh", "0x0.st", "file.io", "paste.rs", "pastebin.com", "paste.ee", "ix.io", "sprunge.us", "termbin.com",
@@ -130,6 +138,7 @@ class ExfiltrationSuspiciousCommand(Detection):
         references=("https://attack.mitre.org/techniques/T1567/",),
     )
     kinds = frozenset({"process_exec"})
+    programs = frozenset({"curl", "wget"}) | _SYNC | _COPY | SHELL_NAMES  # _mechanism's names, or a shell
 
     def match(self, event: ProcessActivity, ctx: Context) -> bool:
         m = _mechanism(event)

@@ -22,7 +22,7 @@ from vigil import severity
 from vigil.detection import Context, Detection, Example, Meta
 from vigil.detections._common import command_context, memo_by_command
 from vigil.events import ProcessActivity
-from vigil.vocab import base_name, by_package_manager, is_shell, session, shell_command
+from vigil.vocab import SHELL_NAMES, base_name, by_package_manager, is_shell, session, shell_command
 
 _BLOCK_DEV: Final = re.compile(
     r"^(?:of=)?/dev/(?:sd[a-z]+|nvme\d+n\d+|xvd[a-z]+|vd[a-z]+|hd[a-z]+|mmcblk\d+|dm-\d+|mapper/\S+|md\d+|disk/\S+)"
@@ -110,6 +110,8 @@ class ImpactSuspiciousCommand(Detection):
         ),
     )
     kinds = frozenset({"process_exec"})
+    # every name _mechanism compares with, or a shell (is_shell: versions stripped)
+    programs = frozenset({"dd", "wipefs", "shred", "blkdiscard", "rm"}) | _STOPPERS | SHELL_NAMES
 
     def match(self, event: ProcessActivity, ctx: Context) -> bool:
         m = _mechanism(event)
