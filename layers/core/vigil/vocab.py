@@ -138,8 +138,16 @@ def by_package_manager(p: Process) -> bool:
         or base_name(p) in CONFIG_MANAGERS
         or lineage_has(p, PACKAGE_MANAGERS)
         or lineage_has(p, CONFIG_MANAGERS)
-        or any("cloud-init" in a.cmd_line[:200] for a in p.lineage if base_name(a).startswith("python"))
+        or any(_config_script(a) for a in p.lineage if base_name(a).startswith("python"))
     )
+
+
+def _config_script(a: Process) -> bool:
+    """An interpreter running configuration management (cloud-init, ansible-playbook, salt-call, AnsiballZ modules)."""
+    head = a.cmd_line[:300]
+    if "cloud-init" in head or "AnsiballZ_" in head:
+        return True
+    return len(a.args) > 1 and a.args[1].rsplit("/", 1)[-1] in CONFIG_MANAGERS
 
 
 def in_container(p: Process) -> bool:
@@ -168,3 +176,58 @@ def shell_command(p: Process) -> str:
             if a == "-c" or (a.startswith("-") and not a.startswith("--") and "c" in a):
                 return args[i + 1]
     return ""
+
+
+# --- who ran it: an administrator's interactive session, or a service / scheduler ------------
+
+LOGIN_PROGRAMS: Final = frozenset(
+    {"sshd", "sshd-session", "login", "agetty", "mingetty", "tmux", "tmux: server", "screen", "ssm-session-worker",
+     "mosh-server", "dropbear", "gdm-session-worker", "lightdm", "xrdp-sesman", "in.telnetd", "systemd-run"}
+)  # fmt: skip
+SCHEDULERS: Final = frozenset({"cron", "crond", "atd", "anacron", "fcron", "incrond"})
+SERVICE_ACCOUNTS: Final = frozenset(
+    {"www-data", "apache", "nginx", "httpd", "nobody", "tomcat", "jetty", "php-fpm", "mysql", "postgres", "redis",
+     "jenkins", "elasticsearch", "git", "node", "daemon"}
+)  # fmt: skip
+WRITABLE_DIRS: Final = ("/tmp/", "/var/tmp/", "/dev/shm/", "/run/user/", "/run/shm/", "/var/run/user/")
+
+Session = str  # "service" | "interactive" | "other"
+
+
+def is_service_program(name: str) -> bool:
+    return name in NETWORK_SERVICE_NAMES or name.startswith("php-fpm") or name in SCHEDULERS
+
+
+def session(p: Process) -> Session:
+    """Who ran ``p``, from the nearest ancestor that says so (issue 17's context for severities).
+
+    - ``"service"``: a network service (web, app or database server) or a scheduler (cron, atd) is
+      the nearest such ancestor, or the process runs as a service account (www-data, nobody ...);
+    - ``"interactive"``: the nearest such ancestor is a login program (sshd, login, tmux, SSM
+      session) and the process, or an ancestor below that login, has a terminal;
+    - ``"other"``: neither (systemd units, containers' entrypoints, an unknown lineage).
+    """
+    if p.user.name in SERVICE_ACCOUNTS:
+        return "service"
+    tty = p.tty != "" or (p.stdin is not None and p.stdin.type == "tty")
+    for a in p.lineage:
+        name = base_name(a)
+        if is_service_program(name):
+            return "service"
+        if name in LOGIN_PROGRAMS:
+            return "interactive" if tty else "other"
+        if a.tty != "" or (a.stdin is not None and a.stdin.type == "tty"):
+            tty = True
+    return "other"
+
+
+def in_writable_dir(path: str) -> bool:
+    """A world-writable staging location (where droppers put what they download)."""
+    return path.startswith(WRITABLE_DIRS)
+
+
+def server_child(p: Process) -> bool:
+    """A web/app/database server (or a service account) ran it: a web shell's or an exploited service's work."""
+    return p.user.name in SERVICE_ACCOUNTS or any(
+        base_name(a) in NETWORK_SERVICE_NAMES or base_name(a).startswith("php-fpm") for a in p.lineage
+    )

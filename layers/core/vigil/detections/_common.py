@@ -12,10 +12,11 @@ from collections.abc import Callable
 from datetime import UTC, datetime
 from typing import Any, ClassVar, Final, TypeVar
 
+from vigil import severity as sev
 from vigil.detection import Context, Detection
 from vigil.events import DnsActivity, FileSystemActivity, NetworkActivity, Process
 from vigil.intel import Hit
-from vigil.vocab import base_name, by_package_manager
+from vigil.vocab import base_name, by_package_manager, session
 
 ISO_FMT: Final = "%Y-%m-%dT%H:%M:%S."
 
@@ -158,6 +159,25 @@ def touched_paths(event: FileSystemActivity) -> tuple[str, str]:
     return event.file.path, other
 
 
+EDITORS: Final = frozenset(
+    {
+        "vim",
+        "vim.basic",
+        "vim.tiny",
+        "vi",
+        "nvim",
+        "nano",
+        "emacs",
+        "ed",
+        "mcedit",
+        "joe",
+        "micro",
+        "pico",
+        "sudoedit",
+    }
+)
+
+
 class SensitiveFileModified(Detection):
     """Write, rename, link, symlink or unlink of a path ``is_sensitive`` accepts.
 
@@ -185,6 +205,13 @@ class SensitiveFileModified(Detection):
             return False
         p = event.process
         return base_name(p) not in self.trusted_programs and not by_package_manager(p)
+
+    def severity(self, event: FileSystemActivity) -> float:
+        """Low for a text editor in an administrator's interactive session (editing by hand); else the default."""
+        p = event.process
+        if base_name(p) in EDITORS and session(p) == "interactive":
+            return sev.LOW
+        return self.meta.severity
 
     def dedup_key(self, event: FileSystemActivity) -> str:
         return f"{self._hit(event)}|{base_name(event.process)}"

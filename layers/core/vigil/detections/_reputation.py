@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from typing import Final
 
+from vigil import intel as ti
 from vigil.detection import Context
 from vigil.events import DnsActivity
 from vigil.intel import heuristics as h
@@ -31,8 +32,17 @@ def unlisted_profile(event: DnsActivity, ctx: Context) -> h.DomainProfile | None
 
 
 def reputation_candidate(event: DnsActivity, ctx: Context) -> bool:
-    """Shared gate of the heuristic reputation types: ``unlisted_profile`` would return a profile."""
-    return unlisted_profile(event, ctx) is not None
+    """Shared gate of the heuristic reputation types: ``unlisted_profile`` would return a profile,
+    or the name is listed with a reputation verdict (``listed_reputation``)."""
+    return unlisted_profile(event, ctx) is not None or listed_reputation(event, ctx) != ""
+
+
+def listed_reputation(event: DnsActivity, ctx: Context) -> str:
+    """The reputation category a list gives the name (GuardDuty's reputation test domains), else ''."""
+    hit = ctx.intel.match_domain(event.query.hostname)
+    if hit is None or hit.indicator.category not in ti.REPUTATION_CATEGORIES:
+        return ""
+    return hit.indicator.category
 
 
 def tunnel_key(event: DnsActivity, registered: str) -> str:

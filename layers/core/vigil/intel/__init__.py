@@ -29,8 +29,14 @@ DRIVE_BY: Final = "DriveBy"
 PHISHING: Final = "Phishing"
 MALWARE: Final = "Malware"  # file hashes (MaliciousFileExecuted)
 ABUSED: Final = "Abused"  # dynamic DNS, free subdomains, abused TLDs (AbusedDomainRequest.Reputation)
+# Domain-reputation verdicts as list entries (GuardDuty's published reputation test domains; an
+# operator's list may use them too): the reputation types fire on them without their heuristics.
+BITCOIN_REPUTATION: Final = "BitcoinReputation"
+MALICIOUS_REPUTATION: Final = "MaliciousReputation"
+SUSPICIOUS_REPUTATION: Final = "SuspiciousReputation"
+REPUTATION_CATEGORIES: Final = frozenset({BITCOIN_REPUTATION, MALICIOUS_REPUTATION, SUSPICIOUS_REPUTATION})
 CATEGORIES: Final = frozenset(
-    {CRYPTO, C2, TOR, BLACKHOLE, DROP_POINT, DGA, DRIVE_BY, PHISHING, MALWARE, ABUSED}
+    {CRYPTO, C2, TOR, BLACKHOLE, DROP_POINT, DGA, DRIVE_BY, PHISHING, MALWARE, ABUSED} | REPUTATION_CATEGORIES
 )
 
 _CACHE_MAX: Final = 65_536

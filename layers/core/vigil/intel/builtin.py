@@ -12,7 +12,23 @@ from __future__ import annotations
 
 from typing import Final
 
-from vigil.intel import ABUSED, C2, CRYPTO, MALWARE, TOR, Intel
+from vigil.intel import (
+    ABUSED,
+    BITCOIN_REPUTATION,
+    BLACKHOLE,
+    C2,
+    CRYPTO,
+    DGA,
+    DRIVE_BY,
+    DROP_POINT,
+    MALICIOUS_REPUTATION,
+    MALWARE,
+    PHISHING,
+    SUSPICIOUS_REPUTATION,
+    TOR,
+    Indicator,
+    Intel,
+)
 from vigil.intel.formats import ParsedList, parse_txt
 
 LIST_NAME: Final = "VigilBuiltin"
@@ -64,6 +80,23 @@ ABUSED_ZONES: Final = (
 
 C2_DOMAINS: Final = ("guarddutyc2activityb.com",)  # GuardDuty's documented C&C test domain
 
+# GuardDuty's published test domains, one per finding type, as its own intel carries them (the
+# amazon-guardduty-tester's runtime threat-intel checks query them: lib/common/testResources/
+# definitions.json). Sub-domains of the C&C test domain name other types; the nearest entry wins.
+TEST_DOMAINS: Final = {
+    "crypto.guarddutyc2activityb.com": CRYPTO,  # CryptoCurrency:Runtime/BitcoinTool.B!DNS
+    "abused-rep.guarddutyc2activityb.com": ABUSED,  # Impact:Runtime/AbusedDomainRequest.Reputation
+    "crypto-rep.guarddutyc2activityb.com": BITCOIN_REPUTATION,  # Impact:Runtime/BitcoinDomainRequest.Reputation
+    "malicious-rep.guarddutyc2activityb.com": MALICIOUS_REPUTATION,  # Impact:Runtime/MaliciousDomainRequest.Reputation
+    "suspicious-rep.guarddutyc2activityb.com": SUSPICIOUS_REPUTATION,  # Impact:Runtime/SuspiciousDomainRequest.Reputation
+    "guarddutyblackholeactivity.com": BLACKHOLE,  # Trojan:Runtime/BlackholeTraffic!DNS
+    "guarddutydgaactivity.com": DGA,  # Trojan:Runtime/DGADomainRequest.C!DNS
+    "guarddutydrivebyactivity.com": DRIVE_BY,  # Trojan:Runtime/DriveBySourceTraffic!DNS
+    "guarddutydroppointactivity.com": DROP_POINT,  # Trojan:Runtime/DropPoint!DNS
+    "guarddutyphishingactivity.com": PHISHING,  # Trojan:Runtime/PhishingDomainRequest!DNS
+}
+TEST_THREAT_NAME: Final = "GuardDuty test domain"
+
 MALWARE_SHA256: Final = (
     "275a021bbfb6489e54d471899f7db9d1663fc695ec2fe2a2c4538aabf651fd0f",
 )  # EICAR test file
@@ -84,7 +117,7 @@ def builtin_lists() -> tuple[ParsedList, ...]:
 
 
 _THREAT_NAMES: Final = {CRYPTO: "mining pool", TOR: "Tor directory authority", ABUSED: "abused zone",
-                        C2: "GuardDuty test domain", MALWARE: "EICAR test file"}  # fmt: skip
+                        C2: TEST_THREAT_NAME, MALWARE: "EICAR test file"}  # fmt: skip
 
 
 def builtin_intel() -> Intel:
@@ -93,4 +126,6 @@ def builtin_intel() -> Intel:
     for parsed in builtin_lists():
         for ind in parsed.indicators:
             intel.add(type(ind)(ind.value, ind.category, ind.list_name, _THREAT_NAMES[ind.category], False))
+    for domain, category in TEST_DOMAINS.items():
+        intel.add(Indicator(domain, category, LIST_NAME, TEST_THREAT_NAME, False))
     return intel

@@ -1,7 +1,6 @@
 """Discovery:Runtime/SuspiciousCommand: a command that maps the instance, its cloud identity or its cluster.
 
-Signals with little everyday use on a server: fetching the instance role's credentials from IMDS
-with curl/wget, enumerating IAM/STS/Secrets Manager with the AWS CLI, asking Kubernetes what the
+Signals with little everyday use on a server: enumerating IAM/STS/Secrets Manager with the AWS CLI, asking Kubernetes what the
 pod may do, and searching the filesystem for setuid binaries or capabilities.
 """
 
@@ -27,7 +26,11 @@ _AWS_RECON: Final = {
     "organizations": frozenset({"list-accounts", "describe-organization"}),
 }  # fmt: skip
 _IMDS: Final = ("169.254.169.254", "fd00:ec2::254")
-_IMDS_SECRETS: Final = ("security-credentials", "identity-credentials")
+_IMDS_RECON: Final = (
+    "/latest/user-data",
+    "/latest/meta-data/iam/info",
+    "/latest/dynamic/instance-identity/document",
+)
 
 
 _NAMES: Final = DOWNLOADERS | frozenset({"find", "getcap", "kubectl", "aws"})
@@ -49,8 +52,11 @@ def _mechanism(event: ProcessActivity) -> str:
         return ""
     args = p.args
     if name in DOWNLOADERS:
-        if any(h in a for a in args for h in _IMDS) and any(k in a for a in args for k in _IMDS_SECRETS):
-            return "imds-credentials"
+        # the role's credentials are CredentialAccess:Runtime/SuspiciousCommand; other IMDS paths are inventory
+        if any(h in a for a in args for h in _IMDS) and any(
+            a.rstrip("/").endswith(_IMDS_RECON) for a in args
+        ):
+            return "imds-user-data"
         return ""
     if name == "find":
         for i, a in enumerate(args[:-1]):
@@ -78,7 +84,7 @@ class DiscoverySuspiciousCommand(Detection):
         severity=severity.LOW,
         title="A reconnaissance command was executed",
         description=(
-            "A process ran a command that discovers what the instance can reach: its role's credentials from the metadata "
+            "A process ran a command that discovers what the instance can reach: its user data and role from the metadata "
             "service, IAM identities and permissions, secrets, Kubernetes permissions, or setuid binaries to escalate with."
         ),
         mitre=("T1552.005", "T1087.004", "T1069.003", "T1083", "T1613"),
@@ -109,7 +115,7 @@ class DiscoverySuspiciousCommand(Detection):
         return command_context(event.process)
 
     fires: ClassVar = (
-        Example("curl of the role credentials", (s.exec_(s.proc("/usr/bin/curl", "-s", "http://169.254.169.254/latest/meta-data/iam/security-credentials/app-role")),)),
+        Example("curl of the user data", (s.exec_(s.proc("/usr/bin/curl", "-s", "http://169.254.169.254/latest/user-data")),)),
         Example("aws sts get-caller-identity", (s.exec_(s.proc("/usr/local/bin/aws", "sts", "get-caller-identity")),)),
         Example("aws iam enumeration via the python CLI", (s.exec_(s.proc("/usr/bin/python3", "/usr/bin/aws", "iam", "list-roles")),)),
         Example("setuid search", (s.exec_(s.proc("/usr/bin/find", "/", "-perm", "-4000", "-type", "f")),)),

@@ -15,6 +15,7 @@ from vigil import severity
 from vigil.detection import Context, Detection, Example, Meta
 from vigil.detections._common import domain_listed, evidence
 from vigil.events import DnsActivity
+from vigil.intel.builtin import TEST_THREAT_NAME
 
 _PROVIDER_HOSTS: Final = ("www.", "api.", "dynupdate.", "update.", "members.", "dashboard.")
 
@@ -45,6 +46,8 @@ class AbusedDomainRequestReputation(Detection):
         hit = ctx.intel.match_domain(event.query.hostname)
         if hit is None or hit.indicator.category != ti.ABUSED:
             return False
+        if hit.indicator.threat_name == TEST_THREAT_NAME:
+            return True  # GuardDuty's abused-rep test domain
         zone = hit.indicator.value
         host = event.query.hostname
         return host != zone and not (
@@ -58,6 +61,10 @@ class AbusedDomainRequestReputation(Detection):
         return evidence(ctx.intel.match_domain(event.query.hostname))
 
     fires: ClassVar = (
+        Example(
+            "GuardDuty's test domain (built-in)",
+            (s.dns("abused-rep.guarddutyc2activityb.com", process=s.proc("/usr/bin/curl")),),
+        ),
         Example(
             "a dynamic-DNS name",
             (s.dns("x7-update.duckdns.org", "198.51.100.30", process=s.proc("/tmp/.u/upd")),),

@@ -8,10 +8,11 @@ from __future__ import annotations
 
 from typing import ClassVar
 
+from vigil import intel as ti
 from vigil import sample as s
 from vigil import severity
 from vigil.detection import Context, Detection, Example, Meta
-from vigil.detections._reputation import reputation_candidate, unlisted_profile
+from vigil.detections._reputation import listed_reputation, reputation_candidate, unlisted_profile
 from vigil.events import DnsActivity
 from vigil.intel import heuristics as h
 
@@ -37,6 +38,8 @@ class BitcoinDomainRequestReputation(Detection):
     gate = reputation_candidate  # match needs unlisted_profile (shared by the reputation types)
 
     def match(self, event: DnsActivity, ctx: Context) -> bool:
+        if listed_reputation(event, ctx):
+            return listed_reputation(event, ctx) == ti.BITCOIN_REPUTATION
         p = unlisted_profile(event, ctx)
         return p is not None and h.crypto_token(p.registered) != ""
 
@@ -44,6 +47,10 @@ class BitcoinDomainRequestReputation(Detection):
         return h.registered_domain(event.query.hostname)
 
     fires: ClassVar = (
+        Example(
+            "GuardDuty's test domain (built-in)",
+            (s.dns("crypto-rep.guarddutyc2activityb.com", process=s.proc("/usr/bin/curl")),),
+        ),
         Example(
             "an unlisted Monero pool proxy",
             (s.dns("eu.xmr-proxy-fast.net", process=s.proc("/dev/shm/.k/kswapd0")),),

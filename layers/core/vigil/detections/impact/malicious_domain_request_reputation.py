@@ -10,6 +10,7 @@ from __future__ import annotations
 
 from typing import Any, ClassVar
 
+from vigil import intel as ti
 from vigil import sample as s
 from vigil import severity
 from vigil.detection import Context, Detection, Example, Meta
@@ -17,6 +18,7 @@ from vigil.detections._reputation import (
     MALICIOUS_DGA,
     TUNNEL_QUERIES,
     TUNNEL_TTL_S,
+    listed_reputation,
     reputation_candidate,
     tunnel_key,
     unlisted_profile,
@@ -66,6 +68,8 @@ class MaliciousDomainRequestReputation(Detection):
         return (tunnel_key(event, p.registered),) if p.tunnel else ()
 
     def match(self, event: DnsActivity, ctx: Context) -> bool:
+        if listed_reputation(event, ctx):
+            return listed_reputation(event, ctx) == ti.MALICIOUS_REPUTATION
         p = unlisted_profile(event, ctx)
         if p is None:
             return False
@@ -81,6 +85,10 @@ class MaliciousDomainRequestReputation(Detection):
         return h.registered_domain(event.query.hostname)
 
     fires: ClassVar = (
+        Example(
+            "GuardDuty's test domain (built-in)",
+            (s.dns("malicious-rep.guarddutyc2activityb.com", process=s.proc("/usr/bin/curl")),),
+        ),
         Example(
             "a DGA-like domain", (s.dns("xjwqkzhvbnrtp.com", rcode="NXDOMAIN", process=s.proc("/tmp/.m/m")),)
         ),

@@ -8,11 +8,18 @@ from __future__ import annotations
 
 from typing import ClassVar
 
+from vigil import intel as ti
 from vigil import sample as s
 from vigil import severity
 from vigil.detection import Context, Detection, Example, Meta
 from vigil.detections._common import example_intel
-from vigil.detections._reputation import MALICIOUS_DGA, SUSPICIOUS_DGA, reputation_candidate, unlisted_profile
+from vigil.detections._reputation import (
+    MALICIOUS_DGA,
+    SUSPICIOUS_DGA,
+    listed_reputation,
+    reputation_candidate,
+    unlisted_profile,
+)
 from vigil.events import DnsActivity
 from vigil.intel import heuristics as h
 
@@ -38,6 +45,8 @@ class SuspiciousDomainRequestReputation(Detection):
     gate = reputation_candidate  # match needs unlisted_profile (shared by the reputation types)
 
     def match(self, event: DnsActivity, ctx: Context) -> bool:
+        if listed_reputation(event, ctx):
+            return listed_reputation(event, ctx) == ti.SUSPICIOUS_REPUTATION
         p = unlisted_profile(event, ctx)
         return p is not None and SUSPICIOUS_DGA <= p.dga < MALICIOUS_DGA
 

@@ -1,4 +1,11 @@
-"""Persistence:Runtime/SuspiciousCommand: a command that installs persistence (cron, services, users)."""
+"""Persistence:Runtime/SuspiciousCommand: a command that installs persistence (cron, services, users).
+
+Severity follows who ran it (issue 17): Medium from a web/app server, a cron job or an unknown
+lineage; Low from an administrator's interactive session (an ssh/console login with a terminal),
+where enabling services and adding users is everyday work, except for a second uid-0 account
+(``useradd -o -u 0``), which stays Medium anywhere. Package managers and configuration management
+(apt maintainer scripts, cloud-init, Ansible) are excluded.
+"""
 
 from __future__ import annotations
 
@@ -8,7 +15,7 @@ from vigil import sample as s
 from vigil import severity
 from vigil.detection import Context, Detection, Example, Meta
 from vigil.events import ProcessActivity
-from vigil.vocab import base_name
+from vigil.vocab import base_name, by_package_manager, session
 
 _CRONTAB_READ_ONLY = frozenset({"-l", "-v", "-T"})
 _SYSTEMCTL_PERSIST = frozenset({"enable", "link", "preset", "reenable", "add-wants", "add-requires"})
@@ -65,7 +72,13 @@ class PersistenceSuspiciousCommand(Detection):
     programs = _NAMES
 
     def match(self, event: ProcessActivity, ctx: Context) -> bool:
-        return _mechanism(event) != ""
+        return _mechanism(event) != "" and not by_package_manager(event.process)
+
+    def severity(self, event: ProcessActivity) -> float:
+        p = event.process
+        if _mechanism(event) == "new-user" and "0" in p.args and ("-o" in p.args or "--non-unique" in p.args):
+            return severity.MEDIUM
+        return severity.LOW if session(p) == "interactive" else severity.MEDIUM
 
     def dedup_key(self, event: ProcessActivity) -> str:
         return f"{_mechanism(event)}|{event.process.cmd_line}"
@@ -89,8 +102,20 @@ class PersistenceSuspiciousCommand(Detection):
         Example(
             "a backdoor user", (s.exec_(s.proc("/usr/sbin/useradd", "-o", "-u", "0", "-m", "sysadm", uid=0)),)
         ),
-    )
+        Example(
+            "a service enabled by a web server's child (Medium)",
+            (s.exec_(s.proc("/usr/bin/systemctl", "enable", "kworkerd", uid=0, stdin=s.pipe(), parent=s.proc("/usr/sbin/php-fpm8.2", pid=950, uid=33, stdin=s.pipe()))),),
+        ),
+        Example(
+            "an administrator adding a user at a terminal (Low)",
+            (s.exec_(s.proc("/usr/sbin/useradd", "-m", "alice", uid=0, parent=s.LOGIN_SHELL)),),
+        ),
+    )  # fmt: skip
     near_misses: ClassVar = (
         Example("listing the crontab", (s.exec_(s.proc("/usr/bin/crontab", "-l")),)),
         Example("service status", (s.exec_(s.proc("/usr/bin/systemctl", "status", "nginx")),)),
-    )
+        Example(
+            "cloud-init adding the default user",
+            (s.exec_(s.proc("/usr/sbin/useradd", "-m", "ec2-user", uid=0, parent=s.proc("/usr/bin/cloud-init", "init", pid=300, uid=0))),),
+        ),
+    )  # fmt: skip
