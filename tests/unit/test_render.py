@@ -146,16 +146,19 @@ def test_json_destinations_carry_the_finding_as_data() -> None:
 def test_the_notification_detail_carries_what_rules_filter_on_and_one_body_per_destination() -> None:
     f = _hostile_finding()
     detail = notification_detail(f, jira_project_key="OPS")
-    assert set(detail) == {"id", "type", "severity", "severityLabel", "accountId", "region", *DESTINATIONS}
-    assert isinstance(detail["severity"], float) and detail["id"] == f["id"]
-    assert detail["jira"]["fields"]["project"] == {"key": "OPS"}
-    assert set(notification_detail(f, ("slack",))) - {
+    assert set(detail) == {
         "id",
         "type",
         "severity",
         "severityLabel",
         "accountId",
         "region",
-    } == {"slack"}
+        "destinations",
+        *DESTINATIONS,
+    }
+    assert isinstance(detail["severity"], float) and detail["id"] == f["id"]
+    assert detail["jira"]["fields"]["project"] == {"key": "OPS"}
+    one = notification_detail(f, ("slack",))
+    assert one["destinations"] == ["slack"] and "jira" not in one and "slack" in one
     with pytest.raises(ValueError):
         notification_detail(f, ("pagerduty",))

@@ -34,6 +34,11 @@ def finding_of(body: str) -> dict[str, Any]:
         event = json.loads(body)
     except ValueError as exc:
         raise BadMessage(f"not JSON: {exc}") from None
+    return finding_of_event(event)
+
+
+def finding_of_event(event: Any) -> dict[str, Any]:
+    """The finding an EventBridge ``Vigil Finding`` event (as a Lambda target receives it) carries."""
     if (
         not isinstance(event, dict)
         or event.get("source") != SOURCE

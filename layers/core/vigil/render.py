@@ -237,6 +237,8 @@ def notification_detail(
         "severityLabel": f["label"],
         "accountId": f["account"],
         "region": f["region"],
+        # the rules match on this leaf ("exists" does not match an object such as detail.slack)
+        "destinations": list(destinations),
     }
     render = {
         "slack": lambda: slack_message(finding),
