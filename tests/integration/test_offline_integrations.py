@@ -91,3 +91,35 @@ def test_a_finding_reaches_s3_security_hub_and_the_notification_bus(stack: Local
         lambda: [e for e in demo.drain(stack, tap) if e["detail-type"] == "Vigil Finding Notification"]
     )
     assert events and "slack" in events[0]["detail"] and events[0]["detail"]["destinations"] == ["slack"]
+
+
+def test_the_demo_helpers_show_s3_security_lake_and_security_hub(
+    tmp_path_factory: pytest.TempPathFactory,
+) -> None:
+    from local.integrations import DEMO_PARAMETERS, prepare, show_exports
+
+    s = LocalStack(
+        port=_free_port(),
+        stack_name="vigil-demo-integrations",
+        parameters=dict(DEMO_PARAMETERS),
+        state_file=None,
+    )
+    with s:
+        prepare(s)
+        assert s.info is not None
+        demo.send(s, s.info.outputs["TelemetryStreamName"], demo.load_batches())
+        lines: list[str] = []
+
+        def shown() -> dict[str, int] | None:
+            lines.clear()
+            counts = show_exports(s, lines.append)
+            done = any(
+                line.startswith("Security Hub: TTPs/Execution/Execution:Runtime-ReverseShell")
+                for line in lines
+            )
+            return counts if all(counts.values()) and done else None
+
+        assert _wait(shown), lines
+        text = "\n".join(lines)
+        assert "/AWSLogs/123456789012/GuardDuty/us-east-1/" in text and "/ext/vigil/region=us-east-1/" in text
+        assert "Security Hub: TTPs/Execution/Execution:Runtime-ReverseShell  HIGH" in text
