@@ -21,6 +21,7 @@ Pure: no clock, no AWS; the adapter (vigil_aws/securityhub.py) does the calls.
 from __future__ import annotations
 
 import json
+import re
 from typing import Any, Final
 
 from vigil import severity as sev
@@ -75,12 +76,13 @@ TYPE_PREFIX_OVERRIDES: Final[dict[str, str]] = {
     "Impact:Runtime/CryptoMinerExecuted": "TTPs/Impact",
 }
 DEFAULT_TYPE_PREFIX: Final = "Unusual Behaviors/VM"
+_CONTROL: Final = re.compile("[\x00-\x1f\x7f-\x9f]")
 
 
 def clean(value: Any, limit: int) -> str:
     """A string as data: control characters (newlines included) become spaces, cut to ``limit``
     characters with an ellipsis; never empty (ASFF strings must hold a non-space)."""
-    text = "".join(" " if (ord(c) < 32 or 0x7F <= ord(c) < 0xA0) else c for c in str(value))
+    text = _CONTROL.sub(" ", value if isinstance(value, str) else str(value))
     if len(text) > limit:
         text = text[: limit - 1] + "…"
     return text if text.strip() else "-"
