@@ -212,3 +212,16 @@ def test_demo_routing_prints_the_slack_message_and_jira_issue_as_delivered() -> 
     slack, jira = text.split("--- Jira issue", 1)
     assert "&lt;!channel&gt;" in slack and r"\{code\}" in jira
     assert "<!channel>" not in text and "{code}" not in jira.replace(r"\{code\}", "")
+
+
+def test_a_notification_too_big_for_eventbridge_drops_the_embedded_finding_not_the_event() -> None:
+    from vigil_aws.notify import MAX_EVENT_BYTES, Notifier, NotifySettings
+
+    finding = hostile_demo_finding()
+    finding["service"]["runtimeDetails"]["process"]["lineage"] = [{"executablePath": "/x" * 2000}] * 100
+    entry = Notifier(NotifySettings("bus", ALL, "SEC", "Task", "")).entry(finding)
+    detail = json.loads(entry["Detail"])
+    assert len(entry["Detail"]) < MAX_EVENT_BYTES
+    assert detail["splunk"]["truncated"] is True and "event" not in detail["splunk"]
+    assert detail["webhook"]["truncated"] is True and "finding" not in detail["webhook"]
+    assert detail["slack"]["text"] and detail["jira"]["fields"]["summary"]
