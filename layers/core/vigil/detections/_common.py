@@ -256,6 +256,21 @@ _MEMO_MAX: Final = 16_384
 T = TypeVar("T")
 
 
+CommandKey = tuple[str, str, tuple[str, ...], str, str]
+_key_slot: list[Any] = [None, None]  # the last event's key: the engine offers one event to every rule in turn
+
+
+def _command_key(event: Any) -> CommandKey:
+    """The memo key of ``event``'s command, built once per event for all the memoized rules."""
+    if event is _key_slot[0]:
+        key: CommandKey = _key_slot[1]
+        return key
+    p = event.process
+    key = (p.file.path, p.file.name or p.name, tuple(p.args), p.cmd_line, p.ld_preload)
+    _key_slot[0], _key_slot[1] = event, key
+    return key
+
+
 def memo_by_command(fn: Callable[[Any], T]) -> Callable[[Any], T]:
     """Memoize a verdict that depends only on the process's program, argv, command line and LD_PRELOAD.
 
@@ -269,8 +284,7 @@ def memo_by_command(fn: Callable[[Any], T]) -> Callable[[Any], T]:
     cache: dict[tuple[str, str, tuple[str, ...], str, str], T] = {}
 
     def wrapper(event: Any) -> T:
-        p = event.process
-        key = (p.file.path, p.file.name or p.name, tuple(p.args), p.cmd_line, p.ld_preload)
+        key = _command_key(event)
         try:
             return cache[key]
         except KeyError:
