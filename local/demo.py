@@ -56,7 +56,12 @@ def tap_bus(stack: LocalStack, bus_name: str) -> str:
     url = sqs.create_queue(QueueName=TAP_QUEUE)["QueueUrl"]
     arn = sqs.get_queue_attributes(QueueUrl=url, AttributeNames=["QueueArn"])["Attributes"]["QueueArn"]
     events.put_rule(
-        Name="vigil-demo-tap", EventBusName=bus_name, EventPattern=json.dumps({"source": ["vigil"]})
+        Name="vigil-demo-tap",
+        EventBusName=bus_name,
+        # every Vigil event but the routing notifications (their bodies are shown by step 4)
+        EventPattern=json.dumps(
+            {"source": ["vigil"], "detail-type": [{"anything-but": ["Vigil Finding Notification"]}]}
+        ),
     )
     events.put_targets(Rule="vigil-demo-tap", EventBusName=bus_name, Targets=[{"Id": "tap", "Arn": arn}])
     return str(url)
@@ -125,6 +130,9 @@ def run(stack: LocalStack, console: Any, keep: bool) -> int:
     import boto3
     from rich.table import Table
 
+    from local.integrations import prepare as prepare_integrations
+    from local.integrations import show_exports
+    from local.routing import demo_routing
     from local.scenarios.response import groups_of, launch_demo_instance, run_response_demo, with_instance_id
 
     assert stack.info is not None and stack.pollers is not None
@@ -144,6 +152,7 @@ def run(stack: LocalStack, console: Any, keep: bool) -> int:
     for b in batches:
         console.print(f"  {b.name:<26} {len(b.data):>6} bytes  partition key {b.instance}")
     t_send = time.perf_counter()
+    prepare_integrations(stack)
     send(stack, out["TelemetryStreamName"], batches)
     stored_at, bus_at, bus_events = wait_for(stack, out["FindingsTableName"], tap_url, timeout=30)
     stack.pollers.wait_idle(timeout=30)
@@ -173,13 +182,22 @@ def run(stack: LocalStack, console: Any, keep: bool) -> int:
         )
     console.print(bus)
 
-    console.rule("[bold]4. dead letters (IngestDeadLetterQueue)")
+    console.rule("[bold]4. integrations: S3 export, Security Lake (OCSF 2004), Security Hub (ASFF), Slack / Jira")
+    stack.pollers.wait_idle(timeout=30)
+    plain_out = lambda s: console.out(s, highlight=False)  # noqa: E731 (attacker text: no markup)
+    exports = show_exports(stack, plain_out)
+    routed = demo_routing([e["detail"] for e in bus_events if e["detail-type"] == "Vigil Finding"][:1], plain_out)
+    integrations_ok = bool(
+        exports["s3_objects"] and exports["security_lake_objects"] and exports["security_hub_findings"] and routed
+    )
+
+    console.rule("[bold]5. dead letters (IngestDeadLetterQueue)")
     for m in drain(stack, out["IngestDeadLetterQueueUrl"]):
         console.print(
             f"  line {m['line']} of {m['partitionKey']} seq …{m['sequenceNumber'][-6:]}: {m['reason']}"
         )
 
-    console.rule("[bold]5. replay: the agents send the same batches again")
+    console.rule("[bold]6. replay: the agents send the same batches again")
     counts = {f["id"]: f["count"] for f in stored}
     send(stack, out["TelemetryStreamName"], batches)
     stack.pollers.wait_idle(timeout=30)
@@ -191,22 +209,22 @@ def run(stack: LocalStack, console: Any, keep: bool) -> int:
         f"{len(republished)} events re-published; {len(drain(stack, out['IngestDeadLetterQueueUrl']))} new dead letters"
     )
 
-    console.rule("[bold]6. response: Triage -> IsolateInstance -> ReleaseInstance (ResponseDryRun=false)")
+    console.rule("[bold]7. response: Triage -> IsolateInstance -> ReleaseInstance (ResponseDryRun=false)")
     response = run_response_demo(session, out, victim, before=before, endpoint_url=stack.endpoint_url, say=console.print)
     response_ok = bool(response["isolated"] and response["restored"])
 
-    console.rule("[bold]7. usage: monitored vCPU-hours and cost (vigil usage)")
+    console.rule("[bold]8. usage: monitored vCPU-hours and cost (vigil usage)")
     from vigil_cli.usage import show as show_usage
 
     show_usage(stack.client("dynamodb"), out["CoverageTableName"], 30, console)
 
-    console.rule("[bold]8. suppression: a GuardDuty filter (ARCHIVE) silences a repeat false positive")
+    console.rule("[bold]9. suppression: a GuardDuty filter (ARCHIVE) silences a repeat false positive")
     from local.scenarios.suppression import run_suppression_demo
 
     suppression = run_suppression_demo(stack, tap_url, say=console.print)
     suppression_ok = bool(suppression["ok"])
 
-    console.rule("[bold]9. coverage: HEALTHY / UNHEALTHY per running instance (vigil coverage list)")
+    console.rule("[bold]10. coverage: HEALTHY / UNHEALTHY per running instance (vigil coverage list)")
     from local.scenarios.coverage import run_coverage_demo
 
     coverage_ok = run_coverage_demo(stack, console)
@@ -223,11 +241,19 @@ def run(stack: LocalStack, console: Any, keep: bool) -> int:
 
     missing = [t for t in EXPECTED if t not in {f["type"] for f in stored}]
     unpublished = [t for t in EXPECTED if t not in {e["detail"]["type"] for e in bus_events}]
-    if missing or unpublished or not replay_ok or not response_ok or not coverage_ok or not suppression_ok:
+    if (
+        missing
+        or unpublished
+        or not replay_ok
+        or not response_ok
+        or not coverage_ok
+        or not suppression_ok
+        or not integrations_ok
+    ):
         console.print(
             f"[red bold]DEMO FAILED[/] missing findings {missing}, not on the bus {unpublished}, replay ok {replay_ok}, "
             f"isolated {response['isolated']}, groups restored {response['restored']}, coverage ok {coverage_ok}, "
-            f"suppression ok {suppression_ok}"
+            f"suppression ok {suppression_ok}, integrations ok {integrations_ok}"
         )
         return 1
     console.print(
@@ -260,6 +286,7 @@ def _any_port() -> int:
 def main(argv: list[str] | None = None) -> int:
     from rich.console import Console
 
+    from local.integrations import DEMO_PARAMETERS
     from local.stack import STATE_FILE
 
     parser = argparse.ArgumentParser(prog="python -m local.demo", description=__doc__.split("\n")[0])
@@ -274,7 +301,7 @@ def main(argv: list[str] | None = None) -> int:
     t0 = time.perf_counter()
     try:
         with started(
-            console, port=port, state_file=STATE_FILE if args.keep else None, parameters={"ResponseDryRun": "false"}
+            console, port=port, state_file=STATE_FILE if args.keep else None, parameters={"ResponseDryRun": "false", **DEMO_PARAMETERS}
         ) as stack:
             rc = run(stack, console, args.keep)
     except RuntimeError as exc:
