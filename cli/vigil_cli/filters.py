@@ -224,7 +224,10 @@ IdsArg = Annotated[list[str], typer.Argument(help="finding ids (at most 50)", me
 
 def _actions(stack: str | None, region: str | None, endpoint_url: str | None) -> tuple[FindingActions, str]:
     t = resolve(stack, region, endpoint_url)
-    return FindingActions(t.client("dynamodb"), t.output("FindingsTableName")), caller(t.client("sts"))
+    # a stack that imports its findings into Security Hub gets the action reflected there too
+    hub = t.client("securityhub") if t.outputs.get("SecurityHubImport") == "true" else None
+    actions = FindingActions(t.client("dynamodb"), t.output("FindingsTableName"), securityhub=hub)
+    return actions, caller(t.client("sts"))
 
 
 def _report(result: ActionResult, what: str) -> None:
@@ -232,6 +235,11 @@ def _report(result: ActionResult, what: str) -> None:
         err.print(f"{what} {safe.markup(fid)}", highlight=False)
     for fid in result.missing:
         err.print(f"[red]error:[/] no finding {safe.markup(fid)}", highlight=False)
+    for fid, why in result.unreflected:
+        err.print(
+            f"[yellow]warning:[/] {safe.markup(fid)} not updated in Security Hub: {safe.markup(why)}",
+            highlight=False,
+        )
     if result.missing:
         raise typer.Exit(1)
 

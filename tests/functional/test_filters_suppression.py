@@ -27,6 +27,7 @@ from handler_harness import (
 from vigil.criteria import MAX_FILTERS, parse_filter
 from vigil_aws.filters import DETAIL_TYPE, FilterChangeError, FilterStore
 from vigil_aws.finding_actions import FindingActionError, FindingActions
+from vigil_aws.findings_store import document
 
 pytestmark = pytest.mark.integration  # moto
 
@@ -346,3 +347,53 @@ def test_actions_refuse_bad_input_and_report_missing_findings(aws: Aws) -> None:
         actions.feedback(["0" * 32], "MEH", "a")
     with pytest.raises(FindingActionError, match="at most 1024"):
         actions.feedback(["0" * 32], "USEFUL", "a", "x" * 1025)
+
+
+def test_archive_and_feedback_are_reflected_in_security_hub_when_the_stack_imports_there(
+    aws: Aws, filters: FilterStore, ingest_with_rules: Any
+) -> None:
+    """With SecurityHubImport, each action is mirrored on the imported finding with
+    BatchUpdateFindings (moto has none: botocore's Stubber checks each request against the model);
+    a refusal there is reported, and the action in Vigil stands."""
+    from botocore.stub import Stubber
+
+    from vigil_aws.securityhub import workflow_update
+
+    instance, data = _tool_batch(4100)
+    ingest_with_rules.handler(kinesis_event_for([(instance, data)]), context("IngestFunction"))
+    [fid] = aws.findings()
+    arn = document(aws.findings()[fid])["arn"]
+    hub = aws.client("securityhub")
+    actions = FindingActions(aws.client("dynamodb"), aws.findings_table, securityhub=hub)
+    with Stubber(hub) as stub:
+        for req in (
+            workflow_update(arn, archived=True),
+            workflow_update(arn, archived=True, feedback="NOT_USEFUL", comment="scanner <!channel>"),
+        ):
+            stub.add_response(
+                "batch_update_findings",
+                {"ProcessedFindings": req["FindingIdentifiers"], "UnprocessedFindings": []},
+                req,
+            )
+        stub.add_response(
+            "batch_update_findings",
+            {
+                "ProcessedFindings": [],
+                "UnprocessedFindings": [
+                    {
+                        "FindingIdentifier": workflow_update(arn, archived=False)["FindingIdentifiers"][0],
+                        "ErrorCode": "FindingNotFound",
+                        "ErrorMessage": "never imported",
+                    }
+                ],
+            },
+            workflow_update(arn, archived=False),
+        )
+        assert actions.archive([fid], "a").unreflected == []
+        assert actions.feedback([fid], "NOT_USEFUL", "a", "scanner <!channel>").unreflected == []
+        result = actions.unarchive([fid], "a")
+        stub.assert_no_pending_responses()
+    assert result.done == [fid] and result.unreflected == [
+        (fid, "Security Hub: FindingNotFound never imported")
+    ]
+    assert aws.findings()[fid]["status"] == "ACTIVE"  # Vigil's own action stands

@@ -15,10 +15,17 @@ Archive and unarchive add one to ``rev``, the revision every ingest write is con
 (``findings_store``): an ingest write racing them fails its condition, reads the item again and
 writes on top, so the archive and the occurrence both stand. Feedback touches attributes ingest
 never writes. ``updatedAt`` is left alone by all three, so none of them is published.
+
+With ``securityhub`` (a Security Hub client; the stack imports findings there, ``SecurityHubImport``),
+each action is reflected on the imported finding with ``BatchUpdateFindings``
+(``vigil_aws.securityhub.workflow_update``: archived -> RESOLVED, unarchived -> NEW, feedback ->
+VerificationState, the comment as a Note). A failure there does not undo the action in Vigil: it
+is listed in ``ActionResult.unreflected`` with its reason.
 """
 
 from __future__ import annotations
 
+import json
 import time
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
@@ -28,6 +35,7 @@ from botocore.exceptions import ClientError
 
 from vigil.findings import iso
 from vigil_aws.findings_store import ACTIVE, ARCHIVED, MANUAL, is_conditional_failure
+from vigil_aws.securityhub import workflow_update
 
 MAX_IDS: Final = 50  # GuardDuty: at most 50 finding ids per ArchiveFindings / UnarchiveFindings call
 MAX_COMMENT: Final = 1024
@@ -43,6 +51,7 @@ class FindingActionError(ValueError):
 class ActionResult:
     done: list[str] = field(default_factory=list)
     missing: list[str] = field(default_factory=list)  # no such finding
+    unreflected: list[tuple[str, str]] = field(default_factory=list)  # (id, why) Security Hub refused
 
 
 def _check_ids(ids: Iterable[str]) -> list[str]:
@@ -58,22 +67,28 @@ def _check_ids(ids: Iterable[str]) -> list[str]:
 
 
 class FindingActions:
-    def __init__(self, ddb: Any, table: str, *, clock: Callable[[], float] = time.time) -> None:
+    def __init__(
+        self, ddb: Any, table: str, *, clock: Callable[[], float] = time.time, securityhub: Any = None
+    ) -> None:
         self.ddb = ddb
         self.table = table
         self.clock = clock
+        self.securityhub = securityhub
 
     def _now(self) -> str:
         return iso(int(self.clock() * 1e9))
 
-    def _each(self, ids: Iterable[str], update: dict[str, Any]) -> ActionResult:
+    def _each(
+        self, ids: Iterable[str], update: dict[str, Any], feedback: str | None = None, comment: str = ""
+    ) -> ActionResult:
         result = ActionResult()
         for fid in _check_ids(ids):
             try:
-                self.ddb.update_item(
+                out = self.ddb.update_item(
                     TableName=self.table,
                     Key={"id": {"S": fid}},
                     ConditionExpression="attribute_exists(id)",
+                    ReturnValues="ALL_NEW",
                     **update,
                 )
             except ClientError as exc:
@@ -82,7 +97,33 @@ class FindingActions:
                 result.missing.append(fid)
                 continue
             result.done.append(fid)
+            if self.securityhub is not None:
+                why = self._reflect(out.get("Attributes", {}), feedback, comment)
+                if why:
+                    result.unreflected.append((fid, why))
         return result
+
+    def _reflect(self, item: dict[str, Any], feedback: str | None, comment: str) -> str:
+        """Mirror the item's archive state (and the feedback) on its Security Hub finding; the
+        reason it could not, or ''."""
+        try:
+            arn = str(json.loads(item["finding"]["S"])["arn"])
+            request = workflow_update(
+                arn,
+                archived=item.get("status", {}).get("S") == ARCHIVED,
+                feedback=feedback,
+                comment=comment or None,
+            )
+            out = self.securityhub.batch_update_findings(**request)
+        except (KeyError, ValueError, TypeError) as exc:
+            return f"no finding ARN to reflect: {exc!r}"[:300]
+        except ClientError as exc:
+            return f"Security Hub: {exc}"[:300]
+        unprocessed = out.get("UnprocessedFindings") or []
+        if unprocessed:
+            u = unprocessed[0]
+            return f"Security Hub: {u.get('ErrorCode')} {u.get('ErrorMessage')}"[:300]
+        return ""
 
     def archive(self, ids: Iterable[str], who: str) -> ActionResult:
         return self._each(
@@ -136,4 +177,6 @@ class FindingActions:
             values[":c"] = {"S": comment}
         else:
             expr += " REMOVE feedbackComment"
-        return self._each(ids, {"UpdateExpression": expr, "ExpressionAttributeValues": values})
+        return self._each(
+            ids, {"UpdateExpression": expr, "ExpressionAttributeValues": values}, value, comment
+        )
