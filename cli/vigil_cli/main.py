@@ -325,6 +325,9 @@ def _mount_filters() -> None:
     from vigil_cli import filters
 
     filters.register(app, findings_app)
+    from vigil_cli import samples
+
+    samples.register(findings_app)
 
 
 _mount_filters()
