@@ -10,6 +10,7 @@ from __future__ import annotations
 import json
 
 from guardduty_shape import validate
+
 from vigil.findings import finding_id
 from vigil.registry import all_detections
 from vigil.sample_findings import is_sample, sample_findings
