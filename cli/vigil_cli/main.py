@@ -337,6 +337,9 @@ def _mount_optional() -> None:
     from vigil_cli import sigma as _sigma
 
     app.add_typer(_sigma.app, name="sigma")
+    from vigil_console.command import register as _console
+
+    _console(app)
     try:
         from vigil_cli import response
     except ImportError:

@@ -37,7 +37,8 @@ def store_samples(
             ddb.put_item(
                 TableName=table,
                 Item=item,
-                ConditionExpression="attribute_not_exists(id) OR sample = :yes",
+                ConditionExpression="attribute_not_exists(id) OR #sample = :yes",
+                ExpressionAttributeNames={"#sample": "sample"},  # a DynamoDB reserved word
                 ExpressionAttributeValues={":yes": {"BOOL": True}},
             )
         except ClientError as exc:
