@@ -20,7 +20,7 @@ function el(tag, attrs, ...children) {
 }
 
 function append(node, children) {
-  for (const c of children.flat()) {
+  for (const c of children.flat(Infinity)) {
     if (c === undefined || c === null || c === false) continue;
     node.appendChild(c instanceof Node ? c : document.createTextNode(String(c)));
   }
@@ -75,7 +75,8 @@ function kv(pairs) {
 
 function mount(...nodes) {
   const app = document.getElementById("app");
-  app.replaceChildren(...nodes.flat());
+  app.replaceChildren();
+  append(app, nodes);
 }
 
 function params() { return new URLSearchParams(location.search); }
@@ -187,7 +188,7 @@ async function showFinding(id, panel) {
   const status = el("div");
   const act = async (label, fn) => {
     status.replaceChildren(notice(`${label}…`));
-    try { const msg = await fn(); status.replaceChildren(notice(msg)); } catch (e) { status.replaceChildren(notice(e.message, true)); }
+    try { const msg = await fn(); status.replaceChildren(msg instanceof Node ? msg : notice(msg)); } catch (e) { status.replaceChildren(notice(e.message, true)); }
   };
   const rule = el("textarea", { class: "json", "aria-label": "suppression rule" });
   rule.value = JSON.stringify(d.suppression, null, 2);
@@ -202,15 +203,15 @@ async function showFinding(id, panel) {
     r.archived
       ? el("button", { onclick: () => act("Unarchiving", async () => { await api("/api/findings/unarchive", { method: "POST", body: { ids: [id] } }); showFinding(id, panel); return "Unarchived."; }) }, "Unarchive")
       : el("button", { onclick: () => act("Archiving", async () => { await api("/api/findings/archive", { method: "POST", body: { ids: [id] } }); showFinding(id, panel); return "Archived."; }) }, "Archive"),
-    el("button", { onclick: () => act("Recording feedback", async () => { await api("/api/findings/feedback", { method: "POST", body: { ids: [id], value: "USEFUL", comment: "" } }); return "Feedback: useful."; }) }, "👍 Useful"),
-    el("button", { onclick: () => act("Recording feedback", async () => { const c = prompt("Why is it not useful? (optional)") || ""; await api("/api/findings/feedback", { method: "POST", body: { ids: [id], value: "NOT_USEFUL", comment: c } }); return "Feedback: not useful."; }) }, "👎 Not useful"),
+    el("button", { onclick: () => act("Recording feedback", async () => { await api("/api/findings/feedback", { method: "POST", body: { ids: [id], value: "USEFUL", comment: "" } }); return "Feedback: useful."; }) }, "Useful"),
+    el("button", { onclick: () => act("Recording feedback", async () => { const c = prompt("Why is it not useful? (optional)") || ""; await api("/api/findings/feedback", { method: "POST", body: { ids: [id], value: "NOT_USEFUL", comment: c } }); return "Feedback: not useful."; }) }, "Not useful"),
     el("button", { onclick: () => { ruleBox.hidden = !ruleBox.hidden; } }, "Suppress findings like this"),
     el("button", { class: "danger", disabled: !r.instance, onclick: () => {
       if (!confirm(`Start the response workflow for ${r.instance}? Triage decides (approval, dry run and protected tag apply).`)) return;
       act("Starting triage", async () => {
         const x = await api(`/api/findings/${encodeURIComponent(id)}/isolate`, { method: "POST", body: {} });
-        status.replaceChildren(notice("Triage started: "), x.link ? el("a", { href: x.link, target: "_blank", rel: "noopener noreferrer" }, x.name) : el("a", { href: "/response" }, x.name));
-        return `Triage started: ${x.name}`;
+        return el("div", { class: "notice", role: "status" }, "Triage started (the policy decides; approvals are on the Response page): ",
+          x.link ? el("a", { href: x.link, target: "_blank", rel: "noopener noreferrer" }, x.name) : el("a", { href: "/response" }, x.name));
       });
     } }, "Isolate instance…"));
   const det = d.detection;
@@ -218,7 +219,8 @@ async function showFinding(id, panel) {
   const nics = (inst.networkInterfaces || []).map((n) => el("div", { class: "proc" },
     [n.networkInterfaceId, n.privateIpAddress, n.publicIp, n.privateDnsName, n.vpcId, n.subnetId].filter(Boolean).join(" · "),
     (n.securityGroups || []).map((g) => el("span", { class: "tag" }, `${g.groupId || ""} ${g.groupName || ""}`))));
-  panel.replaceChildren(
+  panel.replaceChildren();
+  append(panel, [
     el("h2", {}, f.title || f.type),
     el("p", {}, sevBadge(r.severityLabel, r.severity), " ", f.type, r.sample ? el("span", { class: "tag" }, "sample") : null, r.archived ? el("span", { class: "tag" }, "archived") : null),
     actions, status, ruleBox,
@@ -236,7 +238,7 @@ async function showFinding(id, panel) {
     det ? el("p", {}, det.runbook) : null,
     det ? kv([["description", det.description], ["MITRE ATT&CK", det.mitre.join(", ")], ["maturity", det.maturity], ["false positives", det.falsePositives.join("; ")]]) : null,
     el("h2", {}, "Raw JSON"),
-    el("pre", { "aria-label": "raw JSON" }, JSON.stringify(f, null, 2)));
+    el("pre", { "aria-label": "raw JSON" }, JSON.stringify(f, null, 2))]);
 }
 
 // -- charts (own SVG, no library) -------------------------------------------------------------
