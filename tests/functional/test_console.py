@@ -295,3 +295,12 @@ def test_unknown_route_and_method(console: Console) -> None:
     assert console.call("PATCH", "/api/rules/x", {}).status == 405
     assert console.call("GET", "/api/findings/archive").status == 404
     assert console.call("POST", "/api/summary", {}).status == 405
+
+
+def test_non_loopback_host_is_refused_without_allow_remote() -> None:
+    from typer.testing import CliRunner
+
+    from vigil_cli.main import app
+
+    r = CliRunner().invoke(app, ["console", "--host", "0.0.0.0", "--port", "0"])
+    assert r.exit_code == 2 and "not a loopback address" in r.output
