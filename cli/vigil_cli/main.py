@@ -325,6 +325,9 @@ def _mount_filters() -> None:
     from vigil_cli import filters
 
     filters.register(app, findings_app)
+    from vigil_cli import samples
+
+    samples.register(findings_app)
 
 
 _mount_filters()
@@ -334,6 +337,9 @@ def _mount_optional() -> None:
     from vigil_cli import sigma as _sigma
 
     app.add_typer(_sigma.app, name="sigma")
+    from vigil_console.command import register as _console
+
+    _console(app)
     try:
         from vigil_cli import response
     except ImportError:

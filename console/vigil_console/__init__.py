@@ -1,0 +1,1 @@
+"""`vigil console`: a web console on loopback over the same core and adapters as the CLI."""
