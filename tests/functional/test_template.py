@@ -110,7 +110,6 @@ def test_findings_table_has_the_indexes_and_stream_the_design_names(template: di
     assert indexes == {
         "ByResource": ["instanceId", "updatedAt"],
         "ByType": ["type", "updatedAt"],
-        "BySeverity": ["severityLabel", "updatedAt"],
         "ByStatus": ["status", "updatedAt"],
     }
     assert props["StreamSpecification"]["StreamViewType"] == "NEW_AND_OLD_IMAGES"
