@@ -63,7 +63,9 @@ def probe_like(e: NetworkFlow) -> bool:
     return e.action == "REJECT" or e.packets <= PROBE_PACKETS
 
 
+@functools.lru_cache(maxsize=65_536)
 def external(ip: str) -> bool:
+    """A public address (memoized: a fleet talks to the same hosts over and over)."""
     return bool(ip) and not is_internal(ip)
 
 
@@ -402,19 +404,26 @@ BASELINE_TTL_S: Final = 30 * 86_400  # a baseline entry is forgotten after 30 da
 ACTIVE_TTL_S: Final = 3 * 86_400
 
 
-def _day_key(instance: str, day: int) -> str:
-    return f"ec2active|{instance}|{day}"
+@functools.lru_cache(maxsize=16_384)
+def _active_keys(instance: str, day: int) -> tuple[str, str]:
+    return f"ec2active|{instance}|{day}", f"ec2active|{instance}|{day - 1}"
 
 
 def active_keys(e: Any) -> tuple[str, str]:
-    day = int(e.time) // DAY_NS
-    return _day_key(e.device.instance_uid, day), _day_key(e.device.instance_uid, day - 1)
+    """(today's, yesterday's) activity key of the event's instance."""
+    return _active_keys(e.device.instance_uid, int(e.time) // DAY_NS)
+
+
+def sends_to_public(e: NetworkFlow, ctx: Context | None = None) -> bool:
+    """Shared gate of the baseline types: an accepted outbound record to a public address (every
+    one of their candidates is one; the rest of the flow records never reach them)."""
+    return e.action == "ACCEPT" and e.direction == "Outbound" and external(e.dst_endpoint.ip)
 
 
 def armed(e: Any, ctx: Context) -> bool:
-    """Records that the instance had traffic today and says whether it had some yesterday (UTC):
-    a baseline rule judges only instances whose baseline spans at least the previous day (its
-    learning period), so a new instance's first day of ordinary traffic never looks unusual."""
+    """Records that the instance sent traffic to a public host today and says whether it did
+    yesterday (UTC): a baseline rule judges only instances whose baseline spans at least the
+    previous day (its learning period), so a new instance's first day never looks unusual."""
     today, yesterday = active_keys(e)
     if not ctx.state.seen(today):
         ctx.state.remember(today, ACTIVE_TTL_S)
@@ -428,6 +437,7 @@ class FlowBaseline(Detection):
 
     stateful = True
     kinds = FLOW
+    gate = sends_to_public
     prefix: ClassVar[str]
 
     def candidate(self, e: NetworkFlow) -> bool:
@@ -440,9 +450,13 @@ class FlowBaseline(Detection):
         return f"{self.prefix}|{e.device.instance_uid}|{self.value(e)}"
 
     def state_keys(self, event: NetworkFlow) -> tuple[str, ...]:
+        if not sends_to_public(event):
+            return ()
         return (*active_keys(event), self._key(event)) if self.candidate(event) else active_keys(event)
 
     def match(self, event: NetworkFlow, ctx: Context) -> bool:
+        if not sends_to_public(event):
+            return False
         is_armed = armed(event, ctx)
         if not self.candidate(event):
             return False

@@ -13,6 +13,7 @@ baseline is one day long.
 
 from __future__ import annotations
 
+import functools
 from typing import Any, ClassVar, Final
 
 from vigil import sample as s
@@ -25,14 +26,25 @@ from vigil.detections.ec2._common import (
     armed,
     connection_action,
     external,
+    sends_to_public,
 )
 from vigil.events import NetworkFlow
 
 HOUR_NS: Final = 3600 * 1_000_000_000
 FLOOR_LEVEL: Final = 28  # 256 MiB in an hour to one host: below this nothing is "unusually large"
 HEADROOM: Final = 2  # levels above the baseline's highest (2^2 = 4x)
-MAX_LEVEL: Final = 48
+MAX_LEVEL: Final = 40  # 1 TiB in an hour: higher sums count as this level
+RECORD_MIN_BYTES: Final = 64 * 1024  # smaller records are not counted (saves a State write per small flow)
 LEVEL_TTL_S: Final = 3 * 86_400
+
+
+FIRST_LEVEL: Final = FLOOR_LEVEL - HEADROOM
+
+
+@functools.lru_cache(maxsize=16_384)
+def _level_keys(instance: str, day: int) -> tuple[str, ...]:
+    """The level keys of (instance, day), FIRST_LEVEL to MAX_LEVEL - 1."""
+    return tuple(f"ec2vollvl|{instance}|{day}|{k}" for k in range(FIRST_LEVEL, MAX_LEVEL))
 
 
 def _levels(before: int, after: int) -> range:
@@ -43,6 +55,7 @@ def _levels(before: int, after: int) -> range:
 class TrafficVolumeUnusual(Detection):
     stateful = True
     kinds = FLOW
+    gate = sends_to_public  # shared with the other baseline types
     meta = Meta(
         type="Behavior:EC2/TrafficVolumeUnusual",
         severity=severity.MEDIUM,
@@ -71,17 +84,18 @@ class TrafficVolumeUnusual(Detection):
 
     @staticmethod
     def _level_key(e: NetworkFlow, level: int, days_ago: int = 0) -> str:
-        return f"ec2vollvl|{e.device.instance_uid}|{e.time // DAY_NS - days_ago}|{level}"
+        return _level_keys(e.device.instance_uid, e.time // DAY_NS - days_ago)[level - FIRST_LEVEL]
 
     def state_keys(self, event: NetworkFlow) -> tuple[str, ...]:
         if not self.candidate(event):
-            return active_keys(event)
-        levels = range(FLOOR_LEVEL - HEADROOM, MAX_LEVEL)
-        today = tuple(self._level_key(event, k) for k in levels)
-        yesterday = tuple(self._level_key(event, k, 1) for k in levels)
-        return (*active_keys(event), self._sum_key(event), *today, *yesterday)
+            return active_keys(event) if sends_to_public(event) else ()
+        # the match reads yesterday's levels; today's are only written
+        yesterday = _level_keys(event.device.instance_uid, event.time // DAY_NS - 1)
+        return (*active_keys(event), self._sum_key(event), *yesterday)
 
     def match(self, event: NetworkFlow, ctx: Context) -> bool:
+        if not sends_to_public(event):
+            return False
         is_armed = armed(event, ctx)
         if not self.candidate(event):
             return False
@@ -94,7 +108,7 @@ class TrafficVolumeUnusual(Detection):
             if (
                 level >= FLOOR_LEVEL
                 and is_armed
-                and not ctx.state.seen(self._level_key(event, level - HEADROOM, 1))
+                and not ctx.state.seen(self._level_key(event, min(level - HEADROOM, MAX_LEVEL - 1), 1))
             ):
                 fire = True
             if level >= FLOOR_LEVEL - HEADROOM:
