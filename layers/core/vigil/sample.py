@@ -390,3 +390,35 @@ def resolver_query(
         rcode=rcode,
         src_endpoint=ev.Endpoint(ip=LOCAL_IP, port=53000),
     )
+
+
+def api_call(
+    src_ip: str,
+    operation: str = "ListBuckets",
+    *,
+    service: str = "s3.amazonaws.com",
+    instance: str = INSTANCE,
+    vpc_endpoint: str = "",
+    t: int = 0,
+) -> ev.ApiActivity:
+    """One CloudTrail management event made with the example instance's role credentials (the
+    session name is the instance id, as EC2 names instance-profile sessions)."""
+    return ev.ApiActivity(
+        kind="api_call",
+        time=T0 + t,
+        device=ev.Device(instance_uid=instance, region="us-east-1", account_uid="123456789012"),
+        activity_id=99,
+        api_operation=operation,
+        api_service=service,
+        actor_uid=f"arn:aws:sts::123456789012:assumed-role/web/{instance}",
+        src_ip=src_ip,
+        user_agent="aws-cli/2.15",
+        actor_type="AssumedRole",
+        actor_account_uid="123456789012",
+        session_issuer_arn="arn:aws:iam::123456789012:role/web",
+        session_name=instance,
+        access_key_uid="ASIAEXAMPLE",
+        instance_credentials=True,
+        vpc_endpoint_uid=vpc_endpoint,
+        recipient_account_uid="123456789012",
+    )

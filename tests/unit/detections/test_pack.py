@@ -68,20 +68,37 @@ def test_the_registry_holds_the_guardduty_runtime_types_and_the_documented_vigil
     assert undocumented == [], "list every Vigil-specific type in docs/detections.md"
 
 
-# GuardDuty's EC2 types implemented so far (docs/sources.md), with their default severities
-# (the brute-force types are Low by default, High when the instance is the actor)
+# GuardDuty's EC2 types (reference §3, every one but Malware Protection's; docs/sources.md), with
+# their default severities (the brute-force types and PortProbeUnprotectedPort are Low by default,
+# High when the instance is the actor / for Elasticsearch; NetworkPortUnusual High for 389/1389)
 GUARDDUTY_EC2_TYPES = {
     "Recon:EC2/Portscan": M, "Impact:EC2/PortSweep": H, "UnauthorizedAccess:EC2/SSHBruteForce": L,
     "UnauthorizedAccess:EC2/RDPBruteForce": L, "Impact:EC2/WinRMBruteForce": L,
     "Trojan:EC2/DNSDataExfiltration": H, "Backdoor:EC2/DenialOfService.Udp": H,
     "Backdoor:EC2/DenialOfService.Dns": H, "Backdoor:EC2/DenialOfService.Tcp": H,
     "Backdoor:EC2/DenialOfService.UdpOnTcpPorts": H, "Backdoor:EC2/DenialOfService.UnusualProtocol": H,
+    "Backdoor:EC2/C&CActivity.B": H, "Backdoor:EC2/C&CActivity.B!DNS": H, "Backdoor:EC2/Spambot": M,
+    "Behavior:EC2/NetworkPortUnusual": M, "Behavior:EC2/TrafficVolumeUnusual": M,
+    "CryptoCurrency:EC2/BitcoinTool.B": H, "CryptoCurrency:EC2/BitcoinTool.B!DNS": H,
+    "DefenseEvasion:EC2/UnusualDNSResolver": M, "DefenseEvasion:EC2/UnusualDoHActivity": M,
+    "DefenseEvasion:EC2/UnusualDoTActivity": M, "Impact:EC2/AbusedDomainRequest.Reputation": M,
+    "Impact:EC2/BitcoinDomainRequest.Reputation": H, "Impact:EC2/MaliciousDomainRequest.Reputation": H,
+    "Impact:EC2/SuspiciousDomainRequest.Reputation": L, "Impact:EC2/MaliciousDomainRequest.Custom": M,
+    "Recon:EC2/PortProbeUnprotectedPort": L, "Recon:EC2/PortProbeEMRUnprotectedPort": H,
+    "Trojan:EC2/BlackholeTraffic": M, "Trojan:EC2/BlackholeTraffic!DNS": M, "Trojan:EC2/DropPoint": M,
+    "Trojan:EC2/DropPoint!DNS": M, "Trojan:EC2/DGADomainRequest.B": H, "Trojan:EC2/DGADomainRequest.C!DNS": H,
+    "Trojan:EC2/DriveBySourceTraffic!DNS": H, "Trojan:EC2/PhishingDomainRequest!DNS": H,
+    "UnauthorizedAccess:EC2/MaliciousIPCaller.Custom": M, "UnauthorizedAccess:EC2/MetadataDNSRebind": H,
+    "UnauthorizedAccess:EC2/TorClient": H, "UnauthorizedAccess:EC2/TorRelay": H,
+    "UnauthorizedAccess:IAMUser/InstanceCredentialExfiltration.OutsideAWS": H,
+    "UnauthorizedAccess:IAMUser/InstanceCredentialExfiltration.InsideAWS": H,
 }  # fmt: skip
 
 
 def test_the_registry_holds_the_implemented_guardduty_ec2_types_with_default_severities() -> None:
     got = {d.meta.type: d.meta.severity for d in all_detections() if d.meta.ec2}
     assert got == GUARDDUTY_EC2_TYPES
+    assert len(GUARDDUTY_EC2_TYPES) == 42
 
 
 def _findings(events, state=None, intel=None):  # type: ignore[no-untyped-def]
