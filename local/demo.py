@@ -50,19 +50,18 @@ def load_batches() -> list[Sent]:
     return out
 
 
-def tap_bus(stack: LocalStack, bus_name: str) -> str:
-    """An SQS queue that receives every Vigil event on the bus (so the demo can show them)."""
+def tap_bus(
+    stack: LocalStack, bus_name: str, *, leave_out: tuple[str, ...] = ("Vigil Finding Notification",)
+) -> str:
+    """An SQS queue that receives every Vigil event on the bus (so the demo can show them) but the
+    detail-types in `leave_out` (by default the routing notifications: step 4 shows their bodies)."""
     sqs, events = stack.client("sqs"), stack.client("events")
     url = sqs.create_queue(QueueName=TAP_QUEUE)["QueueUrl"]
     arn = sqs.get_queue_attributes(QueueUrl=url, AttributeNames=["QueueArn"])["Attributes"]["QueueArn"]
-    events.put_rule(
-        Name="vigil-demo-tap",
-        EventBusName=bus_name,
-        # every Vigil event but the routing notifications (their bodies are shown by step 4)
-        EventPattern=json.dumps(
-            {"source": ["vigil"], "detail-type": [{"anything-but": ["Vigil Finding Notification"]}]}
-        ),
-    )
+    pattern: dict[str, Any] = {"source": ["vigil"]}
+    if leave_out:
+        pattern["detail-type"] = [{"anything-but": list(leave_out)}]
+    events.put_rule(Name="vigil-demo-tap", EventBusName=bus_name, EventPattern=json.dumps(pattern))
     events.put_targets(Rule="vigil-demo-tap", EventBusName=bus_name, Targets=[{"Id": "tap", "Arn": arn}])
     return str(url)
 
