@@ -17,6 +17,8 @@ import json
 from collections.abc import Callable
 from typing import Any, Final
 
+from vigil_aws import parquet
+
 DEMO_PARAMETERS: Final[dict[str, str]] = {
     "ExportFindingsToS3": "true",
     "SecurityHubImport": "true",
@@ -35,7 +37,10 @@ def _objects(s3: Any, bucket: str) -> list[tuple[str, list[dict[str, Any]]]]:
     out = []
     for o in s3.list_objects_v2(Bucket=bucket).get("Contents", []):
         body = s3.get_object(Bucket=bucket, Key=o["Key"])["Body"].read()
-        out.append((o["Key"], [json.loads(x) for x in gzip.decompress(body).splitlines()]))
+        if o["Key"].endswith(".parquet"):  # Security Lake's OCSF objects
+            out.append((o["Key"], parquet.read(body)))
+        else:
+            out.append((o["Key"], [json.loads(x) for x in gzip.decompress(body).splitlines()]))
     return out
 
 

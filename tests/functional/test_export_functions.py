@@ -26,7 +26,7 @@ from ocsf_shape import validate as validate_ocsf
 
 from vigil.pipeline import Pipeline
 from vigil.state import InMemoryState
-from vigil_aws import clients
+from vigil_aws import clients, parquet
 from vigil_aws.findings_store import FindingsStore, document
 from vigil_aws.securityhub import reflect_workflow, workflow_update
 
@@ -107,7 +107,12 @@ def _objects(aws: Aws, bucket: str) -> dict[str, dict[str, Any]]:
     out = {}
     for o in s3.list_objects_v2(Bucket=bucket).get("Contents", []):
         got = s3.get_object(Bucket=bucket, Key=o["Key"])
-        out[o["Key"]] = {"lines": gzip.decompress(got["Body"].read()).decode().splitlines(), **got}
+        body = got["Body"].read()
+        if o["Key"].endswith(".parquet"):
+            got["records"] = parquet.read(body)
+        else:
+            got["lines"] = gzip.decompress(body).decode().splitlines()
+        out[o["Key"]] = got
     return out
 
 
@@ -135,7 +140,8 @@ def test_a_published_finding_lands_in_s3_in_guardduty_and_security_lake_layouts(
     assert key.split("/")[-4:-1] == day
     [(lake_key, lake_obj)] = _objects(aws, LAKE).items()
     assert lake_key.startswith(f"ext/vigil/region=us-east-1/accountId=123456789012/eventDay={''.join(day)}/")
-    [ocsf] = [json.loads(x) for x in lake_obj["lines"]]
+    assert lake_key.endswith(".parquet") and lake_obj["ContentType"] == "application/vnd.apache.parquet"
+    [ocsf] = lake_obj["records"]
     assert validate_ocsf(ocsf) == [] and ocsf["finding_info"]["uid"] == finding["arn"]
 
 

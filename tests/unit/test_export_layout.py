@@ -61,8 +61,22 @@ def test_same_versions_same_key_and_bytes_a_new_version_a_new_key() -> None:
 def test_security_lake_layout_and_ocsf_lines() -> None:
     [obj] = security_lake_objects([_f("a" * 32, "2026-03-04T10:00:00.000Z")], "vigil")
     assert obj.key.startswith("ext/vigil/region=eu-west-1/accountId=111122223333/eventDay=20260304/")
+    assert obj.key.endswith(".jsonl.gz")
     [line] = gzip.decompress(obj.body).decode().splitlines()
     assert json.loads(line)["class_uid"] == 2004
+
+
+def test_security_lake_objects_take_the_encoder_and_its_extension() -> None:
+    seen: list[list[dict]] = []
+
+    def encode(records: list[dict]) -> bytes:
+        seen.append(records)
+        return b"PAR1"
+
+    findings = [_f("a" * 32, "2026-03-04T10:00:00.000Z"), _f("b" * 32, "2026-03-04T11:00:00.000Z")]
+    [obj] = security_lake_objects(findings, "vigil", encode, "parquet")
+    assert obj.key.endswith(".parquet") and obj.body == b"PAR1"
+    assert [r["class_uid"] for r in seen[0]] == [2004, 2004] and len(obj.finding_ids) == 2
 
 
 def test_hostile_strings_stay_one_json_line() -> None:

@@ -1,5 +1,7 @@
 """S3 export of published findings: GuardDuty's publishing-destination layout (gzip JSON Lines,
-KMS-encrypted with the export key) and Security Lake's custom-source layout (OCSF 2004).
+KMS-encrypted with the export key) and Security Lake's custom-source layout (OCSF 2004 as Parquet;
+a finding whose OCSF record cannot share its object's Parquet schema is written in an object of
+its own).
 
 The objects and their keys are pure (vigil/export.py); this module only writes them. Keys are
 derived from the finding versions they hold, so a retried batch overwrites instead of duplicating.
@@ -13,6 +15,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from vigil.export import ExportObject, guardduty_objects, security_lake_objects
+from vigil_aws import parquet
 from vigil_aws.clients import client
 from vigil_aws.settings import SettingsError, env_str
 
@@ -51,28 +54,44 @@ class S3Export:
     def __init__(self, settings: ExportSettings) -> None:
         self.settings = settings
 
-    def objects(self, findings: list[dict[str, Any]]) -> list[tuple[str, ExportObject]]:
+    def objects(
+        self, findings: list[dict[str, Any]], unwritable: dict[str, str] | None = None
+    ) -> list[tuple[str, ExportObject]]:
+        """The (bucket, object) pairs to write; findings that fit no object go in ``unwritable``."""
         s = self.settings
         out: list[tuple[str, ExportObject]] = []
         if s.bucket:
             out += [(s.bucket, o) for o in guardduty_objects(findings, s.prefix)]
         if s.security_lake_bucket:
             out += [
-                (s.security_lake_bucket, o) for o in security_lake_objects(findings, s.security_lake_source)
+                (s.security_lake_bucket, o)
+                for o in self._lake_objects(findings, {} if unwritable is None else unwritable)
             ]
         return out
 
+    def _lake_objects(self, findings: list[dict[str, Any]], unwritable: dict[str, str]) -> list[ExportObject]:
+        source = self.settings.security_lake_source
+        try:
+            return security_lake_objects(findings, source, parquet.ocsf_parquet, parquet.EXT)
+        except parquet.ParquetError:  # one odd record: each finding in an object of its own
+            out: list[ExportObject] = []
+            for f in findings:
+                try:
+                    out += security_lake_objects([f], source, parquet.ocsf_parquet, parquet.EXT)
+                except parquet.ParquetError as exc:
+                    unwritable[str(f.get("id"))] = f"OCSF record not writable as Parquet: {exc}"
+            return out
+
     def write(self, findings: list[dict[str, Any]]) -> dict[str, str]:
         """Write every object; returns {finding id: error} for the findings of objects that failed."""
-        failed: dict[str, str] = {}
-        for bucket, obj in self.objects(findings):
-            kwargs: dict[str, Any] = {
-                "Bucket": bucket,
-                "Key": obj.key,
-                "Body": obj.body,
-                "ContentType": "application/x-ndjson",
-                "ContentEncoding": "gzip",
-            }
+        failed: dict[str, str] = {}  # an unwritable finding is retried, then redriven to the DLQ
+        objects = self.objects(findings, failed)
+        for bucket, obj in objects:
+            kwargs: dict[str, Any] = {"Bucket": bucket, "Key": obj.key, "Body": obj.body}
+            if obj.key.endswith(".jsonl.gz"):
+                kwargs |= {"ContentType": "application/x-ndjson", "ContentEncoding": "gzip"}
+            else:
+                kwargs["ContentType"] = parquet.CONTENT_TYPE
             if bucket == self.settings.bucket:
                 kwargs |= {"ServerSideEncryption": "aws:kms", "SSEKMSKeyId": self.settings.kms_key_arn}
             try:

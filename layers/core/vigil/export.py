@@ -5,10 +5,10 @@ batch rewrites the same keys instead of adding copies):
 
 - GuardDuty's publishing destination: ``<prefix>/AWSLogs/<account>/GuardDuty/<region>/<yyyy>/<mm>/<dd>/<name>.jsonl.gz``,
   gzip JSON Lines of the finding documents (one finding per line, GuardDuty's JSON);
-- Amazon Security Lake custom source: ``ext/<source>/region=<region>/accountId=<account>/eventDay=<yyyymmdd>/<name>.jsonl.gz``,
-  OCSF Detection Findings (vigil/ocsf.py). Security Lake reads Parquet only: these objects are
-  the OCSF records in Security Lake's partition layout, gzip JSON Lines, which a conversion step
-  turns into Parquet (docs/integrations.md says why and how).
+- Amazon Security Lake custom source: ``ext/<source>/region=<region>/accountId=<account>/eventDay=<yyyymmdd>/<name>.<ext>``,
+  OCSF Detection Findings (vigil/ocsf.py) in the bytes of the given encoder: Parquet in the
+  Lambda (``vigil_aws.parquet``: Security Lake reads Parquet only), which this pure module does
+  not import.
 
 An object's name is a digest of the finding versions it holds: the same batch always lands on
 the same key. Pure: no clock, no AWS.
@@ -20,7 +20,7 @@ import gzip
 import hashlib
 import json
 from collections import defaultdict
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from typing import Any, Final
 
@@ -28,14 +28,14 @@ from vigil.ocsf import to_ocsf
 
 GUARDDUTY_LAYOUT: Final = "{prefix}AWSLogs/{account}/GuardDuty/{region}/{yyyy}/{mm}/{dd}/{name}.jsonl.gz"
 SECURITY_LAKE_LAYOUT: Final = (
-    "ext/{source}/region={region}/accountId={account}/eventDay={yyyy}{mm}{dd}/{name}.jsonl.gz"
+    "ext/{source}/region={region}/accountId={account}/eventDay={yyyy}{mm}{dd}/{name}.{ext}"
 )
 
 
 @dataclass(frozen=True, slots=True)
 class ExportObject:
     key: str
-    body: bytes  # gzip JSON Lines
+    body: bytes  # gzip JSON Lines, or the Security Lake encoder's bytes
     finding_ids: tuple[str, ...]
 
 
@@ -76,13 +76,19 @@ def guardduty_objects(findings: Iterable[dict[str, Any]], prefix: str = "") -> l
     return out
 
 
-def security_lake_objects(findings: Iterable[dict[str, Any]], source: str) -> list[ExportObject]:
-    """One object per (account, region, day), OCSF Detection Findings in Security Lake's layout."""
+def security_lake_objects(
+    findings: Iterable[dict[str, Any]],
+    source: str,
+    encode: Callable[[list[dict[str, Any]]], bytes] = jsonl_gz,
+    ext: str = "jsonl.gz",
+) -> list[ExportObject]:
+    """One object per (account, region, day), OCSF Detection Findings in Security Lake's layout,
+    encoded by ``encode`` (the Lambda passes Parquet; ``ext`` names the format in the key)."""
     out = []
     for (account, region, day), group in sorted(_groups(findings).items()):
         yyyy, mm, dd = day.split("-")
         key = SECURITY_LAKE_LAYOUT.format(
-            source=source, region=region, account=account, yyyy=yyyy, mm=mm, dd=dd, name=_name(group)
+            source=source, region=region, account=account, yyyy=yyyy, mm=mm, dd=dd, name=_name(group), ext=ext
         )
-        out.append(ExportObject(key, jsonl_gz(to_ocsf(f) for f in group), tuple(str(f["id"]) for f in group)))
+        out.append(ExportObject(key, encode([to_ocsf(f) for f in group]), tuple(str(f["id"]) for f in group)))
     return out
