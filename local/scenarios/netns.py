@@ -666,7 +666,7 @@ def _tester_domains(tmp: Path) -> list[str]:
 
 
 def _tester_exfiltration(_: Path) -> list[str]:
-    # the tester's DNSDataExfiltration.sh: dig -f queries.txt (its 929 queries under the C&C test zone)
+    # the tester's DNSDataExfiltration.sh: dig -f queries.txt (its 930 queries under the C&C test zone)
     in_ns("red", "dig", "-f", str(TESTER_QUERIES), check=False, timeout=900)
     return ["red$ dig -f queries.txt   (amazon-guardduty-tester artifacts/queries.txt)"]
 

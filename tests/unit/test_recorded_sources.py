@@ -238,3 +238,10 @@ def test_the_recorders_lines_are_read_back_by_the_normalizer_in_both_formats() -
     assert (v5.src_endpoint.ip, v5.dst_endpoint.ip) == ("172.31.16.10", "198.51.100.10")
     with pytest.raises(ValueError):
         netns.to_aws("192.0.2.1")  # never a non-lab address
+
+
+def test_the_tester_exfiltration_recording_holds_every_name_of_its_queries_file() -> None:
+    names = (ROOT / "local" / "scenarios" / "guardduty_tester" / "queries.txt").read_text().split()
+    with _replay.open_input(str(recording("tester_dns_exfiltration.resolver.ndjson"))) as fh:
+        logged = [json.loads(x)["query_name"].rstrip(".") for x in fh.read().splitlines()]
+    assert len(names) == 930 and sorted(logged) == sorted(names)

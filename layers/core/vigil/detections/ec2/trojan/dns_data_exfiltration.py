@@ -5,7 +5,7 @@ Reads Route 53 Resolver query logs. A query counts when a subdomain label looks 
 infrastructure nor trusted; 20 such queries to one registered domain within ten minutes (counted per
 instance in the State table) are exfiltration. A zone on a threat list still counts: the list's
 type says who the instance talks to, this one that data is leaving (the amazon-guardduty-tester's
-exfiltration check queries 929 encoded names under its C&C test zone and expects this type:
+exfiltration check queries 930 encoded names under its C&C test zone and expects this type:
 events/sources/recorded/tester_dns_exfiltration.*).
 """
 
