@@ -128,6 +128,15 @@ def replay(
             help="custom flow-log format, '${version} ${srcaddr} ...' (default: v2, or the file's header line)",
         ),
     ] = "",
+    threat_list: Annotated[
+        list[str] | None,
+        typer.Option(
+            "--threat-list",
+            metavar="FILE",
+            help="a customer threat list (TXT, STIX .json or OTX .csv) added to the built-in intel, as a "
+            "ThreatIntelSet is; repeatable (with --source: the .Custom types)",
+        ),
+    ] = None,
 ) -> None:
     """Run normalize + detect in-process (no AWS) and print one GuardDuty-shaped finding JSON per line."""
     if source and source not in _replay.SOURCES:
@@ -142,7 +151,12 @@ def replay(
         err.print(f"[red]error:[/] {safe.markup(exc)}")
         raise typer.Exit(2) from None
     if source:
-        _replay_source(stream, file, source, flow_format, account_id, region, table)
+        try:
+            intel = _intel_with(threat_list or [])
+        except (OSError, ValueError) as exc:
+            err.print(f"[red]error:[/] --threat-list: {safe.markup(exc)}")
+            raise typer.Exit(2) from None
+        _replay_source(stream, file, source, flow_format, account_id, region, table, intel)
         return
     live = file == "-"
     pipeline = Pipeline.default(account_id=account_id, region=region, detections=all_detections() + extra)
@@ -178,12 +192,31 @@ def replay(
     )
 
 
+def _intel_with(paths: list[str]) -> Any:
+    """The built-in intel plus each customer list (custom entries: the .Custom finding types)."""
+    from vigil.intel.builtin import builtin_intel
+    from vigil.intel.formats import format_from_key, parse_list
+
+    intel = builtin_intel()
+    for path in paths:
+        parsed = parse_list(Path(path).read_bytes(), format_from_key(path), name=Path(path).name, custom=True)
+        intel.extend(parsed.indicators)
+    return intel
+
+
 def _replay_source(
-    stream: Any, file: str, source: str, flow_format: str, account_id: str, region: str, table: bool
+    stream: Any,
+    file: str,
+    source: str,
+    flow_format: str,
+    account_id: str,
+    region: str,
+    table: bool,
+    intel: Any = None,
 ) -> None:
     from vigil.normalize.vpcflow import FormatError
 
-    pipeline = Pipeline.default(account_id=account_id, region=region)
+    pipeline = Pipeline.default(account_id=account_id, region=region, intel=intel)
 
     def on_error(msg: str) -> None:
         err.print(f"[yellow]skipped[/] {safe.markup(msg)}", highlight=False)

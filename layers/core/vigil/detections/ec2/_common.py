@@ -269,17 +269,21 @@ FLOOD_PACKETS: Final = 30_000  # packets to one public host within a minute (500
 FLOOD_RECORD_MIN: Final = 1_000  # a record below this many packets is no part of a flood (saves state writes)
 FLOOD_WINDOW_NS: Final = 60 * 1_000_000_000
 SMALL_PACKET: Final = 120  # bytes: a TCP flood's packets are bare SYNs/ACKs; bulk data is ~1,400
-TCP_SERVICE_PORTS: Final = frozenset(
-    {21, 22, 23, 25, 80, 110, 143, 443, 445, 993, 995, 1433, 3306, 3389, 5432, 8080}
-)
+# TCP-only service ports: UDP there is a flood, not a protocol. Not 80, 443 or 3389: UDP is a
+# transport of theirs too (HTTP/3 and QUIC on 443, RDP's UDP transport on 3389), and GuardDuty's
+# own tester floods UDP port 80 expecting DenialOfService.Udp (recorded: tester_dos_udp.*).
+TCP_SERVICE_PORTS: Final = frozenset({21, 22, 23, 25, 110, 143, 445, 993, 995, 1433, 3306, 5432, 8080})
 
 
 class DenialOfService(Detection):
     """Outbound traffic of one ``flood`` class to one public host: ``FLOOD_PACKETS`` within a
-    minute, summed over flow records that each carry at least ``FLOOD_RECORD_MIN`` packets."""
+    minute, summed over flow records that each carry at least ``record_min`` packets
+    (``FLOOD_RECORD_MIN`` unless the subtype says otherwise: a flood from a new source port per
+    packet is thousands of one- or two-packet records, see DenialOfService.Dns)."""
 
     stateful = True
     kinds = FLOW
+    record_min: ClassVar[int] = FLOOD_RECORD_MIN
 
     def flood(self, e: NetworkFlow) -> bool:
         """Whether this record is of the subclass's traffic class (the subtype's protocol/port rule)."""
@@ -288,7 +292,7 @@ class DenialOfService(Detection):
     def candidate(self, e: NetworkFlow) -> bool:
         return (
             e.direction == "Outbound"
-            and e.packets >= FLOOD_RECORD_MIN
+            and e.packets >= self.record_min
             and external(e.dst_endpoint.ip)
             and self.flood(e)
         )
@@ -322,6 +326,7 @@ def flood_records(
     records: int = 2,
     dst: str = "203.0.113.80",
     size: int = 512,
+    step_ns: int = 1_000_000_000,
 ) -> tuple[NetworkFlow, ...]:
     from vigil import sample as s
 
@@ -334,7 +339,7 @@ def flood_records(
             proto=proto,
             packets=packets,
             nbytes=packets * size,
-            t=i * 1_000_000_000,
+            t=i * step_ns,
         )
         for i in range(records)
     )

@@ -29,11 +29,20 @@ class DenialOfServiceDns(DenialOfService):
         resource_role="ACTOR",
     )
 
+    # Every record counts: a DNS flood from a new socket per query (GuardDuty's tester, most DNS
+    # flooders) is a record of one or two packets per source port. Cheap: the instance's own DNS
+    # goes to the VPC's Resolver (a private address), so few records are UDP 53 to a public host.
+    record_min = 1
+
     def flood(self, e: NetworkFlow) -> bool:
         return e.protocol_num == 17 and e.dst_endpoint.port == 53
 
     fires: ClassVar = (
         Example("two records of DNS traffic to one host within a minute", flood_records(17, 53)),
+        Example(
+            "60 small records, a new source port each (a socket per query)",
+            flood_records(17, 53, packets=500, records=60, size=92, step_ns=500_000_000),
+        ),
     )
     near_misses: ClassVar = (
         Example("half the volume", flood_records(17, 53, records=1)),

@@ -33,12 +33,17 @@ class DenialOfServiceUdpOnTcpPorts(DenialOfService):
         return e.protocol_num == 17 and e.dst_endpoint.port in TCP_SERVICE_PORTS
 
     fires: ClassVar = (
-        Example("two records of UDP traffic on TCP ports to one host within a minute", flood_records(17, 80)),
+        Example("two records of UDP traffic on TCP ports to one host within a minute", flood_records(17, 22)),
     )
     near_misses: ClassVar = (
-        Example("half the volume", flood_records(17, 80, records=1)),
+        Example("half the volume", flood_records(17, 22, records=1)),
         Example(
-            "the same volume to a private address (inside the VPC)", flood_records(17, 80, dst="10.0.3.4")
+            "UDP to port 80 (GuardDuty's tester expects DenialOfService.Udp there; HTTP/3 runs on UDP)",
+            flood_records(17, 80),
+            also_fires=frozenset({"Backdoor:EC2/DenialOfService.Udp"}),
+        ),
+        Example(
+            "the same volume to a private address (inside the VPC)", flood_records(17, 22, dst="10.0.3.4")
         ),
         Example("ICMP of the same volume (no DoS type reads ICMP)", flood_records(1, 0)),
     )

@@ -1,9 +1,12 @@
 """Trojan:EC2/DNSDataExfiltration: data encoded in the subdomains of a burst of DNS queries.
 
 Reads Route 53 Resolver query logs. A query counts when a subdomain label looks like encoded data
-(``heuristics.tunnel_label``: long, high entropy, digits mixed in) and the name is not
-infrastructure, not listed and not trusted; 20 such queries to one registered domain within ten
-minutes (counted per instance in the State table) are exfiltration.
+(``heuristics.tunnel_label``: long, high entropy, digits mixed in) and the name is neither
+infrastructure nor trusted; 20 such queries to one registered domain within ten minutes (counted per
+instance in the State table) are exfiltration. A zone on a threat list still counts: the list's
+type says who the instance talks to, this one that data is leaving (the amazon-guardduty-tester's
+exfiltration check queries 930 encoded names under its C&C test zone and expects this type:
+events/sources/recorded/tester_dns_exfiltration.*).
 """
 
 from __future__ import annotations
@@ -14,7 +17,7 @@ from typing import ClassVar
 from vigil import sample as s
 from vigil import severity
 from vigil.detection import Context, Detection, Example, Meta
-from vigil.detections._reputation import TUNNEL_QUERIES, TUNNEL_TTL_S, TUNNEL_WINDOW_NS, unlisted_profile
+from vigil.detections._reputation import TUNNEL_QUERIES, TUNNEL_TTL_S, TUNNEL_WINDOW_NS
 from vigil.detections.ec2._common import RESOLVER
 from vigil.events import DnsActivity
 
@@ -61,8 +64,10 @@ class DnsDataExfiltration(Detection):
         return (self._key(event, p.registered),) if p.tunnel and not p.infra else ()
 
     def match(self, event: DnsActivity, ctx: Context) -> bool:
-        p = unlisted_profile(event, ctx)
-        if p is None or not p.tunnel:
+        from vigil.intel import heuristics as h
+
+        p = h.profile(event.query.hostname)
+        if p.infra or not p.tunnel or ctx.intel.is_trusted_domain(event.query.hostname):
             return False
         key = self._key(event, p.registered)
         ctx.state.add(key, 1, TUNNEL_TTL_S)
@@ -75,6 +80,11 @@ class DnsDataExfiltration(Detection):
 
     fires: ClassVar = (
         Example(f"{TUNNEL_QUERIES} hex-encoded subdomain queries to one zone", _burst(TUNNEL_QUERIES)),
+        Example(
+            "the same burst under a zone on a threat list (the list's type fires too)",
+            _burst(TUNNEL_QUERIES, domain="guarddutyc2activityb.com"),
+            also_fires=frozenset({"Backdoor:EC2/C&CActivity.B!DNS"}),
+        ),
     )
     near_misses: ClassVar = (
         Example("19 such queries", _burst(TUNNEL_QUERIES - 1)),
