@@ -7,6 +7,8 @@ the findings, the events that reached the bus and the dead letters. Sends everyt
 time to show that a replay changes no count. Then follows the response: the reverse-shell
 finding starts Triage (the stack runs with ResponseDryRun=false here), the instance is isolated
 and released, and its security groups are printed before, after isolation and after release.
+Last, the stack acts as an Organization's administrator (MemberAccountIds): a member account's
+finding reaches its bus and table and `vigil findings list --account`; a stranger's is refused.
 Exits 1 if an expected finding is missing, or isolation/release did not do what they say.
 
     python -m local.demo [--keep] [--port N]
@@ -229,6 +231,15 @@ def run(stack: LocalStack, console: Any, keep: bool) -> int:
     coverage_ok = run_coverage_demo(stack, console)
     drain(stack, tap_url)  # the coverage events also match this tap; counted by the scenario's own
 
+    console.rule("[bold]11. multi-account: a member account's finding on the administrator (MemberAccountIds)")
+    from local.scenarios.multiaccount import run_multiaccount_demo
+
+    multiaccount = run_multiaccount_demo(stack, tap_url, say=console.print, out=plain_out)
+    multiaccount_ok = bool(multiaccount["ok"])
+    console.print(
+        f"  member finding on the bus and in the table, listed by --account; foreign batch refused: {multiaccount_ok}"
+    )
+
     console.rule("[bold]timings")
     ms = lambda s: f"{s * 1000:.0f} ms" if s is not None else "never"  # noqa: E731
     console.print(
@@ -248,11 +259,12 @@ def run(stack: LocalStack, console: Any, keep: bool) -> int:
         or not coverage_ok
         or not suppression_ok
         or not integrations_ok
+        or not multiaccount_ok
     ):
         console.print(
             f"[red bold]DEMO FAILED[/] missing findings {missing}, not on the bus {unpublished}, replay ok {replay_ok}, "
             f"isolated {response['isolated']}, groups restored {response['restored']}, coverage ok {coverage_ok}, "
-            f"suppression ok {suppression_ok}, integrations ok {integrations_ok}"
+            f"suppression ok {suppression_ok}, integrations ok {integrations_ok}, multi-account ok {multiaccount_ok}"
         )
         return 1
     console.print(
@@ -286,6 +298,7 @@ def main(argv: list[str] | None = None) -> int:
     from rich.console import Console
 
     from local.integrations import DEMO_PARAMETERS
+    from local.scenarios.multiaccount import PARAMETERS as MULTIACCOUNT_PARAMETERS
     from local.stack import STATE_FILE
 
     parser = argparse.ArgumentParser(prog="python -m local.demo", description=__doc__.split("\n")[0])
@@ -300,7 +313,7 @@ def main(argv: list[str] | None = None) -> int:
     t0 = time.perf_counter()
     try:
         with started(
-            console, port=port, state_file=STATE_FILE if args.keep else None, parameters={"ResponseDryRun": "false", **DEMO_PARAMETERS}
+            console, port=port, state_file=STATE_FILE if args.keep else None, parameters={"ResponseDryRun": "false", **DEMO_PARAMETERS, **MULTIACCOUNT_PARAMETERS}
         ) as stack:
             rc = run(stack, console, args.keep)
     except RuntimeError as exc:

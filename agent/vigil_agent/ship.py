@@ -489,6 +489,9 @@ class KinesisShipper:
         sleep: Callable[[float], None] | None = None,
     ) -> None:
         self.stream = stream
+        # a member account's agent writes to the administrator's stream by its ARN (cross-account:
+        # a stream name would resolve in the instance's own account; docs/multi-account.md)
+        self._target = {"StreamARN": stream} if stream.startswith("arn:") else {"StreamName": stream}
         self.key = partition_key
         self.spool = spool
         self.stats = stats
@@ -639,7 +642,7 @@ class KinesisShipper:
                     break
             try:
                 resp = self.client.put_records(
-                    StreamName=self.stream,
+                    **self._target,
                     Records=[{"Data": b.payload, "PartitionKey": self.key} for b in pending],
                 )
             except Exception as exc:  # network, throttling of the whole call, auth: retry

@@ -18,9 +18,9 @@ from rich.table import Table
 from rich.text import Text
 
 from vigil import coverage as core
-from vigil_aws.coverage_eval import coverage_rows, evaluate_now, stored, updated_at
+from vigil_aws.coverage_eval import coverage_rows, evaluate_now, row_account, stored, updated_at
 from vigil_cli import plainhelp, safe
-from vigil_cli.stack import Target, aws_errors, resolve
+from vigil_cli.stack import AccountOpt, aws_errors, resolve, stack_account
 
 app = typer.Typer(
     help="Coverage: HEALTHY / UNHEALTHY per running EC2 instance.", no_args_is_help=True, cls=plainhelp.Group
@@ -58,34 +58,35 @@ JsonOpt = Annotated[bool, typer.Option("--json", help="GuardDuty's JSON shapes i
 _STYLE = {"HEALTHY": "green", "UNHEALTHY": "bold red"}
 
 
-def _account(target: Target) -> str:
-    """The stack's account, from an ARN among its outputs (the CLI may have no credentials)."""
-    arn = target.outputs.get("FindingsBusArn", "")
-    parts = arn.split(":")
-    return parts[4] if len(parts) > 5 else ""
-
-
 def _load(
-    stack: str | None, region: str | None, endpoint_url: str | None, refresh: bool, age: float
-) -> tuple[list[tuple[core.Coverage, float]], str]:
-    """(coverage, updatedAt) per instance, sorted by instance id; and the account id."""
+    stack: str | None,
+    region: str | None,
+    endpoint_url: str | None,
+    refresh: bool,
+    age: float,
+    account: str | None = None,
+) -> list[tuple[core.Coverage, float, str]]:
+    """(coverage, updatedAt, account) per instance, sorted by instance id; only ``account``'s
+    when given (a row's account is the signed identity's; rows without one are the stack's)."""
     target = resolve(stack, region, endpoint_url)
+    admin = stack_account(target)
     table = target.output("CoverageTableName")
     ddb = target.client("dynamodb")
     with aws_errors():
         if refresh:
             now = time.time()
-            covs, _ = evaluate_now(
-                ddb, target.client("ec2"), table, core.CoverageConfig(disconnected_after_s=age), now
+            covs, rows = evaluate_now(
+                ddb, target.client("ec2"), table, core.CoverageConfig(disconnected_after_s=age), now, admin
             )
-            pairs = [(c, now) for c in covs]
+            triples = [(c, now, row_account(rows.get(c.instance_id, {}), admin)) for c in covs]
         else:
-            pairs = []
+            triples = []
             for item in coverage_rows(ddb, table):
                 c = stored(item)
                 if c is not None:
-                    pairs.append((c, updated_at(item)))
-    return sorted(pairs, key=lambda p: p[0].instance_id), _account(target)
+                    triples.append((c, updated_at(item), row_account(item, admin)))
+    triples = [t for t in triples if not account or t[2] == account]
+    return sorted(triples, key=lambda p: p[0].instance_id)
 
 
 def _ago(at: float | None, now: float) -> str:
@@ -104,6 +105,7 @@ def list_(
     instance: Annotated[
         str | None, typer.Option("--instance", metavar="INSTANCE_ID", help="only this instance")
     ] = None,
+    account: AccountOpt = None,
     refresh: RefreshOpt = False,
     disconnected_after: AgeOpt = 900.0,
     as_json: JsonOpt = False,
@@ -116,19 +118,22 @@ def list_(
     if want is not None and want not in core.STATUSES:
         err.print(f"[red]error:[/] --status must be HEALTHY or UNHEALTHY, not {safe.markup(status)}")
         raise typer.Exit(2)
-    pairs, account = _load(stack, region, endpoint_url, refresh, disconnected_after)
-    pairs = [
-        (c, at)
-        for c, at in pairs
+    triples = [
+        (c, at, acct)
+        for c, at, acct in _load(stack, region, endpoint_url, refresh, disconnected_after, account)
         if (want is None or c.status == want) and (not instance or c.instance_id == instance)
     ]
+    pairs = [(c, at) for c, at, _ in triples]
     if as_json:
-        for c, at in pairs:
-            print(json.dumps(c.resource(account, at), separators=(",", ":")))
+        for c, at, acct in triples:
+            print(json.dumps(c.resource(acct, at), separators=(",", ":")))
         return
     now = time.time()
     t = Table(title="Coverage (evaluated now)" if refresh else "Coverage (last scheduled evaluation)")
     t.add_column("instance", no_wrap=True)
+    several = len({acct for _, _, acct in triples}) > 1  # multi-account: say whose each row is
+    if several:
+        t.add_column("account", no_wrap=True)
     for col in (
         "type",
         "status",
@@ -141,9 +146,10 @@ def list_(
         "warnings",
     ):
         t.add_column(col, overflow="fold")
-    for c, _ in pairs:
+    for c, _, acct in triples:
         t.add_row(
             safe.text(c.instance_id),
+            *((safe.text(acct),) if several else ()),
             safe.text(c.instance_type),
             Text(c.status, style=_STYLE[c.status]),
             safe.text(c.issue),
@@ -165,6 +171,7 @@ def list_(
 
 @app.command("stats", cls=plainhelp.Command)
 def stats(
+    account: AccountOpt = None,
     refresh: RefreshOpt = False,
     disconnected_after: AgeOpt = 900.0,
     as_json: JsonOpt = False,
@@ -173,8 +180,7 @@ def stats(
     endpoint_url: EndpointOpt = None,
 ) -> None:
     """Counts by coverage status and resource type (GuardDuty's CoverageStatistics)."""
-    pairs, _ = _load(stack, region, endpoint_url, refresh, disconnected_after)
-    covs = [c for c, _ in pairs]
+    covs = [c for c, _, _ in _load(stack, region, endpoint_url, refresh, disconnected_after, account)]
     st = core.statistics(covs)
     if as_json:
         print(json.dumps(st, separators=(",", ":")))

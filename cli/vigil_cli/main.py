@@ -19,7 +19,7 @@ from vigil_aws import sigma_rules
 from vigil_cli import plainhelp, safe
 from vigil_cli import replay as _replay
 from vigil_cli.coverage import app as _coverage_app
-from vigil_cli.stack import aws_errors, resolve
+from vigil_cli.stack import AccountOpt, aws_errors, resolve
 from vigil_cli.usage import usage as _usage
 
 # Tracebacks never print local variables: they hold findings and credentials.
@@ -78,7 +78,9 @@ def findings_table(docs: list[dict[str, Any]], title: str = "Findings") -> Table
     """Every cell is ``safe.text``: finding fields come from the monitored instances."""
     t = Table(title=safe.text(title), show_lines=False)
     t.add_column("id", no_wrap=True)  # whole: `vigil findings show` takes it
-    for col in ("type", "severity", "instance", "count", "title"):
+    # the account column only when the findings span several accounts (multi-account)
+    accounts = len({d.get("accountId", "") for d in docs}) > 1
+    for col in ("type", "severity", "instance", *(("account",) if accounts else ()), "count", "title"):
         t.add_column(col, overflow="fold")
     for d in docs:
         sev = float(d["severity"])
@@ -88,6 +90,7 @@ def findings_table(docs: list[dict[str, Any]], title: str = "Findings") -> Table
             safe.text(d["type"]),
             Text(f"{lab} ({sev:g})", style=_SEV_STYLE[lab]),
             safe.text(d["resource"]["instanceDetails"]["instanceId"]),
+            *((safe.text(d.get("accountId", "")),) if accounts else ()),
             safe.text(d["service"]["count"]),
             safe.text(d.get("title", "")),
         )
@@ -267,6 +270,7 @@ def findings_list(
     archived: Annotated[
         bool, typer.Option("--archived", help="include archived (suppressed) findings")
     ] = False,
+    account: AccountOpt = None,
     as_json: Annotated[bool, typer.Option("--json", help="JSON lines instead of a table")] = False,
     limit: Annotated[int, typer.Option(metavar="N", help="at most this many, newest first")] = 50,
     filters: Annotated[
@@ -324,6 +328,7 @@ def findings_list(
         if float(d["severity"]) >= min_severity
         and (archived or not d["service"].get("archived"))
         and (not finding_type or d["type"] == finding_type)
+        and (not account or d.get("accountId") == account)
         and (criteria is None or criteria.matches(d))
     ]
     docs.sort(key=lambda d: d.get("updatedAt", ""), reverse=True)

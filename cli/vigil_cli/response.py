@@ -22,7 +22,7 @@ from rich.table import Table
 
 from vigil_aws.response import NoPendingApproval, answer_approval, recent_executions
 from vigil_cli import plainhelp, safe
-from vigil_cli.stack import Target, aws_errors, resolve
+from vigil_cli.stack import AccountOpt, Target, aws_errors, resolve, stack_account
 
 app = typer.Typer(
     help="Triage and response workflows (Step Functions).", no_args_is_help=True, cls=plainhelp.Group
@@ -111,6 +111,7 @@ def list_(
         Workflow, typer.Option("--workflow", help="which workflow's executions")
     ] = Workflow.all,
     as_json: Annotated[bool, typer.Option("--json", help="JSON lines instead of a table")] = False,
+    account: AccountOpt = None,
 ) -> None:
     """Recent executions with their finding, instance, decision and outcome."""
     t = _target(stack, region, endpoint_url)
@@ -119,6 +120,9 @@ def list_(
         rows = recent_executions(
             t.client("stepfunctions"), [t.output(k) for k in keys if k in t.outputs], limit
         )
+    if account:  # an execution whose input names no account acted in the stack's own
+        admin = stack_account(t)
+        rows = [r for r in rows if (r.get("accountId") or admin) == account]
     if as_json:
         for r in rows:
             typer.echo(json.dumps({**r, "started": _started(r["started"])}))

@@ -11,7 +11,7 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Annotated, Any
 
 import boto3
 import typer
@@ -19,6 +19,13 @@ from botocore.exceptions import BotoCoreError, ClientError
 
 from vigil_cli import safe
 from vigil_cli.safe import visible
+
+# `--account ID` of every listing command: only what belongs to this AWS account (multi-account:
+# the administrator's or a member's, as the signed instance identity says; docs/multi-account.md)
+AccountOpt = Annotated[
+    str | None,
+    typer.Option("--account", metavar="ACCOUNT_ID", help="only this AWS account (administrator or member)"),
+]
 
 LOCAL_STATE = Path("local/.state/stack.json")  # written by `make stack`, relative to the checkout
 # the offline stack is moto on loopback: any key signs, but boto3 refuses to sign with none
@@ -89,3 +96,10 @@ def aws_errors() -> Iterator[None]:
     except (ClientError, BotoCoreError) as exc:
         safe.console(stderr=True).print(f"[red]error:[/] {safe.markup(exc)}", highlight=False)
         raise typer.Exit(1) from None
+
+
+def stack_account(target: Target) -> str:
+    """The stack's (administrator's) account, from an ARN among its outputs (the CLI may have no
+    credentials to ask STS)."""
+    parts = target.outputs.get("FindingsBusArn", "").split(":")
+    return parts[4] if len(parts) > 5 else ""

@@ -20,7 +20,7 @@ from rich.table import Table
 from vigil import usage as core
 from vigil_aws.usage import first_day, usage_items
 from vigil_cli import safe
-from vigil_cli.stack import resolve
+from vigil_cli.stack import AccountOpt, resolve, stack_account
 
 MODEL = Path(__file__).resolve().parent / "usage_model.json"
 out = safe.console()
@@ -48,16 +48,37 @@ def usage(
     endpoint_url: Annotated[
         str | None, typer.Option("--endpoint-url", help="AWS endpoint override, e.g. http://127.0.0.1:5000")
     ] = None,
+    account: AccountOpt = None,
 ) -> None:
     """Monitored vCPU-hours per instance, Vigil's estimated cost, and GuardDuty's price for the same hours."""
     target = resolve(stack, region, endpoint_url)
-    show(target.client("dynamodb"), target.output("CoverageTableName"), days, out)
+    show(
+        target.client("dynamodb"),
+        target.output("CoverageTableName"),
+        days,
+        out,
+        account=account,
+        stack_account=stack_account(target),
+    )
 
 
-def show(ddb: Any, coverage_table: str, days: int, console: Console) -> core.UsageEstimate:
-    """Read the usage items of the period, print the usage and the estimates; returns the estimate."""
+def show(
+    ddb: Any,
+    coverage_table: str,
+    days: int,
+    console: Console,
+    *,
+    account: str | None = None,
+    stack_account: str = "",
+) -> core.UsageEstimate:
+    """Read the usage items of the period, print the usage and the estimates; returns the estimate.
+    ``account``: only the instances of this account (items without one are ``stack_account``'s)."""
     rates = load_rates()
-    items = list(usage_items(ddb, coverage_table, "0000-00-00"))
+    items = [
+        i
+        for i in usage_items(ddb, coverage_table, "0000-00-00")
+        if not account or (i["accountId"] or stack_account) == account
+    ]
     # The period ends today, or at the newest usage if that is older (recorded traffic, the demo).
     today = dt.datetime.now(dt.UTC).date()
     newest = max((dt.date.fromisoformat(i["day"]) for i in items if _is_day(i["day"])), default=today)

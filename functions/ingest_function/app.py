@@ -15,7 +15,9 @@ rejections with the reason, deduplicated). No write per record.
 EC2: ``DescribeInstances``/``DescribeImages`` for the instance details of findings, at most once
 per instance per ``INSTANCE_DETAILS_CACHE_SECONDS`` (cached in ``StateTable``, vigil_aws.instances).
 Identity: every batch header must carry an instance identity document signed by a certificate of
-``INSTANCE_IDENTITY_CERTIFICATES`` and naming the record's partition key (docs/identity.md).
+``INSTANCE_IDENTITY_CERTIFICATES`` and naming the record's partition key (docs/identity.md), for
+this account or one of ``VIGIL_MEMBER_ACCOUNT_IDS`` (docs/multi-account.md); its findings belong to
+the signed account.
 """
 
 from __future__ import annotations
@@ -61,6 +63,7 @@ ingestor = Ingestor(
         detections=all_detections() + sigma_bundle().detections,  # native + imported Sigma rules
         identity=IdentityVerifier.from_pem(settings.identity_certificates),  # checked by settings
         instance_details=instances,
+        accounts=settings.accounts(),  # administrator + MemberAccountIds (vigil.accounts)
     ),
     instances=instances,
 )

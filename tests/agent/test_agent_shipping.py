@@ -370,16 +370,19 @@ def test_full_spool_drops_oldest_and_reports_it(tmp_path) -> None:
     sh.stopping = True
 
 
+@pytest.mark.parametrize("by_arn", [False, True], ids=["stream-name", "stream-arn"])
 @mock_aws
-def test_ships_to_kinesis_partitioned_by_instance() -> None:
+def test_ships_to_kinesis_partitioned_by_instance(by_arn: bool) -> None:
     kin = boto3.client("kinesis", region_name="us-east-1")
     kin.create_stream(StreamName="telemetry", ShardCount=1)
+    arn = kin.describe_stream_summary(StreamName="telemetry")["StreamDescriptionSummary"]["StreamARN"]
     stats = Stats()
     import tempfile
 
     with tempfile.TemporaryDirectory() as d:
         sh = KinesisShipper(
-            stream="telemetry",
+            # a member account's agent names the administrator's stream by ARN (cross-account)
+            stream=arn if by_arn else "telemetry",
             partition_key=HOST.instance_id,
             spool=Spool(d, 1 << 20),
             stats=stats,

@@ -225,3 +225,21 @@ def test_archive_unarchive_feedback(offline: Offline) -> None:
     ]
     assert doc["service"]["archived"] is False and doc["service"]["userFeedback"] == "NOT_USEFUL"
     assert offline.item(PENTEST_ID)["feedbackComment"]["S"] == "approved pentest"
+
+
+def test_findings_list_filters_by_account_and_says_whose_each_finding_is(offline: Offline) -> None:
+    # GIVEN the administrator's two findings and one of a member account (multi-account)
+    member = _finding_item("c" * 32, "web")
+    doc = json.loads(member["finding"]["S"])
+    doc["accountId"] = "111122223333"
+    member["finding"] = {"S": json.dumps(doc)}
+    offline.client("dynamodb").put_item(TableName=offline.names["FindingsTableName"], Item=member)
+    # WHEN listed with --account, THEN only that account's findings
+    only = vigil("findings", "list", "--json", "--account", "111122223333")
+    assert only.exit_code == 0, only.output
+    assert [json.loads(line)["id"] for line in only.stdout.splitlines()] == ["c" * 32]
+    assert vigil("findings", "list", "--json", "--account", "999988887777").stdout.strip() == ""
+    # AND the table grows an account column only when the findings span several accounts
+    table = vigil("findings", "list")
+    assert "account" in table.output and "111122223333" in table.output
+    assert "account" not in vigil("findings", "list", "--account", "111122223333").output.split("\n", 3)[2]

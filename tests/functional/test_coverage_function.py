@@ -234,3 +234,31 @@ def test_a_failed_put_events_leaves_the_status_unstored_for_the_next_run(
     fn.evaluator.bus_name = aws.bus_name
     _run(fn)
     assert len(_coverage_events(aws)) == 3
+
+
+def test_a_member_accounts_instances_are_evaluated_from_their_heartbeats(
+    aws: Aws, fn: ModuleType, clock: Clock
+) -> None:
+    # GIVEN heartbeats of two instances of a member account (multi-account: the administrator's
+    # DescribeInstances cannot see them), one fresh and one an hour old
+    member = "111122223333"
+
+    def member_hb(instance: str, at: float) -> AgentHealth:
+        import msgspec
+
+        device = Device(instance_uid=instance, hostname="web", account_uid=member)
+        return msgspec.structs.replace(hb(instance, 100, at), device=device)
+
+    store = CoverageStore(aws.coverage_table)
+    store.record([member_hb("i-0111122223333aaa1", clock.now - 60)])
+    store.record([member_hb("i-0111122223333aaa2", clock.now - 3600)])
+    # WHEN the scheduled function runs
+    summary = _run(fn)
+    # THEN both are evaluated, under the member's account, and the stale one reached the bus
+    assert summary["countByCoverageStatus"] == {"HEALTHY": 1, "UNHEALTHY": 1}
+    rows = _rows(aws)
+    assert rows["i-0111122223333aaa1"]["covStatus"]["S"] == "HEALTHY"
+    assert rows["i-0111122223333aaa2"]["accountId"]["S"] == member
+    (event,) = _coverage_events(aws)
+    assert event["detail"]["resourceAccountId"] == member
+    assert event["detail"]["resourceDetails"]["ec2InstanceDetails"]["instanceId"] == "i-0111122223333aaa2"

@@ -36,8 +36,8 @@ ACCOUNT = "123456789012"
 BUCKET, LAKE = "vigil-export", "aws-security-data-lake-us-east-1-test"
 
 
-def _store_reverse_shell(aws: Aws, *, suppressed: bool = False) -> str:
-    pipeline = Pipeline.default(account_id=ACCOUNT, region=REGION, suppress=(lambda f: suppressed))
+def _store_reverse_shell(aws: Aws, *, suppressed: bool = False, account: str = ACCOUNT) -> str:
+    pipeline = Pipeline.default(account_id=account, region=REGION, suppress=(lambda f: suppressed))
     data = (EVENTS / "agent" / "reverse_shell.ndjson.gz").read_bytes()
     occurrences = pipeline.process_record(data, InMemoryState()).occurrences
     [shell] = [o for o in occurrences if o.finding["type"] == "Execution:Runtime/ReverseShell"]
@@ -51,6 +51,8 @@ def _queue_behind_rule(aws: Aws, rule: str) -> str:
     url = sqs.create_queue(QueueName=rule.replace("Rule", "Queue"))["QueueUrl"]
     arn = sqs.get_queue_attributes(QueueUrl=url, AttributeNames=["QueueArn"])["Attributes"]["QueueArn"]
     pattern = template_resources()[rule]["Properties"]["EventPattern"]
+    if isinstance(pattern, dict):  # !Sub with the stack's account (SecurityHubRule: its own findings)
+        pattern = pattern["Fn::Sub"].replace("${AWS::AccountId}", ACCOUNT)
     events.put_rule(Name=rule, EventBusName=aws.bus_name, EventPattern=pattern)
     events.put_targets(Rule=rule, EventBusName=aws.bus_name, Targets=[{"Id": "q", "Arn": arn}])
     return str(url)
@@ -234,6 +236,19 @@ def test_a_published_finding_is_imported_into_security_hub_as_asff(
         and doc["Severity"]["Label"] == "HIGH"
     )
     assert validate_asff(doc) == []
+
+
+def test_a_member_accounts_finding_never_goes_to_security_hub(aws: Aws, publish: Any) -> None:
+    # GIVEN SecurityHubRule's queue and a published finding of a member account (multi-account):
+    # with the default product Security Hub imports only the caller's own AwsAccountId
+    queue = _queue_behind_rule(aws, "SecurityHubRule")
+    own = _store_reverse_shell(aws)
+    member = _store_reverse_shell(aws, account="111122223333")
+    _publish(aws, publish, member)
+    _publish(aws, publish, own)
+    # THEN only the administrator's own finding is queued for import
+    queued = [json.loads(r["body"])["detail"] for r in _sqs_event(aws, queue)["Records"]]
+    assert [d["id"] for d in queued] == [own]
 
 
 def test_security_hub_rejections_are_reported_per_finding(

@@ -101,6 +101,19 @@ def test_a_finding_whose_identity_was_not_verified_only_notifies(verified: Any) 
     assert action(finding(verified=True), inst()) == "auto-isolate"
 
 
+def test_a_member_accounts_finding_only_notifies() -> None:
+    # GIVEN the administrator's triage (its account configured) and a finding that would auto-isolate
+    cfg = dataclasses.replace(CFG, account_id="123456789012")
+    member = {**finding(), "accountId": "111122223333"}
+    # WHEN it names a member account's instance, THEN it only notifies, saying why
+    doc = decide(member, inst(), cfg, previous_status=None, triage_execution="x", now=NOW)
+    assert doc["decision"]["action"] == "notify"
+    assert "member account 111122223333" in doc["decision"]["reasons"][0]
+    # AND the administrator's own finding (or one without an account) is isolated as before
+    assert action({**finding(), "accountId": "123456789012"}, inst(), cfg=cfg) == "auto-isolate"
+    assert action(finding(), inst(), cfg=cfg) == "auto-isolate"
+
+
 def test_a_finding_from_before_the_identity_flag_only_notifies() -> None:
     f = finding()
     f["service"]["additionalInfo"]["value"] = json.dumps({"maturity": "stable"})

@@ -141,7 +141,7 @@ class CoverageStore:
                 Key={"instanceId": {"S": usage_key(instance, day)}},
                 UpdateExpression=(
                     "SET usageOf = :inst, usageDay = :day, lastSeq = :last, lastAt = :at, vcpus = :vcpus, "
-                    "expiresAt = :exp ADD vcpuSeconds :secs, heartbeats :n"
+                    "accountId = :acct, expiresAt = :exp ADD vcpuSeconds :secs, heartbeats :n"
                 ),
                 ConditionExpression="attribute_not_exists(lastSeq) OR lastSeq < :first",
                 ExpressionAttributeValues={
@@ -151,6 +151,8 @@ class CoverageStore:
                     ":first": {"N": str(hbs[0].seq)},
                     ":at": {"S": iso(last.time)},
                     ":vcpus": {"N": str(max(0, last.vcpus))},
+                    # the signed identity's account (a member account's instance: that account)
+                    ":acct": {"S": last.device.account_uid or "-"},
                     ":exp": {"N": str(int(self.clock()) + USAGE_TTL_S)},
                     ":secs": {"N": str(sum(heartbeat_credit_s(h.vcpus) for h in hbs))},
                     ":n": {"N": str(len(hbs))},
@@ -188,6 +190,7 @@ class CoverageStore:
             ":cpu": {"N": str(hb.cpu_percent)},
             ":rss": {"N": str(hb.rss_bytes)},
             ":vcpus": {"N": str(hb.vcpus)},
+            ":acct": {"S": hb.device.account_uid or "-"},
             ":exp": {"N": str(int(self.clock()) + COVERAGE_TTL_S)},
         }
         try:
@@ -197,7 +200,8 @@ class CoverageStore:
                 UpdateExpression=(
                     "SET lastHeartbeatAt = :at, lastSeq = :seq, agentVersion = :version, hostname = :host, "
                     "kernel = :kernel, sensorsActive = :active, sensorsUnavailable = :unavailable, "
-                    "counters = :counters, cpuPercent = :cpu, rssBytes = :rss, vcpus = :vcpus, expiresAt = :exp"
+                    "counters = :counters, cpuPercent = :cpu, rssBytes = :rss, vcpus = :vcpus, accountId = :acct, "
+                    "expiresAt = :exp"
                 ),
                 ConditionExpression="attribute_not_exists(instanceId) OR lastSeq < :seq",
                 ExpressionAttributeValues=values,

@@ -26,7 +26,7 @@ unstored, so the next run sends it again (at least once; a crash between the two
 from __future__ import annotations
 
 import json
-from collections.abc import Callable, Iterator, Mapping
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any, Final
@@ -160,13 +160,34 @@ def updated_at(item: Mapping[str, Any]) -> float:
     return _epoch(_s(item, "covUpdatedAt")) or 0.0
 
 
+def row_account(item: Mapping[str, Any], default: str = "") -> str:
+    """The account of a coverage or usage row: the signed identity's account that ingest wrote
+    (a member account's instance: that account), else ``default`` (rows written before it)."""
+    account = _s(item, "accountId")
+    return account if len(account) == 12 and account.isdigit() else default
+
+
+def member_instances(rows: Iterable[Mapping[str, Any]], account_id: str) -> list[core.Instance]:
+    """Instances of member accounts, known only by their heartbeats: the administrator's
+    DescribeInstances cannot see another account's inventory, so a member instance is covered
+    while its row lives (UNHEALTHY once its heartbeats stop; docs/multi-account.md)."""
+    out = []
+    for item in rows:
+        account = row_account(item)
+        if account and account_id and account != account_id:
+            out.append(core.Instance(instance_id=_s(item, "instanceId"), instance_type=_s(item, "covInstanceType")))
+    return out
+
+
 def evaluate_now(
-    ddb: Any, ec2: Any, table: str, config: core.CoverageConfig, now: float
+    ddb: Any, ec2: Any, table: str, config: core.CoverageConfig, now: float, account_id: str = ""
 ) -> tuple[list[core.Coverage], dict[str, dict[str, Any]]]:
     """Read the inventory and the rows with the given clients and evaluate, writing nothing
-    (also `vigil coverage list --refresh`): (coverages, rows by instance id)."""
+    (also `vigil coverage list --refresh`): (coverages, rows by instance id). With the
+    administrator's ``account_id``, member accounts' instances are evaluated from their rows."""
     rows = {_s(i, "instanceId"): i for i in coverage_rows(ddb, table)}
-    return core.evaluate(inventory(ec2), (report(i) for i in rows.values()), now, config), rows
+    instances = inventory(ec2) + member_instances(rows.values(), account_id)
+    return core.evaluate(instances, (report(i) for i in rows.values()), now, config), rows
 
 
 @dataclass
@@ -201,13 +222,18 @@ class CoverageEvaluator:
     def evaluate(self) -> tuple[list[core.Coverage], dict[str, dict[str, Any]], float]:
         """Read and evaluate, writing nothing: (coverages, rows by instance, now)."""
         now = self.clock()
-        covs, rows = evaluate_now(client("dynamodb"), client("ec2"), self.table, self.config, now)
+        covs, rows = evaluate_now(
+            client("dynamodb"), client("ec2"), self.table, self.config, now, self.account_id
+        )
         return covs, rows, now
 
     def run(self) -> RunResult:
         covs, rows, now = self.evaluate()
         result = RunResult(coverages=covs)
-        events = {c.instance_id: core.change_event(c, self.account_id, now) for c in covs}
+        events = {
+            c.instance_id: core.change_event(c, row_account(rows.get(c.instance_id, {}), self.account_id), now)
+            for c in covs
+        }
         result.failed_events = self._put_events({k: v for k, v in events.items() if v is not None})
         result.events_sent = sum(1 for v in events.values() if v is not None) - len(result.failed_events)
         for c in covs:

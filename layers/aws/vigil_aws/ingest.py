@@ -56,6 +56,7 @@ class RecordOutcome:
     detection_errors: int = 0
     records_poison: int = 0
     identity_rejected: int = 0  # records rejected whole + events claiming another instance
+    account_rejected: int = 0  # records whose signed account is not on the allow-list (vigil.accounts)
     instance_details_missing: int = 0  # findings stored without EC2's details (vigil_aws.instances)
 
 
@@ -154,6 +155,7 @@ class Ingestor:
                 detection_errors=len(result.detection_errors),
                 records_poison=poison,
                 identity_rejected=result.identity_rejected,
+                account_rejected=result.account_rejected,
                 instance_details_missing=result.instance_details_missing,
             )
         )

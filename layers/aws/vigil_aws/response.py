@@ -42,6 +42,7 @@ def policy_config(env: Mapping[str, str] | None = None) -> PolicyConfig:
             as_number(env_str(e, "APPROVAL_TIMEOUT_SECONDS", fn), "APPROVAL_TIMEOUT_SECONDS", fn, 1)
         ),
         approval_default_action=cast(DefaultAction, default),
+        account_id=e.get("VIGIL_ACCOUNT_ID", "").strip(),
     )
 
 
@@ -221,6 +222,8 @@ def execution_summary(sfn: Any, execution: Mapping[str, Any]) -> dict[str, Any]:
         "findingId": out.get("findingId") or inp.get("findingId") or detail.get("id") or "",
         "findingType": finding_type,
         "instanceId": instance,
+        # the finding's account (multi-account); "" when the input names none (a manual isolate)
+        "accountId": str(out.get("accountId") or inp.get("accountId") or detail.get("accountId") or ""),
         "decision": out.get("decision") or "",
         "outcome": outcome,
     }

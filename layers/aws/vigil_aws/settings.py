@@ -11,6 +11,8 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Final
 
+from vigil.accounts import AccountAllowList, parse_account_ids, parse_organization_id
+
 PUBLISHING_FREQUENCY_S: Final[dict[str, int]] = {
     "FIFTEEN_MINUTES": 15 * 60,
     "ONE_HOUR": 60 * 60,
@@ -74,6 +76,21 @@ def _region(env: Mapping[str, str], function: str) -> str:
     return region
 
 
+def member_account_ids(env: Mapping[str, str], function: str) -> tuple[str, ...]:
+    """``VIGIL_MEMBER_ACCOUNT_IDS`` (template parameter MemberAccountIds): a comma list of account ids."""
+    try:
+        return parse_account_ids(env.get("VIGIL_MEMBER_ACCOUNT_IDS", ""))
+    except ValueError as exc:
+        raise SettingsError(f"{function}: VIGIL_MEMBER_ACCOUNT_IDS (parameter MemberAccountIds): {exc}") from None
+
+
+def organization_id(env: Mapping[str, str], function: str) -> str:
+    try:
+        return parse_organization_id(env.get("VIGIL_ORGANIZATION_ID", ""))
+    except ValueError as exc:
+        raise SettingsError(f"{function}: VIGIL_ORGANIZATION_ID (parameter OrganizationId): {exc}") from None
+
+
 IDENTITY_PARAMETER: Final = "InstanceIdentityCertificates"
 
 
@@ -121,6 +138,16 @@ class IngestSettings:
     # enrichment), and how long an instance EC2 could not describe waits before it is asked again
     instance_details_cache_s: int = 900
     instance_details_retry_s: int = 60
+    # multi-account (vigil.accounts, docs/multi-account.md): the member accounts whose signed
+    # identities count besides account_id; the Organization only widens the stream's policy
+    member_account_ids: tuple[str, ...] = ()
+    organization_id: str = ""
+
+    def accounts(self) -> AccountAllowList:
+        try:
+            return AccountAllowList(self.account_id, self.member_account_ids, self.organization_id)
+        except ValueError as exc:
+            raise SettingsError(f"IngestFunction: VIGIL_ACCOUNT_ID: {exc}") from None
 
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None) -> IngestSettings:
@@ -135,6 +162,8 @@ class IngestSettings:
             account_id=env_str(e, "VIGIL_ACCOUNT_ID", fn),
             region=_region(e, fn),
             identity_certificates=identity_certificates(e, fn),
+            member_account_ids=member_account_ids(e, fn),
+            organization_id=organization_id(e, fn),
             filters_table=e.get("FILTERS_TABLE_NAME", "").strip(),
             instance_details_cache_s=int(
                 as_number(

@@ -35,6 +35,8 @@ def usage_items(ddb: Any, table: str, since_day: str) -> Iterator[dict[str, Any]
                 "vcpuSeconds": item.get("vcpuSeconds", {}).get("N", "0"),
                 "heartbeats": item.get("heartbeats", {}).get("N", "0"),
                 "vcpus": item.get("vcpus", {}).get("N", "0"),
+                # the signed identity's account ("" for items written before multi-account)
+                "accountId": item.get("accountId", {}).get("S", "").strip("-"),
             }
         if "LastEvaluatedKey" not in page:
             return

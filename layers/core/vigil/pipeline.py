@@ -23,6 +23,7 @@ from typing import Any
 import msgspec
 
 from vigil import wire
+from vigil.accounts import AccountAllowList
 from vigil.detection import Context, Detection
 from vigil.engine import DetectionError, Engine
 from vigil.events import AgentHealth, Event
@@ -60,6 +61,7 @@ class BatchResult:
     identity: VerifiedIdentity | None = None
     identity_rejected: int = 0  # 1 for a record rejected whole, else the events rejected for their host
     identity_problem: str = ""  # the first reason, for the coverage note
+    account_rejected: int = 0  # 1 for a record whose signed account is not on the allow-list
     instance_details_missing: int = 0  # findings stored without EC2's instance details
 
     def extend(self, other: BatchResult) -> None:
@@ -73,6 +75,7 @@ class BatchResult:
             self.ranges[instance] = (lo, hi) if cur is None else (min(lo, cur[0]), max(hi, cur[1]))
         self.identity_rejected += other.identity_rejected
         self.identity_problem = self.identity_problem or other.identity_problem
+        self.account_rejected += other.account_rejected
         self.instance_details_missing += other.instance_details_missing
 
 
@@ -109,6 +112,7 @@ class Pipeline:
         suppress: Suppressor | None = None,
         identity: IdentityVerifier | None = None,
         instance_details: InstanceDetailsLookup | None = None,
+        accounts: AccountAllowList | None = None,
     ) -> None:
         self.engine = engine
         self.account_id = account_id
@@ -117,6 +121,8 @@ class Pipeline:
         self.suppress = suppress
         self.identity = identity
         self.instance_details = instance_details
+        # multi-account (vigil.accounts): the accounts whose signed identities count; None: any
+        self.accounts = accounts
 
     @classmethod
     def default(
@@ -131,6 +137,7 @@ class Pipeline:
         suppress: Suppressor | None = None,
         identity: IdentityVerifier | None = None,
         instance_details: InstanceDetailsLookup | None = None,
+        accounts: AccountAllowList | None = None,
     ) -> Pipeline:
         engine = Engine(
             detections if detections is not None else all_detections(),
@@ -145,6 +152,7 @@ class Pipeline:
             suppress=suppress,
             identity=identity,
             instance_details=instance_details,
+            accounts=accounts,
         )
 
     def process_record(self, data: bytes, state: State, *, partition_key: str | None = None) -> BatchResult:
@@ -168,7 +176,20 @@ class Pipeline:
                 result.rejected[:0] = [Rejection("agent", e.line, e.reason, e.raw) for e in line_errors]
                 return result
             accepted, identity, rejected_hosts = bound
-            result = self.process_events(accepted, state, identity_verified=True)
+            refusal = self.accounts.refusal(identity.account_id) if self.accounts is not None else None
+            if refusal is not None:  # a proven instance, but not of an account this stack serves
+                result = BatchResult(
+                    rejected=[Rejection("agent", 0, f"account: {refusal}", data[:1024])],
+                    identity=identity,
+                    account_rejected=1,
+                )
+                result.rejected[:0] = [Rejection("agent", e.line, e.reason, e.raw) for e in line_errors]
+                return result
+            # the finding belongs to the account the signed document names (a member account's
+            # instance: its id and ARN say that account, as GuardDuty's administrator view does)
+            result = self.process_events(
+                accepted, state, identity_verified=True, account_id=identity.account_id
+            )
             result.identity = identity
             if rejected_hosts:
                 result.rejected[:0] = rejected_hosts
@@ -178,10 +199,15 @@ class Pipeline:
         return result
 
     def process_events(
-        self, decoded: Sequence[wire.WireEvent], state: State, *, identity_verified: bool = False
+        self,
+        decoded: Sequence[wire.WireEvent],
+        state: State,
+        *,
+        identity_verified: bool = False,
+        account_id: str | None = None,
     ) -> BatchResult:
         events, rejected = normalize_batch(decoded)
-        result = self.detect(events, state, identity_verified=identity_verified)
+        result = self.detect(events, state, identity_verified=identity_verified, account_id=account_id)
         result.rejected.extend(rejected)
         return result
 
@@ -197,8 +223,15 @@ class Pipeline:
         return result
 
     def detect(
-        self, events: Sequence[Event], state: State, *, identity_verified: bool = False, ranges: bool = True
+        self,
+        events: Sequence[Event],
+        state: State,
+        *,
+        identity_verified: bool = False,
+        ranges: bool = True,
+        account_id: str | None = None,
     ) -> BatchResult:
+        """``account_id``: the account the findings belong to (default: the pipeline's)."""
         result = BatchResult(events=len(events), ranges=seq_ranges(events) if ranges else {})
         result.heartbeats = [e for e in events if isinstance(e, AgentHealth)]
         state.begin_record(result.ranges)
@@ -209,7 +242,7 @@ class Pipeline:
             occ = occurrences(
                 run.matches,
                 ctx,
-                account_id=self.account_id,
+                account_id=self.account_id if account_id is None else account_id,
                 region=self.region,
                 detector_id=self.detector_id,
                 identity_verified=identity_verified,

@@ -46,6 +46,7 @@ class PolicyConfig:
     dry_run: bool
     approval_timeout_s: int
     approval_default_action: DefaultAction
+    account_id: str = ""  # the administrator's: a member account's finding is only notified
 
 
 @dataclass(frozen=True, slots=True)
@@ -59,6 +60,7 @@ class FindingView:
     process: Mapping[str, Any]
     lineage: tuple[str, ...]
     identity_verified: bool = False
+    account_id: str = ""
 
     @property
     def severity_label(self) -> str:
@@ -115,6 +117,7 @@ def finding_view(finding: Mapping[str, Any]) -> FindingView:
         process={k: process[k] for k in ("name", "executablePath", "pid", "user") if k in process},
         lineage=tuple(_proc_line(_d(p)) for p in lineage) if isinstance(lineage, list) else (),
         identity_verified=identity_verified(f),
+        account_id=str(f.get("accountId", "")),
     )
 
 
@@ -138,6 +141,11 @@ def _verdict(
         return "notify", [
             f"instance identity not verified: the events naming {f.instance_id} were not proven to come "
             "from it (no signed identity document), so Vigil never acts on them"
+        ]
+    if cfg.account_id and f.account_id and f.account_id != cfg.account_id:
+        return "notify", [
+            f"the instance is in member account {f.account_id}: the response workflows act only in the "
+            f"administrator account {cfg.account_id} (docs/multi-account.md)"
         ]
     if not inst.exists:
         return "notify", [f"instance {f.instance_id} no longer exists ({inst.state or 'not found'})"]
