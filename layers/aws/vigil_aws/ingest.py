@@ -57,6 +57,7 @@ class RecordOutcome:
     records_poison: int = 0
     identity_rejected: int = 0  # records rejected whole + events claiming another instance
     instance_details_missing: int = 0  # findings stored without EC2's details (vigil_aws.instances)
+    waived: int = 0  # EC2 matches a HEALTHY instance's runtime finding already carries (vigil.indicators)
 
 
 @dataclass(slots=True)
@@ -155,6 +156,7 @@ class Ingestor:
                 records_poison=poison,
                 identity_rejected=result.identity_rejected,
                 instance_details_missing=result.instance_details_missing,
+                waived=result.waived,
             )
         )
 

@@ -8,8 +8,10 @@ from __future__ import annotations
 
 import os
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Final
+
+from vigil.sources import SourceConfig
 
 PUBLISHING_FREQUENCY_S: Final[dict[str, int]] = {
     "FIFTEEN_MINUTES": 15 * 60,
@@ -106,6 +108,14 @@ def identity_certificates(env: Mapping[str, str], function: str) -> bytes:
     return pem
 
 
+def _log_sources(env: Mapping[str, str], function: str) -> SourceConfig:
+    """``LOG_SOURCES`` (vigil.sources.SourceConfig JSON) with the account as the required owner."""
+    try:
+        return SourceConfig.parse(env.get("LOG_SOURCES", ""), owner=env.get("VIGIL_ACCOUNT_ID", "").strip())
+    except ValueError as exc:
+        raise SettingsError(f"{function}: LOG_SOURCES: {exc}") from None
+
+
 @dataclass(frozen=True, slots=True)
 class IngestSettings:
     findings_table: str
@@ -121,6 +131,10 @@ class IngestSettings:
     # enrichment), and how long an instance EC2 could not describe waits before it is asked again
     instance_details_cache_s: int = 900
     instance_details_retry_s: int = 60
+    # AWS-delivered sources (docs/sources.md): records of this stream are read as CloudWatch Logs
+    # subscription / EventBridge records with these log groups, never as agent batches
+    sources_stream_arn: str = ""
+    log_sources: SourceConfig = field(default_factory=SourceConfig)
 
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None) -> IngestSettings:
@@ -152,6 +166,8 @@ class IngestSettings:
                     1,
                 )
             ),
+            sources_stream_arn=e.get("SOURCES_STREAM_ARN", "").strip(),
+            log_sources=_log_sources(e, fn),
         )
 
 

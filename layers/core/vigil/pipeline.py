@@ -28,6 +28,7 @@ from vigil.engine import DetectionError, Engine
 from vigil.events import AgentHealth, Event
 from vigil.findings import DEFAULT_DETECTOR_ID, Occurrence, occurrences
 from vigil.identity import IdentityRejected, IdentityVerifier, VerifiedIdentity
+from vigil.indicators import HealthLookup, note_carried, waive
 from vigil.instance_details import merge as merge_instance_details
 from vigil.intel import Intel
 from vigil.intel.builtin import builtin_intel
@@ -61,6 +62,7 @@ class BatchResult:
     identity_rejected: int = 0  # 1 for a record rejected whole, else the events rejected for their host
     identity_problem: str = ""  # the first reason, for the coverage note
     instance_details_missing: int = 0  # findings stored without EC2's instance details
+    waived: int = 0  # EC2 matches a runtime finding on a HEALTHY instance already carries (vigil.indicators)
 
     def extend(self, other: BatchResult) -> None:
         self.occurrences.extend(other.occurrences)
@@ -74,6 +76,7 @@ class BatchResult:
         self.identity_rejected += other.identity_rejected
         self.identity_problem = self.identity_problem or other.identity_problem
         self.instance_details_missing += other.instance_details_missing
+        self.waived += other.waived
 
 
 def seq_ranges(events: Sequence[Event]) -> dict[str, tuple[int, int]]:
@@ -109,6 +112,7 @@ class Pipeline:
         suppress: Suppressor | None = None,
         identity: IdentityVerifier | None = None,
         instance_details: InstanceDetailsLookup | None = None,
+        healthy: HealthLookup | None = None,
     ) -> None:
         self.engine = engine
         self.account_id = account_id
@@ -117,6 +121,9 @@ class Pipeline:
         self.suppress = suppress
         self.identity = identity
         self.instance_details = instance_details
+        # coverage: which instances' agents report (one finding per indicator, vigil.indicators);
+        # None (replay, bench): no EC2 match is waived
+        self.healthy = healthy
 
     @classmethod
     def default(
@@ -131,6 +138,7 @@ class Pipeline:
         suppress: Suppressor | None = None,
         identity: IdentityVerifier | None = None,
         instance_details: InstanceDetailsLookup | None = None,
+        healthy: HealthLookup | None = None,
     ) -> Pipeline:
         engine = Engine(
             detections if detections is not None else all_detections(),
@@ -145,6 +153,7 @@ class Pipeline:
             suppress=suppress,
             identity=identity,
             instance_details=instance_details,
+            healthy=healthy,
         )
 
     def process_record(self, data: bytes, state: State, *, partition_key: str | None = None) -> BatchResult:
@@ -204,10 +213,14 @@ class Pipeline:
         state.begin_record(result.ranges)
         run = self.engine.run(events, state)
         result.detection_errors = run.errors
-        if run.matches:
+        matches = run.matches
+        if matches:  # one finding per indicator (vigil.indicators): note the runtime's, waive EC2's
+            note_carried(matches, state)
+            matches, result.waived = waive(matches, state, self.healthy)
+        if matches:
             ctx = Context(state=state, intel=self.engine.intel, settings=self.engine.settings)
             occ = occurrences(
-                run.matches,
+                matches,
                 ctx,
                 account_id=self.account_id,
                 region=self.region,
