@@ -7,7 +7,8 @@ the findings, the events that reached the bus and the dead letters. Sends everyt
 time to show that a replay changes no count. Then follows the response: the reverse-shell
 finding starts Triage (the stack runs with ResponseDryRun=false here), the instance is isolated
 and released, and its security groups are printed before, after isolation and after release.
-Exits 1 if an expected finding is missing, or isolation/release did not do what they say.
+Last, an instance whose agent is stopped gets EC2 findings from flow-log and Resolver lines
+(local/scenarios/sources.py). Exits 1 if an expected finding is missing, or isolation/release did not do what they say.
 
     python -m local.demo [--keep] [--port N]
 """
@@ -229,6 +230,11 @@ def run(stack: LocalStack, console: Any, keep: bool) -> int:
     coverage_ok = run_coverage_demo(stack, console)
     drain(stack, tap_url)  # the coverage events also match this tap; counted by the scenario's own
 
+    console.rule("[bold]11. sources: flow logs and Resolver logs cover an instance whose agent is stopped")
+    from local.scenarios.sources import run_sources_demo
+
+    sources_ok = run_sources_demo(stack, tap_url, console)
+
     console.rule("[bold]timings")
     ms = lambda s: f"{s * 1000:.0f} ms" if s is not None else "never"  # noqa: E731
     console.print(
@@ -248,17 +254,19 @@ def run(stack: LocalStack, console: Any, keep: bool) -> int:
         or not coverage_ok
         or not suppression_ok
         or not integrations_ok
+        or not sources_ok
     ):
         console.print(
             f"[red bold]DEMO FAILED[/] missing findings {missing}, not on the bus {unpublished}, replay ok {replay_ok}, "
             f"isolated {response['isolated']}, groups restored {response['restored']}, coverage ok {coverage_ok}, "
-            f"suppression ok {suppression_ok}, integrations ok {integrations_ok}"
+            f"suppression ok {suppression_ok}, integrations ok {integrations_ok}, sources ok {sources_ok}"
         )
         return 1
     console.print(
         "[green bold]DEMO PASSED[/] both expected findings stored and published; the replay changed nothing; "
         "the instance was isolated and released to its exact original groups; the suppression rule "
-        "archived the repeat (not on the bus); coverage found the stale instance UNHEALTHY and said so on the bus"
+        "archived the repeat (not on the bus); coverage found the stale instance UNHEALTHY and said so on the bus; "
+        "the instance without an agent got its EC2 findings from flow-log and Resolver lines"
     )
     if keep:
         console.print(f"stack stays up at {stack.endpoint_url} (state in {stack.state_file}); Ctrl-C to stop")

@@ -77,8 +77,12 @@ class LocalStack:
         state_file: Path | None = STATE_FILE,
         step: Callable[[str], None] = lambda s: None,
         note: Callable[[str], None] = lambda s: None,
+        sources: bool = True,
     ) -> None:
         self.port = port
+        # AWS-delivered sources (flow logs, Resolver query logs, CloudTrail) through the template,
+        # on the emulated default VPC (local/sources.py); False deploys without them
+        self.sources = sources
         self.region = region
         self.stack_name = stack_name
         self.parameters = parameters or {}
@@ -167,8 +171,15 @@ class LocalStack:
             notes.append(msg)
             self.note(msg)
 
-        parameters = {"InstanceIdentityCertificates": self.identity.cert_pem.decode(), **self.parameters}
-        outputs, _ = deploy.deploy(session, self.endpoint_url, self.region, self.stack_name, parameters, note)
+        parameters = {"InstanceIdentityCertificates": self.identity.cert_pem.decode()}
+        if self.sources:
+            from local import sources
+
+            parameters.update(sources.parameters(session, self.endpoint_url, self.region))
+        parameters.update(self.parameters)
+        outputs, cfn = deploy.deploy(session, self.endpoint_url, self.region, self.stack_name, parameters, note)
+        if self.sources:
+            sources.subscribe(cfn, session, self.endpoint_url, self.region, self.stack_name, note)
         timings["deploy_s"] = time.perf_counter() - t1
 
         self.step("cold-starting the functions (like provisioned concurrency)")
