@@ -308,7 +308,11 @@ def main(argv: list[str] | None = None) -> int:
     t0 = time.perf_counter()
     try:
         with started(
-            console, port=port, state_file=STATE_FILE if args.keep else None, parameters={"ResponseDryRun": "false", **DEMO_PARAMETERS}
+            console,
+            port=port,
+            state_file=STATE_FILE if args.keep else None,
+            parameters={"ResponseDryRun": "false", **DEMO_PARAMETERS},
+            sources=True,  # flow logs, Resolver query logs, CloudTrail through the template (step 11)
         ) as stack:
             rc = run(stack, console, args.keep)
     except RuntimeError as exc:

@@ -61,7 +61,7 @@ def run_sources_demo(stack: Any, tap_url: str, console: Any) -> bool:
 
     out = stack.info.outputs
     if "FlowLogGroupName" not in out or "ResolverLogGroupName" not in out:
-        console.print("  [red]the stack runs without sources (LocalStack(sources=False))[/]")
+        console.print("  [red]the stack runs without sources (LocalStack(sources=True) deploys them)[/]")
         return False
     ec2 = stack.client("ec2")
     quiet = ec2.run_instances(

@@ -1,6 +1,6 @@
 """The sources on the offline stack: delivered through template.yaml (local/sources.py).
 
-GIVEN the stack deployed with its sources on (the default), WHEN the stand-in writes recorded
+GIVEN the stack deployed with its sources on (as `make stack` and `make demo` do), WHEN the stand-in writes recorded
 flow-log lines into the template's flow-log group, THEN CloudWatch Logs' subscription (created
 from the template) puts them on SourcesStream and the EC2 finding reaches FindingsBus; a bad line
 is dead-lettered with its position; a CloudTrail event on the default bus reaches the ingest
@@ -118,8 +118,8 @@ def test_a_cloudtrail_event_reaches_the_ingest_through_the_rule(stack: LocalStac
     assert drain(stack, stack.info.outputs["IngestDeadLetterQueueUrl"]) == []
 
 
-def test_without_sources_none_of_it_exists(tmp_path: Path) -> None:
-    s = LocalStack(port=_free_port(), stack_name="vigil-nosrc", state_file=None, sources=False)
+def test_by_default_no_source_exists(tmp_path: Path) -> None:
+    s = LocalStack(port=_free_port(), stack_name="vigil-nosrc", state_file=None)  # the default
     with s as info:
         assert not {"SourcesStreamArn", "FlowLogGroupName", "ResolverLogGroupName"} & set(info.outputs)
         assert s.client("ec2").describe_flow_logs()["FlowLogs"] == []
