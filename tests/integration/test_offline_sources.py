@@ -40,7 +40,10 @@ def _free_port() -> int:
 @pytest.fixture(scope="module")
 def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LocalStack]:
     s = LocalStack(
-        port=_free_port(), stack_name="vigil-src", state_file=tmp_path_factory.mktemp("s") / "stack.json"
+        port=_free_port(),
+        stack_name="vigil-src",
+        state_file=tmp_path_factory.mktemp("s") / "stack.json",
+        sources=True,
     )
     with s:
         yield s
