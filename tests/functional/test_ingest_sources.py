@@ -164,8 +164,9 @@ def test_an_unconfigured_log_group_and_a_cloudtrail_event_on_the_sources_stream(
     assert "not a configured source" in letters[0]["reason"]
 
 
-def _coverage(aws: Aws, status: str) -> None:
-    now = dt.datetime.now(dt.UTC).strftime("%Y-%m-%dT%H:%M:%S.000Z")
+def _coverage(aws: Aws, status: str, heartbeat_age_s: float = 0.0) -> None:
+    at = dt.datetime.now(dt.UTC) - dt.timedelta(seconds=heartbeat_age_s)
+    now = at.strftime("%Y-%m-%dT%H:%M:%S.000Z")
     aws.client("dynamodb").update_item(
         TableName=aws.coverage_table,
         Key={"instanceId": {"S": WORKER}},
@@ -175,14 +176,18 @@ def _coverage(aws: Aws, status: str) -> None:
 
 
 @pytest.mark.parametrize(
-    ("status", "ec2_raised"), [("HEALTHY", False), ("UNHEALTHY", True)], ids=["healthy", "unhealthy"]
+    ("status", "heartbeat_age_s", "ec2_raised"),
+    [("HEALTHY", 0, False), ("UNHEALTHY", 0, True), ("HEALTHY", 3600, True)],
+    ids=["healthy", "unhealthy", "healthy-but-silent-since"],
 )
-def test_one_finding_per_indicator(aws: Aws, ingest: Any, status: str, ec2_raised: bool) -> None:
+def test_one_finding_per_indicator(
+    aws: Aws, ingest: Any, status: str, heartbeat_age_s: float, ec2_raised: bool
+) -> None:
     # GIVEN the agent's batch: xmrig resolving its pool (the runtime finding, with the process)
     agent = kinesis_event_for([(WORKER, (EVENTS / "agent" / "crypto_dns.ndjson").read_bytes())])
     ingest.handler(agent, context("IngestFunction"))
     assert "CryptoCurrency:Runtime/BitcoinTool.B!DNS" in types(aws)
-    _coverage(aws, status)  # what CoverageFunction stored, with a fresh heartbeat
+    _coverage(aws, status, heartbeat_age_s)  # what CoverageFunction stored, and the last heartbeat
     # WHEN the Resolver's query log of the same query arrives on the sources stream
     record = subscription_record(RESOLVER_GROUP, [resolver_line("pool.supportxmr.com", WORKER)])
     response = ingest.handler(
