@@ -7,8 +7,10 @@ the findings, the events that reached the bus and the dead letters. Sends everyt
 time to show that a replay changes no count. Then follows the response: the reverse-shell
 finding starts Triage (the stack runs with ResponseDryRun=false here), the instance is isolated
 and released, and its security groups are printed before, after isolation and after release.
-Last, the stack acts as an Organization's administrator (MemberAccountIds): a member account's
-finding reaches its bus and table and `vigil findings list --account`; a stranger's is refused.
+Then an instance whose agent is stopped gets EC2 findings from flow-log and Resolver lines
+(local/scenarios/sources.py). Last, the stack acts as an Organization's administrator
+(MemberAccountIds): a member account's finding reaches its bus and table and
+`vigil findings list --account`; a stranger's is refused.
 Exits 1 if an expected finding is missing, or isolation/release did not do what they say.
 
     python -m local.demo [--keep] [--port N]
@@ -231,7 +233,12 @@ def run(stack: LocalStack, console: Any, keep: bool) -> int:
     coverage_ok = run_coverage_demo(stack, console)
     drain(stack, tap_url)  # the coverage events also match this tap; counted by the scenario's own
 
-    console.rule("[bold]11. multi-account: a member account's finding on the administrator (MemberAccountIds)")
+    console.rule("[bold]11. sources: flow logs and Resolver logs cover an instance whose agent is stopped")
+    from local.scenarios.sources import run_sources_demo
+
+    sources_ok = run_sources_demo(stack, tap_url, console)
+
+    console.rule("[bold]12. multi-account: a member account's finding on the administrator (MemberAccountIds)")
     from local.scenarios.multiaccount import run_multiaccount_demo
 
     multiaccount = run_multiaccount_demo(stack, tap_url, say=console.print, out=plain_out)
@@ -260,17 +267,21 @@ def run(stack: LocalStack, console: Any, keep: bool) -> int:
         or not suppression_ok
         or not integrations_ok
         or not multiaccount_ok
+        or not sources_ok
     ):
         console.print(
             f"[red bold]DEMO FAILED[/] missing findings {missing}, not on the bus {unpublished}, replay ok {replay_ok}, "
             f"isolated {response['isolated']}, groups restored {response['restored']}, coverage ok {coverage_ok}, "
-            f"suppression ok {suppression_ok}, integrations ok {integrations_ok}, multi-account ok {multiaccount_ok}"
+            f"suppression ok {suppression_ok}, integrations ok {integrations_ok}, sources ok {sources_ok}, "
+            f"multi-account ok {multiaccount_ok}"
         )
         return 1
     console.print(
         "[green bold]DEMO PASSED[/] both expected findings stored and published; the replay changed nothing; "
         "the instance was isolated and released to its exact original groups; the suppression rule "
-        "archived the repeat (not on the bus); coverage found the stale instance UNHEALTHY and said so on the bus"
+        "archived the repeat (not on the bus); coverage found the stale instance UNHEALTHY and said so on the bus; "
+        "the instance without an agent got its EC2 findings from flow-log and Resolver lines; "
+        "a member account's finding reached the administrator and a stranger account's batch was refused"
     )
     if keep:
         console.print(f"stack stays up at {stack.endpoint_url} (state in {stack.state_file}); Ctrl-C to stop")
@@ -313,7 +324,11 @@ def main(argv: list[str] | None = None) -> int:
     t0 = time.perf_counter()
     try:
         with started(
-            console, port=port, state_file=STATE_FILE if args.keep else None, parameters={"ResponseDryRun": "false", **DEMO_PARAMETERS, **MULTIACCOUNT_PARAMETERS}
+            console,
+            port=port,
+            state_file=STATE_FILE if args.keep else None,
+            parameters={"ResponseDryRun": "false", **DEMO_PARAMETERS, **MULTIACCOUNT_PARAMETERS},
+            sources=True,  # flow logs, Resolver query logs, CloudTrail through the template (step 11)
         ) as stack:
             rc = run(stack, console, args.keep)
     except RuntimeError as exc:

@@ -72,11 +72,12 @@ def stream_mappings_by_pollers() -> None:
 
 
 def eventbridge_lambda_and_sfn_targets(runtime: LocalRuntime) -> None:
-    """Gap: an EventBridge rule whose target is a Lambda function or a state machine makes
-    ``put_events`` raise ``NotImplementedError`` (HTTP 500), failing the whole call.
+    """Gap: an EventBridge rule whose target is a Lambda function, a state machine or a Kinesis
+    stream makes ``put_events`` raise ``NotImplementedError`` (HTTP 500), failing the whole call.
 
     Lambda targets are invoked asynchronously (as EventBridge does) in a thread; state machine
-    targets start an execution in the executing Step Functions backend. Every other target type
+    targets start an execution in the executing Step Functions backend; Kinesis targets put the
+    event on the stream (the CloudTrail rule onto SourcesStream). Every other target type
     still goes through moto's own ``send_to_targets``. Honours ``Input`` and ``InputPath`` for our
     targets (InputTransformer is handled by moto for its own targets only).
     """
@@ -86,7 +87,7 @@ def eventbridge_lambda_and_sfn_targets(runtime: LocalRuntime) -> None:
     original: Callable[..., None] = _original(Rule, "send_to_targets")
 
     def send_to_targets(self: Any, original_event: dict[str, Any], transform_input: bool = True) -> None:
-        ours = [t for t in self.targets if parse_arn(t["Arn"]).service in ("lambda", "states")]
+        ours = [t for t in self.targets if parse_arn(t["Arn"]).service in ("lambda", "states", "kinesis")]
         others = [t for t in self.targets if t not in ours]
         if ours and self.event_pattern.matches_event(original_event):
             event = _event_for_target(original_event)
@@ -95,6 +96,8 @@ def eventbridge_lambda_and_sfn_targets(runtime: LocalRuntime) -> None:
                 arn = parse_arn(target["Arn"])
                 if arn.service == "lambda":
                     _invoke_async(runtime, self.account_id, arn.region, target["Arn"], payload)
+                elif arn.service == "kinesis":
+                    _put_on_stream(self.account_id, arn.region, target, payload)
                 else:
                     _start_execution(self.account_id, arn.region, target["Arn"], payload)
         if others:
@@ -133,6 +136,25 @@ def _invoke_async(runtime: LocalRuntime, account: str, region: str, arn: str, pa
     threading.Thread(
         target=runtime.invoke, args=(fn, payload), name=f"eb->{fn.function_name}", daemon=True
     ).start()
+
+
+def _put_on_stream(account: str, region: str, target: dict[str, Any], payload: Any) -> None:
+    """A Kinesis target: the event JSON is the record's data; the partition key is
+    ``KinesisParameters.PartitionKeyPath`` of the event (else the event id), as EventBridge does."""
+    import base64
+
+    from moto.kinesis import kinesis_backends
+
+    key: Any = payload.get("id", "event") if isinstance(payload, dict) else "event"
+    path = (target.get("KinesisParameters") or {}).get("PartitionKeyPath", "")
+    if path.startswith("$.") and isinstance(payload, dict):
+        node: Any = payload
+        for part in path[2:].split("."):
+            node = node.get(part) if isinstance(node, dict) else None
+        key = node if isinstance(node, str) and node else key
+    stream = kinesis_backends[account][region].describe_stream(stream_arn=target["Arn"], stream_name=None)
+    data = base64.b64encode(json.dumps(payload, separators=(",", ":")).encode()).decode()
+    stream.put_record(partition_key=str(key)[:256], explicit_hash_key="", data=data)
 
 
 def _start_execution(account: str, region: str, arn: str, payload: Any) -> None:
@@ -278,6 +300,22 @@ def cfn_novalue_in_lists() -> None:
     _set(parsing, "clean_json", clean_json)
 
 
+def logs_subscription_event_ids_as_strings() -> None:
+    """Gap: moto's CloudWatch Logs subscription delivery writes each log event's ``id`` as a JSON
+    number (its internal counter); CloudWatch Logs writes a string of 56 digits. The ingest's
+    envelope decoder (vigil.sources) wants the documented string, so the ids are written as AWS
+    spells them before moto sends the envelope."""
+    from moto.logs.models import LogStream
+
+    original: Callable[..., None] = _original(LogStream, "_send_log_events")
+
+    def _send_log_events(self: Any, service: str, destination_arn: str, filter_name: str, log_events: Any) -> None:
+        events = [{**e, "id": f"{int(e['id']):056d}"} if isinstance(e.get("id"), int) else e for e in log_events]
+        original(self, service, destination_arn, filter_name, events)
+
+    _set(LogStream, "_send_log_events", _send_log_events)
+
+
 def apply_all(runtime: LocalRuntime) -> None:
     """Apply every patch once per process (the runtime of the first call wins)."""
     if _applied.get("all"):
@@ -288,6 +326,7 @@ def apply_all(runtime: LocalRuntime) -> None:
     cfn_state_machines_executable()
     dynamodb_update_item_one_stream_record()
     cfn_novalue_in_lists()
+    logs_subscription_event_ids_as_strings()
     # The response workflows' own gaps (Step Functions interpreter, string EventPattern in CFN).
     response_patches.apply()
     _applied["all"] = runtime

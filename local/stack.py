@@ -77,8 +77,13 @@ class LocalStack:
         state_file: Path | None = STATE_FILE,
         step: Callable[[str], None] = lambda s: None,
         note: Callable[[str], None] = lambda s: None,
+        sources: bool = False,
     ) -> None:
         self.port = port
+        # AWS-delivered sources (flow logs, Resolver query logs, CloudTrail) through the template,
+        # on the emulated default VPC (local/sources.py): `make stack` and `make demo` turn them on;
+        # off by default so the benchmarks' and tests' stacks stay what they measured
+        self.sources = sources
         self.region = region
         self.stack_name = stack_name
         self.parameters = parameters or {}
@@ -167,8 +172,15 @@ class LocalStack:
             notes.append(msg)
             self.note(msg)
 
-        parameters = {"InstanceIdentityCertificates": self.identity.cert_pem.decode(), **self.parameters}
-        outputs, _ = deploy.deploy(session, self.endpoint_url, self.region, self.stack_name, parameters, note)
+        parameters = {"InstanceIdentityCertificates": self.identity.cert_pem.decode()}
+        if self.sources:
+            from local import sources
+
+            parameters.update(sources.parameters(session, self.endpoint_url, self.region))
+        parameters.update(self.parameters)
+        outputs, cfn = deploy.deploy(session, self.endpoint_url, self.region, self.stack_name, parameters, note)
+        if self.sources:
+            sources.subscribe(cfn, session, self.endpoint_url, self.region, self.stack_name, note)
         timings["deploy_s"] = time.perf_counter() - t1
 
         self.step("cold-starting the functions (like provisioned concurrency)")
@@ -287,6 +299,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--region", default="us-east-1")
     parser.add_argument("--stack-name", default="vigil")
     parser.add_argument("--param", action="append", default=[], help="template parameter Key=Value")
+    parser.add_argument(
+        "--no-sources", action="store_true", help="deploy without flow logs / Resolver / CloudTrail delivery"
+    )
     args = parser.parse_args(argv)
     out = sys.__stdout__
     console = Console(file=out, width=None if out is not None and out.isatty() else 160)
@@ -297,6 +312,7 @@ def main(argv: list[str] | None = None) -> int:
             region=args.region,
             stack_name=args.stack_name,
             parameters=parse_params(args.param),
+            sources=not args.no_sources,
         ) as stack:
             assert stack.info is not None
             table = Table("output", "value", title=f"stack {stack.stack_name}")

@@ -1,7 +1,11 @@
-"""IngestFunction: agent telemetry batches -> findings.
+"""IngestFunction: agent telemetry batches and AWS-delivered logs -> findings.
 
 Trigger: Kinesis ``TelemetryStream`` (partial batch response, bisect on error, bounded retries,
 on-failure record to ``IngestFailureQueue``). One record = one gzip NDJSON batch from one host.
+Also, when a source is enabled, Kinesis ``SourcesStream`` (``SOURCES_STREAM_ARN``): CloudWatch Logs
+subscription records of the flow-log / Resolver / trail log groups named in ``LOG_SOURCES`` and
+EventBridge CloudTrail events. The record's ``eventSourceARN`` decides which reader applies, never
+its content (docs/sources.md § Trust).
 Reads: ``StateTable`` (detection state); threat/trusted lists in S3 (``VIGIL_THREAT_LISTS`` /
 ``VIGIL_TRUSTED_LISTS``, re-checked by ETag every ``VIGIL_INTEL_CHECK_SECONDS``); suppression rules
 in ``FiltersTable`` (``FILTERS_TABLE_NAME``, a change in force within 5 s: a new finding matching an
@@ -12,6 +16,8 @@ Writes: once per invocation (``Ingestor.flush``), ``FindingsTable`` (one conditi
 finding, exactly once per event by identity), ``StateTable``, ``CoverageTable`` (heartbeats; identity problems on existing rows),
 ``IngestDeadLetterQueue`` (FIFO: rejected lines and identity
 rejections with the reason, deduplicated). No write per record.
+Coverage rows of ``CoverageTable`` (BatchGetItem) for instances whose EC2 match a runtime finding
+already carries (vigil.indicators: waived only for a HEALTHY instance).
 EC2: ``DescribeInstances``/``DescribeImages`` for the instance details of findings, at most once
 per instance per ``INSTANCE_DETAILS_CACHE_SECONDS`` (cached in ``StateTable``, vigil_aws.instances).
 Identity: every batch header must carry an instance identity document signed by a certificate of
@@ -34,6 +40,7 @@ from vigil.identity import IdentityVerifier
 from vigil.pipeline import Pipeline
 from vigil.registry import all_detections
 from vigil_aws.dead_letters import Source
+from vigil_aws.health import CoverageHealth
 from vigil_aws.ingest import Ingestor
 from vigil_aws.instances import InstanceDetailsCache
 from vigil_aws.intel import IntelLoader
@@ -64,6 +71,8 @@ ingestor = Ingestor(
         identity=IdentityVerifier.from_pem(settings.identity_certificates),  # checked by settings
         instance_details=instances,
         accounts=settings.accounts(),  # administrator + MemberAccountIds (vigil.accounts)
+        # one finding per indicator: an EC2 type is waived for a HEALTHY instance's runtime finding
+        healthy=CoverageHealth(settings.coverage_table),
     ),
     instances=instances,
 )
@@ -73,8 +82,11 @@ def record_handler(record: KinesisStreamRecord) -> None:
     src = Source(
         record.event_source_arn, record.event_id, record.kinesis.sequence_number, record.kinesis.partition_key
     )
+    # by the stream AWS says the record came on: an agent cannot write to SourcesStream
+    from_sources = bool(settings.sources_stream_arn) and src.event_source_arn == settings.sources_stream_arn
+    sources = settings.log_sources if from_sources else None
     try:
-        outcome = ingestor.process(record.kinesis.data_as_bytes(), src)
+        outcome = ingestor.process(record.kinesis.data_as_bytes(), src, sources=sources)
     except Exception:
         logger.exception("record failed; the stream mapping retries it", extra={"eventID": src.event_id})
         raise

@@ -58,6 +58,7 @@ class RecordOutcome:
     identity_rejected: int = 0  # records rejected whole + events claiming another instance
     account_rejected: int = 0  # records whose signed account is not on the allow-list (vigil.accounts)
     instance_details_missing: int = 0  # findings stored without EC2's details (vigil_aws.instances)
+    waived: int = 0  # EC2 matches a HEALTHY instance's runtime finding already carries (vigil.indicators)
 
 
 @dataclass(slots=True)
@@ -157,6 +158,7 @@ class Ingestor:
                 identity_rejected=result.identity_rejected,
                 account_rejected=result.account_rejected,
                 instance_details_missing=result.instance_details_missing,
+                waived=result.waived,
             )
         )
 

@@ -8,10 +8,11 @@ from __future__ import annotations
 
 import os
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Final
 
 from vigil.accounts import AccountAllowList, parse_account_ids, parse_organization_id
+from vigil.sources import SourceConfig
 
 PUBLISHING_FREQUENCY_S: Final[dict[str, int]] = {
     "FIFTEEN_MINUTES": 15 * 60,
@@ -123,6 +124,14 @@ def identity_certificates(env: Mapping[str, str], function: str) -> bytes:
     return pem
 
 
+def _log_sources(env: Mapping[str, str], function: str) -> SourceConfig:
+    """``LOG_SOURCES`` (vigil.sources.SourceConfig JSON) with the account as the required owner."""
+    try:
+        return SourceConfig.parse(env.get("LOG_SOURCES", ""), owner=env.get("VIGIL_ACCOUNT_ID", "").strip())
+    except ValueError as exc:
+        raise SettingsError(f"{function}: LOG_SOURCES: {exc}") from None
+
+
 @dataclass(frozen=True, slots=True)
 class IngestSettings:
     findings_table: str
@@ -148,6 +157,10 @@ class IngestSettings:
             return AccountAllowList(self.account_id, self.member_account_ids, self.organization_id)
         except ValueError as exc:
             raise SettingsError(f"IngestFunction: VIGIL_ACCOUNT_ID: {exc}") from None
+    # AWS-delivered sources (docs/sources.md): records of this stream are read as CloudWatch Logs
+    # subscription / EventBridge records with these log groups, never as agent batches
+    sources_stream_arn: str = ""
+    log_sources: SourceConfig = field(default_factory=SourceConfig)
 
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None) -> IngestSettings:
@@ -181,6 +194,8 @@ class IngestSettings:
                     1,
                 )
             ),
+            sources_stream_arn=e.get("SOURCES_STREAM_ARN", "").strip(),
+            log_sources=_log_sources(e, fn),
         )
 
 

@@ -29,6 +29,7 @@ from vigil.engine import DetectionError, Engine
 from vigil.events import AgentHealth, Event
 from vigil.findings import DEFAULT_DETECTOR_ID, Occurrence, occurrences
 from vigil.identity import IdentityRejected, IdentityVerifier, VerifiedIdentity
+from vigil.indicators import HealthLookup, note_carried, waive
 from vigil.instance_details import merge as merge_instance_details
 from vigil.intel import Intel
 from vigil.intel.builtin import builtin_intel
@@ -63,6 +64,7 @@ class BatchResult:
     identity_problem: str = ""  # the first reason, for the coverage note
     account_rejected: int = 0  # 1 for a record whose signed account is not on the allow-list
     instance_details_missing: int = 0  # findings stored without EC2's instance details
+    waived: int = 0  # EC2 matches a runtime finding on a HEALTHY instance already carries (vigil.indicators)
 
     def extend(self, other: BatchResult) -> None:
         self.occurrences.extend(other.occurrences)
@@ -77,6 +79,7 @@ class BatchResult:
         self.identity_problem = self.identity_problem or other.identity_problem
         self.account_rejected += other.account_rejected
         self.instance_details_missing += other.instance_details_missing
+        self.waived += other.waived
 
 
 def seq_ranges(events: Sequence[Event]) -> dict[str, tuple[int, int]]:
@@ -113,6 +116,7 @@ class Pipeline:
         identity: IdentityVerifier | None = None,
         instance_details: InstanceDetailsLookup | None = None,
         accounts: AccountAllowList | None = None,
+        healthy: HealthLookup | None = None,
     ) -> None:
         self.engine = engine
         self.account_id = account_id
@@ -123,6 +127,9 @@ class Pipeline:
         self.instance_details = instance_details
         # multi-account (vigil.accounts): the accounts whose signed identities count; None: any
         self.accounts = accounts
+        # coverage: which instances' agents report (one finding per indicator, vigil.indicators);
+        # None (replay, bench): no EC2 match is waived
+        self.healthy = healthy
 
     @classmethod
     def default(
@@ -138,6 +145,7 @@ class Pipeline:
         identity: IdentityVerifier | None = None,
         instance_details: InstanceDetailsLookup | None = None,
         accounts: AccountAllowList | None = None,
+        healthy: HealthLookup | None = None,
     ) -> Pipeline:
         engine = Engine(
             detections if detections is not None else all_detections(),
@@ -153,6 +161,7 @@ class Pipeline:
             identity=identity,
             instance_details=instance_details,
             accounts=accounts,
+            healthy=healthy,
         )
 
     def process_record(self, data: bytes, state: State, *, partition_key: str | None = None) -> BatchResult:
@@ -237,10 +246,14 @@ class Pipeline:
         state.begin_record(result.ranges)
         run = self.engine.run(events, state)
         result.detection_errors = run.errors
-        if run.matches:
+        matches = run.matches
+        if matches:  # one finding per indicator (vigil.indicators): note the runtime's, waive EC2's
+            note_carried(matches, state)
+            matches, result.waived = waive(matches, state, self.healthy)
+        if matches:
             ctx = Context(state=state, intel=self.engine.intel, settings=self.engine.settings)
             occ = occurrences(
-                run.matches,
+                matches,
                 ctx,
                 account_id=self.account_id if account_id is None else account_id,
                 region=self.region,

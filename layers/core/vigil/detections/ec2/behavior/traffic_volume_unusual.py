@@ -74,9 +74,13 @@ class TrafficVolumeUnusual(Detection):
     )
 
     def candidate(self, e: NetworkFlow) -> bool:
-        """Data the instance sent to a public host, on any connection (it opened it or served it)."""
+        """Data the instance sent to a public host, on any connection (it opened it or served it),
+        in a record of at least RECORD_MIN_BYTES (a small flow is no volume: no State write)."""
         return (
-            e.bytes > 0 and e.direction == "Outbound" and e.action == "ACCEPT" and external(e.dst_endpoint.ip)
+            e.bytes >= RECORD_MIN_BYTES
+            and e.direction == "Outbound"
+            and e.action == "ACCEPT"
+            and external(e.dst_endpoint.ip)
         )
 
     def _sum_key(self, e: NetworkFlow) -> str:
