@@ -400,7 +400,7 @@ async function responsePage() {
         el("td", {}, x.findingId ? el("a", { href: `/findings?id=${encodeURIComponent(x.findingId)}&archived=1` }, `${x.findingType} (${String(x.findingId).slice(0, 8)})`) : x.findingType),
         el("td", {}, x.instanceId), el("td", {}, x.decision), el("td", {}, x.outcome),
         el("td", {}, x.link ? el("a", { href: x.link, target: "_blank", rel: "noopener noreferrer" }, x.name) : x.name),
-        el("td", {}, x.pending ? [el("button", { class: "primary", onclick: () => answer(x, true) }, "Approve"), el("button", { class: "danger", onclick: () => answer(x, false) }, "Deny")] : null))))));
+        el("td", {}, x.pending ? [el("button", { class: "primary", "aria-label": `Approve ${x.name}`, onclick: () => answer(x, true) }, "Approve"), el("button", { class: "danger", "aria-label": `Deny ${x.name}`, onclick: () => answer(x, false) }, "Deny")] : null))))));
 }
 
 // -- routing -----------------------------------------------------------------------------------
