@@ -20,8 +20,10 @@ and exits instead of serving.
 from __future__ import annotations
 
 import argparse
+import gzip
 import json
 import os
+import re
 import signal
 import sys
 import threading
@@ -75,6 +77,28 @@ def hostile_batch(reverse_shell: bytes, instance_id: str) -> bytes:
     return gzip.compress(text, mtime=0)
 
 
+_TIMES = re.compile(rb'"(time|created_time)":(\d{19})\b')
+
+
+def retimed(batches: list[Sent], now_ns: int) -> list[Sent]:
+    """The recorded batches moved in time so that their last event is a minute before ``now_ns``
+    (the console's charts and timelines show recent days); every other byte stays as recorded."""
+    raw = [gzip.decompress(b.data) if b.data[:2] == b"\x1f\x8b" else b.data for b in batches]
+    newest = max((int(m.group(2)) for text in raw for m in _TIMES.finditer(text)), default=now_ns)
+    shift = now_ns - 60_000_000_000 - newest
+
+    def move(m: re.Match[bytes]) -> bytes:
+        return b'"%s":%d' % (m.group(1), int(m.group(2)) + shift)
+
+    out = []
+    for b, text in zip(batches, raw, strict=True):
+        moved = _TIMES.sub(move, text)
+        out.append(
+            Sent(b.name, b.instance, gzip.compress(moved, mtime=0) if b.data[:2] == b"\x1f\x8b" else moved)
+        )
+    return out
+
+
 def _wait(what: str, cond: Callable[[], Any], timeout: float, every: float = 0.1) -> Any:
     end = time.monotonic() + timeout
     while time.monotonic() < end:
@@ -114,7 +138,7 @@ def seed(
     session = boto3.Session(region_name=stack.region)
     victim = launch_demo_instance(session, stack.endpoint_url)
     ec2.create_tags(Resources=[victim], Tags=[APPROVE_TAG])
-    recorded = load_batches()
+    recorded = retimed(load_batches(), time.time_ns())
     shell_ids = {b.instance for b in recorded if b.name.startswith("reverse_shell")}
     batches = [
         Sent(b.name, victim, with_instance_id(b.data, victim)) if b.instance in shell_ids else b
@@ -252,9 +276,7 @@ def main(argv: list[str] | None = None) -> int:
     try:
         with started(err, port=port, state_file=state, parameters={"ResponseDryRun": "false"}) as stack:
             with err.status("filling the stack with the demo's data") as status:
-                data = seed(
-                    stack, hostile=bool(args.screenshots), say=lambda s: status.update(f"[bold]{s}[/]")
-                )
+                data = seed(stack, say=lambda s: status.update(f"[bold]{s}[/]"))
             err.print(
                 f"[green]demo data[/] in {data.seconds:.1f} s: {data.samples} sample findings, "
                 f"{len(data.findings)} findings from the recorded batches, {len(data.coverage)} instances in coverage, "

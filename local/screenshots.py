@@ -29,7 +29,7 @@ def take(url: str, data: Any, out: Path) -> list[Path]:
     base = url.split("/?", 1)[0]
     shell = data.findings["Execution:Runtime/ReverseShell"]
     written: list[Path] = []
-    with Browser(width=1440, height=960, timeout=30) as browser:
+    with Browser(width=1600, height=1000, timeout=30) as browser:
         page = browser.new_page()
         page.goto(url)
         page.wait("the token to leave the address bar", lambda: "token=" not in page.url)
@@ -38,15 +38,19 @@ def take(url: str, data: Any, out: Path) -> list[Path]:
         page.wait_text("Most affected instances")
         written.append(_shoot(page, out, "summary"))
 
-        page.goto(f"{base}/findings?sort=severity&size=25")
+        page.goto(f"{base}/findings")
         page.wait_role("table", "findings")
         page.wait_text("page 1 of")
         written.append(_shoot(page, out, "findings"))
 
-        page.goto(
-            f"{base}/findings?id={shell}&filter=service.archived%20%3D%20false&filter=severity%20%3E%3D%205&sort=severity"
-        )
+        page.goto(f"{base}/findings?id={shell}&filter=severity%20%3E%3D%205")
         page.wait_role("list", "process lineage")
+        page.wait_role("heading", "Runbook")
+        tall = {"width": browser.width, "height": 1250, "deviceScaleFactor": 1, "mobile": False}
+        page.send("Emulation.setDeviceMetricsOverride", tall)
+        written.append(_shoot(page, out, "details"))
+        page.send("Emulation.setDeviceMetricsOverride", {**tall, "height": browser.height})
+        # "Suppress findings like this", edited, saved: the rules page shows it
         page.click(page.wait_role("button", "Suppress findings like this"))
         box = page.wait_role("textbox", "suppression rule")
         rule = json.loads(page.node_text(box))
@@ -57,11 +61,6 @@ def take(url: str, data: Any, out: Path) -> list[Path]:
         page.fill(box, json.dumps(rule, indent=2))
         page.click(page.wait_role("button", "Save rule"))
         page.wait_text("Rule web-1-reverse-shell-drill saved")
-        # the details panel is long: a taller window for this one
-        tall = {"width": browser.width, "height": 2000, "deviceScaleFactor": 1, "mobile": False}
-        page.send("Emulation.setDeviceMetricsOverride", tall)
-        written.append(_shoot(page, out, "details"))
-        page.send("Emulation.setDeviceMetricsOverride", {**tall, "height": browser.height})
 
         page.goto(f"{base}/timeline?instance={data.victim}")
         page.wait_text("Attack sequence")
