@@ -298,7 +298,8 @@ def main(argv: list[str] | None = None) -> int:
                 err.print("Vigil console on the offline stack; Ctrl-C stops both.", highlight=False)
                 print(url, flush=True)
                 stop = threading.Event()
-                signal.signal(signal.SIGTERM, lambda *_: stop.set())
+                for sig in (signal.SIGTERM, signal.SIGINT):  # SIGINT too: a shell may start us ignoring it
+                    signal.signal(sig, lambda *_: stop.set())
                 try:
                     while not stop.wait(1.0):
                         stack.pollers.check()
