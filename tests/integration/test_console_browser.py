@@ -78,12 +78,11 @@ def served(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Served]:
         parameters={"ResponseDryRun": "false"},
         state_file=state,
     )
-    with stack:
+    with Browser(timeout=30) as browser, stack:  # the browser first: without chromium, fail at once
         data = seed(stack, hostile=True)
         server, url = serve_console(stack, 0)
         try:
-            with Browser(timeout=30) as browser:
-                yield Served(stack, data, url.split("/?", 1)[0], url, browser)
+            yield Served(stack, data, url.split("/?", 1)[0], url, browser)
         finally:
             server.shutdown()
             server.server_close()
