@@ -40,7 +40,10 @@ def _handler() -> type[BaseHTTPRequestHandler]:
                 self.send_header(k, v)
             self.end_headers()
             if self.command != "HEAD":
-                self.wfile.write(resp.body)
+                try:
+                    self.wfile.write(resp.body)
+                except (BrokenPipeError, ConnectionResetError):
+                    self.close_connection = True  # the browser left (navigated away): nothing to answer
 
         do_GET = do_HEAD = do_POST = do_PUT = do_DELETE = _serve
 

@@ -396,11 +396,11 @@ async function responsePage() {
   mount(el("h1", {}, "Response"),
     el("p", { class: "muted" }, `${pending.length} awaiting approval · newest first`), status,
     el("table", { "aria-label": "executions" }, el("thead", {}, el("tr", {}, ["Started", "Workflow", "Finding", "Instance", "Decision", "Outcome", "Execution", ""].map((h) => el("th", {}, h)))),
-      el("tbody", {}, r.executions.map((x) => el("tr", {}, el("td", {}, x.started), el("td", {}, x.stateMachine),
+      el("tbody", {}, r.executions.map((x) => el("tr", {}, el("td", {}, String(x.started).slice(0, 19).replace("T", " ")), el("td", {}, String(x.stateMachine).replace(/^vigil-|-[A-Z0-9]{8,}$/g, "")),
         el("td", {}, x.findingId ? el("a", { href: `/findings?id=${encodeURIComponent(x.findingId)}&archived=1` }, `${x.findingType} (${String(x.findingId).slice(0, 8)})`) : x.findingType),
         el("td", {}, x.instanceId), el("td", {}, x.decision), el("td", {}, x.outcome),
         el("td", {}, x.link ? el("a", { href: x.link, target: "_blank", rel: "noopener noreferrer" }, x.name) : x.name),
-        el("td", {}, x.pending ? [el("button", { class: "primary", onclick: () => answer(x, true) }, "Approve"), el("button", { class: "danger", onclick: () => answer(x, false) }, "Deny")] : null))))));
+        el("td", {}, x.pending ? [el("button", { class: "primary", "aria-label": `Approve ${x.name}`, onclick: () => answer(x, true) }, "Approve"), el("button", { class: "danger", "aria-label": `Deny ${x.name}`, onclick: () => answer(x, false) }, "Deny")] : null))))));
 }
 
 // -- routing -----------------------------------------------------------------------------------
