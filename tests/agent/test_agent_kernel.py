@@ -608,11 +608,14 @@ def test_a_full_ebpf_ring_is_counted_and_reported(tmp_path: Path) -> None:
 
 
 def _loaded_library() -> str:
-    """A shared library this process has mapped (libm, libz, ...; not libc or the loader)."""
+    """A system shared library this process has mapped (libm, libz, ...; not libc or the loader).
+    Only from the system's library directories: a copy of a wheel's library (pyarrow's, say)
+    would not find its siblings (libarrow.so) from the temporary directory."""
     for line in Path("/proc/self/maps").read_text().splitlines():
         path = line.split()[-1]
         name = path.rsplit("/", 1)[-1]
-        if ".so" in name and path.startswith("/") and not name.startswith(("libc.", "ld-", "libpython")):
+        system = path.startswith(("/lib/", "/lib64/", "/usr/lib/", "/usr/lib64/"))
+        if system and ".so" in name and not name.startswith(("libc.", "ld-", "libpython")):
             return path
     pytest.skip("no shared library to copy in /proc/self/maps")
     return ""

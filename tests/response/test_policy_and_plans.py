@@ -13,7 +13,7 @@ from hypothesis import strategies as st
 from vigil.response import tags as t
 from vigil.response.instance import InstanceView, Interface, instance_view
 from vigil.response.plan import IsolationRequest, isolation_plan, release_plan
-from vigil.response.policy import PolicyConfig, decide, execution_name, finding_view, maturity_of
+from vigil.response.policy import PolicyConfig, decide, execution_name, finding_view, maturity_of, sns_subject
 from vigil.response.record import IsolationRecord, parse_record
 
 CFG = PolicyConfig(
@@ -378,3 +378,19 @@ def test_views_and_decisions_never_raise(raw_finding: Any, observed: Any) -> Non
     decide(f, v, CFG, previous_status=None, triage_execution="x", now=NOW)
     plan(v)
     release_plan(v, finding_id=None, now_iso=NOW)
+
+
+@given(st.text(max_size=300), st.integers(min_value=10, max_value=99))
+def test_sns_subjects_are_printable_ascii_and_fit(text: str, limit: int) -> None:
+    got = sns_subject(text, limit)
+    assert 0 < len(got) <= limit and all(" " <= c <= "~" for c in got)
+    if text.isascii() and text.isprintable() and 0 < len(text.strip()) <= limit:
+        assert got == text.strip()
+
+
+def test_decide_gives_subjects_that_fit_sns_for_the_longest_type() -> None:
+    f = finding(ftype="UnauthorizedAccess:IAMUser/InstanceCredentialExfiltration.OutsideAWS")
+    d = decide(f, inst(), CFG, previous_status=None, triage_execution="t", now="2026-12-06T00:00:00Z")
+    subjects = d["decision"]["subjects"]
+    assert len(subjects["approval"]) < 100 and subjects["approval"].endswith("...")
+    assert len(subjects["outcomePrefix"]) <= 72

@@ -167,3 +167,14 @@ def test_finding_without_an_instance_only_notifies(stack: Stack) -> None:
     out = triage(stack, f, store=False)
     assert (out["decision"], out["outcome"]) == ("notify", "notified")
     assert out["reasons"] == ["the finding names no EC2 instance"]
+
+
+def test_a_long_finding_type_still_triages_and_notifies(stack: Stack) -> None:
+    # GIVEN a finding whose type makes "Vigil: <type> on <instance>: <outcome>" longer than SNS's
+    # 100-character Subject limit (the triage used to fail on the SNS publish)
+    iid = stack.instance(groups=[[stack.security_group("a")]])
+    long_type = "UnauthorizedAccess:IAMUser/InstanceCredentialExfiltration.OutsideAWS"
+    # WHEN it is triaged (High severity, an unprotected instance: isolated, then announced)
+    out = triage(stack, finding(iid, severity=8.0, finding_type=long_type))
+    # THEN the workflow succeeds (triage() asserts it: it used to end in Vigil.TriageFailed)
+    assert (out["decision"], out["outcome"]) == ("auto-isolate", "isolated"), out

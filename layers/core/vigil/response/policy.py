@@ -23,7 +23,7 @@ import json
 import re
 from collections.abc import Mapping
 from dataclasses import dataclass
-from typing import Any, Literal
+from typing import Any, Final, Literal
 
 from vigil.response import tags as t
 from vigil.response.instance import InstanceView
@@ -176,6 +176,19 @@ def _verdict(
     return "auto-isolate", [*reasons, "stable detection"]
 
 
+SNS_SUBJECT_MAX: Final = 99  # SNS: "must be less than 100 characters"
+OUTCOME_PREFIX_MAX: Final = 72  # + ": " + the longest outcome the workflows write (< 25) stays < 100
+
+
+def sns_subject(text: str, limit: int = SNS_SUBJECT_MAX) -> str:
+    """An SNS Subject: printable ASCII only (no line breaks or control characters), under 100
+    characters, cut with an ellipsis. A finding type such as
+    UnauthorizedAccess:IAMUser/InstanceCredentialExfiltration.OutsideAWS makes a subject too long
+    for SNS, which then fails the publish (and the triage with it)."""
+    clean = "".join(c if " " <= c <= "~" else "?" for c in text).strip() or "Vigil"
+    return clean if len(clean) <= limit else clean[: limit - 3].rstrip() + "..."
+
+
 def decide(
     finding: Mapping[str, Any],
     inst: InstanceView,
@@ -218,7 +231,17 @@ def decide(
             "name": inst.tags.get("Name", ""),
             "tags": dict(inst.tags),
         },
-        "decision": {"action": action, "reasons": reasons, "summary": summary, "decidedAt": now},
+        "decision": {
+            "action": action,
+            "reasons": reasons,
+            "summary": summary,
+            "decidedAt": now,
+            # SNS subjects (the workflow cannot cut a string): "Notify analysts" appends ": <outcome>"
+            "subjects": {
+                "approval": sns_subject(f"Vigil: approve isolation of {f.instance_id}? ({f.finding_type})"),
+                "outcomePrefix": sns_subject(f"Vigil: {f.finding_type} on {f.instance_id}", OUTCOME_PREFIX_MAX),
+            },
+        },
         # Until a later step says otherwise (isolation outcome, denied, approval timed out).
         "outcome": "notified",
         "isolationResult": {"executionArn": None, "outcome": None},
