@@ -1,0 +1,148 @@
+"""Detections fed live by the agent on this machine's kernel (marker ``agent``, root only).
+
+GIVEN a running ``vigil-agent --stdout`` in each sensor mode (eBPF, eBPF in Python, audit alone),
+WHEN this test re-enacts an attacker's step for real (loopback only), THEN the agent's events, decoded
+by the wire contract and run through the detection engine, raise the expected finding type.
+"""
+
+from __future__ import annotations
+
+import http.server
+import json
+import shutil
+import subprocess
+import threading
+import time
+from collections.abc import Callable, Iterator
+
+import pytest
+from agent_harness import RunningAgent, marker
+
+from vigil import wire
+from vigil.engine import Engine
+from vigil.intel.builtin import builtin_intel
+from vigil.normalize.agent import normalize_batch
+from vigil.registry import all_detections
+from vigil.state import InMemoryState
+
+pytestmark = pytest.mark.agent
+
+
+def _types(agent: RunningAgent, mine: Callable[[dict], bool]) -> dict[str, list]:
+    """The finding types the engine raises on the agent's events that ``mine`` selects (the
+    selection keeps other processes on the host out), with the events that raised each."""
+    host_line = next(e for e in agent.all(lambda e: "host" in e))
+    host = wire.decode_line(json.dumps(host_line).encode()).host
+    events = [
+        wire.decode_line(json.dumps(e).encode())
+        for e in agent.all(lambda e: e["kind"] != "heartbeat" and mine(e))
+    ]
+    normalized, rejected = normalize_batch(events, default_host=host)
+    assert rejected == []
+    result = Engine(all_detections(), intel=builtin_intel()).run(normalized, InMemoryState())
+    assert result.errors == []
+    out: dict[str, list] = {}
+    for m in result.matches:
+        out.setdefault(m.detection.meta.type, []).append(m.event)
+    return out
+
+
+class _Script(http.server.BaseHTTPRequestHandler):
+    body = b"exit 0\n"
+
+    def do_GET(self) -> None:
+        if self.path.endswith("?slow"):
+            time.sleep(1.0)  # a download from a real server takes this long (or longer)
+        self.send_response(200)
+        self.send_header("Content-Length", str(len(self.body)))
+        self.end_headers()
+        self.wfile.write(self.body)
+
+    def log_message(self, format: str, *args: object) -> None:
+        return None
+
+
+@pytest.fixture(scope="module")
+def web() -> Iterator[int]:
+    srv = http.server.ThreadingHTTPServer(("127.0.0.1", 0), _Script)
+    t = threading.Thread(target=srv.serve_forever, daemon=True)
+    t.start()
+    yield srv.server_address[1]
+    srv.shutdown()
+    srv.server_close()
+
+
+def _wait_types(
+    agent: RunningAgent, mine: Callable[[dict], bool], want: str, timeout: float = 20.0
+) -> dict[str, list]:
+    deadline = time.monotonic() + timeout
+    while True:
+        got = _types(agent, mine)
+        if want in got or time.monotonic() > deadline:
+            return got
+        time.sleep(0.2)
+
+
+@pytest.mark.skipif(shutil.which("curl") is None, reason="curl is not installed")
+@pytest.mark.parametrize("how", ["typed", "siblings"])
+def test_curl_piped_into_sh_is_one_finding(agent: RunningAgent, web: int, how: str) -> None:
+    """``curl URL | sh`` as a shell runs it (two children of one shell joined by a pipe), and as two
+    processes a program joins itself (no command line shows both): one DownloadPipedToShell.
+
+    On audit alone the agent reads fds 0-2 from /proc after the exec's records arrive, so both ends
+    must still be alive: there the server answers after a second, as a remote one would (with eBPF
+    the fds come with the exec record, and the loopback answer is immediate)."""
+    url = f"http://127.0.0.1:{web}/{marker()}" + ("?slow" if agent.mode == "audit" else "")
+    if how == "typed":
+        parent = subprocess.Popen(["/bin/bash", "-c", f"curl -s {url} | sh; true"])
+        parent.wait(timeout=20)
+        pids = {parent.pid}
+        mine: Callable[[dict], bool] = lambda e: (e.get("process") or {}).get("ppid") in pids  # noqa: E731
+    else:
+        curl = subprocess.Popen(["curl", "-s", url], stdout=subprocess.PIPE)
+        assert curl.stdout is not None
+        sh = subprocess.Popen(["/bin/sh"], stdin=curl.stdout)
+        curl.stdout.close()
+        curl.wait(timeout=20)
+        sh.wait(timeout=20)
+        pids = {curl.pid, sh.pid}
+        mine = lambda e: (e.get("process") or {}).get("pid") in pids  # noqa: E731
+    got = _wait_types(
+        agent, lambda e: e["kind"] == "process_exec" and mine(e), "Execution:Runtime/DownloadPipedToShell"
+    )
+    execs = agent.all(lambda e: e["kind"] == "process_exec" and mine(e))
+    stdio = [(e["process"].get("name"), e["process"].get("stdin"), e["process"].get("stdout")) for e in execs]
+    assert "Execution:Runtime/DownloadPipedToShell" in got, (sorted(got), stdio)
+    assert len(got["Execution:Runtime/DownloadPipedToShell"]) == 1
+    fired = got["Execution:Runtime/DownloadPipedToShell"][0].process
+    assert fired.file.name in ("curl", "sh", "dash", "bash")
+    # the children's execs only (bash -c's is not selected); a shell whose parent is python (this
+    # test) is also a ShellEscape, which is right
+    assert set(got) - {"Execution:Runtime/ShellEscape"} == {"Execution:Runtime/DownloadPipedToShell"}
+
+
+@pytest.mark.skipif(shutil.which("curl") is None, reason="curl is not installed")
+def test_curl_to_a_file_then_sh_is_not_a_pipe_finding(agent: RunningAgent, web: int, tmp_path) -> None:
+    out = tmp_path / "x.sh"
+    parent = subprocess.Popen(
+        [
+            "/bin/bash",
+            "-c",
+            f"curl -s -o {out} http://127.0.0.1:{web}/{marker()}; sh {out} | grep -c . ; true",
+        ],
+        stdout=subprocess.DEVNULL,
+    )
+    parent.wait(timeout=20)
+    pids = {parent.pid}
+    agent.wait_for(
+        lambda e: (
+            e["kind"] == "process_exec"
+            and (e.get("process") or {}).get("ppid") in pids
+            and (e.get("process") or {}).get("name") == "grep"
+        ),
+        what="grep exec",
+    )
+    got = _types(
+        agent, lambda e: e["kind"] == "process_exec" and (e.get("process") or {}).get("ppid") in pids
+    )
+    assert "Execution:Runtime/DownloadPipedToShell" not in got, got
