@@ -9,11 +9,14 @@ from __future__ import annotations
 
 import http.server
 import json
+import os
 import shutil
 import subprocess
+import sys
 import threading
 import time
 from collections.abc import Callable, Iterator
+from pathlib import Path
 
 import pytest
 from agent_harness import RunningAgent, marker
@@ -146,3 +149,56 @@ def test_curl_to_a_file_then_sh_is_not_a_pipe_finding(agent: RunningAgent, web: 
         agent, lambda e: e["kind"] == "process_exec" and (e.get("process") or {}).get("ppid") in pids
     )
     assert "Execution:Runtime/DownloadPipedToShell" not in got, got
+
+
+# The GuardDuty tester's ptrace check (scenarios/runtime/ProcessInjection-Ptrace.sh), re-enacted
+# without a compiler: a program forks, the child calls PTRACE_TRACEME and execs /bin/ls, the parent
+# waits for the child's exec stop, reads its user area (PTRACE_PEEKUSER) and detaches.
+_PTRACE_TESTER = """
+import ctypes, os
+libc = ctypes.CDLL(None, use_errno=True)
+libc.ptrace.argtypes = [ctypes.c_long, ctypes.c_long, ctypes.c_void_p, ctypes.c_void_p]
+libc.ptrace.restype = ctypes.c_long
+child = os.fork()
+if child == 0:
+    libc.ptrace(0, 0, None, None)  # PTRACE_TRACEME
+    os.execv("/bin/ls", ["ls", "/nonexistent-{m}"])
+else:
+    os.waitpid(child, 0)  # the exec stop
+    libc.ptrace(3, child, None, None)  # PTRACE_PEEKUSER, offset 0
+    libc.ptrace(17, child, None, None)  # PTRACE_DETACH
+    os.waitpid(child, 0)
+"""
+
+
+def test_the_guardduty_testers_ptrace_check_is_process_injection(agent: RunningAgent, tmp_path: Path) -> None:
+    """The tester expects DefenseEvasion:Runtime/ProcessInjection.Ptrace, not PtraceAntiDebugging.
+    The tracer runs as its own program (a copy of the interpreter named like the tester's binary),
+    so no debugger or test runner is its direct parent; the child's exec of ls is selected too."""
+    exe = tmp_path / "ptrace"
+    shutil.copy(os.path.realpath(sys.executable), exe)
+    m = marker()
+    tracer = subprocess.Popen([str(exe), "-c", _PTRACE_TESTER.format(m=m)], stderr=subprocess.DEVNULL)
+    assert tracer.wait(timeout=20) == 0
+    agent.wait_for(
+        lambda e: (
+            e["kind"] == "process_exec" and any(m in a for a in (e.get("process") or {}).get("args", []))
+        ),
+        what="the traced child's exec of ls",
+    )
+    ev = agent.wait_for(
+        lambda e: (
+            e["kind"] == "ptrace"
+            and e.get("request") == "PTRACE_TRACEME"
+            and (e.get("target") or {}).get("pid") == tracer.pid
+        ),
+        what="the child's PTRACE_TRACEME",
+    )
+    got = _types(
+        agent,
+        lambda e: (
+            (e.get("process") or {}).get("ppid") == tracer.pid
+            or (e.get("process") or {}).get("pid") == tracer.pid
+        ),
+    )
+    assert set(got) == {"DefenseEvasion:Runtime/ProcessInjection.Ptrace"}, (sorted(got), ev)
