@@ -56,8 +56,6 @@ class _Script(http.server.BaseHTTPRequestHandler):
     body = b"exit 0\n"
 
     def do_GET(self) -> None:
-        if self.path.endswith("?slow"):
-            time.sleep(1.0)  # a download from a real server takes this long (or longer)
         self.send_response(200)
         self.send_header("Content-Length", str(len(self.body)))
         self.end_headers()
@@ -94,10 +92,10 @@ def test_curl_piped_into_sh_is_one_finding(agent: RunningAgent, web: int, how: s
     """``curl URL | sh`` as a shell runs it (two children of one shell joined by a pipe), and as two
     processes a program joins itself (no command line shows both): one DownloadPipedToShell.
 
-    On audit alone the agent reads fds 0-2 from /proc after the exec's records arrive, so both ends
-    must still be alive: there the server answers after a second, as a remote one would (with eBPF
-    the fds come with the exec record, and the loopback answer is immediate)."""
-    url = f"http://127.0.0.1:{web}/{marker()}" + ("?slow" if agent.mode == "audit" else "")
+    Loopback answers at once, so curl and sh live a few milliseconds: on audit alone the agent reads
+    their fds 0-2 when the proc connector announces each exec (procconn.ExecWatcher), with eBPF they
+    come with the exec record."""
+    url = f"http://127.0.0.1:{web}/{marker()}"
     if how == "typed":
         parent = subprocess.Popen(["/bin/bash", "-c", f"curl -s {url} | sh; true"])
         parent.wait(timeout=20)
