@@ -136,3 +136,68 @@ def test_the_demo_batches_form_a_sequence_on_the_reverse_shell_instance_only_aft
     assert [t for _, t in _signals(o)] == ["Execution", "Execution", "Credential Access"]
     (again,) = _seq(p.process_record(data, state).occurrences)
     assert again.sightings == o.sightings and _signals(again) == _signals(o)
+
+
+def _details(groups: dict[str, dict]) -> object:
+    calls: list[list[str]] = []
+
+    def lookup(instances: object) -> dict[str, dict]:
+        calls.append(list(instances))  # type: ignore[call-overload]
+        return {i: groups[i] for i in instances if i in groups}  # type: ignore[attr-defined]
+
+    lookup.calls = calls  # type: ignore[attr-defined]
+    return lookup
+
+
+def test_instances_of_one_auto_scaling_group_share_a_sequence_across_them() -> None:
+    """GIVEN EC2 details that put two instances in one Auto Scaling group, WHEN one raises an
+    Execution finding and the other a Credential Access one, THEN a sequence forms on the second,
+    listing each signal with the instance it came from; without the group (or with another
+    group's instance) each instance alone has one tactic and none forms."""
+    a, b, c = "i-0a1b2c3d4e5f60011", "i-0a1b2c3d4e5f60012", "i-0a1b2c3d4e5f60013"
+    asg = {
+        "tags": [{"key": "aws:autoscaling:groupName", "value": "web-asg"}, {"key": "Name", "value": "web"}]
+    }
+    other = {"iamInstanceProfile": {"arn": "arn:aws:iam::123456789012:instance-profile/batch"}}
+    lookup = _details({a: asg, b: asg, c: other})
+    dev = {i: msgspec.structs.replace(s.DEVICE, instance_uid=i) for i in (a, b, c)}
+    for details, expect in ((None, False), (lookup, True)):
+        p = Pipeline.default(account_id="123456789012", region="us-east-1", instance_details=details)  # type: ignore[arg-type]
+        state = InMemoryState()
+        first = _seq(_run(p, state, [s.exec_(REVERSE, t=0, device=dev[a])]))
+        on_c = _seq(_run(p, state, [s.exec_(IMDS, t=10 * SEC, device=dev[c])]))  # another group
+        on_b = _seq(_run(p, state, [s.exec_(IMDS, t=30 * SEC, device=dev[b])]))
+        assert first == [] and on_c == []
+        if not expect:
+            assert on_b == []
+            continue
+        (o,) = on_b
+        assert o.instance_id == b and "across the instances of asg:web-asg" in o.finding["title"]
+        sig = o.finding["service"]["detection"]["sequence"]["signals"]
+        assert [(x["name"], x["resourceUids"]) for x in sig] == [
+            ("Execution:Runtime/ReverseShell", [a]),
+            ("CredentialAccess:Runtime/SuspiciousCommand", [b]),
+        ]
+        assert validate(o.finding) == []
+        # the same batch again: the same sighting, the same signals
+        (again,) = _seq(_run(p, state, [s.exec_(IMDS, t=30 * SEC, device=dev[b])]))
+        assert again.id == o.id and _signals(again) == _signals(o)
+
+
+def test_a_failing_instance_lookup_leaves_the_instances_own_sequences() -> None:
+    from vigil.engine import Engine
+    from vigil.intel.builtin import builtin_intel
+    from vigil.registry import all_detections
+    from vigil.sequences import attack_sequences
+
+    def broken(instances: object) -> dict:
+        raise RuntimeError("EC2 throttled")
+
+    dets = all_detections()
+    engine = Engine(dets, intel=builtin_intel())
+    types = {d.meta.type: d.meta.title for d in dets}
+    state = InMemoryState()
+    events = [s.exec_(REVERSE), s.exec_(IMDS, t=30 * SEC)]
+    matches = engine.run(events, state).matches
+    got = attack_sequences(matches, state, types, details=broken)
+    assert {m.detection.meta.type for m in got} == {TYPE} and len(got) == 2  # one per signal event

@@ -253,7 +253,9 @@ class Pipeline:
             note_carried(matches, state)
             matches, result.waived = waive(matches, state, self.healthy)
             # attack sequences (vigil.sequences): one more match per signal of a multi-tactic instance
-            matches += attack_sequences(matches, state, self._types, counted=ranges)
+            matches += attack_sequences(
+                matches, state, self._types, counted=ranges, details=self.instance_details
+            )
         if matches:
             ctx = Context(state=state, intel=self.engine.intel, settings=self.engine.settings)
             occ = occurrences(

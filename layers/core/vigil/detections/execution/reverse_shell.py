@@ -1,10 +1,11 @@
 """Execution:Runtime/ReverseShell: a shell whose stdin or stdout is a network socket.
 
-Also any program whose stdin and stdout are one outbound TCP connection (the same socket, from an
-ephemeral local port): a renamed copy of a shell, as the GuardDuty tester runs
-(``cp /bin/bash <date>-reverseShell``), is a shell by content, not by name. A service started by
-inetd or systemd on an accepted connection has its stdio on a socket too, but on its listening
-port, not an ephemeral one.
+Also any program started interactive (``-i``) whose stdin and stdout are one outbound TCP
+connection (the same socket, from an ephemeral local port): a renamed copy of a shell, as the
+GuardDuty tester runs (``cp /bin/bash <date>-reverseShell; ./<copy> -i >& /dev/tcp/...``), is a
+shell by content, not by name. The commands run inside a reverse shell inherit its socket, but not
+``-i`` (``id`` is not a second reverse shell). A service started by inetd or systemd on an accepted
+connection has its stdio on a socket too, but on its listening port, not an ephemeral one.
 """
 
 from __future__ import annotations
@@ -15,7 +16,7 @@ from vigil import sample as s
 from vigil import severity
 from vigil.detection import Context, Detection, Example, Meta
 from vigil.events import Endpoint, ProcessActivity, Stdio
-from vigil.vocab import INTERPRETER_NAMES, base_name, is_network_socket, is_shell
+from vigil.vocab import INTERPRETER_NAMES, base_name, interactive_shell_flag, is_network_socket, is_shell
 
 EPHEMERAL_PORTS: Final = range(32768, 65536)  # Linux's default ip_local_port_range and above
 
@@ -66,7 +67,7 @@ class ReverseShell(Detection):
                 and is_network_socket(p.stdin)
                 and is_network_socket(p.stdout)
             )
-            or _one_outbound_connection(p.stdin, p.stdout)
+            or (interactive_shell_flag(p) and _one_outbound_connection(p.stdin, p.stdout))
         )
 
     def _peer(self, event: ProcessActivity) -> Any:
@@ -123,6 +124,20 @@ class ReverseShell(Detection):
         ),
     )  # fmt: skip
     near_misses: ClassVar = (
+        Example(
+            "a command run inside a reverse shell (it inherits the socket, not -i)",
+            (
+                s.exec_(
+                    s.proc(
+                        "/usr/bin/id",
+                        stdin=_OUT,
+                        stdout=_OUT,
+                        stderr=_OUT,
+                        parent=s.proc("/usr/bin/bash", "-i", pid=900, uid=33),
+                    )
+                ),
+            ),
+        ),
         Example(
             "an inetd-style service with its stdio on an accepted connection (its listening port)",
             (
