@@ -75,8 +75,9 @@ def replay(corpus: str = str(DEFAULT), show: int = 3) -> Replay:
             key = (f["type"], float(f["severity"]))
             out.matched[key] += o.count
             distinct[f["id"]] = key
-            proc = f["service"]["runtimeDetails"].get("process", {})
-            ctx = f["service"]["runtimeDetails"].get("context", {})
+            runtime = f["service"].get("runtimeDetails", {})  # EC2 types (an attack sequence) have none
+            proc = runtime.get("process", {})
+            ctx = runtime.get("context", {})
             what = ctx.get("commandLineExample") or ctx.get("filePath") or proc.get("executablePath", "")
             dns = f["service"].get("action", {}).get("dnsRequestAction", {}).get("domain")
             sample = f"{proc.get('name', '?')}: {dns or what}"[:160]

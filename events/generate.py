@@ -269,6 +269,43 @@ def reverse_shell() -> list[w.WireEvent]:
     return _with_host(ev, h)
 
 
+def reverse_shell_next() -> list[w.WireEvent]:
+    """web-1, half a minute later: the reverse shell's next step, a second ATT&CK tactic: it reads the
+    instance role's credentials from the metadata service (IMDSv1), which forms an attack sequence."""
+    h = WEB
+    first = reverse_shell()
+    bash = first[2].process  # type: ignore[union-attr]
+    t, seq = T0 + 90 * SEC, 105
+    curl = proc(
+        h,
+        "/usr/bin/curl",
+        ["curl", "-s", "http://169.254.169.254/latest/meta-data/iam/security-credentials/web-1-role"],
+        31350,
+        parent=bash,
+        uid=992,
+        user="nginx",
+        cwd="/",
+        start=t,
+        stdin=bash.stdin,
+        stdout=bash.stdout,
+        stderr=bash.stderr,
+    )
+    ev: list[w.WireEvent] = [
+        w.ProcessExec(time=t, seq=seq, process=curl),
+        w.NetConnect(
+            time=t + SEC // 100,
+            seq=seq + 1,
+            process=curl,
+            local_ip="10.0.1.17",
+            local_port=49170,
+            remote_ip="169.254.169.254",
+            remote_port=80,
+        ),
+        heartbeat(h, t + 5 * SEC, seq + 2, 23),
+    ]
+    return _with_host(ev, h)
+
+
 def crypto_dns() -> list[w.WireEvent]:
     """worker-1: a dropped xmrig in /tmp resolves a Monero pool and connects to it."""
     h = WORKER
@@ -359,7 +396,12 @@ def kinesis_event(batches: list[tuple[str, bytes]]) -> dict[str, object]:
 def main() -> None:
     agent = HERE / "agent"
     agent.mkdir(exist_ok=True)
-    batches = {"benign": benign(), "reverse_shell": reverse_shell(), "crypto_dns": crypto_dns()}
+    batches = {
+        "benign": benign(),
+        "reverse_shell": reverse_shell(),
+        "crypto_dns": crypto_dns(),
+        "reverse_shell_next": reverse_shell_next(),
+    }
     gz: dict[str, bytes] = {}
     for name, events in batches.items():
         (agent / f"{name}.ndjson").write_bytes(w.encode_batch(events, compress=False))

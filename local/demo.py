@@ -10,7 +10,10 @@ and released, and its security groups are printed before, after isolation and af
 Then an instance whose agent is stopped gets EC2 findings from flow-log and Resolver lines
 (local/scenarios/sources.py). Last, the stack acts as an Organization's administrator
 (MemberAccountIds): a member account's finding reaches its bus and table and
-`vigil findings list --account`; a stranger's is refused.
+`vigil findings list --account`; a stranger's is refused. Finally the reverse-shell instance takes
+its next step (it reads the instance role's credentials from IMDS, a second ATT&CK tactic) and an
+AttackSequence:EC2/CompromisedInstanceGroup finding forms, listing its signals in order; replayed,
+it does not change.
 Exits 1 if an expected finding is missing, or isolation/release did not do what they say.
 
     python -m local.demo [--keep] [--port N]
@@ -31,6 +34,8 @@ from local.stack import DEFAULT_PORT, LocalStack, started
 
 EVENTS = Path(__file__).resolve().parent.parent / "events" / "agent"
 BATCHES = ("benign.ndjson.gz", "reverse_shell.ndjson.gz", "crypto_dns.ndjson.gz", "malformed.ndjson")
+NEXT_STEP = "reverse_shell_next.ndjson.gz"  # the reverse shell's next step: sent in step 13
+SEQUENCE = "AttackSequence:EC2/CompromisedInstanceGroup"
 EXPECTED = ("Execution:Runtime/ReverseShell", "CryptoCurrency:Runtime/BitcoinTool.B!DNS")
 TAP_QUEUE = "vigil-demo-bus-tap"
 
@@ -148,7 +153,8 @@ def run(stack: LocalStack, console: Any, keep: bool) -> int:
     before = groups_of(session, victim, stack.endpoint_url)
     recorded = {b.instance for b in load_batches() if b.name.startswith("reverse_shell")}
     batches = [
-        Sent(b.name, victim, with_instance_id(b.data, victim)) if b.instance in recorded else b for b in load_batches()
+        Sent(b.name, victim, with_instance_id(b.data, victim)) if b.instance in recorded else b
+        for b in load_batches()
     ]
 
     console.rule("[bold]1. the agents send their batches")
@@ -185,13 +191,20 @@ def run(stack: LocalStack, console: Any, keep: bool) -> int:
         )
     console.print(bus)
 
-    console.rule("[bold]4. integrations: S3 export, Security Lake (OCSF 2004), Security Hub (ASFF), Slack / Jira")
+    console.rule(
+        "[bold]4. integrations: S3 export, Security Lake (OCSF 2004), Security Hub (ASFF), Slack / Jira"
+    )
     stack.pollers.wait_idle(timeout=30)
     plain_out = lambda s: console.out(s, highlight=False)  # noqa: E731 (attacker text: no markup)
     exports = show_exports(stack, plain_out)
-    routed = demo_routing([e["detail"] for e in bus_events if e["detail-type"] == "Vigil Finding"][:1], plain_out)
+    routed = demo_routing(
+        [e["detail"] for e in bus_events if e["detail-type"] == "Vigil Finding"][:1], plain_out
+    )
     integrations_ok = bool(
-        exports["s3_objects"] and exports["security_lake_objects"] and exports["security_hub_findings"] and routed
+        exports["s3_objects"]
+        and exports["security_lake_objects"]
+        and exports["security_hub_findings"]
+        and routed
     )
 
     console.rule("[bold]5. dead letters (IngestDeadLetterQueue)")
@@ -213,7 +226,9 @@ def run(stack: LocalStack, console: Any, keep: bool) -> int:
     )
 
     console.rule("[bold]7. response: Triage -> IsolateInstance -> ReleaseInstance (ResponseDryRun=false)")
-    response = run_response_demo(session, out, victim, before=before, endpoint_url=stack.endpoint_url, say=console.print)
+    response = run_response_demo(
+        session, out, victim, before=before, endpoint_url=stack.endpoint_url, say=console.print
+    )
     response_ok = bool(response["isolated"] and response["restored"])
 
     console.rule("[bold]8. usage: monitored vCPU-hours and cost (vigil usage)")
@@ -238,7 +253,9 @@ def run(stack: LocalStack, console: Any, keep: bool) -> int:
 
     sources_ok = run_sources_demo(stack, tap_url, console)
 
-    console.rule("[bold]12. multi-account: a member account's finding on the administrator (MemberAccountIds)")
+    console.rule(
+        "[bold]12. multi-account: a member account's finding on the administrator (MemberAccountIds)"
+    )
     from local.scenarios.multiaccount import run_multiaccount_demo
 
     multiaccount = run_multiaccount_demo(stack, tap_url, say=console.print, out=plain_out)
@@ -246,6 +263,11 @@ def run(stack: LocalStack, console: Any, keep: bool) -> int:
     console.print(
         f"  member finding on the bus and in the table, listed by --account; foreign batch refused: {multiaccount_ok}"
     )
+
+    console.rule(
+        "[bold]13. attack sequence: the reverse shell reads the instance's credentials (a second tactic)"
+    )
+    sequence_ok = run_sequence_step(stack, out, tap_url, victim, console)
 
     console.rule("[bold]timings")
     ms = lambda s: f"{s * 1000:.0f} ms" if s is not None else "never"  # noqa: E731
@@ -268,12 +290,13 @@ def run(stack: LocalStack, console: Any, keep: bool) -> int:
         or not integrations_ok
         or not multiaccount_ok
         or not sources_ok
+        or not sequence_ok
     ):
         console.print(
             f"[red bold]DEMO FAILED[/] missing findings {missing}, not on the bus {unpublished}, replay ok {replay_ok}, "
             f"isolated {response['isolated']}, groups restored {response['restored']}, coverage ok {coverage_ok}, "
             f"suppression ok {suppression_ok}, integrations ok {integrations_ok}, sources ok {sources_ok}, "
-            f"multi-account ok {multiaccount_ok}"
+            f"multi-account ok {multiaccount_ok}, attack sequence ok {sequence_ok}"
         )
         return 1
     console.print(
@@ -281,7 +304,8 @@ def run(stack: LocalStack, console: Any, keep: bool) -> int:
         "the instance was isolated and released to its exact original groups; the suppression rule "
         "archived the repeat (not on the bus); coverage found the stale instance UNHEALTHY and said so on the bus; "
         "the instance without an agent got its EC2 findings from flow-log and Resolver lines; "
-        "a member account's finding reached the administrator and a stranger account's batch was refused"
+        "a member account's finding reached the administrator and a stranger account's batch was refused; "
+        "the reverse-shell instance's second tactic formed one attack sequence, published, unchanged by a replay"
     )
     if keep:
         console.print(f"stack stays up at {stack.endpoint_url} (state in {stack.state_file}); Ctrl-C to stop")
@@ -292,6 +316,55 @@ def run(stack: LocalStack, console: Any, keep: bool) -> int:
         except KeyboardInterrupt:
             pass
     return 0
+
+
+def run_sequence_step(
+    stack: LocalStack, out: dict[str, str], tap_url: str, victim: str, console: Any
+) -> bool:
+    """Send the reverse shell's next step for the victim; the sequence must be stored with both
+    tactics, reach the bus, and stay the same when the batch is sent again."""
+    from local.scenarios.response import with_instance_id
+
+    step = Sent(NEXT_STEP, victim, with_instance_id((EVENTS / NEXT_STEP).read_bytes(), victim))
+    console.print(f"  {step.name:<26} {len(step.data):>6} bytes  partition key {step.instance}")
+    send(stack, out["TelemetryStreamName"], [step])
+
+    def ours() -> list[dict[str, Any]]:
+        found = findings(stack, out["FindingsTableName"])
+        return [f for f in found if f["type"] == SEQUENCE and f["instanceId"] == victim]
+
+    published: list[dict[str, Any]] = []
+    deadline = time.perf_counter() + 30
+    while time.perf_counter() < deadline:
+        published += [e for e in drain(stack, tap_url) if e["detail"].get("type") == SEQUENCE]
+        if ours() and published:
+            break
+        time.sleep(0.1)
+    stack.pollers.wait_idle(timeout=30)
+    stored = ours()
+    if len(stored) != 1:
+        console.print(f"  [red]expected one {SEQUENCE} finding on {victim}, found {len(stored)}[/]")
+        return False
+    doc = (
+        json.loads(stored[0]["finding"])
+        if isinstance(stored[0].get("finding"), str)
+        else stored[0]["finding"]
+    )
+    signals = doc["service"]["detection"]["sequence"]["signals"]
+    console.print(f"  {doc['type']}  {severity_text(float(doc['severity']))}  count {stored[0]['count']}")
+    for n, sig in enumerate(signals, 1):
+        tactic = sig["signalIndicators"][0]["values"][0]
+        console.out(f"    {n}. {sig['firstSeenAt']}  {tactic:<18} {sig['name']}", highlight=False)
+    tactics = {sig["signalIndicators"][0]["values"][0] for sig in signals}
+    send(stack, out["TelemetryStreamName"], [step])  # the same batch again
+    stack.pollers.wait_idle(timeout=30)
+    again = ours()
+    replay_ok = len(again) == 1 and again[0]["count"] == stored[0]["count"]
+    console.print(
+        f"  tactics {sorted(tactics)}; on the bus: {bool(published)}; replayed: count "
+        f"{'unchanged' if replay_ok else 'CHANGED'}"
+    )
+    return bool(published) and replay_ok and {"Execution", "Credential Access"} <= tactics
 
 
 def _free(port: int) -> bool:

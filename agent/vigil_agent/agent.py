@@ -159,6 +159,7 @@ class Agent:
         self.audit_sock: socket.socket | None = None
         self.audit_reader: auditnl.BatchReader | None = None
         self.cn_sock: socket.socket | None = None
+        self.exec_watch: procconn.ExecWatcher | None = None
         self.pkt_sock: socket.socket | None = None
         self.dns_reader: DnsReader | None = None
         self.installed: list[bytes] = []
@@ -296,6 +297,13 @@ class Agent:
                 self.cn_sock = procconn.open_exits()
                 self.sel.register(self.cn_sock, selectors.EVENT_READ, self._on_cn)
                 self.active.append("proc_connector")
+                # audit delivers an exec's records late: fds 0-2 are read when the exec is announced
+                # (without it, from /proc when the records come: a short-lived program has gone)
+                try:
+                    self.exec_watch = procconn.ExecWatcher(procconn.open_execs(), self.table.note_exec)
+                    self.exec_watch.start()
+                except OSError as exc:
+                    log.warning("exec watcher unavailable: %s", exc.strerror or exc)
             except OSError as exc:
                 self.unavailable["proc_connector"] = str(exc.strerror or exc)
         else:
@@ -796,7 +804,12 @@ class Agent:
             )
         self._close_fast()
         if self.batcher.express_seals:
-            log.info("express lane: %d batches left ahead of flush_s (urgent events)", self.batcher.express_seals)
+            log.info(
+                "express lane: %d batches left ahead of flush_s (urgent events)", self.batcher.express_seals
+            )
+        if self.exec_watch is not None:
+            self.exec_watch.stop()
+            self.exec_watch = None
         for s in (self.audit_sock, self.cn_sock, self.pkt_sock):
             if s is not None:
                 with contextlib.suppress(KeyError, ValueError):

@@ -87,6 +87,21 @@ _NAMES_BY_TEXT: dict[tuple[str | None, str | None], str] = {
 _AF = {"inet": socket.AF_INET, "inet6": socket.AF_INET6}
 
 
+def _image_at_syscall(proc: wire.Process, exe: str, comm: str) -> wire.Process:
+    """The process as it was when it made the syscall: the record's ``exe`` is that image's, and it
+    differs from the table's when the table already took a later exec of the pid (with eBPF the exec
+    comes first; a child's PTRACE_TRACEME is always followed by its exec). The earlier image's argv
+    is unknown: it is left out rather than borrowed from the later one."""
+    if not exe or not proc.file.path or exe == proc.file.path:
+        return proc
+    import msgspec
+
+    name = exe.rsplit("/", 1)[-1]
+    return msgspec.structs.replace(
+        proc, file=wire.File(path=exe, name=name), name=comm or name, args=[], cmd_line="", exe_deleted=False
+    )
+
+
 def event_class(name: str) -> str:
     """The limiter's class of a syscall's events (see limiter.ORDER)."""
     if name in NET:
@@ -266,6 +281,7 @@ class Collector:
         if name == "ptrace":
             req = _int(a0, 16, 0)
             target_pid = _int(a1, 16, 0)
+            proc = _image_at_syscall(proc, value(get("exe")) or "", value(get("comm")) or "")
             target = None
             if req == 0:  # TRACEME: the tracer is the parent
                 target = self.table.process(ppid) if ppid > 0 else None

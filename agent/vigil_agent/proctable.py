@@ -12,6 +12,7 @@ import hashlib
 import os
 import pwd
 import re
+import threading
 import time
 from collections import OrderedDict, deque
 from collections.abc import Callable
@@ -26,6 +27,9 @@ from vigil_agent.sockinfo import describe_fd
 LINEAGE_DEPTH = 5
 _CONTAINER_RE = re.compile(r"([0-9a-f]{64})")
 _CLK_TCK = os.sysconf("SC_CLK_TCK")
+EARLY_MAX = 4096  # pids with fds read at an exec notification, waiting for the exec's audit record
+EARLY_SLACK_NS = 5_000_000  # audit stamps in milliseconds: a read may look up to that much early
+EARLY_TTL_NS = 10_000_000_000  # a read this long after the record's exec is another exec's
 
 
 def read_bytes(path: str) -> bytes | None:
@@ -262,6 +266,10 @@ class ProcessTable:
         # (kauditd delivers late; /bin/true is gone in a millisecond): pid -> when
         self._exited: dict[int, int] = {}
         self._users: dict[int, str] = {}
+        # fds 0-2 read when the proc connector announced an exec (before its audit records): pid
+        # -> (when read, fds) per exec, oldest first, taken by on_exec in order (``note_exec``)
+        self._early: dict[int, deque[tuple[int, dict[str, wire.Stdio]]]] = {}
+        self._early_lock = threading.Lock()
         self.self_pid = os.getpid()
         # processes someone else built (the native fast path writes most execs): asked before
         # /proc, so a process that is gone already keeps what its exec record said
@@ -341,6 +349,49 @@ class ProcessTable:
             ctx["exe_mtime"] = mtime
         return ctx
 
+    def note_exec(self, pid: int) -> None:
+        """The proc connector announced an exec of ``pid``: read its fds 0-2 now, while it runs
+        (its audit records come later, when a short-lived program may be gone); ``on_exec`` of
+        that exec's audit record takes them. Called from the exec watcher's thread
+        (procconn.ExecWatcher): ``_early`` is shared under ``_early_lock``."""
+        if not self.enrich or pid == self.self_pid:
+            return
+        fds: dict[str, wire.Stdio] = {}
+        for n, name in ((0, "stdin"), (1, "stdout"), (2, "stderr")):
+            fd = describe_fd(pid, n)
+            if fd is not None:
+                fds[name] = fd
+        if not fds:
+            return
+        read_at = time.time_ns()
+        with self._early_lock:
+            if len(self._early) >= EARLY_MAX:  # execs whose audit records never came (excluded, lost)
+                for old in list(self._early)[: EARLY_MAX // 8]:
+                    del self._early[old]
+            self._early.setdefault(pid, deque()).append((read_at, fds))
+
+    def _early_fds(self, pid: int, time_ns: int) -> dict[str, wire.Stdio]:
+        """The fds read at the notification of the exec whose audit record says ``time_ns``: the
+        oldest read at or after it (earlier reads belong to execs whose records never came)."""
+        if not self._early:
+            return {}
+        with self._early_lock:
+            q = self._early.get(pid)
+            if not q:
+                return {}
+            found: dict[str, wire.Stdio] = {}
+            while q:
+                read_at, fds = q[0]
+                if read_at > time_ns + EARLY_TTL_NS:
+                    break  # a later exec's (this one's notification was lost)
+                q.popleft()
+                if read_at + EARLY_SLACK_NS >= time_ns:
+                    found = fds
+                    break
+            if not q:
+                del self._early[pid]
+            return found
+
     # --- events ----------------------------------------------------------------------------
     def on_exec(
         self,
@@ -372,14 +423,18 @@ class ProcessTable:
         deleted = exe.endswith(" (deleted)") or exe.startswith("/memfd:")
         if ctx is not None:
             pass
-        elif st is not None:
-            ctx = self._context(pid, exe)
-        else:  # hash what the audit record names, if it is still a file
-            ctx = {}
-            if self.enrich and not deleted:
-                sha, mtime = self.hashes.digest(exe)
-                if sha:
-                    ctx = {"exe_sha256": sha, "exe_mtime": mtime}
+        else:
+            if st is not None:
+                ctx = self._context(pid, exe)
+            else:  # hash what the audit record names, if it is still a file
+                ctx = {}
+                if self.enrich and not deleted:
+                    sha, mtime = self.hashes.digest(exe)
+                    if sha:
+                        ctx = {"exe_sha256": sha, "exe_mtime": mtime}
+            # the fds read when the exec was announced describe this exec (/proc may show a later
+            # exec of the pid, or nothing: it is gone)
+            ctx.update(self._early_fds(pid, time_ns))
         p = make_process(
             pid=pid,
             uuid=stable_uuid(self.boot, pid, start_key),
@@ -526,6 +581,8 @@ class ProcessTable:
     def shrink(self) -> None:
         """Memory pressure: forget everything that can be rebuilt from /proc."""
         self.entries.clear()
+        with self._early_lock:
+            self._early.clear()
         self._dead.clear()
         self._exited.clear()
         self.hashes.cache.clear()

@@ -566,3 +566,50 @@ def test_an_argv_read_from_proc_is_bounded_like_one_from_audit() -> None:
     # THEN at most MAX_ARGS arguments and MAX_ARGV_CHARS characters, the cut marked
     assert len(many) == MAX_ARGS
     assert sum(len(a) for a in long) == MAX_ARGV_CHARS + 1 and long[-1].endswith("…") and len(long) == 2
+
+
+def _cn(what: int, payload: bytes) -> bytes:
+    from vigil_agent import procconn
+
+    ev = struct.pack("=IIQ", what, 0, 0) + payload
+    cn = struct.pack("=IIIIHH", procconn.CN_IDX_PROC, procconn.CN_VAL_PROC, 0, 0, len(ev), 0) + ev
+    return struct.pack("=IHHII", 16 + len(cn), procconn.NLMSG_DONE, 0, 0, 0) + cn
+
+
+def test_proc_connector_exec_and_exit_messages_are_told_apart() -> None:
+    from vigil_agent import procconn
+
+    exec_msg = _cn(procconn.PROC_EVENT_EXEC, struct.pack("=ii", 4243, 4242))
+    exit_msg = _cn(procconn.PROC_EVENT_EXIT, struct.pack("=iiIIii", 4242, 4242, 256, 17, 1, 1))
+    assert procconn.parse_exec(exec_msg) == 4242 and procconn.parse_exit(exec_msg) is None
+    assert procconn.parse_exit(exit_msg) == (4242, 256) and procconn.parse_exec(exit_msg) is None
+    assert procconn.parse_exec(exec_msg[:-4]) is None  # cut short
+
+
+def test_fds_read_at_an_exec_notification_go_to_that_execs_record_in_order() -> None:
+    """GIVEN the exec watcher read a process's fds at two exec notifications, WHEN the audit records
+    of those execs are built (the process may be gone by then), THEN each takes its own read, oldest
+    first; a read older than the record (its exec's record never came) is skipped."""
+    import os
+    import subprocess
+    import time
+
+    table = ProcessTable()
+    child = subprocess.Popen(["/bin/sleep", "5"], stdin=subprocess.DEVNULL, stdout=subprocess.PIPE)
+    try:
+        t0 = time.time_ns()
+        table.note_exec(child.pid)
+        first = table._early[child.pid][-1][1]
+        assert first["stdout"].type == "pipe" and first["stdin"].path == "/dev/null"
+        table.note_exec(child.pid)
+        assert table._early_fds(child.pid, t0 - 60 * 10**9) == {}  # far earlier: no read of its
+        assert table._early_fds(child.pid, t0) == first
+        assert table._early_fds(child.pid, t0) != {}  # the second read, for the second exec
+        assert table._early_fds(child.pid, t0) == {} and child.pid not in table._early
+        table.note_exec(child.pid)
+        assert table._early_fds(child.pid, time.time_ns() + 10**9) == {}  # stale: skipped, dropped
+        table.note_exec(os.getpid())  # the agent itself: never
+        assert os.getpid() not in table._early
+    finally:
+        child.kill()
+        child.wait()

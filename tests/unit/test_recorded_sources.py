@@ -118,7 +118,12 @@ CASES = [
     ("tester_dns_domains.flowlogs-v5.log", set()),  # the curls reach a sinkhole address on no list
     (
         "tester_dns_exfiltration.resolver.ndjson",
-        {("Trojan:EC2/DNSDataExfiltration", RED, "ACTOR"), ("Backdoor:EC2/C&CActivity.B!DNS", RED, "ACTOR")},
+        {
+            ("Trojan:EC2/DNSDataExfiltration", RED, "ACTOR"),
+            ("Backdoor:EC2/C&CActivity.B!DNS", RED, "ACTOR"),
+            # Exfiltration and Command and Control on one instance: an attack sequence (vigil.sequences)
+            ("AttackSequence:EC2/CompromisedInstanceGroup", RED, "ACTOR"),
+        },
     ),
     ("tester_malicious_ip_caller.flowlogs-v5.log", set()),  # without the customer's list: nothing
 ]

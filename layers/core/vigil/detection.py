@@ -160,6 +160,10 @@ class Detection:
         brute-force types depend on it (their severity too)."""
         return self.meta.resource_role
 
+    def detection_details(self, event: Any, ctx: Context) -> dict[str, Any] | None:
+        """``service.detection`` (GuardDuty's Detection: an anomaly or an attack sequence), None: absent."""
+        return None
+
     def action(self, event: Any, ctx: Context) -> dict[str, Any] | None:
         """``service.action`` when the default for the event (networkConnectionAction,
         dnsRequestAction ...) is not the right shape, e.g. a portProbeAction; None = the default."""

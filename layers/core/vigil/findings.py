@@ -256,6 +256,9 @@ def build_finding(
             action = _api_action(event) if isinstance(event, ApiActivity) else _action(event)
     if action is not None:
         service["action"] = action
+    detection = det.detection_details(event, ctx)
+    if detection:
+        service["detection"] = detection
     ti = det.threat_intel(event, ctx)
     if ti:
         service["evidence"] = {"threatIntelligenceDetails": ti}

@@ -36,6 +36,7 @@ from vigil.intel.builtin import builtin_intel
 from vigil.normalize.agent import normalize_batch
 from vigil.normalize.common import Rejection
 from vigil.registry import all_detections
+from vigil.sequences import attack_sequences
 from vigil.sources import SourceConfig, decode_source_record
 from vigil.state import State
 
@@ -119,6 +120,7 @@ class Pipeline:
         healthy: HealthLookup | None = None,
     ) -> None:
         self.engine = engine
+        self._types = {d.meta.type: d.meta.title for d in engine.detections}  # vigil.sequences' signals
         self.account_id = account_id
         self.region = region
         self.detector_id = detector_id
@@ -250,6 +252,10 @@ class Pipeline:
         if matches:  # one finding per indicator (vigil.indicators): note the runtime's, waive EC2's
             note_carried(matches, state)
             matches, result.waived = waive(matches, state, self.healthy)
+            # attack sequences (vigil.sequences): one more match per signal of a multi-tactic instance
+            matches += attack_sequences(
+                matches, state, self._types, counted=ranges, details=self.instance_details
+            )
         if matches:
             ctx = Context(state=state, intel=self.engine.intel, settings=self.engine.settings)
             occ = occurrences(

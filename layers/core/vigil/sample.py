@@ -45,8 +45,9 @@ def tty(path: str = "/dev/pts/0") -> ev.Stdio:
     return ev.Stdio(type="tty", path=path)
 
 
-def pipe() -> ev.Stdio:
-    return ev.Stdio(type="pipe")
+def pipe(inode: int = 0) -> ev.Stdio:
+    """A pipe; with ``inode``, the agent's ``pipe:[INODE]`` path (both ends of one pipe share it)."""
+    return ev.Stdio(type="pipe", path=f"pipe:[{inode}]" if inode else "")
 
 
 def proc(

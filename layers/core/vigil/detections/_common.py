@@ -73,6 +73,20 @@ def hash_listed(event: Any, ctx: Context) -> bool:
     return bool(sha) and ctx.intel.match_hash(sha) is not None
 
 
+def traceme_for_parent(event: Any) -> bool:
+    """A PTRACE_TRACEME by a fork of its parent (the same executable, before its exec): how a
+    program starts another under its own control (gdb, strace, and the GuardDuty tester's injector:
+    the parent then reads and writes the child). Malware's anti-debugging TRACEME is called by the
+    program on itself, under a parent that never traces (a shell, systemd)."""
+    if event.ptrace_request not in ("PTRACE_TRACEME", "0"):
+        return False
+    tracer = event.target_process  # the agent names the parent, TRACEME's tracer
+    p = event.process
+    return (
+        tracer is not None and bool(p.file.path) and tracer.file.path == p.file.path and tracer.pid == p.ppid
+    )
+
+
 class FirstSeenOnInstance(Detection):
     """A baseline rule: fires the first time a ``candidate`` event's ``baseline_key`` is seen on an
     instance (remembered in the State table for ``baseline_ttl_s``), and stays quiet after that."""

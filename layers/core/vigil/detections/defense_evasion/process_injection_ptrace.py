@@ -1,8 +1,10 @@
 """DefenseEvasion:Runtime/ProcessInjection.Ptrace: a process injected code into another with ptrace.
 
-The agent reports ptrace requests that write (POKETEXT/POKEDATA/POKEUSER, SETREGS) and attaches.
-An attach alone is how debuggers and tracers start, so only writes count, and known debuggers in
-system paths are excluded (a renamed copy elsewhere is not).
+The agent reports ptrace requests that write (POKETEXT/POKEDATA/POKEUSER, SETREGS), attaches and
+TRACEME. An attach alone is how debuggers and tracers start, so of those only writes count; and a
+TRACEME by a fork of its parent (the parent starts a program under its control, then reads and
+writes it: the GuardDuty tester's ptrace check, PTRACE_TRACEME in the child, PTRACE_PEEKUSER from
+the parent). Known debuggers in system paths are excluded (a renamed copy elsewhere is not).
 """
 
 from __future__ import annotations
@@ -12,7 +14,7 @@ from typing import Any, ClassVar, Final
 from vigil import sample as s
 from vigil import severity
 from vigil.detection import Context, Detection, Example, Meta
-from vigil.detections._common import process_brief
+from vigil.detections._common import process_brief, traceme_for_parent
 from vigil.events import ProcessActivity
 from vigil.vocab import DEBUGGERS, base_name
 
@@ -56,6 +58,8 @@ class ProcessInjectionPtrace(Detection):
     kinds = frozenset({"ptrace"})
 
     def match(self, event: ProcessActivity, ctx: Context) -> bool:
+        if traceme_for_parent(event):
+            return not _debugger(event)  # the fork runs the tracer's executable
         if event.ptrace_request not in WRITE_REQUESTS:
             return False
         t = event.target_process
@@ -71,7 +75,13 @@ class ProcessInjectionPtrace(Detection):
         t = event.target_process
         return {"targetProcess": process_brief(t)} if t is not None else {}
 
+    _INJECTOR: ClassVar = s.proc("/tmp/ptrace", pid=5000, uid=0, parent=s.LOGIN_SHELL)
     fires: ClassVar = (
+        Example(
+            "the GuardDuty tester's check: a fork of the injector calls TRACEME for its parent, then execs ls",
+            (s.inject(s.proc("/tmp/ptrace", pid=5001, uid=0, parent=_INJECTOR), "ptrace", _INJECTOR, request="PTRACE_TRACEME"),
+             s.exec_(s.proc("/usr/bin/ls", pid=5001, uid=0, parent=_INJECTOR))),
+        ),
         Example(
             "an injector poking code into a web server",
             (s.inject(s.proc("/tmp/.p/linux-inject", uid=0), "ptrace", s.proc("/usr/sbin/nginx", pid=900, uid=33),
@@ -82,6 +92,11 @@ class ProcessInjectionPtrace(Detection):
         Example(
             "gdb setting a breakpoint",
             (s.inject(s.proc("/usr/bin/gdb", "-p", "900"), "ptrace", s.proc("/usr/bin/myapp", pid=900), request="PTRACE_POKETEXT"),),
+        ),
+        Example(
+            "strace starting a program (its fork calls TRACEME)",
+            (s.inject(s.proc("/usr/bin/strace", pid=5101, parent=s.proc("/usr/bin/strace", "ls", pid=5100)), "ptrace",
+                      s.proc("/usr/bin/strace", "ls", pid=5100), request="PTRACE_TRACEME"),),
         ),
         Example(
             "a tracer attaching (no write)",

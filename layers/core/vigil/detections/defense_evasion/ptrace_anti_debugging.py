@@ -1,8 +1,9 @@
 """DefenseEvasion:Runtime/PtraceAntiDebugging: a process called ptrace(PTRACE_TRACEME) to block debuggers.
 
 A debugger's child calls TRACEME right before exec (that is how gdb and strace start a program),
-so TRACEME under a debugger or tracer is excluded; TRACEME anywhere else is malware making sure no
-one can attach to it.
+so TRACEME under a debugger or tracer is excluded, and so is any TRACEME by a fork of its parent
+(a program starting another under its control: ProcessInjection.Ptrace's, as GuardDuty's tester
+expects); TRACEME anywhere else is malware making sure no one can attach to it.
 """
 
 from __future__ import annotations
@@ -12,6 +13,7 @@ from typing import ClassVar, Final
 from vigil import sample as s
 from vigil import severity
 from vigil.detection import Context, Detection, Example, Meta
+from vigil.detections._common import traceme_for_parent
 from vigil.events import ProcessActivity
 from vigil.vocab import DEBUGGERS, lineage_has
 
@@ -41,7 +43,11 @@ class PtraceAntiDebugging(Detection):
     kinds = frozenset({"ptrace"})
 
     def match(self, event: ProcessActivity, ctx: Context) -> bool:
-        return event.ptrace_request in TRACEME and not lineage_has(event.process, _TRACERS)
+        return (
+            event.ptrace_request in TRACEME
+            and not lineage_has(event.process, _TRACERS)
+            and not traceme_for_parent(event)
+        )
 
     fires: ClassVar = (
         Example("a binary traceme-ing itself", (s.inject(s.proc("/tmp/.a/kdmtpfsx", parent=s.proc("/bin/sh", pid=10)), "ptrace", None, request="PTRACE_TRACEME"),)),

