@@ -259,3 +259,45 @@ def test_the_guardduty_testers_reverse_shell_is_caught(agent: RunningAgent, tmp_
         "-i" in p.args and p.stdin is not None and p.stdin.remote is not None and p.stdin.remote.port == port
         for p in shells
     )
+
+
+# The GuardDuty tester's process_vm_writev check (scenarios/runtime/ProcessInjection-VirtualMemoryWrite.sh),
+# re-enacted without a compiler: a program forks, the child execs /bin/ls, the parent reads and then
+# writes the child's memory at an arbitrary address with process_vm_readv/_writev (the remote iovec
+# count is 2 with one iovec, as in the tester: the calls may fail; an attempt is what counts).
+_VMW_TESTER = """
+import ctypes, os
+class iovec(ctypes.Structure):
+    _fields_ = [("iov_base", ctypes.c_void_p), ("iov_len", ctypes.c_size_t)]
+libc = ctypes.CDLL(None, use_errno=True)
+for name in ("process_vm_readv", "process_vm_writev"):
+    getattr(libc, name).argtypes = [ctypes.c_int, ctypes.c_void_p, ctypes.c_ulong, ctypes.c_void_p, ctypes.c_ulong, ctypes.c_ulong]
+    getattr(libc, name).restype = ctypes.c_ssize_t
+child = os.fork()
+if child == 0:
+    os.execv("/bin/ls", ["ls", "/nonexistent-{m}"])
+buf = ctypes.create_string_buffer(128)
+local = (iovec * 1)(iovec(ctypes.cast(buf, ctypes.c_void_p), 128))
+remote = (iovec * 1)(iovec(0x5567fd9922a0, 128))
+libc.process_vm_readv(child, ctypes.byref(local), 2, ctypes.byref(remote), 1, 0)
+libc.process_vm_writev(child, ctypes.byref(local), 1, ctypes.byref(remote), 2, 0)
+os.waitpid(child, 0)
+"""
+
+
+def test_the_guardduty_testers_process_vm_writev_check_is_virtual_memory_write(
+    agent: RunningAgent, tmp_path: Path
+) -> None:
+    """The tester expects DefenseEvasion:Runtime/ProcessInjection.VirtualMemoryWrite for a
+    process_vm_writev into its own child, whether the write succeeds or not."""
+    exe = tmp_path / "vmRwTest"
+    shutil.copy(os.path.realpath(sys.executable), exe)
+    m = marker()
+    writer = subprocess.Popen([str(exe), "-c", _VMW_TESTER.format(m=m)], stderr=subprocess.DEVNULL)
+    assert writer.wait(timeout=20) == 0
+    ev = agent.wait_for(
+        lambda e: e["kind"] == "process_vm_write" and (e.get("process") or {}).get("pid") == writer.pid,
+        what="the tester's process_vm_writev",
+    )
+    got = _types(agent, lambda e: (e.get("process") or {}).get("pid") == writer.pid)
+    assert "DefenseEvasion:Runtime/ProcessInjection.VirtualMemoryWrite" in got, (sorted(got), ev)
