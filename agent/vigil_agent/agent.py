@@ -528,11 +528,18 @@ class Agent:
         ctx.exec_on = 1 if fast.exec_ready and self.table.enrich and not self.cfg.exclude.exes else 0
         shed0, ignored0, dropped0, urgent0 = ctx.shed, ctx.ignored, ctx.dropped, ctx.urgent
         handled = 0
+        batcher = self.batcher
+        ctx.v2 = 1 if batcher.v2 else 0
         while True:
             first = self.seq + 1
             ctx.seq = self.seq
+            if batcher.v2:  # C's lines go into the open batch whole, with its refs (wire v2)
+                ctx.soft_max = batcher.native_room()
+                ctx.epoch = batcher.epoch
+                ctx.next_ref = batcher.next_ref
             rc = sensor.consume()
             self.seq = ctx.seq
+            batcher.next_ref = ctx.next_ref
             lines, n, records = fast.take(view=True)  # a view of C's buffer: used before the next pass
             if n:
                 self.stats.captured += n
@@ -796,7 +803,9 @@ class Agent:
             )
         self._close_fast()
         if self.batcher.express_seals:
-            log.info("express lane: %d batches left ahead of flush_s (urgent events)", self.batcher.express_seals)
+            log.info(
+                "express lane: %d batches left ahead of flush_s (urgent events)", self.batcher.express_seals
+            )
         for s in (self.audit_sock, self.cn_sock, self.pkt_sock):
             if s is not None:
                 with contextlib.suppress(KeyError, ValueError):
