@@ -491,7 +491,7 @@ def run_scenario(
 
 
 def report(m: Measured, prices: dict[str, Any]) -> dict[str, float]:
-    usd = price_per_vcpu_month(m, prices)
+    usd = price_per_vcpu_month(m, prices, tracing=_template_tracing())
     total = sum(usd.values())
     scale = m.monthly_scale()
     say(f"\n== {m.name}: {m.hosts} hosts x {m.vcpus_per_host} vCPU, {m.seconds:.0f} simulated s ==")
@@ -536,6 +536,18 @@ def report(m: Measured, prices: dict[str, Any]) -> dict[str, float]:
         say(f"  {k:<22} {'' if u is None else f'{u:,.0f}':>18} {v:>15.5f}")
     say(f"  {'total':<22} {'':>18} {total:>15.5f}")
     return usd
+
+
+def _template_tracing() -> bool:
+    """Whether X-Ray is active as template.yaml deploys by default (Globals' ``Tracing``: the
+    ``Tracing`` parameter's default, or a literal)."""
+    from samtranslator.yaml_helper import yaml_parse
+
+    template = yaml_parse((ROOT / "template.yaml").read_text())
+    mode = template["Globals"]["Function"].get("Tracing", "PassThrough")
+    if isinstance(mode, dict) and "Ref" in mode:
+        mode = template["Parameters"][mode["Ref"]]["Default"]
+    return mode == "Active"
 
 
 def _template_architecture() -> str:
@@ -630,7 +642,7 @@ def main(argv: list[str] | None = None) -> int:
             metric_names |= meter.metric_names
             results[sc.name] = (m, report(m, prices))
 
-    fixed = fixed_per_month(prices, metrics=len(metric_names))
+    fixed = fixed_per_month(prices, metrics=len(metric_names), tracing=_template_tracing())
     say("\n== fixed per stack per month (whatever the fleet) ==")
     for k, v in fixed.items():
         say(f"  {k:<26} {v:>8.2f}")
