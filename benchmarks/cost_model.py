@@ -158,6 +158,7 @@ class Measured:
     ddb_write_units_by_table: dict[str, float] = field(default_factory=dict)
     eventbridge_events: int = 0
     sqs_requests: int = 0
+    per_invocation: int = 0  # records fed per ingest invocation (a full shard's second)
 
     @property
     def vcpus(self) -> int:

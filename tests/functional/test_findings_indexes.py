@@ -28,7 +28,13 @@ def test_the_indexes_project_keys_and_the_sweeps_filter_only() -> None:
     assert proj["ByResource"] == proj["ByType"] == {"ProjectionType": "KEYS_ONLY"}
     assert proj["ByStatus"] == {
         "ProjectionType": "INCLUDE",
-        "NonKeyAttributes": ["lastPublishedAt", "publishedUpdatedAt", "suppressedBy", "archiveSource"],
+        "NonKeyAttributes": [
+            "updatedAt",
+            "lastPublishedAt",
+            "publishedUpdatedAt",
+            "suppressedBy",
+            "archiveSource",
+        ],
     }
 
 

@@ -442,8 +442,8 @@ class FindingsStore:
         Findings never published at all are the stream path's (published at once), not these.
         Items written before ``publishedUpdatedAt`` existed compare against ``lastPublishedAt``.
 
-        ``ByStatus`` projects only what this filters on (keys, the publication marks,
-        ``suppressedBy``, ``archiveSource``): the ids it finds are read whole by ``batch_get``.
+        ``ByStatus`` projects only what this filters on (keys, ``updatedAt``, the publication
+        marks, ``suppressedBy``, ``archiveSource``): the ids it finds are read whole by ``batch_get``.
         """
         paginator = client("dynamodb").get_paginator("query")
         due = (
