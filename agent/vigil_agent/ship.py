@@ -332,7 +332,7 @@ class Batcher:
         than ``low`` is left; C stops its pass past the returned size (its ``soft_max``), and a
         record adds less than ``margin``."""
         if not self.count:
-            return min(_room(self.max_bytes), self.max_raw) - margin
+            return max(1, min(_room(self.max_bytes), self.max_raw) - margin)
         room = min(_room(self.max_bytes - self.gz_size - _bound(self.unsynced)), self.max_raw - self.size)
         if room < low and self._comp is not None and self.unsynced:
             out = self._comp.flush(Z_SYNC_FLUSH)  # what the compressor holds, out: its size known
@@ -343,8 +343,8 @@ class Batcher:
             room = min(_room(self.max_bytes - self.gz_size), self.max_raw - self.size)
         if room < low:
             self.seal(full=True)
-            return min(_room(self.max_bytes), self.max_raw) - margin
-        return room - margin
+            return max(1, min(_room(self.max_bytes), self.max_raw) - margin)
+        return max(1, room - margin)  # C stops a pass after the record that passes it (0: no bound)
 
     def _append(self, piece: bytes | memoryview, head: bytes = b"") -> None:
         """Encoded events (``head`` + ``piece``, joined without a copy when compressing)."""

@@ -637,6 +637,8 @@ def test_v2_native_lines_go_whole_into_a_batch_sized_for_them() -> None:
     room = b.native_room(low=1024, margin=256)
     assert b.epoch > epoch and sink.batches  # sealed to make room: C's refs start in a new batch
     assert room == first or b.count == 0 or room > 0
+    # a batch bound smaller than the margin still bounds C's pass (never 0 or negative: no bound)
+    assert Batcher(_Collect(), HOST, max_bytes=1024).native_room() == 1
     b.seal()
     d = wire.decode_record(sink.batches[0].payload)
     assert d.errors == [] and [e.seq for e in d.events[:2]] == [1, 2] and d.events[0].host == HOST
