@@ -119,7 +119,8 @@ struct vf_proc {
 	/* wire v2: its refs in the open batch's process table, valid while *_epoch == ctx->epoch */
 	uint32_t def_epoch, def_ref;     /* the process itself (what its events name) */
 	uint32_t brief_epoch, brief_ref; /* its brief, as its children's nearest ancestor */
-	uint32_t lin_epoch;              /* its lineage's items, as its children's further ancestors */
+	uint32_t lin_epoch;              /* its lineage's items (as ancestors), the first lin_n of them */
+	uint32_t lin_n;
 	uint32_t lin_ref[LINEAGE_DEPTH];
 };
 
@@ -601,6 +602,37 @@ static char *put_def(struct vf_ctx *c, char *p, const char *block, size_t len, c
 	return p;
 }
 
+/* wire v2: the first n items of s's lineage defined in the open batch (those not yet) */
+static char *put_lineage_defs(struct vf_ctx *c, char *p, struct vf_proc *s, uint32_t n)
+{
+	if (s->lin_epoch != c->epoch) {
+		s->lin_epoch = c->epoch;
+		s->lin_n = 0;
+	}
+	for (uint32_t i = s->lin_n; i < n; i++) {
+		uint32_t from = i ? s->item_end[i - 1] + 1 : 0;
+		p = put_def(c, p, s->lineage + from, s->item_end[i] - from, NULL, 0, &s->lin_ref[i]);
+	}
+	if (n > s->lin_n)
+		s->lin_n = n;
+	return p;
+}
+
+/* Where s's block's own lineage begins (its last field: ,"lineage":[...]}), or 0 when it has
+ * none or its lineage items are not known here (then it is defined with the lineage inline). */
+static size_t lineage_at(const struct vf_proc *s)
+{
+	static const char key[] = ",\"lineage\":[";
+	const size_t k = sizeof(key) - 1;
+	if (!s->n_lineage || !s->lineage || s->len < k + 2 || s->block[s->len - 1] != '}' ||
+	    s->block[s->len - 2] != ']')
+		return 0;
+	for (size_t i = s->len - 2 - k + 1; i-- > 0;) /* the last one: ancestors have no lineage */
+		if (!memcmp(s->block + i, key, k))
+			return i;
+	return 0;
+}
+
 static int net(struct vf_ctx *c, const struct net_ev *r, size_t size)
 {
 	uint32_t kind = r->h.kind;
@@ -628,13 +660,23 @@ static int net(struct vf_ctx *c, const struct net_ev *r, size_t size)
 		c->shed++;
 		return 0;
 	}
-	if (reserve(&c->out, c->out_len, &c->out_cap, 2 * (size_t)proc->len + LINE_MAX_ + 64)) {
+	if (reserve(&c->out, c->out_len, &c->out_cap,
+		    2 * (size_t)proc->len + proc->lineage_len + LINE_MAX_ + 64 * (LINEAGE_DEPTH + 1))) {
 		c->dropped++;
 		return VF_FULL;
 	}
 	char *p = c->out + c->out_len;
 	if (c->v2 && proc->def_epoch != c->epoch) { /* first named in this batch: defined here */
-		p = put_def(c, p, proc->block, proc->len, NULL, 0, &proc->def_ref);
+		size_t at = lineage_at(proc);
+		if (at) { /* its block without the lineage, which goes by ref (its items defined once) */
+			uint32_t n = proc->n_lineage;
+			p = put_lineage_defs(c, p, proc, n);
+			proc->block[at] = '}'; /* the bare block, in place for the copy */
+			p = put_def(c, p, proc->block, at + 1, proc->lin_ref, n, &proc->def_ref);
+			proc->block[at] = ',';
+		} else {
+			p = put_def(c, p, proc->block, proc->len, NULL, 0, &proc->def_ref);
+		}
 		proc->def_epoch = c->epoch;
 	}
 	p = kind == EV_CONNECT  ? PUT(p, "{\"kind\":\"net_connect\",\"process\":")
@@ -1022,14 +1064,8 @@ static int exec_line(struct vf_ctx *c, const struct exec_ev *r, size_t size)
 				parent->brief_epoch = c->epoch;
 			}
 			uint32_t keep = n_lin - 1;
-			if (keep && parent->lin_epoch != c->epoch) {
-				for (uint32_t i = 0; i < keep; i++) { /* keep is the same for all its children */
-					uint32_t from = i ? parent->item_end[i - 1] + 1 : 0;
-					o = put_def(c, o, parent->lineage + from, parent->item_end[i] - from, NULL, 0,
-						    &parent->lin_ref[i]);
-				}
-				parent->lin_epoch = c->epoch;
-			}
+			if (keep)
+				o = put_lineage_defs(c, o, parent, keep);
 			refs[0] = parent->brief_ref;
 			for (uint32_t i = 0; i < keep; i++)
 				refs[1 + i] = parent->lin_ref[i];
@@ -1061,6 +1097,7 @@ static int exec_line(struct vf_ctx *c, const struct exec_ev *r, size_t size)
 			s->def_ref = self_ref;
 			if (n_lin) {
 				s->lin_epoch = c->epoch;
+				s->lin_n = n_lin;
 				memcpy(s->lin_ref, refs, n_lin * sizeof(refs[0]));
 			}
 		}

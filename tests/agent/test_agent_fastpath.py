@@ -576,10 +576,26 @@ def test_v2_exec_lines_define_the_process_and_its_ancestors_by_ref(tmp_path: Pat
             expected.append(ev)
         parents.append(pid)
     assert fast > 250
+    # and connects of processes with a lineage (C's execs), in this batch and in the next: the
+    # process defined once a batch without its lineage, which goes by ref
+    lo = socket.inet_aton("127.0.0.1")
+    for batch in (7, 8):
+        c.epoch = batch
+        for pid in parents[-20:] * 2:
+            rec = _net(b.EV_CONNECT, pid, b.AF_INET, raddr=lo, rport=8080, start_ns=START + pid * 10_000_000)
+            seq_before = h.seq
+            line, queued = h.c(rec)
+            assert line and not queued
+            h.seq = seq_before
+            [ev] = h.col.net(rec, h.next_seq)
+            expected.append(ev)
+            chunks.append(line)
     payload = _record(wire.Host(instance_id="i-0fa5700000000000f"), chunks)
     d = wire.decode_record(payload)
     assert d.errors == []
     assert [msgspec.structs.replace(e, host=None) for e in d.events[1:]] == expected
-    # each exec defines itself and its parent's brief; the further ancestors were defined already
-    assert payload.count(b'"kind":"proc"') < 2.2 * len(expected)
+    # each exec defines itself and its parent's brief; the further ancestors were defined already;
+    # a connecting process is defined once a batch, without its lineage inline
+    assert payload.count(b'"kind":"proc"') < 2.2 * 300 + 2 * 20 * 6
+    assert payload.count(b'"lineage":[{') == 0
     assert len(payload) * 2 < sum(len(msgspec.json.encode(e)) for e in expected)
