@@ -181,3 +181,25 @@ def test_any_mix_of_table_entries_and_refs_never_raises(items: list[dict]) -> No
     assert all(isinstance(getattr(e, "process", None), (wire.Process, type(None))) for e in d.events)
     assert all(isinstance(getattr(e, "target", None), (wire.Process, type(None))) for e in d.events)
     normalize_batch(d.events)
+
+
+def test_what_a_records_refs_name_is_bounded(monkeypatch: pytest.MonkeyPatch) -> None:
+    """A ref costs a few bytes and names a whole process: a record may name at most EXPANDED_MAX
+    of process (its strings and a constant per process and ancestor), so a small record cannot
+    make the detections read a huge command line on every one of its events."""
+    big = wire.Process(pid=7, name="x", cmd_line="a" * 10_000, lineage=[SSHD])
+    weight = wire.process_weight(big) + wire.process_weight(SSHD)
+    assert weight == 2 * bounds.PROC_WEIGHT_BASE + 10_000 + len(SSHD.cmd_line)
+    monkeypatch.setattr(bounds, "EXPANDED_MAX", 5 * weight)
+    lines = [
+        b'{"kind":"proc","ref":0,"process":%s}' % _j(SSHD),
+        b'{"kind":"proc","ref":1,"process":%s,"lineage":[0]}' % _bare(big),
+        _j(wire.Heartbeat(time=T0, seq=1, host=HOST)),
+    ]
+    lines += [b'{"kind":"process_exit","process":1,"time":%d,"seq":%d}' % (T0 + i, i) for i in range(2, 10)]
+    d = wire.decode_record(b"\n".join(lines))
+    assert [e.seq for e in d.events] == [1, 2, 3, 4, 5, 6]  # five named it whole
+    assert [e.line for e in d.errors] == [9, 10, 11] and "process blocks" in d.errors[0].reason
+    # an inline block (v1) costs its own bytes, already bounded: not counted here
+    v1 = [_j(wire.ProcessExit(time=T0 + i, seq=i, process=big, host=HOST)) for i in range(1, 10)]
+    assert len(wire.decode_record(b"\n".join(v1)).events) == 9

@@ -60,6 +60,13 @@ SENSORS_MAX: Final = 32  # sensors, degraded classes, shed classes in a heartbea
 # wire v2: a record's process table (``proc`` lines, referred to by ``ref``); an agent defines each
 # process and ancestor once per record: a few thousand in the busiest second measured
 PROC_TABLE_MAX: Final = 65536
+# wire v2: a ref costs a few bytes and stands for a whole process block, so a small record could
+# make every one of its events carry a huge command line (work for the detections that a v1 record
+# of the same size could not ask for). A record's events may name at most this much process
+# (``wire.process_weight`` per ref: its strings and PROC_WEIGHT_BASE per process and ancestor);
+# a busy second of the bench mix names ~1.5 MB. The agent seals a batch at half of it.
+EXPANDED_MAX: Final = 32 << 20
+PROC_WEIGHT_BASE: Final = 64
 
 Path = Annotated[str, msgspec.Meta(max_length=PATH_CHARS)]
 Name = Annotated[str, msgspec.Meta(max_length=NAME_CHARS)]

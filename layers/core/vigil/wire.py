@@ -470,10 +470,12 @@ _replace = msgspec.structs.replace
 class _Table:
     """A record's process table (wire v2), filled and used in one pass over its lines."""
 
-    __slots__ = ("error", "host", "procs")
+    __slots__ = ("error", "expanded", "host", "procs", "weights")
 
     def __init__(self) -> None:
         self.procs: dict[int, Process] = {}
+        self.weights: dict[int, int] = {}  # ref -> process_weight of it and its ancestors
+        self.expanded = 0  # what the events named so far (EXPANDED_MAX)
         self.host: Host | None = None  # a proc line's host, for the next event
         self.error = ""
 
@@ -486,19 +488,28 @@ class _Table:
             return None
         e = item
         p = getattr(e, "process", None)
-        if p.__class__ is int:
-            q = self.procs.get(p)
-            if q is None:
-                self.error = f"process ref {p} is not defined before it in the record"
-                return None
-            _set(e, "process", q)
         t = getattr(e, "target", None)
-        if t.__class__ is int:
-            q = self.procs.get(t)
-            if q is None:
-                self.error = f"target ref {t} is not defined before it in the record"
+        if p.__class__ is int or t.__class__ is int:
+            weight = 0
+            for field, ref in (("process", p), ("target", t)):
+                if ref.__class__ is not int:
+                    continue
+                q = self.procs.get(ref)
+                if q is None:
+                    self.error = f"{field} ref {ref} is not defined before it in the record"
+                    return None
+                weight += self.weights[ref]
+            if self.expanded + weight > b.EXPANDED_MAX:
+                self.error = (
+                    f"the record's events name more than {b.EXPANDED_MAX} bytes of process blocks "
+                    "(wire v2: the agent seals a batch before)"
+                )
                 return None
-            _set(e, "target", q)
+            self.expanded += weight
+            if p.__class__ is int:
+                _set(e, "process", self.procs[p])
+            if t.__class__ is int:
+                _set(e, "target", self.procs[t])
         if self.host is not None:
             if e.host is None:
                 _set(e, "host", self.host)
@@ -514,6 +525,7 @@ class _Table:
             self.error = f"the record's process table is full ({b.PROC_TABLE_MAX} processes)"
             return
         p = d.process
+        weight = process_weight(p) + sum(process_weight(a) for a in p.lineage)
         if d.lineage:
             if p.lineage:
                 self.error = f"process ref {d.ref} has a lineage both inline and by ref"
@@ -528,10 +540,26 @@ class _Table:
                     self.error = f"ancestor ref {r} of process ref {d.ref} has a lineage of its own"
                     return
                 lineage.append(a)
+                weight += self.weights[r]
             p = _replace(p, lineage=lineage)
         procs[d.ref] = p
+        self.weights[d.ref] = weight
         if d.host is not None:
             self.host = d.host
+
+
+def process_weight(p: Process) -> int:
+    """What naming ``p`` (without its lineage) may ask of the detections, for ``EXPANDED_MAX``:
+    its variable-size strings and a constant. The agent counts the same to seal its batches."""
+    return (
+        b.PROC_WEIGHT_BASE
+        + len(p.cmd_line)
+        + sum(map(len, p.args))
+        + len(p.file.path)
+        + len(p.working_directory)
+        + len(p.ld_preload)
+        + len(p.ld_library_path)
+    )
 
 
 def _reason(exc: BaseException) -> str:
