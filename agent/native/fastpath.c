@@ -191,6 +191,9 @@ struct vf_ctx {
 	uint32_t next_ref;    /* in/out: the next ref to give out (shared with Python's batcher) */
 	uint32_t pad_;
 	uint64_t soft_max;    /* in: a pass stops once out is past this (0: SOFT_MAX): the batch's room */
+	uint64_t expanded;    /* out: bytes of process blocks the refs written name, cumulative (the
+	                       * ingest bounds a record's: wire.process_weight, EXPANDED_MAX) */
+	uint64_t soft_expanded; /* in: a pass stops once expanded is past this (0: no bound) */
 	/* private */
 	struct vf_hash *hashes;
 	struct vf_user *users;
@@ -682,10 +685,12 @@ static int net(struct vf_ctx *c, const struct net_ev *r, size_t size)
 	p = kind == EV_CONNECT  ? PUT(p, "{\"kind\":\"net_connect\",\"process\":")
 	    : kind == EV_ACCEPT ? PUT(p, "{\"kind\":\"net_accept\",\"process\":")
 				: PUT(p, "{\"kind\":\"net_listen\",\"process\":");
-	if (c->v2)
+	if (c->v2) {
 		p = put_u64(p, proc->def_ref);
-	else
+		c->expanded += proc->len; /* the block it stands for: more than the ingest counts */
+	} else {
 		p = put(p, proc->block, proc->len);
+	}
 	if (r->type == 2) /* SOCK_DGRAM; anything else is reported as tcp */
 		p = PUT(p, ",\"protocol\":\"udp\"");
 	if (fam == AF_INET6)
@@ -1078,10 +1083,12 @@ static int exec_line(struct vf_ctx *c, const struct exec_ev *r, size_t size)
 		o = put_def(c, o, bare, bare_n, refs, n_lin, &self_ref);
 	}
 	o = PUT(o, "{\"kind\":\"process_exec\",\"process\":");
-	if (c->v2)
+	if (c->v2) {
 		o = put_u64(o, self_ref);
-	else
+		c->expanded += block_n;
+	} else {
 		o = put(o, b, block_n);
+	}
 	end_line(c, o, r->h.time_ns);
 	c->execs++;
 	for (int i = 0; i < 3; i++)
@@ -1164,5 +1171,7 @@ int vf_sample(void *ctx, void *data, size_t size)
 	if (rc)
 		return rc;
 	uint64_t soft = c->soft_max ? c->soft_max : SOFT_MAX;
+	if (c->soft_expanded && c->expanded > c->soft_expanded)
+		return VF_FULL;
 	return c->out_len > soft || c->slow_len > SOFT_MAX ? VF_FULL : 0;
 }

@@ -533,13 +533,17 @@ class Agent:
         while True:
             first = self.seq + 1
             ctx.seq = self.seq
+            expanded = ctx.expanded
             if batcher.v2:  # C's lines go into the open batch whole, with its refs (wire v2)
                 ctx.soft_max = batcher.native_room()
+                ctx.soft_expanded = expanded + max(1, batcher.expanded_max - batcher.expanded)
                 ctx.epoch = batcher.epoch
                 ctx.next_ref = batcher.next_ref
             rc = sensor.consume()
             self.seq = ctx.seq
-            batcher.next_ref = ctx.next_ref
+            if batcher.v2:
+                batcher.next_ref = ctx.next_ref
+                batcher.expanded += ctx.expanded - expanded
             lines, n, records = fast.take(view=True)  # a view of C's buffer: used before the next pass
             if n:
                 self.stats.captured += n

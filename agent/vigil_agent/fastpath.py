@@ -76,6 +76,8 @@ class _Ctx(ctypes.Structure):
         ("next_ref", ctypes.c_uint32),
         ("pad_", ctypes.c_uint32),
         ("soft_max", ctypes.c_uint64),
+        ("expanded", ctypes.c_uint64),
+        ("soft_expanded", ctypes.c_uint64),
     ]
 
 

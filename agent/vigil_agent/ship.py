@@ -32,6 +32,7 @@ from typing import Any, BinaryIO, Protocol
 
 import msgspec
 
+from vigil import bounds as vbounds
 from vigil import wire
 from vigil_agent.spool import Batch, Spool
 
@@ -49,6 +50,7 @@ _encode = msgspec.json.Encoder().encode
 _replace = msgspec.structs.replace
 _Raw = msgspec.Raw
 _Process = wire.Process
+_weigh = wire.process_weight
 RAW_CACHE = 1024  # processes whose encoded block is kept (reused from their second event on)
 EXPRESS_MIN_S = 0.2  # the least time between two express seals
 _URGENT_KINDS = (wire.MemfdExec, wire.Ptrace, wire.ProcessVmWrite, wire.ProcMemWrite, wire.ModuleLoad)
@@ -166,8 +168,14 @@ class Batcher:
         self.v2 = compress if v2 is None else v2 and compress
         self.epoch = 1  # the open batch's number (the native fast path's refs are per batch)
         self.next_ref = 0  # refs are unique within a batch (shared with the native fast path)
-        self._bare: dict[int, tuple[wire.Process, bytes, list[bytes]]] = {}  # id -> block, ancestors
-        self._by_id: dict[int, tuple[wire.Process, int]] = {}  # this batch: process object -> ref
+        self._bare: dict[
+            int, tuple[wire.Process, bytes, list[bytes], int]
+        ] = {}  # id -> block, ancestors, weight
+        # what the open batch's refs name (wire.process_weight): sealed at half the ingest's bound
+        self.expanded = 0
+        self.expanded_max = vbounds.EXPANDED_MAX // 2
+        self._weight = 0  # of the line being built
+        self._by_id: dict[int, tuple[wire.Process, int, int]] = {}  # this batch: process -> ref, weight
         self._by_block: dict[tuple[bytes, tuple[int, ...]], int] = {}  # this batch: block, lineage -> ref
         self._ancestors: dict[bytes, int] = {}  # this batch: an ancestor's block -> its ref
         self.host = host
@@ -238,10 +246,13 @@ class Batcher:
         p = getattr(event, "process", None)
         if self.v2:
             line = self._v2_line(event, p)
-            if self.count and not self._fits(len(line) + 1):
+            if self.count and (
+                self.expanded + self._weight > self.expanded_max or not self._fits(len(line) + 1)
+            ):
                 self.seal(full=True)
                 self.add(event)
                 return
+            self.expanded += self._weight
             self._append(line)
             self.count += 1
             self.size += len(line) + 1
@@ -273,6 +284,7 @@ class Batcher:
         """The event's line, after the "proc" lines of what it names that this batch has not
         defined yet (joined by newlines: one piece for the bounds and the compressor)."""
         defs: list[bytes] = []
+        self._weight = 0
         if p.__class__ is _Process:
             event = _replace(event, process=self._ref(p, defs))
         t = getattr(event, "target", None)
@@ -294,17 +306,21 @@ class Batcher:
         are found by identity; equal blocks (a corpus decoded event by event) by content."""
         c = self._by_id.get(id(p))
         if c is not None and c[0] is p:
+            self._weight += c[2]
             return c[1]
         e = self._bare.get(id(p))
         if e is None or e[0] is not p:
             if len(self._bare) >= RAW_CACHE:
                 self._bare.clear()
             lin = p.lineage
+            weight = _weigh(p) + sum(_weigh(a) for a in lin)
             if any(a.lineage for a in lin):  # never from the agent: sent inline, as v1
-                e = (p, _encode(p), [])
+                e = (p, _encode(p), [], weight)
             else:
-                e = (p, _encode(_replace(p, lineage=[])) if lin else _encode(p), [_encode(a) for a in lin])
+                block = _encode(_replace(p, lineage=[])) if lin else _encode(p)
+                e = (p, block, [_encode(a) for a in lin], weight)
             self._bare[id(p)] = e
+        self._weight += e[3]
         block, ancestors = e[1], e[2]
         refs = []
         for a in ancestors:
@@ -322,7 +338,7 @@ class Batcher:
                 defs.append(b'{"kind":"proc","ref":%d,"process":%s,"lineage":[%s]}' % (ref, block, lineage))
             else:
                 defs.append(b'{"kind":"proc","ref":%d,"process":%s}' % (ref, block))
-        self._by_id[id(p)] = (p, ref)
+        self._by_id[id(p)] = (p, ref, e[3])
         return ref
 
     def native_room(self, low: int = 256 << 10, margin: int = 160 << 10) -> int:
@@ -332,6 +348,9 @@ class Batcher:
         than ``low`` is left; C stops its pass past the returned size (its ``soft_max``), and a
         record adds less than ``margin``."""
         if not self.count:
+            return max(1, min(_room(self.max_bytes), self.max_raw) - margin)
+        if self.expanded > self.expanded_max - margin:  # what its refs name (EXPANDED_MAX)
+            self.seal(full=True)
             return max(1, min(_room(self.max_bytes), self.max_raw) - margin)
         room = min(_room(self.max_bytes - self.gz_size - _bound(self.unsynced)), self.max_raw - self.size)
         if room < low and self._comp is not None and self.unsynced:
@@ -476,6 +495,7 @@ class Batcher:
         else:
             payload = b"\n".join(self.lines) + b"\n"
         self.epoch = (self.epoch + 1) & 0xFFFFFFFF or 1
+        self.expanded = 0
         self._by_id.clear()
         self._by_block.clear()
         self._ancestors.clear()

@@ -599,3 +599,20 @@ def test_v2_exec_lines_define_the_process_and_its_ancestors_by_ref(tmp_path: Pat
     assert payload.count(b'"kind":"proc"') < 2.2 * 300 + 2 * 20 * 6
     assert payload.count(b'"lineage":[{') == 0
     assert len(payload) * 2 < sum(len(msgspec.json.encode(e)) for e in expected)
+
+
+def test_v2_c_counts_what_its_refs_name_and_stops_a_pass_past_its_bound(tmp_path: Path) -> None:
+    h = Harness(tmp_path)
+    p = h.process(1000)
+    block = len(msgspec.json.encode(p))
+    c = h.fast.ctx
+    c.v2, c.epoch = 1, 1
+    lo = socket.inet_aton("127.0.0.1")
+    rec = _net(b.EV_CONNECT, 1000, b.AF_INET, raddr=lo, rport=80)
+    assert h.fast.sample(h.fast.ptr, rec, len(rec)) == 0
+    assert c.expanded == block  # the block a ref stands for (at least what the ingest counts)
+    assert block >= wire.process_weight(p)
+    c.soft_expanded = 3 * block
+    rcs = [h.fast.sample(h.fast.ptr, rec, len(rec)) for _ in range(4)]
+    assert rcs == [0, 0, fastpath.VF_FULL, fastpath.VF_FULL] and c.expanded == 5 * block
+    assert h.fast.take()[1] == 5

@@ -651,3 +651,22 @@ def test_a_plain_sink_writes_v1() -> None:
     b.seal()
     assert not b.v2 and all(b'"kind":"proc"' not in line for line in sink.lines[0])
     assert [wire.decode_line(line).seq for line in sink.lines[0]] == [1, 2, 3, 4]
+
+
+def test_v2_batches_are_sealed_before_their_refs_name_too_much(monkeypatch: pytest.MonkeyPatch) -> None:
+    """A ref names a whole process: the batcher seals a batch when what its refs name reaches
+    half the ingest's bound (EXPANDED_MAX), so no record it makes is refused for it."""
+    from vigil import bounds
+
+    big = wire.Process(pid=7, uid="u7", name="x", cmd_line="a" * 5000, lineage=[_SSHD])
+    weight = wire.process_weight(big) + wire.process_weight(_SSHD)
+    monkeypatch.setattr(bounds, "EXPANDED_MAX", 40 * weight)  # the ingest's
+    b = Batcher(sink := _Collect(), HOST)
+    assert b.expanded_max == 20 * weight
+    for i in range(1, 101):
+        b.add(wire.ProcessExit(time=T0 + i, seq=i, process=big))
+    b.seal()
+    assert [x.count for x in sink.batches] == [20] * 5  # bytes allow 100 in one; the refs do not
+    for batch in sink.batches:
+        d = wire.decode_record(batch.payload)
+        assert d.errors == [] and len(d.events) == 20
