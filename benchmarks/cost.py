@@ -63,7 +63,7 @@ VCPUS = 2
 QUIET_EVENTS_PER_VCPU_S = 10
 BUSY_MIX = {"process_exec": 200, "connect": 500, "dns_query": 100}  # per host per second (bench-agent)
 HEARTBEAT_S = 60  # agent.heartbeat_s
-BACKLOG_RECORDS = 200  # how far the feeder may run ahead of the poller (full batches, as a fleet fills them)
+SHARD_BYTES_PER_S = 1024 * 1024  # a full shard's write rate: the model prorates shards to it
 
 
 def say(msg: str) -> None:
@@ -438,14 +438,21 @@ def run_scenario(
                 m.raw_bytes += sum(len(wire.encode_event(e)) + 1 for e in events)
         return records
 
-    def feed(pending: list[tuple[str, bytes]], count: bool) -> None:
+    def feed(pending: list[tuple[str, bytes]], count: bool, per_invocation: int) -> None:
+        """Put ``per_invocation`` records, then let the ingest take them all before the next: the
+        batches Lambda gets from a full shard, not whatever the emulator's timing makes."""
         nonlocal put_total
         while pending:
             chunk, size = [], 0
-            while pending and len(chunk) < 500 and size + len(pending[0][1]) + 256 <= 5 * 1024 * 1024:
+            while (
+                pending
+                and len(chunk) < min(500, per_invocation)
+                and size + len(pending[0][1]) + 256 <= 5 * 1024 * 1024
+            ):
                 key, data = pending.pop(0)
                 chunk.append({"Data": data, "PartitionKey": key})
                 size += len(data) + len(key)
+            taken = ingest.stats.records  # (retries count again: the mark is per chunk)
             resp = kinesis.put_records(StreamName=out["TelemetryStreamName"], Records=chunk)
             if resp.get("FailedRecordCount"):
                 raise RuntimeError(f"put_records: {resp['FailedRecordCount']} records failed")
@@ -456,19 +463,35 @@ def run_scenario(
                     m.records += 1
                     m.record_bytes += b
                     m.put_units += kinesis_put_units(b)
-            while ingest.stats.records < put_total - BACKLOG_RECORDS:  # the stack's pace, not ours
+            while ingest.stats.records < taken + len(chunk):  # the stack's pace, not ours
                 stack.pollers.check()
-                time.sleep(0.02)
+                time.sleep(0.01)
+
+    def per_invocation(records: list[tuple[str, bytes]]) -> int:
+        """Records per invocation as Lambda reads a full shard: it polls each shard about once a
+        second, so an invocation holds a second of the shard (1 MiB of records, the rate the
+        model prorates shard-hours to), at most BatchSize."""
+        mean = sum(len(d) + len(k) for k, d in records) / max(1, len(records))
+        return max(1, min(ingest.batch_size, int(SHARD_BYTES_PER_S // max(mean, 1.0))))
 
     # Batches are built before they are fed: building them in this process while the handlers run
     # would compete with them for the GIL and inflate the Lambda time measured.
-    feed([r for s in range(warmup_s) for r in generate(s, count=False)], count=False)
+    warm = [r for s in range(warmup_s) for r in generate(s, count=False)]
+    feed(warm, count=False, per_invocation=per_invocation(warm))
     stack.pollers.wait_idle(timeout=120)
     say(f"  {sc.name}: building {seconds} s of batches for {sc.hosts} hosts ...")
     counted = [generate(s, count=True) for s in range(warmup_s, warmup_s + seconds)]
+    n = per_invocation([r for second in counted for r in second])
+    m.per_invocation = n
+    say(f"  {sc.name}: {n} records per invocation (a full shard's second, at most BatchSize)")
     meter.reset()
+    pending: list[tuple[str, bytes]] = []
     for i, second in enumerate(counted):
-        feed(second, count=True)
+        pending += second
+        if len(pending) >= n or i == len(counted) - 1:
+            cut = len(pending) if i == len(counted) - 1 else len(pending) - len(pending) % n
+            feed(pending[:cut], count=True, per_invocation=n)
+            pending = pending[cut:]
         if (i + 1) % 10 == 0:
             say(
                 f"  {sc.name}: {i + 1}/{seconds} simulated s fed, {m.records} records, "
@@ -476,6 +499,10 @@ def run_scenario(
             )
     if not stack.pollers.wait_idle(timeout=300):
         raise RuntimeError("the stack did not settle within 300 s")
+    st = ingest.stats
+    say(
+        f"  {sc.name}: ingest so far {st.invocations} invocations, {st.retries} retries, {st.bisections} bisections"
+    )
     letters = meter.calls.get("sqs.SendMessageBatch", 0) + meter.calls.get("sqs.SendMessage", 0)
     if letters:  # the fleet is benign and well-formed: a dead letter means the bench measures rejections
         raise SystemExit(f"{sc.name}: {letters} dead-letter calls for benign records; see the ingest's log")
@@ -491,7 +518,7 @@ def run_scenario(
 
 
 def report(m: Measured, prices: dict[str, Any]) -> dict[str, float]:
-    usd = price_per_vcpu_month(m, prices)
+    usd = price_per_vcpu_month(m, prices, tracing=_template_tracing())
     total = sum(usd.values())
     scale = m.monthly_scale()
     say(f"\n== {m.name}: {m.hosts} hosts x {m.vcpus_per_host} vCPU, {m.seconds:.0f} simulated s ==")
@@ -536,6 +563,18 @@ def report(m: Measured, prices: dict[str, Any]) -> dict[str, float]:
         say(f"  {k:<22} {'' if u is None else f'{u:,.0f}':>18} {v:>15.5f}")
     say(f"  {'total':<22} {'':>18} {total:>15.5f}")
     return usd
+
+
+def _template_tracing() -> bool:
+    """Whether X-Ray is active as template.yaml deploys by default (Globals' ``Tracing``: the
+    ``Tracing`` parameter's default, or a literal)."""
+    from samtranslator.yaml_helper import yaml_parse
+
+    template = yaml_parse((ROOT / "template.yaml").read_text())
+    mode = template["Globals"]["Function"].get("Tracing", "PassThrough")
+    if isinstance(mode, dict) and "Ref" in mode:
+        mode = template["Parameters"][mode["Ref"]]["Default"]
+    return mode == "Active"
 
 
 def _template_architecture() -> str:
@@ -630,7 +669,7 @@ def main(argv: list[str] | None = None) -> int:
             metric_names |= meter.metric_names
             results[sc.name] = (m, report(m, prices))
 
-    fixed = fixed_per_month(prices, metrics=len(metric_names))
+    fixed = fixed_per_month(prices, metrics=len(metric_names), tracing=_template_tracing())
     say("\n== fixed per stack per month (whatever the fleet) ==")
     for k, v in fixed.items():
         say(f"  {k:<26} {v:>8.2f}")

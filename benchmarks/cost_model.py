@@ -158,6 +158,7 @@ class Measured:
     ddb_write_units_by_table: dict[str, float] = field(default_factory=dict)
     eventbridge_events: int = 0
     sqs_requests: int = 0
+    per_invocation: int = 0  # records fed per ingest invocation (a full shard's second)
 
     @property
     def vcpus(self) -> int:
@@ -168,9 +169,10 @@ class Measured:
         return SECONDS_PER_MONTH / self.seconds / self.vcpus
 
 
-def price_per_vcpu_month(m: Measured, prices: Mapping[str, Any]) -> dict[str, float]:
+def price_per_vcpu_month(m: Measured, prices: Mapping[str, Any], *, tracing: bool = True) -> dict[str, float]:
     """USD per monitored vCPU-month by service (the throughput-proportional cost; fixed costs per
-    stack are in ``fixed_per_month``)."""
+    stack are in ``fixed_per_month``). ``tracing``: X-Ray active on the functions (template.yaml's
+    ``Tracing`` parameter)."""
     scale = m.monthly_scale()
     k, lam, ddb = prices["kinesis"], prices["lambda"], prices["dynamodb"]
     shards = shards_needed(m.record_bytes / m.seconds, m.records / m.seconds)
@@ -192,11 +194,15 @@ def price_per_vcpu_month(m: Measured, prices: Mapping[str, Any]) -> dict[str, fl
         "eventbridge": m.eventbridge_events * scale * prices["eventbridge"]["custom_event_per_million"] / 1e6,
         "sqs": m.sqs_requests * scale * prices["sqs"]["request_per_million"] / 1e6,
         "cloudwatch_logs": log_bytes * scale / 1e9 * (logs["ingest_per_gb"] + logs["storage_per_gb_month"]),
-        "xray_sampled": invocations * scale * xray["sample_rate"] * xray["trace_recorded_per_million"] / 1e6,
+        "xray_sampled": invocations * scale * xray["sample_rate"] * xray["trace_recorded_per_million"] / 1e6
+        if tracing
+        else 0.0,
     }
 
 
-def fixed_per_month(prices: Mapping[str, Any], metrics: int, sweep_gb_s: float = 0.0) -> dict[str, float]:
+def fixed_per_month(
+    prices: Mapping[str, Any], metrics: int, sweep_gb_s: float = 0.0, *, tracing: bool = True
+) -> dict[str, float]:
     """Costs a stack pays whatever its fleet: the 1-shard minimum, X-Ray's 1 trace/s reservoir
     (once any function is invoked that often), EMF custom metrics, PublishSweepFunction's schedule."""
     lam = prices["lambda"]
@@ -204,7 +210,7 @@ def fixed_per_month(prices: Mapping[str, Any], metrics: int, sweep_gb_s: float =
     return {
         "kinesis_min_one_shard": HOURS_PER_MONTH * prices["kinesis"]["shard_hour"],
         "xray_reservoir": prices["xray"]["reservoir_per_second"] * SECONDS_PER_MONTH
-        * prices["xray"]["trace_recorded_per_million"] / 1e6,
+        * prices["xray"]["trace_recorded_per_million"] / 1e6 if tracing else 0.0,
         "cloudwatch_custom_metrics": metrics * prices["cloudwatch_metrics"]["custom_metric_month"],
         "publish_sweep_schedule": sweeps * (lam["request_per_million"] / 1e6 + sweep_gb_s * lam["gb_second_x86_64"]),
     }  # fmt: skip

@@ -116,6 +116,12 @@ struct vf_proc {
 	char uuid[40];
 	uint8_t py;     /* Python holds it too (registered it, or fetched it): its exit is queued */
 	uint8_t dead;   /* exited: kept GRACE_NS for late records (audit's, Python's queue) */
+	/* wire v2: its refs in the open batch's process table, valid while *_epoch == ctx->epoch */
+	uint32_t def_epoch, def_ref;     /* the process itself (what its events name) */
+	uint32_t brief_epoch, brief_ref; /* its brief, as its children's nearest ancestor */
+	uint32_t lin_epoch;              /* its lineage's items (as ancestors), the first lin_n of them */
+	uint32_t lin_n;
+	uint32_t lin_ref[LINEAGE_DEPTH];
 };
 
 struct vf_hash { /* an executable's sha256 by (dev, inode, mtime, size), as Python's HashCache */
@@ -179,6 +185,15 @@ struct vf_ctx {
 	char boot[40];        /* in: the boot id (process uuids) */
 	uint64_t urgent;      /* out: exec lines written whose fd 0, 1 or 2 is an inet socket (a
 	                       * reverse shell's shape), cumulative: their batch leaves at once */
+	uint32_t v2;          /* in: wire v2: a process is defined once per batch (a "proc" line)
+	                       * and its events name it by ref (docs/wire-format.md) */
+	uint32_t epoch;       /* in: the open batch (refs defined in another are not used) */
+	uint32_t next_ref;    /* in/out: the next ref to give out (shared with Python's batcher) */
+	uint32_t pad_;
+	uint64_t soft_max;    /* in: a pass stops once out is past this (0: SOFT_MAX): the batch's room */
+	uint64_t expanded;    /* out: bytes of process blocks the refs written name, cumulative (the
+	                       * ingest bounds a record's: wire.process_weight, EXPANDED_MAX) */
+	uint64_t soft_expanded; /* in: a pass stops once expanded is past this (0: no bound) */
 	/* private */
 	struct vf_hash *hashes;
 	struct vf_user *users;
@@ -566,6 +581,61 @@ static void end_line(struct vf_ctx *c, char *p, uint64_t time_ns)
 	c->lines++;
 }
 
+/* wire v2: a "proc" line defining a new ref as the JSON object block; returns where p stands and
+ * the ref in *ref. lineage: n refs of ancestors (already defined), or none. */
+static char *put_def(struct vf_ctx *c, char *p, const char *block, size_t len, const uint32_t *lineage,
+		     uint32_t n, uint32_t *ref)
+{
+	*ref = c->next_ref;
+	c->next_ref = (c->next_ref + 1) & 0x7fffffffU;
+	p = PUT(p, "{\"kind\":\"proc\",\"ref\":");
+	p = put_u64(p, *ref);
+	p = PUT(p, ",\"process\":");
+	p = put(p, block, len);
+	if (n) {
+		p = PUT(p, ",\"lineage\":[");
+		for (uint32_t i = 0; i < n; i++) {
+			if (i)
+				*p++ = ',';
+			p = put_u64(p, lineage[i]);
+		}
+		*p++ = ']';
+	}
+	p = PUT(p, "}\n");
+	return p;
+}
+
+/* wire v2: the first n items of s's lineage defined in the open batch (those not yet) */
+static char *put_lineage_defs(struct vf_ctx *c, char *p, struct vf_proc *s, uint32_t n)
+{
+	if (s->lin_epoch != c->epoch) {
+		s->lin_epoch = c->epoch;
+		s->lin_n = 0;
+	}
+	for (uint32_t i = s->lin_n; i < n; i++) {
+		uint32_t from = i ? s->item_end[i - 1] + 1 : 0;
+		p = put_def(c, p, s->lineage + from, s->item_end[i] - from, NULL, 0, &s->lin_ref[i]);
+	}
+	if (n > s->lin_n)
+		s->lin_n = n;
+	return p;
+}
+
+/* Where s's block's own lineage begins (its last field: ,"lineage":[...]}), or 0 when it has
+ * none or its lineage items are not known here (then it is defined with the lineage inline). */
+static size_t lineage_at(const struct vf_proc *s)
+{
+	static const char key[] = ",\"lineage\":[";
+	const size_t k = sizeof(key) - 1;
+	if (!s->n_lineage || !s->lineage || s->len < k + 2 || s->block[s->len - 1] != '}' ||
+	    s->block[s->len - 2] != ']')
+		return 0;
+	for (size_t i = s->len - 2 - k + 1; i-- > 0;) /* the last one: ancestors have no lineage */
+		if (!memcmp(s->block + i, key, k))
+			return i;
+	return 0;
+}
+
 static int net(struct vf_ctx *c, const struct net_ev *r, size_t size)
 {
 	uint32_t kind = r->h.kind;
@@ -593,15 +663,34 @@ static int net(struct vf_ctx *c, const struct net_ev *r, size_t size)
 		c->shed++;
 		return 0;
 	}
-	if (reserve(&c->out, c->out_len, &c->out_cap, proc->len + LINE_MAX_)) {
+	if (reserve(&c->out, c->out_len, &c->out_cap,
+		    2 * (size_t)proc->len + proc->lineage_len + LINE_MAX_ + 64 * (LINEAGE_DEPTH + 1))) {
 		c->dropped++;
 		return VF_FULL;
 	}
 	char *p = c->out + c->out_len;
+	if (c->v2 && proc->def_epoch != c->epoch) { /* first named in this batch: defined here */
+		size_t at = lineage_at(proc);
+		if (at) { /* its block without the lineage, which goes by ref (its items defined once) */
+			uint32_t n = proc->n_lineage;
+			p = put_lineage_defs(c, p, proc, n);
+			proc->block[at] = '}'; /* the bare block, in place for the copy */
+			p = put_def(c, p, proc->block, at + 1, proc->lin_ref, n, &proc->def_ref);
+			proc->block[at] = ',';
+		} else {
+			p = put_def(c, p, proc->block, proc->len, NULL, 0, &proc->def_ref);
+		}
+		proc->def_epoch = c->epoch;
+	}
 	p = kind == EV_CONNECT  ? PUT(p, "{\"kind\":\"net_connect\",\"process\":")
 	    : kind == EV_ACCEPT ? PUT(p, "{\"kind\":\"net_accept\",\"process\":")
 				: PUT(p, "{\"kind\":\"net_listen\",\"process\":");
-	p = put(p, proc->block, proc->len);
+	if (c->v2) {
+		p = put_u64(p, proc->def_ref);
+		c->expanded += proc->len; /* the block it stands for: more than the ingest counts */
+	} else {
+		p = put(p, proc->block, proc->len);
+	}
 	if (r->type == 2) /* SOCK_DGRAM; anything else is reported as tcp */
 		p = PUT(p, ",\"protocol\":\"udp\"");
 	if (fam == AF_INET6)
@@ -964,13 +1053,42 @@ static int exec_line(struct vf_ctx *c, const struct exec_ev *r, size_t size)
 	size_t brief_n = (size_t)(w - q);
 
 	/* the line, then the process registered (replacing the previous image) */
-	if (reserve(&c->out, c->out_len, &c->out_cap, block_n + 128)) {
+	size_t need = block_n + 128;
+	if (c->v2) /* its ancestors' and its own definitions */
+		need += block_n + (parent ? parent->brief_len + parent->lineage_len : 0) + 64 * (LINEAGE_DEPTH + 1);
+	if (reserve(&c->out, c->out_len, &c->out_cap, need)) {
 		c->dropped++;
 		return 1;
 	}
 	char *o = c->out + c->out_len;
+	uint32_t refs[LINEAGE_DEPTH], self_ref = 0;
+	if (c->v2) {
+		if (parent) { /* the ancestors, each defined once per batch: the parent's brief, then its lineage */
+			if (parent->brief_epoch != c->epoch) {
+				o = put_def(c, o, parent->brief, parent->brief_len, NULL, 0, &parent->brief_ref);
+				parent->brief_epoch = c->epoch;
+			}
+			uint32_t keep = n_lin - 1;
+			if (keep)
+				o = put_lineage_defs(c, o, parent, keep);
+			refs[0] = parent->brief_ref;
+			for (uint32_t i = 0; i < keep; i++)
+				refs[1 + i] = parent->lin_ref[i];
+		}
+		/* itself: its block without the lineage (which ends it), and the lineage by ref */
+		char *bare = c->scratch[2] + lin_n + 1; /* after the lineage built there */
+		size_t bare_n = (size_t)(tail_end - b);
+		memcpy(bare, b, bare_n);
+		bare[bare_n++] = '}';
+		o = put_def(c, o, bare, bare_n, refs, n_lin, &self_ref);
+	}
 	o = PUT(o, "{\"kind\":\"process_exec\",\"process\":");
-	o = put(o, b, block_n);
+	if (c->v2) {
+		o = put_u64(o, self_ref);
+		c->expanded += block_n;
+	} else {
+		o = put(o, b, block_n);
+	}
 	end_line(c, o, r->h.time_ns);
 	c->execs++;
 	for (int i = 0; i < 3; i++)
@@ -979,6 +1097,18 @@ static int exec_line(struct vf_ctx *c, const struct exec_ev *r, size_t size)
 			break;
 		}
 	vf_set(c, pid, r->h.start_ns, b, (uint32_t)block_n, uuid, q, (uint32_t)brief_n, lin, (uint32_t)lin_n, n_lin, 0);
+	if (c->v2) { /* its next events in this batch name it; its children's lineage is defined */
+		struct vf_proc *s = find(c, pid);
+		if (s) {
+			s->def_epoch = c->epoch;
+			s->def_ref = self_ref;
+			if (n_lin) {
+				s->lin_epoch = c->epoch;
+				s->lin_n = n_lin;
+				memcpy(s->lin_ref, refs, n_lin * sizeof(refs[0]));
+			}
+		}
+	}
 	return 1;
 }
 
@@ -1040,5 +1170,8 @@ int vf_sample(void *ctx, void *data, size_t size)
 	int rc = handle(c, data, size);
 	if (rc)
 		return rc;
-	return c->out_len > SOFT_MAX || c->slow_len > SOFT_MAX ? VF_FULL : 0;
+	uint64_t soft = c->soft_max ? c->soft_max : SOFT_MAX;
+	if (c->soft_expanded && c->expanded > c->soft_expanded)
+		return VF_FULL;
+	return c->out_len > soft || c->slow_len > SOFT_MAX ? VF_FULL : 0;
 }

@@ -536,11 +536,22 @@ class Agent:
         ctx.exec_on = 1 if fast.exec_ready and self.table.enrich and not self.cfg.exclude.exes else 0
         shed0, ignored0, dropped0, urgent0 = ctx.shed, ctx.ignored, ctx.dropped, ctx.urgent
         handled = 0
+        batcher = self.batcher
+        ctx.v2 = 1 if batcher.v2 else 0
         while True:
             first = self.seq + 1
             ctx.seq = self.seq
+            expanded = ctx.expanded
+            if batcher.v2:  # C's lines go into the open batch whole, with its refs (wire v2)
+                ctx.soft_max = batcher.native_room()
+                ctx.soft_expanded = expanded + max(1, batcher.expanded_max - batcher.expanded)
+                ctx.epoch = batcher.epoch
+                ctx.next_ref = batcher.next_ref
             rc = sensor.consume()
             self.seq = ctx.seq
+            if batcher.v2:
+                batcher.next_ref = ctx.next_ref
+                batcher.expanded += ctx.expanded - expanded
             lines, n, records = fast.take(view=True)  # a view of C's buffer: used before the next pass
             if n:
                 self.stats.captured += n

@@ -71,6 +71,13 @@ class _Ctx(ctypes.Structure):
         ("tick_ns", ctypes.c_uint64),
         ("boot", ctypes.c_char * 40),
         ("urgent", ctypes.c_uint64),
+        ("v2", ctypes.c_uint32),
+        ("epoch", ctypes.c_uint32),
+        ("next_ref", ctypes.c_uint32),
+        ("pad_", ctypes.c_uint32),
+        ("soft_max", ctypes.c_uint64),
+        ("expanded", ctypes.c_uint64),
+        ("soft_expanded", ctypes.c_uint64),
     ]
 
 

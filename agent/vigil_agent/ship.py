@@ -32,6 +32,7 @@ from typing import Any, BinaryIO, Protocol
 
 import msgspec
 
+from vigil import bounds as vbounds
 from vigil import wire
 from vigil_agent.spool import Batch, Spool
 
@@ -49,6 +50,7 @@ _encode = msgspec.json.Encoder().encode
 _replace = msgspec.structs.replace
 _Raw = msgspec.Raw
 _Process = wire.Process
+_weigh = wire.process_weight
 RAW_CACHE = 1024  # processes whose encoded block is kept (reused from their second event on)
 EXPRESS_MIN_S = 0.2  # the least time between two express seals
 _URGENT_KINDS = (wire.MemfdExec, wire.Ptrace, wire.ProcessVmWrite, wire.ProcMemWrite, wire.ModuleLoad)
@@ -157,8 +159,25 @@ class Batcher:
         express: bool = True,
         express_min_s: float = EXPRESS_MIN_S,
         clock: Callable[[], float] = time.monotonic,
+        v2: bool | None = None,
     ) -> None:
         self.sink = sink
+        # wire v2 (docs/wire-format.md): each process and ancestor is defined once per batch by a
+        # "proc" line and its events name it by ref. Gzip'd batches only: a plain sink (--stdout)
+        # has no record for a table to live in, so it writes every block inline (v1)
+        self.v2 = compress if v2 is None else v2 and compress
+        self.epoch = 1  # the open batch's number (the native fast path's refs are per batch)
+        self.next_ref = 0  # refs are unique within a batch (shared with the native fast path)
+        self._bare: dict[
+            int, tuple[wire.Process, bytes, list[bytes], int]
+        ] = {}  # id -> block, ancestors, weight
+        # what the open batch's refs name (wire.process_weight): sealed at half the ingest's bound
+        self.expanded = 0
+        self.expanded_max = vbounds.EXPANDED_MAX // 2
+        self._weight = 0  # of the line being built
+        self._by_id: dict[int, tuple[wire.Process, int, int]] = {}  # this batch: process -> ref, weight
+        self._by_block: dict[tuple[bytes, tuple[int, ...]], int] = {}  # this batch: block, lineage -> ref
+        self._ancestors: dict[bytes, int] = {}  # this batch: an ancestor's block -> its ref
         self.host = host
         self.flush_s = flush_s
         # the loop reads the kernel in rounds (round()): what it reads in one was recorded after
@@ -225,6 +244,20 @@ class Batcher:
             self.opened = self._opening()
             self.first_seq = event.seq
         p = getattr(event, "process", None)
+        if self.v2:
+            line = self._v2_line(event, p)
+            if self.count and (
+                self.expanded + self._weight > self.expanded_max or not self._fits(len(line) + 1)
+            ):
+                self.seal(full=True)
+                self.add(event)
+                return
+            self.expanded += self._weight
+            self._append(line)
+            self.count += 1
+            self.size += len(line) + 1
+            self.last_seq = event.seq
+            return
         if p.__class__ is _Process:
             c = self._raw.get(id(p))
             if c is not None and c[0] is p:
@@ -246,6 +279,91 @@ class Batcher:
         self.count += 1
         self.size += len(line) + 1
         self.last_seq = event.seq
+
+    def _v2_line(self, event: wire.WireEvent, p: Any) -> bytes:
+        """The event's line, after the "proc" lines of what it names that this batch has not
+        defined yet (joined by newlines: one piece for the bounds and the compressor)."""
+        defs: list[bytes] = []
+        self._weight = 0
+        if p.__class__ is _Process:
+            event = _replace(event, process=self._ref(p, defs))
+        t = getattr(event, "target", None)
+        if t.__class__ is _Process:
+            event = _replace(event, target=self._ref(t, defs))  # type: ignore[call-arg]
+        if not defs:
+            return _encode(event)
+        defs.append(_encode(event))
+        return b"\n".join(defs)
+
+    def _new_ref(self) -> int:
+        ref = self.next_ref
+        self.next_ref = (ref + 1) & 0x7FFFFFFF
+        return ref
+
+    def _ref(self, p: wire.Process, defs: list[bytes]) -> Any:
+        """p's ref in the open batch (an int, typed as the field it replaces), defining it and
+        its ancestors in ``defs`` on first sight. Objects the agent shares (its process table's)
+        are found by identity; equal blocks (a corpus decoded event by event) by content."""
+        c = self._by_id.get(id(p))
+        if c is not None and c[0] is p:
+            self._weight += c[2]
+            return c[1]
+        e = self._bare.get(id(p))
+        if e is None or e[0] is not p:
+            if len(self._bare) >= RAW_CACHE:
+                self._bare.clear()
+            lin = p.lineage
+            weight = _weigh(p) + sum(_weigh(a) for a in lin)
+            if any(a.lineage for a in lin):  # never from the agent: sent inline, as v1
+                e = (p, _encode(p), [], weight)
+            else:
+                block = _encode(_replace(p, lineage=[])) if lin else _encode(p)
+                e = (p, block, [_encode(a) for a in lin], weight)
+            self._bare[id(p)] = e
+        self._weight += e[3]
+        block, ancestors = e[1], e[2]
+        refs = []
+        for a in ancestors:
+            r = self._ancestors.get(a)
+            if r is None:
+                r = self._ancestors[a] = self._new_ref()
+                defs.append(b'{"kind":"proc","ref":%d,"process":%s}' % (r, a))
+            refs.append(r)
+        key = (block, tuple(refs))
+        ref = self._by_block.get(key)
+        if ref is None:
+            ref = self._by_block[key] = self._new_ref()
+            if refs:
+                lineage = b",".join(b"%d" % r for r in refs)
+                defs.append(b'{"kind":"proc","ref":%d,"process":%s,"lineage":[%s]}' % (ref, block, lineage))
+            else:
+                defs.append(b'{"kind":"proc","ref":%d,"process":%s}' % (ref, block))
+        self._by_id[id(p)] = (p, ref, e[3])
+        return ref
+
+    def native_room(self, low: int = 256 << 10, margin: int = 160 << 10) -> int:
+        """Wire v2 with the native fast path: NDJSON bytes C may write in its next pass so that
+        its lines fit the open batch whole (a batch is never cut inside C's lines: a ref there may
+        name a process C defined earlier in the same batch). Seals the batch first when less
+        than ``low`` is left; C stops its pass past the returned size (its ``soft_max``), and a
+        record adds less than ``margin``."""
+        if not self.count:
+            return max(1, min(_room(self.max_bytes), self.max_raw) - margin)
+        if self.expanded > self.expanded_max - margin:  # what its refs name (EXPANDED_MAX)
+            self.seal(full=True)
+            return max(1, min(_room(self.max_bytes), self.max_raw) - margin)
+        room = min(_room(self.max_bytes - self.gz_size - _bound(self.unsynced)), self.max_raw - self.size)
+        if room < low and self._comp is not None and self.unsynced:
+            out = self._comp.flush(Z_SYNC_FLUSH)  # what the compressor holds, out: its size known
+            if out:
+                self._gz.append(out)
+                self.gz_size += len(out)
+            self.unsynced = 0
+            room = min(_room(self.max_bytes - self.gz_size), self.max_raw - self.size)
+        if room < low:
+            self.seal(full=True)
+            return max(1, min(_room(self.max_bytes), self.max_raw) - margin)
+        return max(1, room - margin)  # C stops a pass after the record that passes it (0: no bound)
 
     def _append(self, piece: bytes | memoryview, head: bytes = b"") -> None:
         """Encoded events (``head`` + ``piece``, joined without a copy when compressing)."""
@@ -296,6 +414,17 @@ class Batcher:
         that fills up is sealed between two lines; lines are looked for only around such a cut,
         and counted only on its shorter side."""
         view = memoryview(chunk)
+        if self.v2:  # C sized its pass to the batch (native_room): whole, never cut (its refs)
+            if not self.count:
+                self.opened = self._opening()
+                self.first_seq = first_seq
+                self._append(view[1:], self._host_key)
+            else:
+                self._append(view)
+            self.count += n
+            self.size += len(view) + 1
+            self.last_seq = first_seq + n - 1
+            return
         data = chunk if isinstance(chunk, bytes) else None  # made only to look for line ends
         pos, end = 0, len(view)
         while pos < end:
@@ -365,6 +494,11 @@ class Batcher:
             self._comp, self._gz = None, []
         else:
             payload = b"\n".join(self.lines) + b"\n"
+        self.epoch = (self.epoch + 1) & 0xFFFFFFFF or 1
+        self.expanded = 0
+        self._by_id.clear()
+        self._by_block.clear()
+        self._ancestors.clear()
         bid = max(time.time_ns(), self._last_id + 1)
         self._last_id = bid
         batch = Batch(bid, self.count, payload, self.first_seq, self.last_seq)

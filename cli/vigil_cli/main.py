@@ -285,7 +285,7 @@ def findings_list(
 ) -> None:
     """List findings, newest first."""
     from vigil.criteria import FilterError, parse_expressions
-    from vigil_aws.findings_store import document, plain
+    from vigil_aws.findings_store import batch_get, document, plain
 
     try:
         criteria = parse_expressions(filters) if filters else None
@@ -314,10 +314,17 @@ def findings_list(
         op = ddb.query
     else:
         op = ddb.scan
+    by_index = "IndexName" in kwargs  # the indexes hold keys only (template.yaml): items read by id
+    if by_index:
+        kwargs["ProjectionExpression"] = "id"
     while True:
         with aws_errors():
             page = op(**kwargs)
-        items.extend(plain(i) for i in page.get("Items", []))
+            if by_index:
+                ids = [i["id"]["S"] for i in page.get("Items", [])]
+                items.extend(batch_get(table, ids, ddb=ddb))
+            else:
+                items.extend(plain(i) for i in page.get("Items", []))
         if "LastEvaluatedKey" not in page:
             break
         kwargs["ExclusiveStartKey"] = page["LastEvaluatedKey"]

@@ -300,6 +300,8 @@ class _Ring:
 
 
 class _Events:
+    v2 = False  # C writes v1 lines here: each one decodes alone (wire v2: tests/agent/test_agent_fastpath.py)
+
     def __init__(self) -> None:
         self.events: list[wire.WireEvent] = []
 

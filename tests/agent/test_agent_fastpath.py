@@ -291,7 +291,7 @@ def test_batches_of_native_lines_decode_with_their_host_counts_and_seqs(tmp_path
     h.process(4000)
     host = wire.Host(instance_id="i-0fa5700000000000f", hostname="h")
     sink = _Sink()
-    batcher = Batcher(sink, host, max_raw=8 << 10, compress=True)
+    batcher = Batcher(sink, host, max_raw=8 << 10, compress=True, v2=False)  # v1: C's lines are cut
     lo = socket.inet_aton("127.0.0.1")
     ev = wire.NetConnect(
         time=T0 + 1, seq=h.next_seq(), process=h.table.entries[4000].process, remote_ip="127.0.0.1"
@@ -500,3 +500,119 @@ def test_c_counts_an_exec_whose_stdio_is_an_inet_socket_as_urgent(tmp_path: Path
         counts.append((n, h.fast.ctx.urgent))
     assert counts[2][0] == 1 and counts[3][0] == 1  # C wrote the second exec of each kind
     assert counts[3][1] - counts[2][1] == 1 and counts[2][1] == counts[1][1]  # only the socket one
+
+
+# --- wire v2 (issue 14): C defines each process once per batch and names it by ref ---------------
+def _record(host: wire.Host, chunks: list[bytes]) -> bytes:
+    head = msgspec.json.encode(wire.Heartbeat(time=T0, seq=1, host=host))
+    return b"\n".join([head, *chunks]) + b"\n"
+
+
+def test_v2_net_lines_name_each_process_by_ref_defined_once_per_batch(tmp_path: Path) -> None:
+    h = Harness(tmp_path)
+    pids = [1000 + i for i in range(5)]
+    for pid in pids:
+        h.process(pid)
+    c = h.fast.ctx
+    c.v2, c.epoch, c.next_ref = 1, 1, 40
+    rng = random.Random(3)
+    host = wire.Host(instance_id="i-0fa5700000000000f")
+    chunks: list[bytes] = []
+    expected: list[bytes] = []
+    for i in range(600):
+        if i == 300:  # the next batch: defined again, with refs going on from where they were
+            assert _record(host, chunks).count(b'"kind":"proc"') == 5
+            chunks = []
+            c.epoch = 2
+        family = rng.choice((b.AF_INET, b.AF_INET6))
+        rec = _net(
+            rng.choice((b.EV_CONNECT, b.EV_ACCEPT)), rng.choice(pids), family,
+            raddr=_addr(rng, family), rport=rng.choice((80, 443, 8080)),
+        )  # fmt: skip
+        seq_before = h.seq
+        line, _ = h.c(rec)
+        h.seq = seq_before
+        expected += h.python(rec)
+        chunks.append(line)
+    d = wire.decode_record(_record(host, chunks))
+    assert d.errors == [] and d.lines == 301 + 5 and c.next_ref == 50
+    want = [msgspec.json.decode(x, type=wire.WireEvent) for x in expected[300:]]  # type: ignore[arg-type]
+    assert [msgspec.structs.replace(e, host=None) for e in d.events[1:]] == want
+
+
+def test_v2_exec_lines_define_the_process_and_its_ancestors_by_ref(tmp_path: Path) -> None:
+    """Random execs through C with v2 on: one record of C's chunks (and Python's lines for what C
+    left to it) decodes to exactly the events the Python path writes, and each ancestor is
+    defined once in the batch however many children name it."""
+    h = Harness(tmp_path, max_procs=1024)
+    h.col.fast = h.fast
+    h.col.encode = msgspec.json.encode
+    c = h.fast.ctx
+    c.exec_on, c.v2, c.epoch = 1, 1, 7
+    h.table.hashes.cache[(259, 77, 1_700_000_000_000_000_005, 4096)] = "ab" * 32
+    rng = random.Random(12)
+    parents = [1]
+    chunks: list[bytes] = []
+    expected: list[wire.WireEvent] = []
+    fast = 0
+    for i in range(300):
+        pid = 5000 + i
+        rec = _exec(pid, rng.choice(parents[-4:]), [b"/usr/bin/true", b"-c", str(i).encode()])
+        h.fast.ctx.seq = h.seq
+        assert h.fast.sample(h.fast.ptr, rec, len(rec)) == 0
+        lines, n, queued = h.fast.take()
+        seq_before, h.seq = h.seq, h.fast.ctx.seq
+        if n:
+            fast += 1
+            h.seq = seq_before
+            chunks.append(lines)
+            h.col.fast = None  # what Python would write, without registering it in C again
+            expected += h.col.exec_(b.decode(rec), h.next_seq)
+            h.col.fast = h.fast
+            assert h.fast.get(pid) == (msgspec.json.encode(h.table.entries[pid].process), False)
+        else:
+            [ev] = h.col.exec_(b.decode(queued[0]), h.next_seq)
+            chunks.append(msgspec.json.encode(ev))  # Python's line, inline (v1 and v2 mix)
+            expected.append(ev)
+        parents.append(pid)
+    assert fast > 250
+    # and connects of processes with a lineage (C's execs), in this batch and in the next: the
+    # process defined once a batch without its lineage, which goes by ref
+    lo = socket.inet_aton("127.0.0.1")
+    for batch in (7, 8):
+        c.epoch = batch
+        for pid in parents[-20:] * 2:
+            rec = _net(b.EV_CONNECT, pid, b.AF_INET, raddr=lo, rport=8080, start_ns=START + pid * 10_000_000)
+            seq_before = h.seq
+            line, queued = h.c(rec)
+            assert line and not queued
+            h.seq = seq_before
+            [ev] = h.col.net(rec, h.next_seq)
+            expected.append(ev)
+            chunks.append(line)
+    payload = _record(wire.Host(instance_id="i-0fa5700000000000f"), chunks)
+    d = wire.decode_record(payload)
+    assert d.errors == []
+    assert [msgspec.structs.replace(e, host=None) for e in d.events[1:]] == expected
+    # each exec defines itself and its parent's brief; the further ancestors were defined already;
+    # a connecting process is defined once a batch, without its lineage inline
+    assert payload.count(b'"kind":"proc"') < 2.2 * 300 + 2 * 20 * 6
+    assert payload.count(b'"lineage":[{') == 0
+    assert len(payload) * 2 < sum(len(msgspec.json.encode(e)) for e in expected)
+
+
+def test_v2_c_counts_what_its_refs_name_and_stops_a_pass_past_its_bound(tmp_path: Path) -> None:
+    h = Harness(tmp_path)
+    p = h.process(1000)
+    block = len(msgspec.json.encode(p))
+    c = h.fast.ctx
+    c.v2, c.epoch = 1, 1
+    lo = socket.inet_aton("127.0.0.1")
+    rec = _net(b.EV_CONNECT, 1000, b.AF_INET, raddr=lo, rport=80)
+    assert h.fast.sample(h.fast.ptr, rec, len(rec)) == 0
+    assert c.expanded == block  # the block a ref stands for (at least what the ingest counts)
+    assert block >= wire.process_weight(p)
+    c.soft_expanded = 3 * block
+    rcs = [h.fast.sample(h.fast.ptr, rec, len(rec)) for _ in range(4)]
+    assert rcs == [0, 0, fastpath.VF_FULL, fastpath.VF_FULL] and c.expanded == 5 * block
+    assert h.fast.take()[1] == 5

@@ -74,7 +74,7 @@ def test_batcher_seals_on_the_gzipd_size_of_a_batch() -> None:
 
     rng = random.Random(5)
     sink = _Collect()
-    b = Batcher(sink, HOST, max_bytes=4096)
+    b = Batcher(sink, HOST, max_bytes=4096, v2=False)  # v1: each line is the event's own encoding
     for i in range(1, 201):
         noise = "".join(rng.choice("0123456789abcdefghijklmnopqrstuvwxyz") for _ in range(150))
         b.add(wire.ProcessExec(time=T0 + i, seq=i, process=wire.Process(pid=i, name="x", args=["x", noise])))
@@ -89,7 +89,7 @@ def test_batcher_seals_on_the_gzipd_size_of_a_batch() -> None:
     assert seqs == list(range(1, 201))
     assert min(len(x.payload) for x in sink.batches[:-1]) > 3000  # full, not sealed early
     # compressible events: the same bound holds ~10x more of them
-    b = Batcher(sink := _Collect(), HOST, max_bytes=4096)
+    b = Batcher(sink := _Collect(), HOST, max_bytes=4096, v2=False)
     for i in range(1, 401):
         b.add(_ev(i))
     b.seal()
@@ -99,7 +99,8 @@ def test_batcher_seals_on_the_gzipd_size_of_a_batch() -> None:
 
 def test_native_lines_are_cut_between_lines_at_the_gzipd_bound() -> None:
     """add_lines (a ring pass's lines from C) seals a full batch between two lines, on the same
-    gzip'd bound, and the next batch's first line gets the host."""
+    gzip'd bound, and the next batch's first line gets the host (wire v1: v2 never cuts C's lines,
+    see the v2 tests)."""
     import random
 
     rng = random.Random(9)
@@ -110,7 +111,7 @@ def test_native_lines_are_cut_between_lines_at_the_gzipd_bound() -> None:
             wire.ProcessExec(time=T0 + i, seq=i, process=wire.Process(pid=i, name="x", args=["x", noise]))
         )
     sink = _Collect()
-    b = Batcher(sink, HOST, max_bytes=4096)
+    b = Batcher(sink, HOST, max_bytes=4096, v2=False)
     b.add_lines(b"\n".join(msgspec.json.encode(e) for e in evs[:250]), 250, 1)
     b.add_lines(b"\n".join(msgspec.json.encode(e) for e in evs[250:]), 50, 251)
     b.seal()
@@ -182,7 +183,7 @@ def test_batches_are_gzip_of_the_exact_ndjson_on_isal_and_on_zlib(monkeypatch, e
     spy = _SpyIsal()
     monkeypatch.setattr(ship, "_isal", spy if engine == "isal" else None)
     sink = _Collect()
-    b = Batcher(sink, HOST, gzip_level=level, max_raw=4096)
+    b = Batcher(sink, HOST, gzip_level=level, max_raw=4096, v2=False)
     # WHEN batches of events are sealed (on size, and the last one by hand)
     for i in range(1, 301):
         b.add(_ev(i))
@@ -551,3 +552,121 @@ def test_the_express_lane_can_be_turned_off() -> None:
     b.add(wire.MemfdExec(time=T0, seq=1, process=wire.Process(pid=1)))
     b.mark_urgent()
     assert not b.express_due() and b.due_in() == 1.0
+
+
+# --- wire v2: a process table per batch (issue 14) -------------------------------------------------
+_SSHD = wire.Process(pid=800, uid="u800", name="sshd", cmd_line="sshd: /usr/sbin/sshd -D")
+_BASH = wire.Process(
+    pid=900, uid="u900", name="bash", cmd_line="-bash", ppid=800
+)  # as an ancestor: no lineage
+
+
+def _v2_events(n: int) -> list[wire.WireEvent]:
+    """n connects of 5 processes (children of one bash), some sharing objects, some equal copies."""
+    procs = [
+        wire.Process(
+            pid=1000 + k, uid=f"u{k}", name="curl", args=["curl", str(k)], ppid=900, lineage=[_BASH, _SSHD]
+        )
+        for k in range(5)
+    ]
+    out: list[wire.WireEvent] = []
+    for i in range(1, n + 1):
+        p = (
+            procs[i % 5]
+            if i % 2
+            else msgspec.json.decode(msgspec.json.encode(procs[i % 5]), type=wire.Process)
+        )
+        out.append(wire.NetConnect(time=T0 + i, seq=i, process=p, remote_ip="198.51.100.7", remote_port=443))
+    return out
+
+
+def test_v2_batches_define_each_process_once_and_decode_to_the_v1_events() -> None:
+    # GIVEN the same events batched as v1 and as v2 (the default for a gzip'd batch)
+    evs = _v2_events(300)
+    b1, b2 = Batcher(s1 := _Collect(), HOST, v2=False), Batcher(s2 := _Collect(), HOST)
+    for e in evs:
+        b1.add(e)
+        b2.add(e)
+    b1.seal()
+    b2.seal()
+    assert b2.v2 and not b1.v2 and len(s1.batches) == len(s2.batches) == 1
+    # THEN v2 decodes to exactly the events v1 does, with the batch header on the first event
+    v1, v2 = wire.decode_record(s1.batches[0].payload), wire.decode_record(s2.batches[0].payload)
+    assert v1.errors == v2.errors == [] and v2.events == v1.events and len(v2.events) == 300
+    assert v2.events[0].host == HOST and s2.batches[0].count == 300
+    # and the table holds 5 processes and their 2 ancestors, once each
+    ndjson = gzip.decompress(s2.batches[0].payload)
+    assert ndjson.count(b'"kind":"proc"') == 7 and ndjson.count(b'"name":"sshd"') == 1
+    assert len(ndjson) * 2 < len(gzip.decompress(s1.batches[0].payload))
+
+
+def test_v2_batches_sealed_on_size_each_carry_their_own_table() -> None:
+    b = Batcher(sink := _Collect(), HOST, max_bytes=2048)
+    evs = _v2_events(400)
+    for e in evs:
+        b.add(e)
+    b.seal()
+    assert len(sink.batches) > 2
+    got: list[wire.WireEvent] = []
+    for batch in sink.batches:
+        d = wire.decode_record(batch.payload)
+        assert d.errors == [] and len(batch.payload) <= 2048 and d.events[0].host == HOST
+        assert [e.seq for e in d.events] == list(range(batch.first_seq, batch.last_seq + 1))
+        got += [msgspec.structs.replace(e, host=None) for e in d.events]
+    assert got == evs
+
+
+def test_v2_native_lines_go_whole_into_a_batch_sized_for_them() -> None:
+    """C's lines (with refs to what C defined earlier in the batch) are never cut: native_room
+    tells C how much it may write, sealing the batch first when little is left."""
+    b = Batcher(sink := _Collect(), HOST, max_bytes=4096)
+    first = b.native_room(low=1024, margin=256)
+    assert first == 4096 - 4096 // 1000 - 64 - 256  # an empty batch
+    table = b'{"kind":"proc","ref":0,"process":{"pid":5,"name":"sh"}}'
+    line = b'{"kind":"process_exit","process":0,"time":%d,"seq":%d}'
+    b.add_lines(table + b"\n" + b"\n".join(line % (T0 + i, i) for i in (1, 2)), 2, 1)
+    b.next_ref = 1  # C gave out ref 0 (the agent copies ctx.next_ref back after each pass)
+    assert (b.count, b.last_seq) == (2, 2)
+    epoch = b.epoch
+    import random
+
+    rng = random.Random(3)
+    for i in range(3, 60):  # fill the batch from Python (with what barely compresses)
+        noise = "".join(rng.choice("0123456789abcdef") for _ in range(60))
+        b.add(wire.ProcessExit(time=T0 + i, seq=i, process=wire.Process(pid=i, name="x", cmd_line=noise)))
+    room = b.native_room(low=1024, margin=256)
+    assert b.epoch > epoch and sink.batches  # sealed to make room: C's refs start in a new batch
+    assert room == first or b.count == 0 or room > 0
+    # a batch bound smaller than the margin still bounds C's pass (never 0 or negative: no bound)
+    assert Batcher(_Collect(), HOST, max_bytes=1024).native_room() == 1
+    b.seal()
+    d = wire.decode_record(sink.batches[0].payload)
+    assert d.errors == [] and [e.seq for e in d.events[:2]] == [1, 2] and d.events[0].host == HOST
+
+
+def test_a_plain_sink_writes_v1() -> None:
+    b = Batcher(sink := _Collect(), HOST, compress=False)
+    for e in _v2_events(4):
+        b.add(e)
+    b.seal()
+    assert not b.v2 and all(b'"kind":"proc"' not in line for line in sink.lines[0])
+    assert [wire.decode_line(line).seq for line in sink.lines[0]] == [1, 2, 3, 4]
+
+
+def test_v2_batches_are_sealed_before_their_refs_name_too_much(monkeypatch: pytest.MonkeyPatch) -> None:
+    """A ref names a whole process: the batcher seals a batch when what its refs name reaches
+    half the ingest's bound (EXPANDED_MAX), so no record it makes is refused for it."""
+    from vigil import bounds
+
+    big = wire.Process(pid=7, uid="u7", name="x", cmd_line="a" * 5000, lineage=[_SSHD])
+    weight = wire.process_weight(big) + wire.process_weight(_SSHD)
+    monkeypatch.setattr(bounds, "EXPANDED_MAX", 40 * weight)  # the ingest's
+    b = Batcher(sink := _Collect(), HOST)
+    assert b.expanded_max == 20 * weight
+    for i in range(1, 101):
+        b.add(wire.ProcessExit(time=T0 + i, seq=i, process=big))
+    b.seal()
+    assert [x.count for x in sink.batches] == [20] * 5  # bytes allow 100 in one; the refs do not
+    for batch in sink.batches:
+        d = wire.decode_record(batch.payload)
+        assert d.errors == [] and len(d.events) == 20

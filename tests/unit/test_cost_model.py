@@ -92,6 +92,11 @@ def test_a_bench_span_prices_per_vcpu_month_by_service() -> None:
     assert usd["lambda_requests"] == pytest.approx(40 * scale * 0.2 / 1e6)
     shards = 2048 * 1000 / 100 / (1024 * 1024)  # bytes/s dominate records/s (10/s)
     assert usd["kinesis_shard_hours"] == pytest.approx(shards * 730 * 0.015 / 20)
+    # and X-Ray is paid only when the template turns tracing on (its Tracing parameter)
+    assert usd["xray_sampled"] == pytest.approx(40 * scale * 0.05 * 5.0 / 1e6)
+    assert cm.price_per_vcpu_month(m, prices, tracing=False)["xray_sampled"] == 0.0
+    assert cm.fixed_per_month(prices, 9)["xray_reservoir"] == pytest.approx(730 * 3600 * 5.0 / 1e6)
+    assert cm.fixed_per_month(prices, 9, tracing=False)["xray_reservoir"] == 0.0
 
 
 def test_a_price_override_file_replaces_only_its_keys(tmp_path: Path) -> None:

@@ -339,3 +339,27 @@ def test_decode_errors_and_identity_rejections_are_both_reported() -> None:
     assert any(B in r.reason for r in res.rejected[1:])
     # AND A's event still counts
     assert len(res.occurrences) == 1
+
+
+def test_a_v2_record_whose_header_rides_on_a_proc_line_is_verified() -> None:
+    """The agent's native fast path may open a record with a "proc" line (wire v2): the header on
+    it is the batch header of the events after it, verified as such, and another instance's
+    header there is refused as on an event."""
+
+    def v2(h: wire.Host) -> bytes:
+        shell = reverse_shell(1)
+        head = b'{"kind":"proc","ref":0,"process":%s,"host":%s}' % (
+            msgspec.json.encode(shell.process),
+            msgspec.json.encode(h),
+        )
+        line = b'{"kind":"process_exec","process":0,"time":%d,"seq":1}' % shell.time
+        return head + b"\n" + line + b"\n" + msgspec.json.encode(heartbeat(2)) + b"\n"
+
+    res = run(v2(authority().sign_host(host(A))), key=A)
+    assert res.rejected == [] and res.identity_rejected == 0
+    assert [o.finding["resource"]["instanceDetails"]["instanceId"] for o in res.occurrences] == [A]
+    assert [hb.device.instance_uid for hb in res.heartbeats] == [A]
+    # the same record signed for A but sent under B's partition key, or with a forged signature
+    assert run(v2(authority().sign_host(host(A))), key=B).identity_rejected == 1
+    forged = run(v2(stranger().sign_host(host(A))), key=A)
+    assert forged.occurrences == [] and forged.identity_rejected == 1

@@ -40,3 +40,18 @@ def test_the_bounds_section_quotes_the_bounds_the_code_enforces() -> None:
         "LINEAGE_MAX",
     }
     assert must <= quoted.keys()
+
+
+def test_the_v2_example_decodes_with_its_refs_resolved() -> None:
+    section = DOC.read_text().split("### Version 2", 1)[1]
+    example = re.search(r"```ndjson\n(.*?)\n```", section, flags=re.S)
+    assert example is not None
+    d = wire.decode_record(example.group(1).encode())
+    assert d.errors == [] and [type(e).__struct_config__.tag for e in d.events] == [
+        "process_exec",
+        "net_connect",
+        "process_exit",
+    ]
+    events, rejected = normalize_batch(d.events)
+    assert rejected == [] and [p.name for p in events[0].process.lineage] == ["bash", "sshd"]  # type: ignore[attr-defined]
+    assert all(e.process is d.events[0].process for e in d.events)  # type: ignore[union-attr]

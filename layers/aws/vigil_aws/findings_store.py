@@ -441,6 +441,9 @@ class FindingsStore:
         publication is at or before ``due_before`` (plain values, ``ByStatus``, every page).
         Findings never published at all are the stream path's (published at once), not these.
         Items written before ``publishedUpdatedAt`` existed compare against ``lastPublishedAt``.
+
+        ``ByStatus`` projects only what this filters on (keys, ``updatedAt``, the publication
+        marks, ``suppressedBy``, ``archiveSource``): the ids it finds are read whole by ``batch_get``.
         """
         paginator = client("dynamodb").get_paginator("query")
         due = (
@@ -458,16 +461,59 @@ class FindingsStore:
                 IndexName=BY_STATUS,
                 KeyConditionExpression="#status = :status",
                 FilterExpression=f"{due} AND attribute_not_exists(suppressedBy){extra}",
-                ProjectionExpression=(
-                    "id, #finding, #status, #count, firstSeen, lastSeen, createdAt, updatedAt, "
-                    "lastPublishedAt, publishedUpdatedAt, archiveSource"
-                ),
-                ExpressionAttributeNames={"#status": "status", "#finding": "finding", "#count": "count"},
+                ProjectionExpression="id",
+                ExpressionAttributeNames={"#status": "status"},
                 ExpressionAttributeValues=values,
             )
             for page in pages:
-                for item in page.get("Items", []):
-                    yield plain(item)
+                ids = [i["id"]["S"] for i in page.get("Items", [])]
+                yield from batch_get(self.table, ids, projection=_SWEPT)
+
+
+_SWEPT: Final = (
+    "id",
+    "finding",
+    "status",
+    "count",
+    "firstSeen",
+    "lastSeen",
+    "createdAt",
+    "updatedAt",
+    "lastPublishedAt",
+    "publishedUpdatedAt",
+    "archiveSource",
+)
+BATCH_GET_MAX: Final = 100  # keys per BatchGetItem call (DynamoDB's limit)
+
+
+def batch_get(
+    table: str, ids: Sequence[str], *, projection: Sequence[str] = (), ddb: Any = None
+) -> Iterator[dict[str, Any]]:
+    """The items of ``ids`` (plain values, in no particular order; ids no longer there are left
+    out), read by BatchGetItem, 100 keys a call, retrying what DynamoDB leaves unprocessed. The
+    findings indexes hold keys only (template.yaml): their readers get the items here. ``ddb``:
+    the client to use (default: the handlers')."""
+    ddb = ddb or client("dynamodb")
+    todo = list(dict.fromkeys(ids))
+    names = {f"#a{i}": a for i, a in enumerate(projection)}
+    for start in range(0, len(todo), BATCH_GET_MAX):
+        request: dict[str, Any] = {"Keys": [{"id": {"S": i}} for i in todo[start : start + BATCH_GET_MAX]]}
+        if names:
+            request |= {"ProjectionExpression": ", ".join(names), "ExpressionAttributeNames": names}
+        pending: dict[str, Any] = {table: request}
+        for attempt in range(WRITE_ATTEMPTS):
+            if attempt:
+                time.sleep(min(1.0, 0.05 * 2**attempt))
+            resp = ddb.batch_get_item(RequestItems=pending)
+            for item in resp.get("Responses", {}).get(table, []):
+                yield plain(item)
+            pending = resp.get("UnprocessedKeys") or {}
+            if not pending:
+                break
+        else:
+            raise RuntimeError(
+                f"BatchGetItem on {table}: keys still unprocessed after {WRITE_ATTEMPTS} attempts"
+            )
 
 
 def plain(item: dict[str, Any]) -> dict[str, Any]:

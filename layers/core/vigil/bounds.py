@@ -33,6 +33,7 @@ Time = Annotated[int, msgspec.Meta(ge=TIME_MIN_NS, le=TIME_MAX_NS)]
 OptionalTime = Annotated[int, msgspec.Meta(ge=0, le=TIME_MAX_NS)]
 Seq = Annotated[int, msgspec.Meta(ge=1, le=SEQ_MAX)]
 Version = Annotated[int, msgspec.Meta(ge=1, le=INT32_MAX)]
+Ref = Annotated[int, msgspec.Meta(ge=0, le=INT32_MAX)]  # wire v2: a process's ref in its record's table
 Pid = Annotated[int, msgspec.Meta(ge=0, le=INT32_MAX)]  # Linux PID_MAX_LIMIT is 2**22
 Id = Annotated[int, msgspec.Meta(ge=-1, le=UINT32_MAX)]  # uid/gid: -1 = unknown, else a u32
 Port = Annotated[int, msgspec.Meta(ge=0, le=65535)]
@@ -56,6 +57,16 @@ TEXT_CHARS: Final = 1024  # free text: a sensor's unavailability reason
 LINEAGE_MAX: Final = 16  # ancestors per process; the agent keeps 5
 ANSWERS_MAX: Final = 64  # DNS answers per response; the agent keeps 32
 SENSORS_MAX: Final = 32  # sensors, degraded classes, shed classes in a heartbeat
+# wire v2: a record's process table (``proc`` lines, referred to by ``ref``); an agent defines each
+# process and ancestor once per record: a few thousand in the busiest second measured
+PROC_TABLE_MAX: Final = 65536
+# wire v2: a ref costs a few bytes and stands for a whole process block, so a small record could
+# make every one of its events carry a huge command line (work for the detections that a v1 record
+# of the same size could not ask for). A record's events may name at most this much process
+# (``wire.process_weight`` per ref: its strings and PROC_WEIGHT_BASE per process and ancestor);
+# a busy second of the bench mix names at most 0.68 MB (measured). The agent seals a batch at half.
+EXPANDED_MAX: Final = 32 << 20
+PROC_WEIGHT_BASE: Final = 64
 
 Path = Annotated[str, msgspec.Meta(max_length=PATH_CHARS)]
 Name = Annotated[str, msgspec.Meta(max_length=NAME_CHARS)]

@@ -9,6 +9,15 @@ Decoding is bounded (issue 13): every field has a range (``vigil.bounds``, as ms
 constraints, so a value out of range is a line error naming the field), and ``decode_record``
 caps what one record can cost: its inflated size, its lines and the line errors it lists.
 
+**Version 2** (the agent's default since issue 14) adds a per-record *process table*: a ``proc``
+line defines a process once (``ref``, its block without its lineage, and its ``lineage`` as refs
+of ancestors defined before it), and the events after it in the same record name it by its ref
+(``"process":7``) instead of repeating the block and its five ancestors on every event. Version 1
+records (every block inline) still decode, and a v2 record may mix both. The table is resolved
+once per record, so each block is decoded once, not once per event. A reference to a process not
+defined before it in its record is a line error with its reason, never a crash; the table holds at
+most ``PROC_TABLE_MAX`` processes.
+
 This module is shared by the agent (encode) and the Lambda core (decode). It does no I/O.
 """
 
@@ -18,14 +27,15 @@ import gzip
 import zlib
 from collections import Counter
 from collections.abc import Iterator
-from typing import Annotated, Final, Literal
+from typing import TYPE_CHECKING, Annotated, Final, Literal
 
 import msgspec
 
 from vigil import bounds as b
 from vigil import events as ev
 
-WIRE_VERSION: Final = 1
+WIRE_VERSION: Final = 1  # an event's schema (its `v`); the record format with a process table is 2
+RECORD_VERSION: Final = 2  # written on `proc` lines
 MAX_RECORD_BYTES: Final = 1024 * 1024  # Kinesis record limit
 GZIP_MAGIC: Final = b"\x1f\x8b"
 
@@ -61,6 +71,30 @@ User = ev.User
 Stdio = ev.Stdio
 Endpoint = ev.Endpoint
 
+# Wire v2: where an event carries a process it may carry its ref in the record's table instead;
+# decode_record resolves every ref, so consumers (and the type checker) only ever see Process.
+if TYPE_CHECKING:
+    ProcField = Process
+    OptProcField = Process | None
+else:
+    ProcField = Process | b.Ref
+    OptProcField = Process | b.Ref | None
+
+
+class ProcDef(
+    msgspec.Struct, frozen=True, gc=False, omit_defaults=True, tag_field="kind", tag="proc", kw_only=True
+):
+    """Wire v2: one entry of the record's process table (a ``proc`` line). ``process`` is the block
+    without its lineage (or with it inline); ``lineage`` the refs of its ancestors, nearest first,
+    each defined earlier in the record without a lineage of its own. A ``host`` block here applies
+    to the events after it, as on an event."""
+
+    ref: b.Ref
+    process: Process
+    lineage: Annotated[list[b.Ref], msgspec.Meta(max_length=b.LINEAGE_MAX)] = []
+    v: b.Version = RECORD_VERSION
+    host: Host | None = None
+
 
 class _Base(msgspec.Struct, frozen=True, gc=False, omit_defaults=True, tag_field="kind", kw_only=True):
     time: b.Time  # epoch ns
@@ -70,16 +104,16 @@ class _Base(msgspec.Struct, frozen=True, gc=False, omit_defaults=True, tag_field
 
 
 class ProcessExec(_Base, frozen=True, tag="process_exec"):
-    process: Process
+    process: ProcField
 
 
 class ProcessExit(_Base, frozen=True, tag="process_exit"):
-    process: Process
+    process: ProcField
     exit_code: b.Int32 = 0
 
 
 class _Net(_Base, frozen=True):
-    process: Process
+    process: ProcField
     protocol: b.Word = "tcp"  # tcp|udp
     family: b.Word = "inet"  # inet|inet6
     local_ip: b.Ip = ""
@@ -102,7 +136,7 @@ class NetListen(_Net, frozen=True, tag="net_listen"):
 
 
 class UnixConnect(_Base, frozen=True, tag="unix_connect"):
-    process: Process
+    process: ProcField
     path: b.Path
     success: bool = True
 
@@ -116,7 +150,7 @@ class DnsAnswer(msgspec.Struct, frozen=True, gc=False, omit_defaults=True):
 class DnsQuery(_Base, frozen=True, tag="dns_query"):
     hostname: b.Domain
     type: b.Word = "A"
-    process: Process | None = None  # attributed when audit saw the sending socket
+    process: OptProcField = None  # attributed when audit saw the sending socket
     protocol: b.Word = "udp"
     resolver_ip: b.Ip = ""
     resolver_port: b.Port = 53
@@ -125,7 +159,7 @@ class DnsQuery(_Base, frozen=True, tag="dns_query"):
 
 
 class _File(_Base, frozen=True):
-    process: Process
+    process: ProcField
     path: b.Path
     success: bool = True
 
@@ -152,27 +186,27 @@ class FileOpenSensitive(_File, frozen=True, tag="file_open_sensitive"):
 
 
 class Ptrace(_Base, frozen=True, tag="ptrace"):
-    process: Process
+    process: ProcField
     request: b.Word  # PTRACE_ATTACH|PTRACE_POKETEXT|PTRACE_TRACEME|...
-    target: Process | None = None
+    target: OptProcField = None
 
 
 class ProcessVmWrite(_Base, frozen=True, tag="process_vm_write"):
-    process: Process
-    target: Process | None = None
+    process: ProcField
+    target: OptProcField = None
 
 
 class ProcMemWrite(_Base, frozen=True, tag="proc_mem_write"):
-    process: Process
+    process: ProcField
     path: b.Path  # /proc/<pid>/mem
-    target: Process | None = None
+    target: OptProcField = None
 
 
 class ModuleLoad(_Base, frozen=True, tag="module_load"):
     """A kernel module (``syscall`` init_module/finit_module) or a shared library mapped
     executable (``syscall`` "mmap")."""
 
-    process: Process
+    process: ProcField
     name: b.Name = ""
     path: b.Path = ""
     sha256: b.Token = ""
@@ -181,12 +215,12 @@ class ModuleLoad(_Base, frozen=True, tag="module_load"):
 
 
 class MemfdExec(_Base, frozen=True, tag="memfd_exec"):
-    process: Process
+    process: ProcField
     memfd_name: b.Name = ""
 
 
 class Mount(_Base, frozen=True, tag="mount"):
-    process: Process
+    process: ProcField
     source: b.Path = ""
     target: b.Path = ""
     fs_type: b.Name = ""
@@ -194,11 +228,11 @@ class Mount(_Base, frozen=True, tag="mount"):
 
 
 class Userfaultfd(_Base, frozen=True, tag="userfaultfd"):
-    process: Process
+    process: ProcField
 
 
 class Setuid(_Base, frozen=True, tag="setuid"):
-    process: Process
+    process: ProcField
     syscall: b.Word = "setuid"  # setuid|setresuid|setreuid
     new_uid: b.Id = -1
     new_euid: b.Id = -1
@@ -260,6 +294,8 @@ WireEvent = (
 KINDS: Final[tuple[str, ...]] = tuple(str(t.__struct_config__.tag) for t in WireEvent.__args__)
 
 _decoder: Final[msgspec.json.Decoder[WireEvent]] = msgspec.json.Decoder(WireEvent)
+# a record's lines: events and (v2) process table entries
+_line_decoder: Final[msgspec.json.Decoder[WireEvent | ProcDef]] = msgspec.json.Decoder(WireEvent | ProcDef)
 _encoder: Final = msgspec.json.Encoder()
 
 
@@ -339,8 +375,13 @@ def iter_lines(payload: bytes) -> Iterator[tuple[int, bytes]]:
 
 
 def decode_line(line: bytes) -> WireEvent:
-    """Decode one NDJSON line; raises msgspec.DecodeError / ValidationError on bad input."""
-    return _decoder.decode(line)
+    """Decode one NDJSON line; raises msgspec.DecodeError / ValidationError on bad input. A line
+    alone has no process table: a v2 ref (``"process":7``) is an error here (``decode_record``
+    resolves them)."""
+    e = _Table().take(_decoder.decode(line))
+    if e is None:
+        raise msgspec.ValidationError("a process ref needs its record's process table (wire v2)")
+    return e
 
 
 _BAD_LINE: Final = (msgspec.DecodeError, msgspec.ValidationError, RecursionError)
@@ -356,7 +397,8 @@ def decode_record(data: bytes, *, max_raw: int = b.RAW_BATCH_BYTES) -> Decoded:
     A record is refused whole (one ``LineError(0, ...)``, no event) when it is not gzip, inflates
     past ``max_raw`` (the agent's ``batch_max_raw_mb``) or has more than ``MAX_LINES`` lines (the
     most an agent can put in ``max_raw``); otherwise every line that decodes is kept and the bad
-    ones are reported as described on ``Decoded``.
+    ones are reported as described on ``Decoded``. Wire v2's ``proc`` lines are not events: they
+    fill the record's process table, and the refs of the events after them are resolved here.
     """
     try:
         payload = decompress(data, max_raw)
@@ -373,34 +415,156 @@ def decode_record(data: bytes, *, max_raw: int = b.RAW_BATCH_BYTES) -> Decoded:
             payload,
         )
     try:  # the common case, a clean batch, in one call; a bad line falls back to line by line
-        events = _decoder.decode_lines(payload)
-        return Decoded(events, [], 0, len(events))
+        items = _line_decoder.decode_lines(payload)
     except _BAD_LINE:
         pass
+    else:
+        table = _Table()
+        events = []
+        for item in items:
+            e = table.take(item)
+            if e is None:
+                if table.error:
+                    break  # a bad ref or table entry: line by line, for its line number
+                continue
+            events.append(e)
+        else:
+            return Decoded(events, [], 0, len(items))
     events = []
     errors: list[LineError] = []
     bad = lines = 0
     unlisted: list[tuple[int, str, bytes]] = []  # (line, reason, raw) beyond the listed ones
     reasons: Counter[str] = Counter()
-    decode = _decoder.decode
+    decode = _line_decoder.decode
+    table = _Table()
     for n, line in iter_lines(payload):
         lines += 1
         try:
-            events.append(decode(line))
-        except _BAD_LINE as exc:
-            bad += 1
-            reason = _reason(exc)
-            if len(errors) < b.LINE_ERRORS_LISTED:
-                errors.append(LineError(n, reason, line[: b.RAW_PREFIX_BYTES]))
+            e = table.take(decode(line))
+            if e is not None:
+                events.append(e)
                 continue
-            reasons[reason] += 1
-            if len(unlisted) < b.SUMMARY_SAMPLES:
-                unlisted.append((n, reason, line[: b.SAMPLE_BYTES]))
-            else:  # keep the first samples and the latest one
-                unlisted[-1] = (n, reason, line[: b.SAMPLE_BYTES])
+            if not table.error:
+                continue
+            reason = table.error
+        except _BAD_LINE as exc:
+            reason = _reason(exc)
+        bad += 1
+        if len(errors) < b.LINE_ERRORS_LISTED:
+            errors.append(LineError(n, reason, line[: b.RAW_PREFIX_BYTES]))
+            continue
+        reasons[reason] += 1
+        if len(unlisted) < b.SUMMARY_SAMPLES:
+            unlisted.append((n, reason, line[: b.SAMPLE_BYTES]))
+        else:  # keep the first samples and the latest one
+            unlisted[-1] = (n, reason, line[: b.SAMPLE_BYTES])
     if unlisted:
         errors.append(_summary(bad - len(errors), unlisted, reasons))
     return Decoded(events, errors, bad, lines)
+
+
+_set = msgspec.structs.force_setattr
+_replace = msgspec.structs.replace
+
+
+class _Table:
+    """A record's process table (wire v2), filled and used in one pass over its lines."""
+
+    __slots__ = ("error", "expanded", "host", "procs", "weights")
+
+    def __init__(self) -> None:
+        self.procs: dict[int, Process] = {}
+        self.weights: dict[int, int] = {}  # ref -> process_weight of it and its ancestors
+        self.expanded = 0  # what the events named so far (EXPANDED_MAX)
+        self.host: Host | None = None  # a proc line's host, for the next event
+        self.error = ""
+
+    def take(self, item: WireEvent | ProcDef) -> WireEvent | None:
+        """The event with its refs resolved; None for a table entry (stored) or a line in error
+        (``error`` says why; the event is dropped, the record goes on)."""
+        self.error = ""
+        if isinstance(item, ProcDef):
+            self._define(item)
+            return None
+        e = item
+        p = getattr(e, "process", None)
+        t = getattr(e, "target", None)
+        if p.__class__ is int:
+            q = self.procs.get(p)
+            if q is None:
+                self.error = f"process ref {p} is not defined before it in the record"
+                return None
+            weight = self.weights[p]
+        else:
+            q, weight = None, 0
+        if t.__class__ is int:
+            target = self.procs.get(t)
+            if target is None:
+                self.error = f"target ref {t} is not defined before it in the record"
+                return None
+            weight += self.weights[t]
+        if weight:
+            if self.expanded + weight > b.EXPANDED_MAX:
+                self.error = (
+                    f"the record's events name more than {b.EXPANDED_MAX} bytes of process blocks "
+                    "(wire v2: the agent seals a batch before)"
+                )
+                return None
+            self.expanded += weight
+            if q is not None:
+                _set(e, "process", q)
+            if t.__class__ is int:
+                _set(e, "target", target)
+        if self.host is not None:
+            if e.host is None:
+                _set(e, "host", self.host)
+            self.host = None
+        return e
+
+    def _define(self, d: ProcDef) -> None:
+        procs = self.procs
+        if d.ref in procs:
+            self.error = f"process ref {d.ref} is defined twice in the record"
+            return
+        if len(procs) >= b.PROC_TABLE_MAX:
+            self.error = f"the record's process table is full ({b.PROC_TABLE_MAX} processes)"
+            return
+        p = d.process
+        weight = process_weight(p) + sum(process_weight(a) for a in p.lineage)
+        if d.lineage:
+            if p.lineage:
+                self.error = f"process ref {d.ref} has a lineage both inline and by ref"
+                return
+            lineage = []
+            for r in d.lineage:
+                a = procs.get(r)
+                if a is None:
+                    self.error = f"ancestor ref {r} of process ref {d.ref} is not defined before it"
+                    return
+                if a.lineage:
+                    self.error = f"ancestor ref {r} of process ref {d.ref} has a lineage of its own"
+                    return
+                lineage.append(a)
+                weight += self.weights[r]
+            p = _replace(p, lineage=lineage)
+        procs[d.ref] = p
+        self.weights[d.ref] = weight
+        if d.host is not None:
+            self.host = d.host
+
+
+def process_weight(p: Process) -> int:
+    """What naming ``p`` (without its lineage) may ask of the detections, for ``EXPANDED_MAX``:
+    its variable-size strings and a constant. The agent counts the same to seal its batches."""
+    return (
+        b.PROC_WEIGHT_BASE
+        + len(p.cmd_line)
+        + sum(map(len, p.args))
+        + len(p.file.path)
+        + len(p.working_directory)
+        + len(p.ld_preload)
+        + len(p.ld_library_path)
+    )
 
 
 def _reason(exc: BaseException) -> str:

@@ -311,6 +311,7 @@ def normalize_batch(
     device = device_of(default_host) if default_host is not None else None
     host_seen: wire.Host | None = default_host
     handlers = _HANDLERS
+    checked: set[int] = set()  # processes whose lineage passed (wire v2: events share them)
     for i, w in enumerate(events, start=1):
         if w.host is not None and w.host is not host_seen:
             host_seen = w.host
@@ -320,8 +321,10 @@ def normalize_batch(
         else:
             try:
                 p = getattr(w, "process", None)
-                if p is not None and p.lineage and any(a.lineage for a in p.lineage):
-                    _check_lineage(p, "process")
+                if p is not None and p.lineage and id(p) not in checked:
+                    if any(a.lineage for a in p.lineage):
+                        _check_lineage(p, "process")
+                    checked.add(id(p))  # the events hold p: its id is not reused meanwhile
                 out.append(handlers[type(w)](w, device))
                 continue
             except _Invalid as exc:
