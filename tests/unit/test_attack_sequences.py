@@ -201,3 +201,52 @@ def test_a_failing_instance_lookup_leaves_the_instances_own_sequences() -> None:
     matches = engine.run(events, state).matches
     got = attack_sequences(matches, state, types, details=broken)
     assert {m.detection.meta.type for m in got} == {TYPE} and len(got) == 2  # one per signal event
+
+
+class _TableState(InMemoryState):
+    """Like the State table: a key's value is known only once loaded (what is not loaded reads as
+    absent); counts every key read."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.stored: dict[str, int] = {}
+        self.reads: list[str] = []
+
+    def load(self, keys) -> None:  # type: ignore[no-untyped-def]
+        for k in keys:
+            if k not in self.reads:
+                self.reads.append(k)
+                if k in self.stored:
+                    self._counts[k] = self.stored[k]
+
+    def commit(self) -> None:
+        super().commit()
+        self.stored.update(self._counts)
+        self._counts, self.reads = {}, []
+
+
+def test_a_batch_reads_the_keys_of_the_types_its_instance_has_seen_not_of_every_type() -> None:
+    # GIVEN an instance that has seen one signal, in a State that knows only what is loaded
+    p, state = Pipeline.default(account_id="123456789012", region="us-east-1"), _TableState()
+    _run(p, state, [s.exec_(REVERSE, t=0)])
+    # WHEN a second tactic's signal arrives in a later batch
+    (o,) = _seq(_run_reading(p, state, [s.exec_(IMDS, t=30 * SEC)]))
+    # THEN the sequence forms from the loaded keys alone, and the batch read the scope's index,
+    # its own type's keys and those of the few types in the index's buckets: not 2 x every type
+    assert [t for t, _ in _signals(o)] == [
+        "Execution:Runtime/ReverseShell",
+        "CredentialAccess:Runtime/SuspiciousCommand",
+    ]
+    seq_reads = [k for k in _LAST_READS if k.startswith("atkseq|")]
+    kinds = [t for t in p._types if tactic(t) is not None]
+    assert len(kinds) > 50 and 3 <= len(seq_reads) <= 12, seq_reads
+
+
+_LAST_READS: list[str] = []
+
+
+def _run_reading(pipeline: Pipeline, state: _TableState, events: list) -> list[Occurrence]:
+    out = pipeline.detect(events, state).occurrences
+    _LAST_READS[:] = state.reads
+    state.commit()
+    return out
