@@ -56,7 +56,7 @@ _CONTEXTUAL: Final = _MILD | frozenset(
 )
 _STOP_VERBS: Final = frozenset({"stop", "disable", "mask", "kill"})
 _GENTLE_SIGNALS: Final = frozenset({"HUP", "SIGHUP", "1", "USR1", "SIGUSR1", "USR2", "SIGUSR2", "0"})
-_PIDOF_KILL: Final = re.compile(r"\bkill(?:all)?\b[^;&|]*\$\((?:pidof|pgrep)\s+(?:-\S+\s+)*([\w.-]+)")
+_PIDOF_KILL: Final = re.compile(r"\bkill(?:all)?\b[^;&|]{0,256}?\$\((?:pidof|pgrep)\s+(?:-\S+\s+)*([\w.-]+)")
 _EMPTIED_LOG: Final = re.compile(
     r"(?:^|[;&|(]\s*|cat\s+/dev/null\s*|:\s*|true\s*|echo(?:\s+-n)?\s*(?:\"\"|'')?\s*)(?<!>)>\s*(/var/log/\S+)"
 )

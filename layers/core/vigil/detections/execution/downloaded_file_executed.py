@@ -140,10 +140,17 @@ class DownloadedFileExecuted(Detection):
     def state_keys(self, event: ProcessActivity) -> tuple[str, ...]:
         p = event.process
         saved = _saved_path(p) if _tool(p) in DOWNLOADERS else ""
+        # the keys this exec may remember are loaded too, so a repeat is not written again
         if saved:
-            return (_key(event, "x", saved),)
+            return (_key(event, "x", saved), _key(event, "w", saved))
         path = _candidate(p)
-        return (_key(event, "w", path),) if path else ()
+        if not path:
+            return ()
+        return (
+            (_key(event, "w", path), _key(event, "x", path))
+            if in_writable_dir(path)
+            else (_key(event, "w", path),)
+        )
 
     def match(self, event: ProcessActivity, ctx: Context) -> bool:
         p = event.process
