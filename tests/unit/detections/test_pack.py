@@ -55,7 +55,7 @@ VIGIL_SPECIFIC_TYPES = {
     "CredentialAccess:Runtime/SuspiciousCommand": M, "CredentialAccess:Runtime/SensitiveFileRead": M,
     "Execution:Runtime/ShellEscape": M, "Exfiltration:Runtime/SuspiciousCommand": M,
     "Impact:Runtime/SuspiciousCommand": M, "Collection:Runtime/SuspiciousCommand": M,
-    "Execution:Runtime/DownloadPipedToShell": M,
+    "Execution:Runtime/DownloadPipedToShell": M, "Execution:Runtime/DownloadedFileExecuted": M,
 }  # fmt: skip
 
 

