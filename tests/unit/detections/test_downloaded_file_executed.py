@@ -1,7 +1,7 @@
 """Execution:Runtime/DownloadedFileExecuted: download, chmod and run as separate execs, joined by the path.
 
 GIVEN a download, a chmod and the exec of the saved path, in one batch or across batches, in
-either arrival order, WHEN run through the engine (and replayed), THEN one finding whose sightings
+in order, WHEN run through the engine (and replayed), THEN one finding whose sightings
 are the same event each time, with a severity that follows who ran it.
 """
 
@@ -56,16 +56,31 @@ def test_one_finding_across_batches_and_the_same_sighting_when_replayed() -> Non
     assert [o.sightings for o in replay] == [o.sightings for o in first]
 
 
-def test_the_exec_arriving_first_fires_on_the_download_once() -> None:
-    state = InMemoryState()
+def test_without_a_download_an_exec_reads_no_path_and_one_arriving_first_is_not_joined() -> None:
+    # GIVEN a State that records what is read, and no download on the instance yet
+    class Reading(InMemoryState):
+        def __init__(self) -> None:
+            super().__init__()
+            self.read: list[str] = []
+
+        def load(self, keys) -> None:  # type: ignore[no-untyped-def]
+            self.read += list(keys)
+
+    state = Reading()
     download, _, run = _chain()
+    # WHEN the exec arrives first: THEN only the instance's download counter is read, nothing fires
     assert _mine([run], state) == []
+    assert [k for k in state.read if k.startswith("dlx-")] == [
+        f"dlx-n|{s.DEVICE.instance_uid}|{s.DEVICE.boot_uid}"
+    ]
     state.commit()
-    got = _mine([download], state)
-    assert len(got) == 1 and got[0].finding["service"]["runtimeDetails"]["process"]["name"] == "wget"
+    # and the download arriving after it is not joined to it (an agent's events arrive in order)
+    assert _mine([download], state) == []
     state.commit()
-    again = _mine([run, download], state)
-    assert [o.sightings for o in again] == [o.sightings for o in got]
+    # but the next exec of the saved path reads it and fires
+    state.read.clear()
+    assert len(_mine([run], state)) == 1
+    assert any(k.startswith("dlx-w|") and k.endswith("|/tmp/kworker") for k in state.read)
 
 
 def test_severity_follows_the_session_and_the_path() -> None:

