@@ -23,7 +23,6 @@ import gzip
 import json
 import logging
 import random
-import socket
 import sys
 import threading
 import time
@@ -594,12 +593,6 @@ def _template_architecture() -> str:
     return str(template["Globals"]["Function"].get("Architectures", ["x86_64"])[0])
 
 
-def _free_port() -> int:
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("--quiet-hosts", type=int, default=30)
@@ -623,7 +616,7 @@ def main(argv: list[str] | None = None) -> int:
     # moto's Step Functions threads may still log after the stack stops; the last line is a contract
     logging.getLogger("moto.stepfunctions").setLevel(logging.CRITICAL)
 
-    from local.stack import LocalStack
+    from local.stack import LocalStack, free_port
     from vigil_aws import clients
 
     say("loading the benign corpus ...")
@@ -632,7 +625,7 @@ def main(argv: list[str] | None = None) -> int:
         f"  {len(corpus.all):,} events; pools {', '.join(f'{k} {len(v):,}' for k, v in corpus.by_kind.items())}"
     )
     say("starting the offline stack (moto on loopback, template.yaml via CloudFormation) ...")
-    stack = LocalStack(port=_free_port(), state_file=None, step=lambda s: say(f"  {s}"))
+    stack = LocalStack(port=free_port(), state_file=None, step=lambda s: say(f"  {s}"))
     with stack:
         assert stack.info is not None and stack.runtime is not None
         import boto3

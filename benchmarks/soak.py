@@ -51,7 +51,6 @@ import gzip
 import json
 import os
 import random
-import socket
 import sys
 import threading
 import time
@@ -579,7 +578,7 @@ class Soak:
 
     # -- main loop ------------------------------------------------------------------------
     def run(self) -> Result:
-        from local.stack import LocalStack
+        from local.stack import LocalStack, free_port
 
         cfg = self.cfg
         self.forged_ids: set[str] = set()
@@ -589,7 +588,7 @@ class Soak:
             f"chaos {','.join(sorted(cfg.chaos)) or 'none'}; hostile {','.join(sorted(cfg.hostile)) or 'none'}; seed {cfg.seed}"
         )
         self.stack = LocalStack(
-            port=cfg.port or _free_port(),
+            port=cfg.port or free_port(),
             stack_name="vigil-soak",
             parameters=cfg.stack_parameters,
             state_file=None,
@@ -754,12 +753,6 @@ class Result:
 def _median(xs: list[float]) -> float:
     s = sorted(xs)
     return s[len(s) // 2]
-
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
 
 
 def _choice(value: str, allowed: Sequence[str], flag: str) -> frozenset[str]:

@@ -18,7 +18,6 @@ from __future__ import annotations
 
 import json
 import os
-import socket
 import sys
 import time
 import urllib.error
@@ -36,7 +35,7 @@ if str(REPO) not in sys.path:
 
 from local.browser import Browser, Page, chromium_path  # noqa: E402
 from local.console_demo import MARKUP, MARKUP_TAG, DemoData, seed, serve_console  # noqa: E402
-from local.stack import LocalStack  # noqa: E402
+from local.stack import LocalStack, free_port  # noqa: E402
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow]
 
@@ -63,17 +62,11 @@ class Served:
         return p
 
 
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
 @pytest.fixture(scope="module")
 def served(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Served]:
     state = tmp_path_factory.mktemp("stack") / "stack.json"
     stack = LocalStack(
-        port=_free_port(),
+        port=free_port(),
         stack_name="vigil-console",
         parameters={"ResponseDryRun": "false"},
         state_file=state,

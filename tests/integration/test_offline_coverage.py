@@ -9,7 +9,6 @@ the template's rate() rules.
 
 from __future__ import annotations
 
-import socket
 import sys
 from collections.abc import Iterator
 from io import StringIO
@@ -24,21 +23,15 @@ if str(REPO) not in sys.path:
 
 from local.scenarios.coverage import run_coverage_demo  # noqa: E402
 from local.schedules import period_s  # noqa: E402
-from local.stack import LocalStack  # noqa: E402
+from local.stack import LocalStack, free_port  # noqa: E402
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow]
-
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
 
 
 @pytest.fixture(scope="module")
 def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LocalStack]:
     state = tmp_path_factory.mktemp("stack") / "stack.json"
-    s = LocalStack(port=_free_port(), stack_name="vigil-cov", state_file=state)
+    s = LocalStack(port=free_port(), stack_name="vigil-cov", state_file=state)
     with s:
         yield s
 

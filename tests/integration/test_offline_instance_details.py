@@ -7,7 +7,6 @@ the second is stored all the same, with what the agent's identity said.
 
 from __future__ import annotations
 
-import socket
 import sys
 from collections.abc import Iterator
 from pathlib import Path
@@ -22,21 +21,15 @@ if str(REPO) not in sys.path:
 from local import demo  # noqa: E402
 from local.scenarios.instance_details import launch_tagged_instance, summary  # noqa: E402
 from local.scenarios.response import with_instance_id  # noqa: E402
-from local.stack import LocalStack  # noqa: E402
+from local.stack import LocalStack, free_port  # noqa: E402
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow]
-
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
 
 
 @pytest.fixture(scope="module")
 def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LocalStack]:
     s = LocalStack(
-        port=_free_port(),
+        port=free_port(),
         stack_name="vigil-details",
         parameters={"IngestMaximumRetryAttempts": "1"},
         state_file=tmp_path_factory.mktemp("stack") / "stack.json",

@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import gzip
 import json
-import socket
 import sys
 import time
 from collections.abc import Callable, Iterator
@@ -25,22 +24,16 @@ if str(REPO) not in sys.path:
     sys.path.insert(0, str(REPO))
 
 from local import demo  # noqa: E402
-from local.stack import LocalStack  # noqa: E402
+from local.stack import LocalStack, free_port  # noqa: E402
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow]
-
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
 
 
 @pytest.fixture(scope="module")
 def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LocalStack]:
     state = tmp_path_factory.mktemp("stack") / "stack.json"
     s = LocalStack(
-        port=_free_port(),
+        port=free_port(),
         stack_name="vigil-integrations",
         parameters={
             "ExportFindingsToS3": "true",
@@ -99,7 +92,7 @@ def test_the_demo_helpers_show_s3_security_lake_and_security_hub(
     from local.integrations import DEMO_PARAMETERS, prepare, show_exports
 
     s = LocalStack(
-        port=_free_port(),
+        port=free_port(),
         stack_name="vigil-demo-integrations",
         parameters=dict(DEMO_PARAMETERS),
         state_file=None,

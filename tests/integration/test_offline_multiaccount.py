@@ -12,7 +12,6 @@ with its reason and leaves no finding.
 
 from __future__ import annotations
 
-import socket
 import sys
 from collections.abc import Iterator
 from pathlib import Path
@@ -25,22 +24,16 @@ if str(REPO) not in sys.path:
 
 from local import demo  # noqa: E402
 from local.scenarios import multiaccount as ma  # noqa: E402
-from local.stack import LocalStack  # noqa: E402
+from local.stack import LocalStack, free_port  # noqa: E402
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow]
-
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
 
 
 @pytest.fixture(scope="module")
 def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LocalStack]:
     state = tmp_path_factory.mktemp("stack") / "stack.json"
     s = LocalStack(
-        port=_free_port(), stack_name="vigil-admin", parameters=dict(ma.PARAMETERS), state_file=state
+        port=free_port(), stack_name="vigil-admin", parameters=dict(ma.PARAMETERS), state_file=state
     )
     with s:
         yield s

@@ -10,7 +10,6 @@ through CloudTrailRule; and with sources off, none of it exists.
 from __future__ import annotations
 
 import json
-import socket
 import sys
 import time
 from collections.abc import Iterator
@@ -24,23 +23,17 @@ if str(REPO) not in sys.path:
 
 from local import sources  # noqa: E402
 from local.demo import drain, tap_bus  # noqa: E402
-from local.stack import LocalStack  # noqa: E402
+from local.stack import LocalStack, free_port  # noqa: E402
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow]
 
 SCAN = REPO / "events" / "sources" / "flowlogs_portscan.log"
 
 
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
 @pytest.fixture(scope="module")
 def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LocalStack]:
     s = LocalStack(
-        port=_free_port(),
+        port=free_port(),
         stack_name="vigil-src",
         state_file=tmp_path_factory.mktemp("s") / "stack.json",
         sources=True,
@@ -122,7 +115,7 @@ def test_a_cloudtrail_event_reaches_the_ingest_through_the_rule(stack: LocalStac
 
 
 def test_by_default_no_source_exists(tmp_path: Path) -> None:
-    s = LocalStack(port=_free_port(), stack_name="vigil-nosrc", state_file=None)  # the default
+    s = LocalStack(port=free_port(), stack_name="vigil-nosrc", state_file=None)  # the default
     with s as info:
         assert not {"SourcesStreamArn", "FlowLogGroupName", "ResolverLogGroupName"} & set(info.outputs)
         assert s.client("ec2").describe_flow_logs()["FlowLogs"] == []

@@ -10,7 +10,6 @@ reasons ends in IngestFailureQueue after bounded retries.
 from __future__ import annotations
 
 import json
-import socket
 import sys
 import time
 from collections.abc import Iterator
@@ -25,24 +24,18 @@ if str(REPO) not in sys.path:
 
 from local import demo  # noqa: E402
 from local.deploy import drop_unsupported  # noqa: E402
-from local.stack import LocalStack  # noqa: E402
+from local.stack import LocalStack, free_port  # noqa: E402
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow]
 
 WEB = "i-0a1b2c3d4e5f60001"
 
 
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
 @pytest.fixture(scope="module")
 def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LocalStack]:
     state = tmp_path_factory.mktemp("stack") / "stack.json"
     s = LocalStack(
-        port=_free_port(),
+        port=free_port(),
         stack_name="vigil-test",
         parameters={"IngestMaximumRetryAttempts": "1", "FindingPublishingFrequency": "FIFTEEN_MINUTES"},
         state_file=state,

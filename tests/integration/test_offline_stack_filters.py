@@ -11,7 +11,6 @@ does what it prints.
 from __future__ import annotations
 
 import json
-import socket
 import sys
 import time
 from collections.abc import Iterator
@@ -26,23 +25,17 @@ if str(REPO) not in sys.path:
 
 from local import demo  # noqa: E402
 from local.scenarios import suppression  # noqa: E402
-from local.stack import LocalStack  # noqa: E402
+from local.stack import LocalStack, free_port  # noqa: E402
 from vigil_aws.filters import CHECK_SECONDS  # noqa: E402
 from vigil_cli.main import app  # noqa: E402
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow]
 
 
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
 @pytest.fixture(scope="module")
 def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LocalStack]:
     state = tmp_path_factory.mktemp("stack") / "stack.json"
-    s = LocalStack(port=_free_port(), stack_name="vigil-filters-test", state_file=state)
+    s = LocalStack(port=free_port(), stack_name="vigil-filters-test", state_file=state)
     with s:
         yield s
 

@@ -5,7 +5,6 @@ release — exactly what `make demo` shows (local/scenarios/response.py)."""
 
 from __future__ import annotations
 
-import socket
 import sys
 from collections.abc import Iterator
 from pathlib import Path
@@ -18,21 +17,15 @@ if str(REPO) not in sys.path:
     sys.path.insert(0, str(REPO))
 
 from local.scenarios.response import groups_of, launch_demo_instance, run_response_demo, with_instance_id  # noqa: E402
-from local.stack import LocalStack  # noqa: E402
+from local.stack import LocalStack, free_port  # noqa: E402
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow]
-
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
 
 
 @pytest.fixture(scope="module")
 def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LocalStack]:
     s = LocalStack(
-        port=_free_port(),
+        port=free_port(),
         stack_name="vigil-response",
         parameters={"ResponseDryRun": "false"},
         state_file=tmp_path_factory.mktemp("stack") / "stack.json",
