@@ -9,6 +9,7 @@ DynamoDB write is spent per Kinesis record, and dead letters are bounded and nev
 from __future__ import annotations
 
 import gzip
+import json
 from collections import Counter
 from collections.abc import Iterator
 from typing import Any
@@ -252,3 +253,26 @@ def test_a_finding_dynamodb_refuses_for_its_content_is_dead_lettered_not_retried
     letters = aws.drain(aws.dead_letter_url)
     assert any(m["source"] == "store" and "DynamoDB refused" in m["reason"] for m in letters)
     assert aws.findings() == {}
+
+
+def test_an_attack_sequence_is_written_when_a_signal_joins_not_by_every_repeat(aws: Aws, ingest: Any) -> None:
+    # GIVEN the demo's reverse shell and its next step (credential theft): a sequence forms
+    sequence = "AttackSequence:EC2/CompromisedInstanceGroup"
+    shell, step = _events("reverse_shell.ndjson.gz"), _events("reverse_shell_next.ndjson.gz")
+    _run(ingest, [wire.encode_batch(shell), wire.encode_batch(step)])
+
+    def stored() -> dict[str, Any]:
+        [item] = [f for f in aws.findings().values() if f["type"] == sequence]
+        return item
+
+    formed = stored()
+    signals = len(json.loads(formed["finding"])["service"]["detection"]["sequence"]["signals"])
+    assert formed["count"] == signals >= 2
+    # WHEN both steps recur later (new events), to this container and then to a new one
+    for k, seq in ((1, 2), (2, 3)):
+        _run(ingest, [wire.encode_batch(_moved(shell, 1000 * k)), wire.encode_batch(_moved(step, 1000 * k))], seq)
+        ingest.ingestor.findings.forget()
+    # THEN the steps' own findings count them, but the sequence item was not rewritten (issue 14:
+    # it was, by every batch with a signal): same revision, same count
+    assert _shell_count(aws) == 3
+    assert stored()["rev"] == formed["rev"] and stored()["count"] == formed["count"]

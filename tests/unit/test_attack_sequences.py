@@ -65,7 +65,7 @@ def test_a_second_tactic_forms_one_critical_sequence_listing_the_signals_in_orde
     assert _seq(first) == [] and {o.finding["type"] for o in first} == {"Execution:Runtime/ReverseShell"}
     second = _run(p, state, [s.exec_(IMDS, t=30 * SEC)])
     (o,) = _seq(second)
-    assert o.finding["severity"] == 9.0 and o.count == 1
+    assert o.finding["severity"] == 9.0 and o.count == 2  # a sighting per signal: count = its signals
     assert _signals(o) == [
         ("Execution:Runtime/ReverseShell", "Execution"),
         ("CredentialAccess:Runtime/SuspiciousCommand", "Credential Access"),
@@ -79,6 +79,39 @@ def test_a_second_tactic_forms_one_critical_sequence_listing_the_signals_in_orde
         ("Persistence:Runtime/SuspiciousCommand", "Persistence")
     ]
     assert "3 tactics" in grown.finding["title"]
+    assert set(o.sightings) < set(grown.sightings) and grown.count == 3  # the store counts one more
+
+
+def test_a_batch_that_only_repeats_known_signals_brings_no_new_sighting_so_no_write() -> None:
+    # GIVEN a formed sequence (issue 14: it used to be rewritten by every batch with a signal)
+    p, state = Pipeline.default(account_id="123456789012", region="us-east-1"), InMemoryState()
+    _run(p, state, [s.exec_(REVERSE, t=0)])
+    (formed,) = _seq(_run(p, state, [s.exec_(IMDS, t=30 * SEC)]))
+    # WHEN later batches repeat both signals (new events, new seqs, later times)
+    shell = s.proc("/bin/bash", "-i", pid=5000, stdin=REVERSE.stdin, stdout=REVERSE.stdout, parent=WEB)
+    again = _run(p, state, [s.exec_(shell, t=600 * SEC), s.exec_(IMDS, t=601 * SEC)])
+    # THEN the findings store gets the same sightings: it has counted them all, and writes nothing
+    (repeat,) = _seq(again)
+    assert repeat.id == formed.id and repeat.sightings == formed.sightings
+    assert {o.finding["type"] for o in again} >= {"Execution:Runtime/ReverseShell"}  # those still count
+
+
+def test_replaying_an_earlier_record_after_the_sequence_formed_adds_no_sighting() -> None:
+    # GIVEN a sequence formed by the second record
+    p, state = Pipeline.default(account_id="123456789012", region="us-east-1"), InMemoryState()
+    shell, cred = [s.exec_(REVERSE, t=0)], [s.exec_(IMDS, t=30 * SEC)]
+    _run(p, state, shell)
+    (formed,) = _seq(_run(p, state, cred))
+    # WHEN the first record (before the sequence existed) is delivered again, then the second
+    (replayed,) = _seq(_run(p, state, shell))
+    (twice,) = _seq(_run(p, state, cred))
+    # THEN both carry exactly the sightings already counted (the old code counted the shell again)
+    assert replayed.sightings == formed.sightings == twice.sightings
+    # and arriving in the other order forms the same sightings
+    other = InMemoryState()
+    _run(p, other, cred)
+    (reordered,) = _seq(_run(p, other, shell))
+    assert reordered.sightings == formed.sightings
 
 
 def test_the_order_of_arrival_does_not_matter_and_replays_add_nothing() -> None:

@@ -4,7 +4,9 @@ Like GuardDuty Extended Threat Detection's ``AttackSequence:EC2/CompromisedInsta
 findings of one instance within ``WINDOW_S`` span at least ``MIN_TACTICS`` distinct ATT&CK tactics,
 Vigil raises one Critical finding that lists its signals in the order they first happened, each with
 its tactic (``service.detection.sequence``, GuardDuty's ``Sequence`` shape). It is published when
-it forms and updated (count, signals, latest process) by every later signal while it lasts.
+it forms and updated (signals, count, latest process) when a new signal joins it; its count is its
+number of signals. A batch that only repeats known signals leaves it as it is (issue 14: rewriting
+it with every batch cost more than the rest of a busy host's findings).
 
 A signal is a finding type seen on the instance at Medium severity or more (a Low finding alone is
 context, not a step of an attack). State (the State table, per instance and type): ``first`` holds the
@@ -18,9 +20,11 @@ the next). A batch with signals reads, in two round trips, the index and its own
 the keys of the types in the index's buckets: a few keys instead of every type's (issue 14: reading
 two keys of each of ~140 types per batch cost more than the rest of a busy host's ingest).
 
-Exactly once: each signal event becomes one match of the sequence (``Sequence`` below) carrying
-that event's seq, so the findings store counts it once however often the record is replayed; the
-document is rebuilt from the State each time, so a replay writes the same signal list.
+Exactly once: each signal is one sighting of the sequence, with a seq of its own above every
+event's (``unit_seq``: from the signal's type and first time, both in the State), so the findings
+store counts it once however often and in whatever order records arrive or are replayed, and skips
+the write when a batch brings no new signal; the document is rebuilt from the State each time, so a
+replay writes the same signal list.
 """
 
 from __future__ import annotations
@@ -32,12 +36,17 @@ from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any, Final
 
+import msgspec
+
 from vigil import severity
+from vigil.bounds import SEQ_MAX
 from vigil.detection import Context, Detection, Meta
 from vigil.engine import Match
 from vigil.events import Event
 from vigil.findings import iso
 from vigil.state import State
+
+_replace = msgspec.structs.replace
 
 TYPE: Final = "AttackSequence:EC2/CompromisedInstanceGroup"
 WINDOW_S: Final = 24 * 3600
@@ -45,6 +54,7 @@ MIN_TACTICS: Final = 2
 MIN_SIGNAL_SEVERITY: Final = severity.MEDIUM
 ASG_TAG: Final = "aws:autoscaling:groupName"
 _SEC: Final = 1_000_000_000
+_UNIT_BASE: Final = SEQ_MAX + 1  # sightings of signals (``unit_seq``): above every event's seq
 
 # ATT&CK enterprise tactics by GuardDuty threat purpose (vigil.detection.Meta.threat_purpose)
 _TACTICS: Final = {
@@ -399,4 +409,23 @@ def attack_sequences(
     if not sequences:
         return []
     det = AttackSequence(sequences)
-    return [Match(det, m.event) for m, _ in found if m.event.device.instance_uid in sequences]
+    out: list[Match] = []
+    for instance, seq in sequences.items():
+        firsts = {s.type: s.first_s for s in seq.signals}
+        _, anchor = max(  # shown as the latest process: this batch's event of the newest step
+            ((firsts.get(m.detection.meta.type, 0), m.event.time, m.event.seq), m.event)
+            for m, _ in found
+            if m.event.device.instance_uid == instance
+        )
+        out += [Match(det, _replace(anchor, seq=unit_seq(s), time=s.first_s * _SEC)) for s in seq.signals]
+    return out
+
+
+def unit_seq(signal: Signal) -> int:
+    """The sequence finding's sighting of one signal: a stable number above every event seq
+    (``vigil.bounds.SEQ_MAX``), ordered by when the signal first happened. The findings store counts a
+    sighting once, so the finding is written when a signal joins and never when a batch only
+    repeats its signals (issue 14), its count is its number of signals whatever the order of
+    arrival or replays, and a crash between the finding and the State write loses nothing: the
+    replay brings the same sightings."""
+    return _UNIT_BASE + (signal.first_s << 16) + (zlib.crc32(f"{signal.resource}|{signal.type}".encode()) & 0xFFFF)
