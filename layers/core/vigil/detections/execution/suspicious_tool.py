@@ -106,18 +106,25 @@ def _socat_relay(args: list[str]) -> bool:
     )
 
 
+_VERBS: Final = frozenset({"client", "server", "tunnel", "local"})
+
+
 def _tunnel_by_args(name: str, args: list[str]) -> tuple[str, bool] | None:
     """A tunnelling tool recognised by its arguments (renamed binaries too)."""
-    verb = args[0] if args else ""
-    if verb == "client" and any(a.startswith("R:") for a in args[1:]):
-        return "chisel", True
-    if verb == "server" and "--reverse" in args:
-        return "chisel", True
-    if verb == "tunnel" and any(a == "--url" or a.startswith("--url=") for a in args):
-        return "cloudflared", False
-    if "--dns" in args and any(a.startswith(("domain=", "server=")) for a in args):
+    if not args:
+        return None
+    verb = args[0]
+    if verb in _VERBS:
+        if verb == "client" and any(a.startswith("R:") for a in args[1:]):
+            return "chisel", True
+        if verb == "server" and "--reverse" in args:
+            return "chisel", True
+        if verb == "tunnel" and any(a == "--url" or a.startswith("--url=") for a in args):
+            return "cloudflared", False
+    joined = "\0".join(args)  # one scan for the markers below (no marker holds a NUL: none spans two args)
+    if "--dns" in joined and "--dns" in args and any(a.startswith(("domain=", "server=")) for a in args):
         return "dnscat2", True
-    if any("rtcp://" in a or "rudp://" in a for a in args):
+    if "rtcp://" in joined or "rudp://" in joined:
         return "gost", False
     if verb == "local" and "--to" in args:
         return "bore", False
