@@ -100,9 +100,8 @@ endpoint_url = "{stack.info.endpoint_url}"
         shell = None
         srv = socket.socket()
         try:
-            time.sleep(2.5)
-            if agent.poll() is not None:
-                console.print((work / "agent.log").read_text())
+            if not _agent_ready(stack, out["CoverageTableName"], "i-0dec0000000000001", agent, a.timeout):
+                console.print((work / "agent.log").read_text()[-3000:])
                 return 1
             console.rule("[bold]vigil-agent running[/] (config from the stack outputs)")
             srv.bind(("127.0.0.1", 0))
@@ -175,6 +174,24 @@ endpoint_url = "{stack.info.endpoint_url}"
                 agent.wait(timeout=20)
             except subprocess.TimeoutExpired:
                 agent.kill()
+
+
+def _agent_ready(stack, table: str, instance: str, agent: subprocess.Popen, timeout: float) -> bool:  # type: ignore[no-untyped-def,type-arg]
+    """Wait until the agent's first heartbeat is on its coverage row and the stack has taken in its
+    start-up batches (the /proc scan): the shells measure detection latency on a running agent, not
+    the agent's start (a fixed 2.5 s sleep used to start the first shell during the start-up)."""
+    ddb = stack.client("dynamodb")
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if agent.poll() is not None:
+            print(f"demo-live: the agent exited with {agent.returncode}", file=sys.stderr)
+            return False
+        if ddb.get_item(TableName=table, Key={"instanceId": {"S": instance}}).get("Item"):
+            stack.pollers.wait_idle(timeout=timeout)
+            return True
+        time.sleep(0.2)
+    print(f"demo-live: no heartbeat from the agent within {timeout:.0f} s", file=sys.stderr)
+    return False
 
 
 if __name__ == "__main__":
