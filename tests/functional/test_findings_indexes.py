@@ -16,7 +16,7 @@ from vigil import sample as s
 from vigil.findings import Occurrence
 from vigil.pipeline import Pipeline
 from vigil.state import InMemoryState
-from vigil_aws.findings_store import FindingsStore, new_item, now_iso
+from vigil_aws.findings_store import FindingsStore, new_item, now_iso, raw_document_text
 from vigil_cli import main
 from vigil_cli.main import app
 from vigil_cli.stack import Target
@@ -55,7 +55,7 @@ def _store(aws: Aws, n: int) -> list[dict[str, Any]]:
         item = new_item(occ, now_iso(), 2_000_000_000)
         item["id"] = {"S": f"{k:032x}"}
         item["instanceId"] = {"S": "i-0aaaaaaaaaaaaaaa1" if k % 3 else "i-0bbbbbbbbbbbbbbb2"}
-        doc = json.loads(item["finding"]["S"])
+        doc = json.loads(raw_document_text(item["finding"]))
         doc["id"] = item["id"]["S"]
         doc["resource"]["instanceDetails"]["instanceId"] = item["instanceId"]["S"]
         item["finding"] = {"S": json.dumps(doc)}

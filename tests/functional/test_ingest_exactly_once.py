@@ -251,7 +251,7 @@ def test_a_finding_dynamodb_refuses_for_its_content_is_dead_lettered_not_retried
     # THEN the record is not retried (it never could succeed), and the reason is a dead letter
     assert response == {"batchItemFailures": []}
     letters = aws.drain(aws.dead_letter_url)
-    assert any(m["source"] == "store" and "DynamoDB refused" in m["reason"] for m in letters)
+    assert any(m["source"] == "store" and "DynamoDB would refuse it" in m["reason"] for m in letters)
     assert aws.findings() == {}
 
 

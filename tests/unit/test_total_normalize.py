@@ -23,7 +23,7 @@ from vigil import bounds
 from vigil.applied import SeqSet
 from vigil.pipeline import Pipeline
 from vigil.state import InMemoryState
-from vigil_aws.findings_store import new_item, update_values
+from vigil_aws.findings_store import new_item, raw_document_text, update_values
 
 EVENTS = Path(__file__).resolve().parents[2] / "events" / "agent"
 RECORDS = {name: (EVENTS / f"{name}.ndjson").read_bytes() for name in ("reverse_shell", "crypto_dns")}
@@ -295,6 +295,10 @@ def _store_problems(occ: Any) -> list[str]:
             if (p := _number_problem(name, v)) is not None:
                 problems.append(p)
             size += len(name) + len(v) if name in item else 0
+        elif kind == "B":  # the compressed document
+            size += len(name) + len(v) if name in item else 0
+        else:
+            problems.append(f"{name}: unexpected attribute type {kind}")
     if size >= ITEM_LIMIT:
         problems.append(f"item of {size} bytes")
     for lo, hi in SeqSet.parse(item["applied"]["S"]).intervals:  # the seqs the finding absorbed
@@ -304,7 +308,7 @@ def _store_problems(occ: Any) -> list[str]:
         year = datetime.fromisoformat(item[name]["S"].replace("Z", "+00:00")).year
         if not 2000 <= year <= 2100:
             problems.append(f"{name}: {item[name]['S']}")
-    finding = json.loads(item["finding"]["S"])
+    finding = json.loads(raw_document_text(item["finding"]))
     problems += validate(finding)
     for name in ("createdAt", "updatedAt"):
         datetime.fromisoformat(finding[name].replace("Z", "+00:00"))

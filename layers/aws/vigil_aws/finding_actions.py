@@ -34,7 +34,7 @@ from typing import Any, Final, Literal
 from botocore.exceptions import ClientError
 
 from vigil.findings import iso
-from vigil_aws.findings_store import ACTIVE, ARCHIVED, MANUAL, is_conditional_failure
+from vigil_aws.findings_store import ACTIVE, ARCHIVED, MANUAL, is_conditional_failure, raw_document_text
 from vigil_aws.securityhub import workflow_update
 
 MAX_IDS: Final = 50  # GuardDuty: at most 50 finding ids per ArchiveFindings / UnarchiveFindings call
@@ -107,7 +107,7 @@ class FindingActions:
         """Mirror the item's archive state (and the feedback) on its Security Hub finding; the
         reason it could not, or ''."""
         try:
-            arn = str(json.loads(item["finding"]["S"])["arn"])
+            arn = str(json.loads(raw_document_text(item["finding"]))["arn"])
             request = workflow_update(
                 arn,
                 archived=item.get("status", {}).get("S") == ARCHIVED,
