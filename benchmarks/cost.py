@@ -93,6 +93,22 @@ class Corpus:
         }
 
 
+def host_speed(events: int = 20_000, repeats: int = 3) -> float:
+    """json.loads events/s on this core over `make bench`'s workload (its first ``events``; best of
+    ``repeats``): the figure `make bench` prints as ``json_loads_events_per_s``, so a run's
+    CPU-derived Lambda cost can be set against runs on other machines (docs/cost.md "Lambda CPU")."""
+    from workload import batches, generate
+
+    lines = [line for r in batches(generate(events)) for line in r.split(b"\n") if line]
+    best = float("inf")
+    for _ in range(repeats):
+        t0 = time.perf_counter()
+        for line in lines:
+            json.loads(line)
+        best = min(best, time.perf_counter() - t0)
+    return len(lines) / best
+
+
 _SIGNED: dict[str, wire.Host] = {}
 
 
@@ -623,6 +639,11 @@ def main(argv: list[str] | None = None) -> int:
     corpus = Corpus()
     say(
         f"  {len(corpus.all):,} events; pools {', '.join(f'{k} {len(v):,}' for k, v in corpus.by_kind.items())}"
+    )
+    speed = host_speed()
+    say(
+        f"  this VM's core: json_loads_events_per_s={speed:.0f} on make bench's workload (the Lambda "
+        "GB-s below is this core's CPU time: a slower core inflates it, docs/cost.md, Lambda CPU)"
     )
     say("starting the offline stack (moto on loopback, template.yaml via CloudFormation) ...")
     stack = LocalStack(port=free_port(), state_file=None, step=lambda s: say(f"  {s}"))
