@@ -433,8 +433,17 @@ def _hook_params(events: Any) -> None:
 
 
 def run_scenario(
-    stack: Any, corpus: Corpus, meter: Meter, sc: Scenario, seconds: int, warmup_s: int, seed: int
+    stack: Any,
+    corpus: Corpus,
+    meter: Meter,
+    sc: Scenario,
+    seconds: int,
+    warmup_s: int,
+    seed: int,
+    flush_s: int = 1,
 ) -> Measured:
+    """``flush_s``: seconds of a host's events per record (the agent's ``flush_s`` is 1; more is a
+    what-if for the docs: fewer, larger records, findings later by up to as many seconds)."""
     out = stack.info.outputs
     kinesis = stack.client("kinesis")
     ingest = next(p for p in stack.pollers.pollers if "IngestFunction" in p.function_name)
@@ -443,14 +452,20 @@ def run_scenario(
     put_total = 0
     started = time.perf_counter()
 
+    held: dict[str, list[wire.WireEvent]] = {h.host.instance_id: [] for h in hosts}
+
     def generate(s: int, count: bool) -> list[tuple[str, bytes]]:
         records: list[tuple[str, bytes]] = []
         for h in hosts:
             events = h.second(corpus, s, sc.mix)
-            records.extend((h.host.instance_id, payload) for payload in build_records(h.host, events))
             if count:
                 m.events += len(events)
                 m.raw_bytes += sum(len(wire.encode_event(e)) + 1 for e in events)
+            batch = held[h.host.instance_id]
+            batch += events
+            if (s + 1) % flush_s == 0:
+                records.extend((h.host.instance_id, payload) for payload in build_records(h.host, batch))
+                batch.clear()
         return records
 
     def feed(pending: list[tuple[str, bytes]], count: bool, per_invocation: int) -> None:
@@ -622,12 +637,22 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--warmup", type=int, default=10, help="simulated seconds fed before counting")
     ap.add_argument("--seed", type=int, default=14)
     ap.add_argument(
+        "--flush-s",
+        type=int,
+        default=1,
+        help="what-if: seconds of a host's events per record (the agent sends one a second; docs/cost.md)",
+    )
+    ap.add_argument(
         "--prices", help="TOML price overrides (default: $VIGIL_PRICES, then benchmarks/prices.toml)"
     )
     ap.add_argument(
         "--save", action="store_true", help=f"write the measured rates to {USAGE_MODEL.relative_to(ROOT)}"
     )
     args = ap.parse_args(argv)
+    if args.flush_s < 1 or args.seconds % args.flush_s or args.warmup % args.flush_s:
+        ap.error("--flush-s must be >= 1 and divide --seconds and --warmup")
+    if args.flush_s != 1 and args.save:
+        ap.error("--save records what the agent does (one record a second): not with a --flush-s what-if")
     prices = load_prices(args.prices)
     # moto's Step Functions threads may still log after the stack stops; the last line is a contract
     logging.getLogger("moto.stepfunctions").setLevel(logging.CRITICAL)
@@ -679,7 +704,9 @@ def main(argv: list[str] | None = None) -> int:
             say(
                 f"running {sc.name}: {sc.hosts} hosts, {args.warmup} s warm-up + {args.seconds} s counted ..."
             )
-            m = run_scenario(stack, corpus, meter, sc, args.seconds, args.warmup, args.seed + i)
+            m = run_scenario(
+                stack, corpus, meter, sc, args.seconds, args.warmup, args.seed + i, flush_s=args.flush_s
+            )
             metric_names |= meter.metric_names
             results[sc.name] = (m, report(m, prices))
 
