@@ -18,6 +18,7 @@ from typing import IO, Any
 import msgspec
 
 from vigil import wire
+from vigil.bounds import SEQ_MAX
 from vigil.findings import Occurrence
 from vigil.normalize.agent import normalize_batch
 from vigil.pipeline import Pipeline
@@ -64,7 +65,10 @@ def merge(a: Occurrence, b: Occurrence) -> Occurrence:
     """Aggregate two occurrences of one finding id, as the findings table does."""
     last = b if a.last_seen_ns <= b.last_seen_ns else a
     doc: dict[str, Any] = last.finding
-    count = a.count + b.count
+    # an attack sequence's sightings are its signals (seqs above every event's, vigil.sequences),
+    # brought again by every chunk that repeats them: each counts once, as in the findings table
+    units = {x for o in (a, b) for x in o.sightings if x[0] > SEQ_MAX}
+    count = len(units) if units else a.count + b.count
     doc["service"]["count"] = count
     doc["service"]["eventFirstSeen"] = min(
         a.finding["service"]["eventFirstSeen"], b.finding["service"]["eventFirstSeen"]
@@ -78,6 +82,7 @@ def merge(a: Occurrence, b: Occurrence) -> Occurrence:
         min(a.min_seq, b.min_seq),
         max(a.max_seq, b.max_seq),
         last.suppressed,
+        tuple(sorted(units)),
     )
 
 

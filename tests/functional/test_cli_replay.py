@@ -11,13 +11,16 @@ import gzip
 import json
 from pathlib import Path
 
+import msgspec
 import pytest
 from guardduty_shape import validate
 from typer.testing import CliRunner
 
 from vigil import sample as s
 from vigil import wire
+from vigil.pipeline import Pipeline
 from vigil_cli.main import app
+from vigil_cli.replay import as_text_stream, replay
 
 ROOT = Path(__file__).resolve().parents[2]
 HOST = wire.Host(instance_id="i-0e0e1a4000000001a", account_id="123456789012", region="eu-west-1")
@@ -130,3 +133,35 @@ def test_replay_source_skips_a_bad_line_escaped_and_refuses_an_unknown_source(tm
     assert "Recon:EC2/Portscan" in result.stdout
     bad = CliRunner().invoke(app, ["replay", "--source", "syslog", str(f)])
     assert bad.exit_code == 2 and "--source must be one of" in bad.stderr and "Traceback" not in bad.output
+
+
+def test_an_attack_sequence_counts_each_signal_once_however_many_chunks_repeat_it(tmp_path: Path) -> None:
+    # GIVEN a reverse shell, then its credential theft (a second tactic), then both again, in
+    # separate replay chunks (--chunk 1: every line is its own batch)
+    imds = s.proc(
+        "/usr/bin/curl", "http://169.254.169.254/latest/meta-data/iam/security-credentials/r", pid=4001
+    )
+
+    def cred(seq: int) -> wire.ProcessExec:
+        shell = _shell(1).process
+        p = msgspec.structs.replace(
+            imds, lineage=[msgspec.structs.replace(shell, lineage=[]), *shell.lineage]
+        )
+        return wire.ProcessExec(time=s.T0 + seq, seq=seq, host=None, process=p)
+
+    data = b"\n".join(_lines(_shell(1), cred(2), _shell(3), cred(4), _shell(5))) + b"\n"
+    errors: list[str] = []
+    stats = replay(
+        as_text_stream(data),
+        Pipeline.default(account_id="123456789012", region="eu-west-1"),
+        live=False,
+        on_error=errors.append,
+        chunk=1,
+    )
+    assert errors == []
+    docs = {o.finding["type"]: o for o in stats.findings.values()}
+    seq = docs["AttackSequence:EC2/CompromisedInstanceGroup"]
+    # THEN the sequence's count is its number of signals (as stored), not one per repeating chunk
+    signals = seq.finding["service"]["detection"]["sequence"]["signals"]
+    assert seq.count == seq.finding["service"]["count"] == len(signals) == 2
+    assert docs["Execution:Runtime/ReverseShell"].count == 3
