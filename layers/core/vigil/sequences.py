@@ -16,7 +16,8 @@ makes the window slide) and ``n`` how many of its events were seen (counted once
 in one more key, ``types``: a counter used as a bit set, two bits per bucket of types (``_bucket``: a
 stable hash of the type, so adding a detection moves no type), set once when a type's ``first`` is
 written (two bits: a concurrent double add still leaves the bucket non-zero instead of carrying into
-the next). A batch with signals reads, in two round trips, the index and its own types' keys, then
+the next), all of a record's new bits in one add: the State table counts one add per key and record,
+so a second add from the same record would be dropped as its repeat. A batch with signals reads, in two round trips, the index and its own types' keys, then
 the keys of the types in the index's buckets: a few keys instead of every type's (issue 14: reading
 two keys of each of ~140 types per batch cost more than the rest of a busy host's ingest).
 
@@ -328,15 +329,23 @@ def _signals(
     return sig
 
 
-def _note(state: State, scope: str, m: Match, counted: bool, instance: str = "") -> None:
+def _note(
+    state: State, scope: str, m: Match, counted: bool, bits: dict[str, int], instance: str = ""
+) -> None:
+    """Remember the signal in the State; the index bits it adds go to ``bits`` (added once per
+    scope and record by the caller: the State counts one add per key and record, so a second
+    type's bit added on its own would be dropped as that record's repeat)."""
     t = m.detection.meta.type
     first = _first_key(scope, t)
     if state.count(first) == 0:
         state.add(first, max(1, m.event.time // _SEC), WINDOW_S)
-        if not _indexed(state.count(_index_key(scope)), t):
-            state.add(_index_key(scope), 1 << (2 * _bucket(t)), WINDOW_S)
-        if instance and _encode(instance):
-            state.add(_instance_key(scope, t), _encode(instance), WINDOW_S)
+    # the index and a group's instance are checked on their own, not only with a new ``first``: a
+    # retry after a State write that stored ``first`` but failed on the index repairs it (else the
+    # type would be left out of every later batch's sequence)
+    if not _indexed(state.count(_index_key(scope)) | bits.get(scope, 0), t):
+        bits[scope] = bits.get(scope, 0) | 1 << (2 * _bucket(t))
+    if instance and _encode(instance) and state.count(_instance_key(scope, t)) == 0:
+        state.add(_instance_key(scope, t), _encode(instance), WINDOW_S)
     if counted or state.count(_count_key(scope, t)) == 0:
         state.add(_count_key(scope, t), 1, WINDOW_S)
 
@@ -385,14 +394,17 @@ def attack_sequences(
     }
     state.load([k for sc in scopes for k in keys(sc, candidates[sc])])
     severities: dict[tuple[str, str], float] = {}
+    bits: dict[str, int] = {}
     for m, sev in found:
         instance, t = m.event.device.instance_uid, m.detection.meta.type
-        _note(state, instance, m, counted)
+        _note(state, instance, m, counted, bits)
         severities[(instance, t)] = max(sev, severities.get((instance, t), 0.0))
         group = groups.get(instance)
         if group:
-            _note(state, group, m, counted, instance)
+            _note(state, group, m, counted, bits, instance)
             severities[(group, t)] = max(sev, severities.get((group, t), 0.0))
+    for scope, b in sorted(bits.items()):  # one add per scope: the index's new types of this record
+        state.add(_index_key(scope), b, WINDOW_S)
     sequences: dict[str, _Seq] = {}
     for group in sorted(set(groups.values())):
         sig = _signals(state, group, candidates[group], types, severities)
@@ -428,4 +440,8 @@ def unit_seq(signal: Signal) -> int:
     repeats its signals (issue 14), its count is its number of signals whatever the order of
     arrival or replays, and a crash between the finding and the State write loses nothing: the
     replay brings the same sightings."""
-    return _UNIT_BASE + (signal.first_s << 16) + (zlib.crc32(f"{signal.resource}|{signal.type}".encode()) & 0xFFFF)
+    return (
+        _UNIT_BASE
+        + (signal.first_s << 16)
+        + (zlib.crc32(f"{signal.resource}|{signal.type}".encode()) & 0xFFFF)
+    )
