@@ -345,6 +345,7 @@ class Soak:
         self.expected: Counter[str] = Counter()
         self.seen: defaultdict[str, set[tuple[int, int]]] = defaultdict(set)  # sightings counted
         self.expected_instance: dict[str, str] = {}
+        self.expected_type: dict[str, str] = {}
         self.corpus = Corpus()
         self.stack: Any = None
         self.stream = ""
@@ -400,6 +401,7 @@ class Soak:
                 self.seen[o.id].update(fresh)
                 self.expected[o.id] += len(fresh)
             self.expected_instance[o.id] = host.instance_id
+            self.expected_type[o.id] = o.finding["type"]
         self.tally.events_sent += len(events)
 
     # -- traffic --------------------------------------------------------------------------
@@ -713,6 +715,11 @@ class Soak:
             f"{len(missing)} expected findings missing, {short} counted short, "
             f"{sum(1 for i in stored if stored[i] > self.expected[i])} counted over"
         )
+        for i in sorted(i for i in ids if stored[i] != self.expected[i])[:10]:  # which, when any
+            self.say(
+                f"  {'short' if stored[i] < self.expected[i] else 'over'}: "
+                f"{self.expected_type.get(i, '(not expected)')} {i}: expected {self.expected[i]}, stored {stored[i]}"
+            )
         self.say(
             f"forged: {len(foreign)} findings ({sum(foreign.values())} occurrences) attributed to instances no "
             f"simulated agent owns (forged records sent: {t.hostile['forged']}; goal 0 findings)"
