@@ -575,7 +575,7 @@ def plain(item: dict[str, Any]) -> dict[str, Any]:
     out: dict[str, Any] = {}
     for k, v in item.items():
         if k == "finding" and isinstance(v, dict) and "B" in v:  # the compressed document, as JSON text
-            out[k] = document_text(_binary(v["B"]))
+            out[k] = raw_document_text(v)
             continue
         value = des.deserialize(v)
         if hasattr(value, "as_integer_ratio") and not isinstance(value, int | float):  # Decimal

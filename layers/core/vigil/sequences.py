@@ -16,10 +16,11 @@ makes the window slide) and ``n`` how many of its events were seen (counted once
 in one more key, ``types``: a counter used as a bit set, two bits per bucket of types (``_bucket``: a
 stable hash of the type, so adding a detection moves no type), set once when a type's ``first`` is
 written (two bits: a concurrent double add still leaves the bucket non-zero instead of carrying into
-the next), all of a record's new bits in one add: the State table counts one add per key and record,
-so a second add from the same record would be dropped as its repeat. A batch with signals reads, in two round trips, the index and its own types' keys, then
-the keys of the types in the index's buckets: a few keys instead of every type's (issue 14: reading
-two keys of each of ~140 types per batch cost more than the rest of a busy host's ingest).
+the next), all of a record's new bits in one add: the State table counts one add per key and
+record, so a second add from the same record would be dropped as its repeat. A batch with signals
+reads, in two round trips, the index and its own types' keys, then the keys of the types in the
+index's buckets: a few keys instead of every type's (issue 14: reading two keys of each of ~140
+types per batch cost more than the rest of a busy host's ingest).
 
 Exactly once: each signal is one sighting of the sequence, with a seq of its own above every
 event's (``unit_seq``: from the signal's type and first time, both in the State), so the findings
@@ -424,11 +425,10 @@ def attack_sequences(
     out: list[Match] = []
     for instance, seq in sequences.items():
         firsts = {s.type: s.first_s for s in seq.signals}
-        _, anchor = max(  # shown as the latest process: this batch's event of the newest step
-            ((firsts.get(m.detection.meta.type, 0), m.event.time, m.event.seq), m.event)
-            for m, _ in found
-            if m.event.device.instance_uid == instance
-        )
+        anchor = max(  # shown as the latest process: this batch's event of the newest step
+            (m for m, _ in found if m.event.device.instance_uid == instance),
+            key=lambda m: (firsts.get(m.detection.meta.type, 0), m.event.time, m.event.seq),
+        ).event
         out += [Match(det, _replace(anchor, seq=unit_seq(s), time=s.first_s * _SEC)) for s in seq.signals]
     return out
 
