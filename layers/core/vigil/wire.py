@@ -292,6 +292,13 @@ WireEvent = (
 )
 
 KINDS: Final[tuple[str, ...]] = tuple(str(t.__struct_config__.tag) for t in WireEvent.__args__)
+# what decode_record's process table looks up per event, by class instead of by getattr
+_NO_PROCESS: Final[frozenset[type]] = frozenset(
+    t for t in WireEvent.__args__ if "process" not in t.__struct_fields__
+)
+_HAS_TARGET: Final[frozenset[type]] = frozenset(
+    t for t in WireEvent.__args__ if "target" in t.__struct_fields__
+)
 
 _decoder: Final[msgspec.json.Decoder[WireEvent]] = msgspec.json.Decoder(WireEvent)
 # a record's lines: events and (v2) process table entries
@@ -483,12 +490,13 @@ class _Table:
         """The event with its refs resolved; None for a table entry (stored) or a line in error
         (``error`` says why; the event is dropped, the record goes on)."""
         self.error = ""
-        if isinstance(item, ProcDef):
-            self._define(item)
+        cls = item.__class__
+        if cls is ProcDef:
+            self._define(item)  # type: ignore[arg-type]
             return None
-        e = item
-        p = getattr(e, "process", None)
-        t = getattr(e, "target", None)
+        e: WireEvent = item  # type: ignore[assignment]  # not a ProcDef: checked by class above
+        p = e.process if cls not in _NO_PROCESS else None  # type: ignore[union-attr]
+        t = e.target if cls in _HAS_TARGET else None  # type: ignore[union-attr]
         if p.__class__ is int:
             q = self.procs.get(p)
             if q is None:
@@ -523,32 +531,38 @@ class _Table:
 
     def _define(self, d: ProcDef) -> None:
         procs = self.procs
-        if d.ref in procs:
-            self.error = f"process ref {d.ref} is defined twice in the record"
+        ref = d.ref
+        if ref in procs:
+            self.error = f"process ref {ref} is defined twice in the record"
             return
         if len(procs) >= b.PROC_TABLE_MAX:
             self.error = f"the record's process table is full ({b.PROC_TABLE_MAX} processes)"
             return
         p = d.process
-        weight = process_weight(p) + sum(process_weight(a) for a in p.lineage)
+        weight = process_weight(p)
+        if p.lineage:
+            weight += sum(map(process_weight, p.lineage))
         if d.lineage:
             if p.lineage:
-                self.error = f"process ref {d.ref} has a lineage both inline and by ref"
+                self.error = f"process ref {ref} has a lineage both inline and by ref"
                 return
+            weights = self.weights
             lineage = []
             for r in d.lineage:
                 a = procs.get(r)
                 if a is None:
-                    self.error = f"ancestor ref {r} of process ref {d.ref} is not defined before it"
+                    self.error = f"ancestor ref {r} of process ref {ref} is not defined before it"
                     return
                 if a.lineage:
-                    self.error = f"ancestor ref {r} of process ref {d.ref} has a lineage of its own"
+                    self.error = f"ancestor ref {r} of process ref {ref} has a lineage of its own"
                     return
                 lineage.append(a)
-                weight += self.weights[r]
-            p = _replace(p, lineage=lineage)
-        procs[d.ref] = p
-        self.weights[d.ref] = weight
+                weight += weights[r]
+            # p was decoded from this line and nothing else holds it: set its lineage in place
+            # (a copy of the block per definition cost more than the rest of the definition)
+            _set(p, "lineage", lineage)
+        procs[ref] = p
+        self.weights[ref] = weight
         if d.host is not None:
             self.host = d.host
 

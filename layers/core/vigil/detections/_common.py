@@ -266,23 +266,36 @@ def example_intel(**lists: str) -> Any:
     return intel
 
 
-_MEMO_MAX: Final = 16_384
+_MEMO_MAX: Final = 65_536  # distinct commands remembered (one memo shared by every memoized rule)
+_MEMO_CHARS: Final = 16 << 20  # and the characters of their keys: hostile commands are long
 T = TypeVar("T")
 
 
 CommandKey = tuple[str, str, tuple[str, ...], str, str]
-_key_slot: list[Any] = [None, None]  # the last event's key: the engine offers one event to every rule in turn
+_Verdicts = dict[Callable[[Any], Any], Any]  # a command's verdicts, by rule function
+_memo: dict[CommandKey, _Verdicts] = {}
+_memo_chars: list[int] = [0]
+# the last event's verdicts: the engine offers one event to every rule in turn
+_slot: list[Any] = [None, None]
 
 
-def _command_key(event: Any) -> CommandKey:
-    """The memo key of ``event``'s command, built once per event for all the memoized rules."""
-    if event is _key_slot[0]:
-        key: CommandKey = _key_slot[1]
-        return key
+def _verdicts(event: Any) -> _Verdicts:
+    """The verdicts of ``event``'s command, found once per event for all the memoized rules."""
+    if event is _slot[0]:
+        found: _Verdicts = _slot[1]
+        return found
     p = event.process
     key = (p.file.path, p.file.name or p.name, tuple(p.args), p.cmd_line, p.ld_preload)
-    _key_slot[0], _key_slot[1] = event, key
-    return key
+    found = _memo.get(key)  # type: ignore[assignment]
+    if found is None:
+        chars = len(key[0]) + len(key[1]) + sum(map(len, key[2])) + len(key[3]) + len(key[4])
+        if len(_memo) >= _MEMO_MAX or _memo_chars[0] + chars > _MEMO_CHARS:
+            _memo.clear()
+            _memo_chars[0] = 0
+        found = _memo[key] = {}
+        _memo_chars[0] += chars
+    _slot[0], _slot[1] = event, found
+    return found
 
 
 def memo_by_command(fn: Callable[[Any], T]) -> Callable[[Any], T]:
@@ -294,19 +307,20 @@ def memo_by_command(fn: Callable[[Any], T]) -> Callable[[Any], T]:
     name the rules read (``base_name``: the exe's name, else comm, which the exe path alone does
     not determine when it is empty), so the verdict is a function of the key and the engine's
     program prefilter can skip calls without changing any later verdict.
+
+    One memo serves every memoized rule: a command is keyed once, holds each rule's verdict, and
+    its strings are kept alive once. It is bounded by commands and by their characters (cleared
+    when either is full), so a stream of long, unique commands costs a bounded amount of memory.
     """
-    cache: dict[tuple[str, str, tuple[str, ...], str, str], T] = {}
 
     def wrapper(event: Any) -> T:
-        key = _command_key(event)
+        verdicts = _verdicts(event)
         try:
-            return cache[key]
+            verdict: T = verdicts[fn]
+            return verdict
         except KeyError:
             pass
-        verdict = fn(event)
-        if len(cache) >= _MEMO_MAX:
-            cache.clear()
-        cache[key] = verdict
+        verdict = verdicts[fn] = fn(event)
         return verdict
 
     wrapper.__doc__ = fn.__doc__
