@@ -471,7 +471,6 @@ def decode_record(data: bytes, *, max_raw: int = b.RAW_BATCH_BYTES) -> Decoded:
 
 
 _set = msgspec.structs.force_setattr
-_replace = msgspec.structs.replace
 
 
 class _Table:
