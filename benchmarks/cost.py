@@ -62,6 +62,11 @@ VCPUS = 2
 QUIET_EVENTS_PER_VCPU_S = 10
 BUSY_MIX = {"process_exec": 200, "connect": 500, "dns_query": 100}  # per host per second (bench-agent)
 HEARTBEAT_S = 60  # agent.heartbeat_s
+# The recording host's boot (/proc/stat btime, whole seconds): the corpus predates Host.boot_time,
+# and its process uuids derive from its boot id and this time (wire.derived_uid: 92 % of them; the
+# rest are processes the agent saw only by audit, whose uuids are always sent). Simulated hosts
+# carry that boot, so their batches leave out the uuids the ingest derives, as the agent's do.
+CORPUS_BOOT_TIME_NS = 1_795_816_816 * 10**9
 SHARD_BYTES_PER_S = 1024 * 1024  # a full shard's write rate: the model prorates shards to it
 
 
@@ -75,10 +80,13 @@ class Corpus:
 
     def __init__(self, path: Path = CORPUS) -> None:
         self.all: list[wire.WireEvent] = []
+        self.boot_id = ""  # the recording host's (its first host block)
         heartbeat: wire.Heartbeat | None = None
         with gzip.open(path, "rb") as f:
             for line in f:
                 e = wire.decode_line(line)
+                if e.host is not None and not self.boot_id:
+                    self.boot_id = e.host.boot_id
                 if isinstance(e, wire.Heartbeat):
                     heartbeat = heartbeat or e
                     continue
@@ -200,8 +208,8 @@ def fleet(prefix: str, n: int, corpus: Corpus, seed: int) -> list[SimHost]:
     for i in range(n):
         host = wire.Host(
             instance_id=f"i-{prefix}{i:015x}", account_id="123456789012", region="us-east-1",
-            hostname=f"ip-10-0-{i // 250}-{i % 250}.ec2.internal", boot_id=f"boot-{prefix}-{i}",
-            agent_version="0.1.0", instance_type="m7i.large", vcpus=VCPUS,
+            hostname=f"ip-10-0-{i // 250}-{i % 250}.ec2.internal", boot_id=corpus.boot_id,
+            boot_time=CORPUS_BOOT_TIME_NS, agent_version="0.1.0", instance_type="m7i.large", vcpus=VCPUS,
         )  # fmt: skip
         cursors = {k: rng.randrange(len(v)) for k, v in corpus.by_kind.items()}
         cursors["all"] = rng.randrange(len(corpus.all))

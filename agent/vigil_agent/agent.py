@@ -30,7 +30,7 @@ from vigil_agent.config import Config
 from vigil_agent.fastpath import EV_DNS_NOTED, VF_FULL, DnsReader, FastPath
 from vigil_agent.identity import IdentitySource, IdentityUnavailable, InstanceIdentity
 from vigil_agent.limiter import CpuMeter, Limiter, rss_bytes
-from vigil_agent.proctable import ProcessTable, read_text
+from vigil_agent.proctable import ProcessTable, boot_time_ns, read_text
 from vigil_agent.ship import Batcher, Sink, Stats, release_memory
 
 log = logging.getLogger("vigil_agent")
@@ -91,6 +91,7 @@ def host_identity(cfg: Config) -> wire.Host:
         region=cfg.agent.region or cfg.kinesis.region,
         hostname=hostname,
         boot_id=(read_text("/proc/sys/kernel/random/boot_id") or "").strip(),
+        boot_time=boot_time_ns(),  # with boot_id, the ingest derives the process uuids it is not sent
         agent_version=__version__,
         instance_type=(read_text(f"{dmi}/product_name") or "").strip() if on_ec2 else "",
         vcpus=os.cpu_count() or 0,

@@ -68,9 +68,7 @@ def boot_time_ns() -> int:
     return 0
 
 
-def stable_uuid(boot: str, pid: int, start: str) -> str:
-    h = hashlib.sha1(f"{boot}:{pid}:{start}".encode()).hexdigest()
-    return f"{h[:8]}-{h[8:12]}-{h[12:16]}-{h[16:20]}-{h[20:32]}"
+stable_uuid = wire.process_uuid  # one definition: the ingest derives the uuids it is not sent
 
 
 def container_id(cgroup: str | None) -> str:

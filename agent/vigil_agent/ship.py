@@ -317,8 +317,7 @@ class Batcher:
             if any(a.lineage for a in lin):  # never from the agent: sent inline, as v1
                 e = (p, _encode(p), [], weight)
             else:
-                block = _encode(_replace(p, lineage=[])) if lin else _encode(p)
-                e = (p, block, [_encode(a) for a in lin], weight)
+                e = (p, self._block(p, lineage=[]), [self._block(a) for a in lin], weight)
             self._bare[id(p)] = e
         self._weight += e[3]
         block, ancestors = e[1], e[2]
@@ -340,6 +339,15 @@ class Batcher:
                 defs.append(b'{"kind":"proc","ref":%d,"process":%s}' % (ref, block))
         self._by_id[id(p)] = (p, ref, e[3])
         return ref
+
+    def _block(self, p: wire.Process, **changes: Any) -> bytes:
+        """A "proc" line's block for ``p``: without its uid when the ingest derives the same one
+        from the pid, start time and the header's boot (``wire.derived_uid``): a uuid is a fifth
+        of a busy record's compressed bytes. Any other uid is sent as it is."""
+        host = self.host
+        if p.uid and host.boot_time and p.uid == wire.derived_uid(p, host.boot_id, host.boot_time):
+            changes["uid"] = ""
+        return _encode(_replace(p, **changes) if changes else p)
 
     def native_room(self, low: int = 256 << 10, margin: int = 160 << 10) -> int:
         """Wire v2 with the native fast path: NDJSON bytes C may write in its next pass so that

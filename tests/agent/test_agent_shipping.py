@@ -670,3 +670,80 @@ def test_v2_batches_are_sealed_before_their_refs_name_too_much(monkeypatch: pyte
     for batch in sink.batches:
         d = wire.decode_record(batch.payload)
         assert d.errors == [] and len(d.events) == 20
+
+
+BOOT_ID, BOOT_TIME = "cce47ffd-b636-462f-a2bd-c329f7a18e89", 1_795_816_816 * 10**9
+
+
+def _started(pid: int, *, ticks: int | None = None, audit_ns: int = 0, **kw: object) -> wire.Process:
+    """A process as the agent's table makes it: its uuid from the boot and its start in ticks
+    (/proc or eBPF), or from the audit time when it was gone before its start could be read."""
+    if ticks is not None:
+        created, key = BOOT_TIME + ticks * wire.CLOCK_TICK_NS, str(ticks)
+    else:
+        created, key = audit_ns, f"a{audit_ns}"
+    return wire.Process(pid=pid, uid=wire.process_uuid(BOOT_ID, pid, key), created_time=created, **kw)  # type: ignore[arg-type]
+
+
+def _uid_events(host: wire.Host) -> tuple[list[wire.WireEvent], list[wire.Process]]:
+    sshd = _started(800, ticks=1_000, name="sshd")
+    bash = _started(900, ticks=52_345, name="bash", ppid=800, parent_uid=sshd.uid)
+    by_proc = _started(1001, ticks=99_001, name="curl", ppid=900, parent_uid=bash.uid, lineage=[bash, sshd])
+    by_audit = _started(1002, audit_ns=BOOT_TIME + 12_345_678_901, name="true", ppid=900, lineage=[bash])
+    foreign = wire.Process(
+        pid=1003, uid="not-derivable", created_time=BOOT_TIME + 10**9, name="x", lineage=[bash]
+    )
+    procs = [by_proc, by_audit, foreign]
+    evs: list[wire.WireEvent] = [
+        wire.ProcessExec(time=T0 + i, seq=i + 1, process=p, host=host if i == 0 else None)
+        for i, p in enumerate(procs)
+    ]
+    return evs, [*procs, bash, sshd]
+
+
+def test_v2_proc_lines_leave_out_the_uuids_the_ingest_derives_and_it_restores_them() -> None:
+    # GIVEN a host whose header carries its boot, and processes named as the agent's table names them
+    host = wire.Host(instance_id="i-0123456789abcdef0", boot_id=BOOT_ID, boot_time=BOOT_TIME)
+    evs, procs = _uid_events(host)
+    b = Batcher(sink := _Collect(), host)
+    for e in evs:
+        b.add(e)
+    b.seal()
+    ndjson = gzip.decompress(sink.batches[0].payload)
+    # THEN only the uuid that does not derive from the boot is on the wire as a uid (parents' as
+    # their children's parent_uid still are)
+    for p in procs:
+        assert (b'"uid":"%s"' % p.uid.encode() in ndjson) == (p.uid == "not-derivable"), p.name
+    # AND the ingest decodes every process, ancestors included, with the uuid the agent had
+    dec = wire.decode_record(sink.batches[0].payload)
+    assert dec.errors == [] and [e.process for e in dec.events] == [e.process for e in evs]  # type: ignore[attr-defined]
+    assert dec.events[0].process.lineage[0].uid == procs[3].uid  # type: ignore[attr-defined]
+
+
+def test_without_a_boot_in_the_header_every_uuid_is_sent() -> None:
+    host = wire.Host(instance_id="i-0123456789abcdef0", boot_id=BOOT_ID)  # no boot_time
+    evs, procs = _uid_events(host)
+    b = Batcher(sink := _Collect(), host)
+    for e in evs:
+        b.add(e)
+    b.seal()
+    ndjson = gzip.decompress(sink.batches[0].payload)
+    assert all(b'"uid":"%s"' % p.uid.encode() in ndjson for p in procs)
+    assert [e.process for e in wire.decode_record(sink.batches[0].payload).events] == [e.process for e in evs]  # type: ignore[attr-defined]
+
+
+def test_a_record_that_leaves_out_uuids_without_a_boot_decodes_them_empty() -> None:
+    # a hostile or broken agent: proc lines without uid, and no boot to derive them from
+    lines = [
+        b'{"kind":"proc","ref":0,"process":{"pid":7,"name":"sh","created_time":1795816826000000000}}',
+        b'{"kind":"process_exec","process":0,"time":%d,"seq":1,"host":{"instance_id":"i-0123456789abcdef0"}}'
+        % T0,
+    ]
+    dec = wire.decode_record(gzip.compress(b"\n".join(lines)))
+    assert dec.errors == [] and dec.events[0].process.uid == ""  # type: ignore[attr-defined]
+    # and with the boot in the header, the same line gets its uuid
+    lines[1] = lines[1].replace(
+        b'"i-0123456789abcdef0"}', b'"i-0123456789abcdef0","boot_id":"b","boot_time":1795816816000000000}'
+    )
+    dec = wire.decode_record(gzip.compress(b"\n".join(lines)))
+    assert dec.events[0].process.uid == wire.process_uuid("b", 7, "1000")  # type: ignore[attr-defined]

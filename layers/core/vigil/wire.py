@@ -24,6 +24,7 @@ This module is shared by the agent (encode) and the Lambda core (decode). It doe
 from __future__ import annotations
 
 import gzip
+import hashlib
 import zlib
 from collections import Counter
 from collections.abc import Iterator
@@ -54,6 +55,9 @@ class Host(msgspec.Struct, frozen=True, gc=False, omit_defaults=True):
     region: b.Region = ""
     hostname: b.HostName = ""
     boot_id: b.HostToken = ""
+    # wall-clock ns of the boot (/proc/stat btime): with boot_id, what a wire v2 process block
+    # that leaves out its uid is derived from (``derived_uid``)
+    boot_time: b.OptionalTime = 0
     agent_version: b.HostToken = ""
     instance_type: b.InstanceType = ""
     image_id: b.ImageId = ""
@@ -436,6 +440,7 @@ def decode_record(data: bytes, *, max_raw: int = b.RAW_BATCH_BYTES) -> Decoded:
                 continue
             events.append(e)
         else:
+            table.name_processes()
             return Decoded(events, [], 0, len(items))
     events = []
     errors: list[LineError] = []
@@ -467,23 +472,51 @@ def decode_record(data: bytes, *, max_raw: int = b.RAW_BATCH_BYTES) -> Decoded:
             unlisted[-1] = (n, reason, line[: b.SAMPLE_BYTES])
     if unlisted:
         errors.append(_summary(bad - len(errors), unlisted, reasons))
+    table.name_processes()
     return Decoded(events, errors, bad, lines)
 
 
 _set = msgspec.structs.force_setattr
 
 
+# (boot id, boot time, pid, start) -> uuid: derived once per process, not once per record
+_derived: dict[tuple[str, int, int, int], str] = {}
+_DERIVED_MAX: Final = 65_536
+
+
 class _Table:
     """A record's process table (wire v2), filled and used in one pass over its lines."""
 
-    __slots__ = ("error", "expanded", "host", "procs", "weights")
+    __slots__ = ("boot", "error", "expanded", "host", "procs", "unnamed", "weights")
 
     def __init__(self) -> None:
         self.procs: dict[int, Process] = {}
         self.weights: dict[int, int] = {}  # ref -> process_weight of it and its ancestors
         self.expanded = 0  # what the events named so far (EXPANDED_MAX)
         self.host: Host | None = None  # a proc line's host, for the next event
+        self.boot: Host | None = None  # the record's first host block: its boot names processes
+        self.unnamed: list[Process] = []  # defined without a uid, to derive once the boot is known
         self.error = ""
+
+    def name_processes(self) -> None:
+        """Give every process defined without a uid the one derived from the record's boot
+        (``derived_uid``); one that cannot be derived (no boot in the record, a start time off
+        the tick) keeps none, as a process the agent sent without one always did."""
+        boot = self.boot
+        if boot is None or not self.unnamed:
+            return
+        boot_id, boot_time = boot.boot_id, boot.boot_time
+        known = _derived
+        for p in self.unnamed:
+            key = (boot_id, boot_time, p.pid, p.created_time)
+            uid = known.get(key)
+            if uid is None:  # a host's long-lived processes come back in each of its records
+                uid = derived_uid(p, boot_id, boot_time)
+                if len(known) >= _DERIVED_MAX:
+                    known.clear()
+                known[key] = uid
+            if uid:
+                _set(p, "uid", uid)
 
     def take(self, item: WireEvent | ProcDef) -> WireEvent | None:
         """The event with its refs resolved; None for a table entry (stored) or a line in error
@@ -526,6 +559,8 @@ class _Table:
             if e.host is None:
                 _set(e, "host", self.host)
             self.host = None
+        if self.boot is None:
+            self.boot = e.host
         return e
 
     def _define(self, d: ProcDef) -> None:
@@ -562,8 +597,12 @@ class _Table:
             _set(p, "lineage", lineage)
         procs[ref] = p
         self.weights[ref] = weight
+        if not p.uid:
+            self.unnamed.append(p)
         if d.host is not None:
             self.host = d.host
+            if self.boot is None:
+                self.boot = d.host
 
 
 def process_weight(p: Process) -> int:
@@ -578,6 +617,29 @@ def process_weight(p: Process) -> int:
         + len(p.ld_preload)
         + len(p.ld_library_path)
     )
+
+
+CLOCK_TICK_NS: Final = 10_000_000  # USER_HZ: 100 on every Linux architecture the agent runs on
+
+
+def process_uuid(boot_id: str, pid: int, start: str) -> str:
+    """The stable process uuid (DESIGN 3.1): sha1 of boot id, pid and start time (in clock ticks
+    since boot, as /proc/<pid>/stat gives it), as 8-4-4-4-12 hex. The agent's and the ingest's."""
+    h = hashlib.sha1(f"{boot_id}:{pid}:{start}".encode(), usedforsecurity=False).hexdigest()
+    return f"{h[:8]}-{h[8:12]}-{h[12:16]}-{h[16:20]}-{h[20:32]}"
+
+
+def derived_uid(p: Process, boot_id: str, boot_time: int) -> str:
+    """``p``'s uuid from its pid and start on a host whose boot is (``boot_id``, ``boot_time``):
+    keyed on the start in clock ticks since the boot when ``created_time`` falls on a tick, else
+    on the start itself (``a<ns>``: a process the agent saw only by audit, gone before it could
+    read its start). "" without a boot or a start. The agent leaves a uid out only when this
+    gives it back exactly, so any other uid is always sent."""
+    created = p.created_time
+    if not boot_id or boot_time <= 0 or created <= 0:
+        return ""
+    ticks, rest = divmod(created - boot_time, CLOCK_TICK_NS)
+    return process_uuid(boot_id, p.pid, str(ticks) if not rest and ticks >= 0 else f"a{created}")
 
 
 def _reason(exc: BaseException) -> str:
