@@ -70,6 +70,8 @@ for _p in (ROOT, ROOT / "layers/core", ROOT / "layers/aws"):
     if str(_p) not in sys.path:
         sys.path.insert(0, str(_p))
 
+from cost import CORPUS_BOOT_TIME_NS  # noqa: E402
+
 from vigil import wire  # noqa: E402
 
 CORPUS = ROOT / "benchmarks" / "corpus" / "benign.ndjson.gz"
@@ -176,6 +178,9 @@ class Corpus:
         assert not errors, f"{CORPUS}: {errors[:1]}"
         self.pools: dict[str, list[wire.WireEvent]] = {k: [] for k in RATES}
         self.heartbeat: wire.WireEvent | None = None
+        # the recording host's boot: agents that carry it leave out the uuids the ingest derives,
+        # so the soak checks that derivation end to end (cost.CORPUS_BOOT_TIME_NS)
+        self.boot_id = next((e.host.boot_id for e in events if e.host is not None), "")
         for e in events:
             kind = e.__struct_config__.tag
             if kind in self.pools:
@@ -365,7 +370,8 @@ class Soak:
                     account_id=self.stack.info.account_id,
                     region=self.stack.region,
                     hostname=f"ip-10-0-{n}-{n + 10}.ec2.internal",
-                    boot_id=f"soak-boot-{n}",
+                    boot_id=self.corpus.boot_id,
+                    boot_time=CORPUS_BOOT_TIME_NS,
                     agent_version="0.1.0",
                     instance_type="m7i.large",
                     image_id="ami-0123456789abcdef0",
