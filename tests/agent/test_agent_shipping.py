@@ -747,3 +747,38 @@ def test_a_record_that_leaves_out_uuids_without_a_boot_decodes_them_empty() -> N
     )
     dec = wire.decode_record(gzip.compress(b"\n".join(lines)))
     assert dec.events[0].process.uid == wire.process_uuid("b", 7, "1000")  # type: ignore[attr-defined]
+
+
+def test_processes_read_from_this_kernel_leave_their_uuids_to_the_ingest() -> None:
+    # GIVEN a live process on this machine, read from /proc by the agent's table (lineage included),
+    # and the header the agent builds for this host (its boot id and /proc/stat btime)
+    import subprocess
+
+    from vigil_agent.agent import host_identity
+    from vigil_agent.config import Config
+    from vigil_agent.proctable import ProcessTable
+
+    child = subprocess.Popen(["/bin/sleep", "30"])
+    try:
+        table = ProcessTable()
+        entry = table.get(child.pid)
+        assert entry is not None
+        p = entry.process
+        host = msgspec.structs.replace(
+            host_identity(Config()), instance_id=HOST.instance_id
+        )  # not on EC2 here
+        assert host.boot_id == table.boot and host.boot_time == table.btime > 0
+        # THEN every uuid of the process and its ancestors derives from the header: none is sent
+        for q in [p, *p.lineage]:
+            assert wire.derived_uid(q, host.boot_id, host.boot_time) == q.uid, q.name
+        b = Batcher(sink := _Collect(), host)
+        b.add(wire.ProcessExec(time=T0, seq=1, process=p))
+        b.seal()
+        ndjson = gzip.decompress(sink.batches[0].payload)
+        assert b'"uid":"' not in ndjson
+        # AND the ingest gives them back
+        dec = wire.decode_record(sink.batches[0].payload)
+        assert dec.errors == [] and dec.events[0].process == p  # type: ignore[attr-defined]
+    finally:
+        child.kill()
+        child.wait()
