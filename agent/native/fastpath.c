@@ -189,7 +189,8 @@ struct vf_ctx {
 	                       * and its events name it by ref (docs/wire-format.md) */
 	uint32_t epoch;       /* in: the open batch (refs defined in another are not used) */
 	uint32_t next_ref;    /* in/out: the next ref to give out (shared with Python's batcher) */
-	uint32_t pad_;
+	uint32_t omit_uid;    /* in: wire v2: a "proc" line leaves out a uuid the ingest derives from
+	                       * the header's boot (wire.derived_uid), set when that boot is boot and btime_ns */
 	uint64_t soft_max;    /* in: a pass stops once out is past this (0: SOFT_MAX): the batch's room */
 	uint64_t expanded;    /* out: bytes of process blocks the refs written name, cumulative (the
 	                       * ingest bounds a record's: wire.process_weight, EXPANDED_MAX) */
@@ -581,6 +582,73 @@ static void end_line(struct vf_ctx *c, char *p, uint64_t time_ns)
 	c->lines++;
 }
 
+/* sha1(key) as the 8-4-4-4-12 hex of a process uuid (wire.process_uuid), NUL-terminated */
+static void uuid_of(const struct vf_ctx *c, const char *key, size_t n, char *uuid)
+{
+	static const char hx[] = "0123456789abcdef";
+	unsigned char d[20];
+	c->sha1((const unsigned char *)key, n, d);
+	for (int i = 0, k = 0; i < 16; i++) {
+		if (i == 4 || i == 6 || i == 8 || i == 10)
+			uuid[k++] = '-';
+		uuid[k++] = hx[d[i] >> 4];
+		uuid[k++] = hx[d[i] & 15];
+		uuid[k] = 0;
+	}
+}
+
+/* wire v2: the span of block's ,"uid":"..." when the ingest derives that uuid from the header's
+ * boot and the block's pid and created_time (wire.derived_uid): its length (0: the uid must be
+ * sent) and its offset in *at. Whoever made the block, C or Python, the uuid is checked here. */
+static size_t derived_span(const struct vf_ctx *c, const char *block, size_t len, size_t *at)
+{
+	static const char pid_key[] = "{\"pid\":", uid_key[] = ",\"uid\":\"", ct_key[] = ",\"created_time\":";
+	const size_t pk = sizeof(pid_key) - 1, uk = sizeof(uid_key) - 1, ck = sizeof(ct_key) - 1;
+	if (!c->omit_uid || !c->sha1 || c->btime_ns <= 0 || !c->boot[0] || len < pk + 1 + uk + 37 ||
+	    memcmp(block, pid_key, pk))
+		return 0;
+	size_t i = pk;
+	uint64_t pid = 0;
+	while (i < len && i - pk < 10 && block[i] >= '0' && block[i] <= '9')
+		pid = pid * 10 + (uint64_t)(block[i++] - '0');
+	if (i == pk || len - i < uk + 37 || memcmp(block + i, uid_key, uk) || block[i + uk + 36] != '"')
+		return 0;
+	size_t u = i + uk, end = u + 37;
+	/* the process's own created_time: a top-level field after the uid and before its lineage (a
+	 * key with its quotes cannot occur inside a JSON string, where quotes are escaped) */
+	const char *t = NULL;
+	for (size_t j = end; j + ck <= len; j++)
+		if (block[j] == ',' && !memcmp(block + j, ct_key, ck)) {
+			t = block + j + ck;
+			break;
+		}
+	if (!t)
+		return 0;
+	int64_t created = 0;
+	int digits = 0;
+	for (; t < block + len && *t >= '0' && *t <= '9' && digits < 19; t++, digits++)
+		created = created * 10 + (*t - '0');
+	if (!digits || created <= 0)
+		return 0;
+	char key[96], uuid[40];
+	char *kp = put(key, c->boot, strnlen(c->boot, sizeof(c->boot) - 1));
+	*kp++ = ':';
+	kp = put_u64(kp, pid);
+	*kp++ = ':';
+	const int64_t tick = 10000000; /* wire.CLOCK_TICK_NS: USER_HZ 100 */
+	if (created >= c->btime_ns && (created - c->btime_ns) % tick == 0) {
+		kp = put_u64(kp, (uint64_t)((created - c->btime_ns) / tick));
+	} else {
+		*kp++ = 'a';
+		kp = put_u64(kp, (uint64_t)created);
+	}
+	uuid_of(c, key, (size_t)(kp - key), uuid);
+	if (memcmp(block + u, uuid, 36))
+		return 0;
+	*at = i;
+	return end - i;
+}
+
 /* wire v2: a "proc" line defining a new ref as the JSON object block; returns where p stands and
  * the ref in *ref. lineage: n refs of ancestors (already defined), or none. */
 static char *put_def(struct vf_ctx *c, char *p, const char *block, size_t len, const uint32_t *lineage,
@@ -591,7 +659,13 @@ static char *put_def(struct vf_ctx *c, char *p, const char *block, size_t len, c
 	p = PUT(p, "{\"kind\":\"proc\",\"ref\":");
 	p = put_u64(p, *ref);
 	p = PUT(p, ",\"process\":");
-	p = put(p, block, len);
+	size_t at = 0, skip = derived_span(c, block, len, &at);
+	if (skip) {
+		p = put(p, block, at);
+		p = put(p, block + at + skip, len - at - skip);
+	} else {
+		p = put(p, block, len);
+	}
 	if (n) {
 		p = PUT(p, ",\"lineage\":[");
 		for (uint32_t i = 0; i < n; i++) {
@@ -848,16 +922,7 @@ static int exec_line(struct vf_ctx *c, const struct exec_ev *r, size_t size)
 	kp = put_u64(kp, pid);
 	*kp++ = ':';
 	kp = put_u64(kp, ticks);
-	unsigned char d[20];
-	c->sha1((const unsigned char *)key, (size_t)(kp - key), d);
-	static const char hx[] = "0123456789abcdef";
-	for (int i = 0, k = 0; i < 16; i++) {
-		if (i == 4 || i == 6 || i == 8 || i == 10)
-			uuid[k++] = '-';
-		uuid[k++] = hx[d[i] >> 4];
-		uuid[k++] = hx[d[i] & 15];
-		uuid[k] = 0;
-	}
+	uuid_of(c, key, (size_t)(kp - key), uuid);
 	int64_t created = c->btime_ns + (int64_t)(ticks * 1000000000ULL / (1000000000ULL / c->tick_ns));
 
 	char *b = c->scratch[0], *q = c->scratch[1], *p;

@@ -341,6 +341,8 @@ class Agent:
                 exclude_comm=self.cfg.exclude.processes,
                 boot=self.table.boot,
                 btime_ns=self.table.btime,
+                # the header names the table's boot: C's proc lines may leave derivable uuids out
+                omit_uid=(self.host.boot_id, self.host.boot_time) == (self.table.boot, self.table.btime),
             )
         except OSError as exc:
             self.unavailable["ebpf_native"] = f"{exc.strerror or exc}; eBPF records are handled in Python"

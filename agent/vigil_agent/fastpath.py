@@ -74,7 +74,7 @@ class _Ctx(ctypes.Structure):
         ("v2", ctypes.c_uint32),
         ("epoch", ctypes.c_uint32),
         ("next_ref", ctypes.c_uint32),
-        ("pad_", ctypes.c_uint32),
+        ("omit_uid", ctypes.c_uint32),
         ("soft_max", ctypes.c_uint64),
         ("expanded", ctypes.c_uint64),
         ("soft_expanded", ctypes.c_uint64),
@@ -136,11 +136,14 @@ class FastPath:
         exclude_comm: Iterable[str],
         boot: str = "",
         btime_ns: int = 0,
+        omit_uid: bool = False,
         path: str = LIBRARY,
         max_procs: int = MAX_PROCS,
     ) -> None:
         """``boot``, ``btime_ns``: the process table's boot id and boot time, for the execs C
-        writes (their uuids and start times); without a boot id every exec goes to Python."""
+        writes (their uuids and start times); without a boot id every exec goes to Python.
+        ``omit_uid``: the batch header carries that same boot (``Host.boot_id``/``boot_time``), so
+        C's "proc" lines leave out the uuids the ingest derives from it (C checks each one)."""
         ports = sorted(set(dns_ports))
         comms = [c.encode()[:16] for c in sorted(set(exclude_comm))]
         if len(ports) > MAX_PORTS or len(comms) > MAX_COMMS:
@@ -158,6 +161,7 @@ class FastPath:
         c.boot = boot.encode()[:39]
         c.btime_ns = btime_ns
         c.tick_ns = 1_000_000_000 // os.sysconf("SC_CLK_TCK")
+        c.omit_uid = int(omit_uid and c.tick_ns == wire.CLOCK_TICK_NS)
         self.exec_ready = bool(boot)
         c.n_comms = len(comms)
         for i, name in enumerate(comms):

@@ -540,15 +540,17 @@ def test_v2_net_lines_name_each_process_by_ref_defined_once_per_batch(tmp_path: 
     assert [msgspec.structs.replace(e, host=None) for e in d.events[1:]] == want
 
 
-def test_v2_exec_lines_define_the_process_and_its_ancestors_by_ref(tmp_path: Path) -> None:
+@pytest.mark.parametrize("omit_uid", [False, True])
+def test_v2_exec_lines_define_the_process_and_its_ancestors_by_ref(tmp_path: Path, omit_uid: bool) -> None:
     """Random execs through C with v2 on: one record of C's chunks (and Python's lines for what C
     left to it) decodes to exactly the events the Python path writes, and each ancestor is
-    defined once in the batch however many children name it."""
+    defined once in the batch however many children name it. With ``omit_uid`` (the header names
+    the table's boot), C's proc lines leave every uuid out and the ingest derives each back."""
     h = Harness(tmp_path, max_procs=1024)
     h.col.fast = h.fast
     h.col.encode = msgspec.json.encode
     c = h.fast.ctx
-    c.exec_on, c.v2, c.epoch = 1, 1, 7
+    c.exec_on, c.v2, c.epoch, c.omit_uid = 1, 1, 7, int(omit_uid)
     h.table.hashes.cache[(259, 77, 1_700_000_000_000_000_005, 4096)] = "ab" * 32
     rng = random.Random(12)
     parents = [1]
@@ -590,10 +592,13 @@ def test_v2_exec_lines_define_the_process_and_its_ancestors_by_ref(tmp_path: Pat
             [ev] = h.col.net(rec, h.next_seq)
             expected.append(ev)
             chunks.append(line)
-    payload = _record(wire.Host(instance_id="i-0fa5700000000000f"), chunks)
+    boot = {"boot_id": h.table.boot, "boot_time": h.table.btime} if omit_uid else {}
+    payload = _record(wire.Host(instance_id="i-0fa5700000000000f", **boot), chunks)  # type: ignore[arg-type]
     d = wire.decode_record(payload)
     assert d.errors == []
     assert [msgspec.structs.replace(e, host=None) for e in d.events[1:]] == expected
+    defs = [ln for ln in payload.split(b"\n") if ln.startswith(b'{"kind":"proc"')]
+    assert defs and all((b'"uid":"' in ln) != omit_uid for ln in defs)
     # each exec defines itself and its parent's brief; the further ancestors were defined already;
     # a connecting process is defined once a batch, without its lineage inline
     assert payload.count(b'"kind":"proc"') < 2.2 * 300 + 2 * 20 * 6
