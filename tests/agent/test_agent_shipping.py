@@ -685,6 +685,16 @@ def _started(pid: int, *, ticks: int | None = None, audit_ns: int = 0, **kw: obj
     return wire.Process(pid=pid, uid=wire.process_uuid(BOOT_ID, pid, key), created_time=created, **kw)  # type: ignore[arg-type]
 
 
+def _one_batch(host: wire.Host, events: list[wire.WireEvent]) -> bytes:
+    """The record the agent's batcher makes of ``events`` (wire v2, one batch)."""
+    b = Batcher(sink := _Collect(), host)
+    for e in events:
+        b.add(e)
+    b.seal()
+    assert len(sink.batches) == 1
+    return sink.batches[0].payload
+
+
 def _uid_events(host: wire.Host) -> tuple[list[wire.WireEvent], list[wire.Process]]:
     sshd = _started(800, ticks=1_000, name="sshd")
     bash = _started(900, ticks=52_345, name="bash", ppid=800, parent_uid=sshd.uid)
@@ -705,17 +715,14 @@ def test_v2_proc_lines_leave_out_the_uuids_the_ingest_derives_and_it_restores_th
     # GIVEN a host whose header carries its boot, and processes named as the agent's table names them
     host = wire.Host(instance_id="i-0123456789abcdef0", boot_id=BOOT_ID, boot_time=BOOT_TIME)
     evs, procs = _uid_events(host)
-    b = Batcher(sink := _Collect(), host)
-    for e in evs:
-        b.add(e)
-    b.seal()
-    ndjson = gzip.decompress(sink.batches[0].payload)
+    payload = _one_batch(host, evs)
+    ndjson = gzip.decompress(payload)
     # THEN only the uuid that does not derive from the boot is on the wire as a uid (parents' as
     # their children's parent_uid still are)
     for p in procs:
         assert (b'"uid":"%s"' % p.uid.encode() in ndjson) == (p.uid == "not-derivable"), p.name
     # AND the ingest decodes every process, ancestors included, with the uuid the agent had
-    dec = wire.decode_record(sink.batches[0].payload)
+    dec = wire.decode_record(payload)
     assert dec.errors == [] and [e.process for e in dec.events] == [e.process for e in evs]  # type: ignore[attr-defined]
     assert dec.events[0].process.lineage[0].uid == procs[3].uid  # type: ignore[attr-defined]
 
@@ -723,13 +730,10 @@ def test_v2_proc_lines_leave_out_the_uuids_the_ingest_derives_and_it_restores_th
 def test_without_a_boot_in_the_header_every_uuid_is_sent() -> None:
     host = wire.Host(instance_id="i-0123456789abcdef0", boot_id=BOOT_ID)  # no boot_time
     evs, procs = _uid_events(host)
-    b = Batcher(sink := _Collect(), host)
-    for e in evs:
-        b.add(e)
-    b.seal()
-    ndjson = gzip.decompress(sink.batches[0].payload)
+    payload = _one_batch(host, evs)
+    ndjson = gzip.decompress(payload)
     assert all(b'"uid":"%s"' % p.uid.encode() in ndjson for p in procs)
-    assert [e.process for e in wire.decode_record(sink.batches[0].payload).events] == [e.process for e in evs]  # type: ignore[attr-defined]
+    assert [e.process for e in wire.decode_record(payload).events] == [e.process for e in evs]  # type: ignore[attr-defined]
 
 
 def test_a_record_that_leaves_out_uuids_without_a_boot_decodes_them_empty() -> None:
@@ -771,13 +775,10 @@ def test_processes_read_from_this_kernel_leave_their_uuids_to_the_ingest() -> No
         # THEN every uuid of the process and its ancestors derives from the header: none is sent
         for q in [p, *p.lineage]:
             assert wire.derived_uid(q, host.boot_id, host.boot_time) == q.uid, q.name
-        b = Batcher(sink := _Collect(), host)
-        b.add(wire.ProcessExec(time=T0, seq=1, process=p))
-        b.seal()
-        ndjson = gzip.decompress(sink.batches[0].payload)
-        assert b'"uid":"' not in ndjson
+        payload = _one_batch(host, [wire.ProcessExec(time=T0, seq=1, process=p)])
+        assert b'"uid":"' not in gzip.decompress(payload)
         # AND the ingest gives them back
-        dec = wire.decode_record(sink.batches[0].payload)
+        dec = wire.decode_record(payload)
         assert dec.errors == [] and dec.events[0].process == p  # type: ignore[attr-defined]
     finally:
         child.kill()
