@@ -17,6 +17,10 @@
  *   - a connect to a DNS port (ctx->ports) of a registered process gets its line here too, and a
  *     copy of the record, marked EV_DNS_NOTED, is queued for Python: it only attributes the
  *     process's DNS queries (dnscap.DnsTracker.note_connect);
+ *   - with ctx->fold (wire v2 repeats, docs/wire-format.md), a connect or accept equal to one
+ *     written earlier in the open batch but for its time and ephemeral port writes no line: it is
+ *     counted on that one (struct vf_fold), and Python's batcher puts the counts (vf_folds) on the
+ *     batch's repeats line when it seals it;
  *   - anything else (another exec, exit, a process not registered, unix sockets,
  *     /proc/<pid>/mem, library loads, an odd record) is queued, in order, in ctx->slow for
  *     Python, which handles the queue after the pass.
@@ -142,6 +146,18 @@ struct vf_stdio { /* an fd's record (168 bytes) -> its Stdio JSON ("" for no suc
 	char json[400];
 };
 
+/* wire v2 repeats: a connect or accept written in the open batch (epoch), what makes another equal
+ * to it, and what was folded into it. Valid while epoch == the batch's. */
+struct vf_fold {
+	uint64_t seq, n, last_ns; /* its line's seq; repeats folded into it; the last one's wall time */
+	uint32_t epoch, ref;
+	uint16_t kind, fam, port, udp; /* port: a connect's remote port, an accept's local port */
+	uint8_t ok, pad_[7];
+	uint8_t laddr[16], raddr[16];
+};
+#define FOLD_SLOTS 2048 /* a power of two, twice FOLDS_MAX: probes stay short */
+#define FOLDS_MAX 1024  /* first events a batch folds into (Python reserves their repeats line) */
+
 struct vf_dead {
 	uint32_t pid;
 	uint64_t start_ns, exit_ns;
@@ -195,7 +211,12 @@ struct vf_ctx {
 	uint64_t expanded;    /* out: bytes of process blocks the refs written name, cumulative (the
 	                       * ingest bounds a record's: wire.process_weight, EXPANDED_MAX) */
 	uint64_t soft_expanded; /* in: a pass stops once expanded is past this (0: no bound) */
+	uint32_t fold;        /* in: wire v2: fold repeated connects and accepts (struct vf_fold) */
+	uint32_t n_folds;     /* out: first events in the fold table for the epoch folds_epoch */
+	uint64_t folded;      /* out: connects and accepts folded, cumulative */
 	/* private */
+	struct vf_fold *folds;
+	uint32_t folds_epoch;
 	struct vf_hash *hashes;
 	struct vf_user *users;
 	struct vf_stdio *stdio;
@@ -233,6 +254,7 @@ static void free_ctx(struct vf_ctx *c)
 	free(c->stdio);
 	free(c->dead);
 	free(c->scratch);
+	free(c->folds);
 	free(c);
 }
 
@@ -254,8 +276,9 @@ struct vf_ctx *vf_new(uint32_t max_procs, uint64_t max_proc_bytes)
 	c->max_dead = 8192;
 	c->dead = calloc(c->max_dead, sizeof(*c->dead));
 	c->scratch = malloc(3 * sizeof(*c->scratch));
+	c->folds = calloc(FOLD_SLOTS, sizeof(*c->folds));
 	if (!c->slots || !c->slow || !c->out || !c->hashes || !c->users || !c->stdio || !c->dead ||
-	    !c->scratch) {
+	    !c->scratch || !c->folds) {
 		free_ctx(c);
 		return NULL;
 	}
@@ -710,6 +733,63 @@ static size_t lineage_at(const struct vf_proc *s)
 	return 0;
 }
 
+/* The fold table's slot for r's key in the open batch: the entry of an equal event (seq set), a
+ * free slot with the key written in (seq 0: the caller writes the line and sets it), or NULL when
+ * the batch's table is full. Slots of other epochs are free (linear probing, no deletion). */
+static struct vf_fold *fold_slot(struct vf_ctx *c, uint32_t kind, uint32_t ref, const struct net_ev *r, int ok)
+{
+	const size_t alen = r->family == AF_INET6 ? 16 : 4;
+	const uint16_t port = kind == EV_CONNECT ? r->rport : r->lport;
+	const uint16_t udp = r->type == 2;
+	uint32_t h = hash32(ref ^ (kind << 24) ^ ((uint32_t)port << 8) ^ r->family);
+	for (size_t i = 0; i < alen; i++)
+		h = hash32(h ^ r->raddr[i] ^ ((uint32_t)r->laddr[i] << 8));
+	if (c->folds_epoch != c->epoch) {
+		c->folds_epoch = c->epoch;
+		c->n_folds = 0;
+	}
+	for (uint32_t k = 0, i = h & (FOLD_SLOTS - 1); k < FOLD_SLOTS; k++, i = (i + 1) & (FOLD_SLOTS - 1)) {
+		struct vf_fold *f = &c->folds[i];
+		if (f->epoch != c->epoch) { /* free: not an event of this batch */
+			if (c->n_folds >= FOLDS_MAX)
+				return NULL;
+			c->n_folds++;
+			memset(f, 0, sizeof(*f));
+			f->epoch = c->epoch;
+			f->ref = ref;
+			f->kind = (uint16_t)kind;
+			f->fam = r->family;
+			f->port = port;
+			f->udp = udp;
+			f->ok = (uint8_t)ok;
+			memcpy(f->laddr, r->laddr, alen);
+			memcpy(f->raddr, r->raddr, alen);
+			return f;
+		}
+		if (f->ref == ref && f->kind == kind && f->fam == r->family && f->port == port && f->udp == udp &&
+		    f->ok == ok && !memcmp(f->laddr, r->laddr, alen) && !memcmp(f->raddr, r->raddr, alen))
+			return f;
+	}
+	return NULL;
+}
+
+/* The open batch's folds (epoch): (seq, repeats, last wall time ns) of each first event that had
+ * repeats, into out (3 * cap u64). Returns how many. */
+uint32_t vf_folds(const struct vf_ctx *c, uint32_t epoch, uint64_t *out, uint32_t cap)
+{
+	uint32_t n = 0;
+	for (uint32_t i = 0; i < FOLD_SLOTS && n < cap; i++) {
+		const struct vf_fold *f = &c->folds[i];
+		if (f->epoch == epoch && f->n && f->seq) {
+			out[3 * n] = f->seq;
+			out[3 * n + 1] = f->n;
+			out[3 * n + 2] = f->last_ns;
+			n++;
+		}
+	}
+	return n;
+}
+
 static int net(struct vf_ctx *c, const struct net_ev *r, size_t size)
 {
 	uint32_t kind = r->h.kind;
@@ -741,6 +821,23 @@ static int net(struct vf_ctx *c, const struct net_ev *r, size_t size)
 		    2 * (size_t)proc->len + proc->lineage_len + LINE_MAX_ + 64 * (LINEAGE_DEPTH + 1))) {
 		c->dropped++;
 		return VF_FULL;
+	}
+	const int ok = r->ret >= 0 || r->ret == -EINPROGRESS_;
+	struct vf_fold *f = NULL;
+	if (c->v2 && c->fold && kind != EV_LISTEN && proc->def_epoch == c->epoch) {
+		f = fold_slot(c, kind, proc->def_ref, r, ok);
+		if (f && f->seq) { /* an equal one is in the batch: counted on it, no line */
+			f->n++;
+			f->last_ns = (uint64_t)((int64_t)r->h.time_ns + c->wall_offset);
+			c->folded++;
+			c->fast++;
+			if (dns) {
+				struct net_ev note = *r;
+				note.h.kind = EV_DNS_NOTED;
+				return slow(c, &note, sizeof(note));
+			}
+			return 0;
+		}
 	}
 	char *p = c->out + c->out_len;
 	if (c->v2 && proc->def_epoch != c->epoch) { /* first named in this batch: defined here */
@@ -785,10 +882,16 @@ static int net(struct vf_ctx *c, const struct net_ev *r, size_t size)
 		p = PUT(p, ",\"remote_port\":");
 		p = put_u64(p, r->rport);
 	}
-	if (!(r->ret >= 0 || r->ret == -EINPROGRESS_))
+	if (!ok)
 		p = PUT(p, ",\"success\":false");
 	end_line(c, p, r->h.time_ns);
 	c->fast++;
+	if (c->v2 && c->fold && kind != EV_LISTEN) {
+		if (!f) /* its process was defined by this line: its ref is the batch's now */
+			f = fold_slot(c, kind, proc->def_ref, r, ok);
+		if (f && !f->seq)
+			f->seq = c->seq;
+	}
 	if (dns) { /* Python attributes the process's queries: it gets the record, marked */
 		struct net_ev note = *r;
 		note.h.kind = EV_DNS_NOTED;

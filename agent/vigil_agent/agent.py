@@ -27,7 +27,7 @@ from vigil_agent.auditparse import Assembler, Group
 from vigil_agent.bpfevents import BpfCollector
 from vigil_agent.collector import EXEC, NET, Collector, event_class
 from vigil_agent.config import Config
-from vigil_agent.fastpath import EV_DNS_NOTED, VF_FULL, DnsReader, FastPath
+from vigil_agent.fastpath import EV_DNS_NOTED, FOLDS_MAX, VF_FULL, DnsReader, FastPath
 from vigil_agent.identity import IdentitySource, IdentityUnavailable, InstanceIdentity
 from vigil_agent.limiter import CpuMeter, Limiter, rss_bytes
 from vigil_agent.proctable import ProcessTable, boot_time_ns, read_text
@@ -349,6 +349,7 @@ class Agent:
             return None
         self.bpf_collector.fast = fast
         self.bpf_collector.encode = self.batcher.encoded
+        self.batcher.fold_native(fast.folds, FOLDS_MAX)
         self.table.fallback = self._native_process
         return fast
 
@@ -541,6 +542,7 @@ class Agent:
         handled = 0
         batcher = self.batcher
         ctx.v2 = 1 if batcher.v2 else 0
+        ctx.fold = 1 if batcher.native_folds is not None else 0  # repeats (wire.Repeats)
         while True:
             first = self.seq + 1
             ctx.seq = self.seq
@@ -550,6 +552,7 @@ class Agent:
                 ctx.soft_expanded = expanded + max(1, batcher.expanded_max - batcher.expanded)
                 ctx.epoch = batcher.epoch
                 ctx.next_ref = batcher.next_ref
+            folded = ctx.folded
             rc = sensor.consume()
             self.seq = ctx.seq
             if batcher.v2:
@@ -559,6 +562,9 @@ class Agent:
             if n:
                 self.stats.captured += n
                 self.batcher.add_lines(lines, n, first)
+            if ctx.folded != folded:  # events counted on lines of the open batch, not sent as lines
+                self.stats.captured += ctx.folded - folded
+                batcher.add_folded(ctx.folded - folded)
             for raw in records:
                 self._bpf_record(raw)
             handled += n + len(records)
@@ -817,6 +823,11 @@ class Agent:
                 self.fast.ctx.proc_bytes >> 10,
             )
         self._close_fast()
+        if self.batcher.folded:
+            log.info(
+                "repeats: %d connects, accepts and queries counted on an equal one, not sent",
+                self.batcher.folded,
+            )
         if self.batcher.express_seals:
             log.info(
                 "express lane: %d batches left ahead of flush_s (urgent events)", self.batcher.express_seals

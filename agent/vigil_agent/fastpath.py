@@ -36,6 +36,7 @@ EV_DNS_NOTED = 64  # a queued DNS connect whose line C wrote: Python only attrib
 MAX_PORTS, MAX_COMMS = 8, 32
 MAX_PROCS = 4096  # registered blocks (processes that exec'd or made a connection); the rest: Python
 MAX_PROC_BYTES = 8 << 20
+FOLDS_MAX = 1024  # connects and accepts C folds repeats into per batch (fastpath.c: FOLDS_MAX)
 NO_START = (1 << 64) - 1  # registered for its children's lineage only: no record matches it
 
 _LEN = struct.Struct("<I")
@@ -78,6 +79,9 @@ class _Ctx(ctypes.Structure):
         ("soft_max", ctypes.c_uint64),
         ("expanded", ctypes.c_uint64),
         ("soft_expanded", ctypes.c_uint64),
+        ("fold", ctypes.c_uint32),
+        ("n_folds", ctypes.c_uint32),
+        ("folded", ctypes.c_uint64),
     ]
 
 
@@ -113,6 +117,7 @@ def load(path: str = LIBRARY) -> ctypes.CDLL:
         ("vf_set_user", ctypes.c_int, [vp, u32, cp]),
         ("vf_set_stdio", ctypes.c_int, [vp, cp, cp, u32]),
         ("vf_forget", None, [vp, u32]),
+        ("vf_folds", u32, [vp, u32, ctypes.POINTER(u64), u32]),
         ("vf_clear", None, [vp]),
         ("vf_reset", None, [vp]),
         ("vf_free", None, [vp]),
@@ -225,6 +230,13 @@ class FastPath:
         (it never does unix sockets or /proc/<pid>/mem). A connect to a DNS port gets its line in
         C and comes back to Python as EV_DNS_NOTED, for the attribution of its queries."""
         return kind in (EV_CONNECT, EV_ACCEPT, EV_LISTEN) and family in (AF_INET, AF_INET6)
+
+    def folds(self, epoch: int) -> list[tuple[int, int, int]]:
+        """(seq, repeats, last time ns) of each connect or accept C wrote in batch ``epoch`` and
+        folded repeats into (``ctx.fold``), for the batch's repeats line (wire.Repeats)."""
+        buf = (ctypes.c_uint64 * (3 * FOLDS_MAX))()
+        n = self.lib.vf_folds(self.ptr, epoch, buf, FOLDS_MAX)
+        return [(buf[3 * i], buf[3 * i + 1], buf[3 * i + 2]) for i in range(n)]
 
     def forget(self, pid: int) -> None:
         """Drop pid's block (C drops it by itself at the pid's exec or exit record; this is for a

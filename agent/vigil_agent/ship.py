@@ -53,7 +53,38 @@ _Process = wire.Process
 _weigh = wire.process_weight
 RAW_CACHE = 1024  # processes whose encoded block is kept (reused from their second event on)
 EXPRESS_MIN_S = 0.2  # the least time between two express seals
+FOLDS_MAX = 4096  # distinct connects, accepts and queries a batch folds repeats into (wire.Repeats)
+_FOLD_ENTRY = 48  # NDJSON bytes of one [seq,n,last_time] entry of a repeats line, at most
+_FOLD_HEAD = 32  # and of the line around them
 _URGENT_KINDS = (wire.MemfdExec, wire.Ptrace, wire.ProcessVmWrite, wire.ProcMemWrite, wire.ModuleLoad)
+
+
+_FOLDABLE = (wire.NetConnect, wire.NetAccept, wire.DnsQuery)
+
+
+def _fold_key(e: Any) -> tuple[Any, ...] | None:
+    """What makes two events one with repeats (wire.Repeats), for an event naming its process by
+    ref: everything but its time, seq and ephemeral port (a connect's local port, an accept's
+    remote port). None for an event that already carries repeats of its own."""
+    if e.repeats:
+        return None
+    cls = e.__class__
+    if cls is wire.DnsQuery:
+        answers = tuple(e.answers)
+        return (
+            cls,
+            e.process,
+            e.hostname,
+            e.type,
+            e.protocol,
+            e.resolver_ip,
+            e.resolver_port,
+            e.rcode,
+            answers,
+        )
+    port = e.remote_port if cls is wire.NetConnect else e.local_port
+    peer = e.remote_ip
+    return (cls, e.process, e.protocol, e.family, e.local_ip, peer, port, e.success)
 
 
 def _inet_socket(fd: wire.Stdio | None) -> bool:
@@ -162,12 +193,24 @@ class Batcher:
         express_min_s: float = EXPRESS_MIN_S,
         clock: Callable[[], float] = time.monotonic,
         v2: bool | None = None,
+        fold: bool = True,
     ) -> None:
         self.sink = sink
         # wire v2 (docs/wire-format.md): each process and ancestor is defined once per batch by a
         # "proc" line and its events name it by ref. Gzip'd batches only: a plain sink (--stdout)
         # has no record for a table to live in, so it writes every block inline (v1)
         self.v2 = compress if v2 is None else v2 and compress
+        # wire v2 repeats (wire.Repeats): a connect, accept or DNS query equal to one already in
+        # the batch but for its time, seq and ephemeral port is counted on that one, not written;
+        # a "repeats" line at the seal says how many each stands for
+        self.fold = fold and self.v2
+        self._folds: dict[tuple[Any, ...], list[int]] = {}  # this batch: key -> [seq, repeats, last time]
+        self.reserve = 0  # NDJSON bytes the batch's repeats line will take
+        # the native fast path's folds of the open batch (its epoch), when C folds (FastPath.folds);
+        # room for their entries is held back from every batch (native_reserve)
+        self.native_folds: Callable[[int], list[tuple[int, int, int]]] | None = None
+        self.native_reserve = 0
+        self.folded = 0  # events folded since the agent started (a counter for its log)
         self.epoch = 1  # the open batch's number (the native fast path's refs are per batch)
         self.next_ref = 0  # refs are unique within a batch (shared with the native fast path)
         self._bare: dict[
@@ -240,6 +283,7 @@ class Batcher:
     def add(self, event: wire.WireEvent) -> None:
         if self.express and urgent(event):
             self.urgent = True
+        foldable = self.fold and event.__class__ in _FOLDABLE and event.host is None  # not a new host
         if not self.count:
             if event.host is None:
                 event = _replace(event, host=self.host)
@@ -247,7 +291,19 @@ class Batcher:
             self.first_seq = event.seq
         p = getattr(event, "process", None)
         if self.v2:
-            line = self._v2_line(event, p)
+            refd, defs = self._refs(event, p)
+            key = _fold_key(refd) if foldable else None
+            if key is not None and not defs:
+                f = self._folds.get(key)
+                if f is not None and (f[1] or self._reserve_fold()):
+                    f[1] += 1
+                    f[2] = event.time
+                    self.folded += 1
+                    self.count += 1
+                    self.last_seq = event.seq
+                    return
+            defs.append(_encode(refd))
+            line = defs[0] if len(defs) == 1 else b"\n".join(defs)
             if self.count and (
                 self.expanded + self._weight > self.expanded_max or not self._fits(len(line) + 1)
             ):
@@ -259,6 +315,8 @@ class Batcher:
             self.count += 1
             self.size += len(line) + 1
             self.last_seq = event.seq
+            if key is not None and key not in self._folds and len(self._folds) < FOLDS_MAX:
+                self._folds[key] = [event.seq, 0, 0]
             return
         if p.__class__ is _Process:
             c = self._raw.get(id(p))
@@ -282,9 +340,9 @@ class Batcher:
         self.size += len(line) + 1
         self.last_seq = event.seq
 
-    def _v2_line(self, event: wire.WireEvent, p: Any) -> bytes:
-        """The event's line, after the "proc" lines of what it names that this batch has not
-        defined yet (joined by newlines: one piece for the bounds and the compressor)."""
+    def _refs(self, event: wire.WireEvent, p: Any) -> tuple[wire.WireEvent, list[bytes]]:
+        """The event naming its processes by ref, and the "proc" lines of what it names that this
+        batch has not defined yet (to go before its line)."""
         defs: list[bytes] = []
         self._weight = 0
         if p.__class__ is _Process:
@@ -292,10 +350,15 @@ class Batcher:
         t = getattr(event, "target", None)
         if t.__class__ is _Process:
             event = _replace(event, target=self._ref(t, defs))  # type: ignore[call-arg]
-        if not defs:
-            return _encode(event)
-        defs.append(_encode(event))
-        return b"\n".join(defs)
+        return event, defs
+
+    def _reserve_fold(self) -> bool:
+        """Room in the batch for one more entry of its repeats line (reserved: ``reserve``)."""
+        need = _FOLD_ENTRY + (0 if self.reserve else _FOLD_HEAD)
+        if not self._fits(need):
+            return False  # the event is written instead (and seals the batch)
+        self.reserve += need
+        return True
 
     def _new_ref(self) -> int:
         ref = self.next_ref
@@ -358,11 +421,12 @@ class Batcher:
         than ``low`` is left; C stops its pass past the returned size (its ``soft_max``), and a
         record adds less than ``margin``."""
         if not self.count:
-            return max(1, min(_room(self.max_bytes), self.max_raw) - margin)
+            return max(1, min(_room(self.max_bytes), self.max_raw) - margin - self.native_reserve)
         if self.expanded > self.expanded_max - margin:  # what its refs name (EXPANDED_MAX)
             self.seal(full=True)
-            return max(1, min(_room(self.max_bytes), self.max_raw) - margin)
+            return max(1, min(_room(self.max_bytes), self.max_raw) - margin - self.native_reserve)
         room = min(_room(self.max_bytes - self.gz_size - _bound(self.unsynced)), self.max_raw - self.size)
+        room -= self.reserve + self.native_reserve
         if room < low and self._comp is not None and self.unsynced:
             out = self._comp.flush(Z_SYNC_FLUSH)  # what the compressor holds, out: its size known
             if out:
@@ -370,9 +434,10 @@ class Batcher:
                 self.gz_size += len(out)
             self.unsynced = 0
             room = min(_room(self.max_bytes - self.gz_size), self.max_raw - self.size)
+            room -= self.reserve + self.native_reserve
         if room < low:
             self.seal(full=True)
-            return max(1, min(_room(self.max_bytes), self.max_raw) - margin)
+            return max(1, min(_room(self.max_bytes), self.max_raw) - margin - self.native_reserve)
         return max(1, room - margin)  # C stops a pass after the record that passes it (0: no bound)
 
     def _append(self, piece: bytes | memoryview, head: bytes = b"") -> None:
@@ -392,7 +457,9 @@ class Batcher:
             self.unsynced += len(data)
 
     def _fits(self, n: int) -> bool:
-        """Whether ``n`` more NDJSON bytes keep the open batch within its bounds."""
+        """Whether ``n`` more NDJSON bytes keep the open batch within its bounds (and its
+        repeats line, ``reserve`` and ``native_reserve``)."""
+        n += self.reserve + self.native_reserve
         if self.size + n > self.max_raw:
             return False
         if not self.compress:
@@ -488,6 +555,34 @@ class Batcher:
             due = min(due, self._express_at + self.express_min_s - now)
         return max(0.0, due)
 
+    def fold_native(self, folds: Callable[[int], list[tuple[int, int, int]]], entries: int) -> None:
+        """The native fast path folds too: ``folds(epoch)`` gives its entries at the seal, of at most
+        ``entries`` first events a batch, whose room every batch holds back."""
+        if self.fold:
+            self.native_folds = folds
+            self.native_reserve = entries * _FOLD_ENTRY + _FOLD_HEAD
+
+    def add_folded(self, n: int) -> None:
+        """``n`` events the native fast path folded into lines of the open batch (counted, not sent)."""
+        self.count += n
+        self.folded += n
+
+    def _write_repeats(self) -> None:
+        """The batch's repeats line (wire.Repeats): what each folded event stands for."""
+        folds = [(s, n, t) for s, n, t in self._folds.values() if n]
+        if self.native_folds is not None:
+            folds += self.native_folds(self.epoch)
+        self._folds.clear()
+        self.reserve = 0
+        if folds:
+            line = (
+                b'{"kind":"repeats","of":['
+                + b",".join(b"[%d,%d,%d]" % (s, n, t) for s, n, t in folds)
+                + b"]}"
+            )
+            self._append(line)
+            self.size += len(line) + 1
+
     def seal(self, *, full: bool = False) -> Batch | None:
         """Seal and submit the open batch. A batch sealed because it is ``full`` may wait, at the
         sink, until its first event is ``flush_s`` old; any other seal (due, start, stop) is sent
@@ -498,6 +593,8 @@ class Batcher:
             self.express_seals += 1
             self._express_at = self.clock()
         self.urgent = False
+        if self._folds or self.native_folds is not None:
+            self._write_repeats()
         if self.compress:
             self._gz.append(self._comp.flush())
             payload = b"".join(self._gz)

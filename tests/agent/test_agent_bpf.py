@@ -301,6 +301,7 @@ class _Ring:
 
 class _Events:
     v2 = False  # C writes v1 lines here: each one decodes alone (wire v2: tests/agent/test_agent_fastpath.py)
+    native_folds = None  # nor does it fold repeats (a v1 batch has no repeats line)
 
     def __init__(self) -> None:
         self.events: list[wire.WireEvent] = []

@@ -621,3 +621,64 @@ def test_v2_c_counts_what_its_refs_name_and_stops_a_pass_past_its_bound(tmp_path
     rcs = [h.fast.sample(h.fast.ptr, rec, len(rec)) for _ in range(4)]
     assert rcs == [0, 0, fastpath.VF_FULL, fastpath.VF_FULL] and c.expanded == 5 * block
     assert h.fast.take()[1] == 5
+
+
+# --- repeats (issue 14): C folds equal connects and accepts as Python's batcher does -------------
+def test_v2_c_folds_repeated_connects_and_accepts_as_the_python_batcher_does(tmp_path: Path) -> None:
+    h = Harness(tmp_path)
+    pids = [1000, 1001]
+    for pid in pids:
+        h.process(pid)
+    rng = random.Random(9)
+    peers = [socket.inet_aton("198.51.100.7") + bytes(12), socket.inet_aton("203.0.113.9") + bytes(12)]
+    recs = []
+    for i in range(400):  # two processes, two peers, each connect from a new ephemeral port
+        kind, pid = rng.choice((b.EV_CONNECT, b.EV_ACCEPT)), rng.choice(pids)
+        hdr = b.HDR.pack(kind, pid, pid, 1, 7_000_000_000 + i * 1000, START, 1000, 0, 1000, 1000, b"curl")
+        eph = rng.randrange(32768, 61000)
+        lport, rport = (eph, rng.choice((80, 443))) if kind == b.EV_CONNECT else (22, eph)
+        ret = rng.choice((0, 0, 0, -111))
+        recs.append(
+            hdr + b.NET_TAIL.pack(ret, b.AF_INET, 1, lport, rport, 3, bytes(16), rng.choice(peers), b"")
+        )
+    host = wire.Host(instance_id="i-0fa5700000000000f")
+    # GIVEN the records through C into batches of 200, as the agent feeds them (fold on)
+    sink = _Sink()
+    bat = Batcher(sink, host)
+    bat.fold_native(h.fast.folds, fastpath.FOLDS_MAX)
+    c = h.fast.ctx
+    c.v2 = c.fold = 1
+    for part in (recs[:200], recs[200:]):
+        c.epoch, c.next_ref, c.seq = bat.epoch, bat.next_ref, h.seq
+        first, folded = h.seq + 1, c.folded
+        for rec in part:
+            assert h.fast.sample(h.fast.ptr, rec, len(rec)) == 0
+        h.seq, bat.next_ref = c.seq, c.next_ref
+        lines, n, queued = h.fast.take()
+        assert queued == [] and n < 40  # 2 x 2 x 2 peers and ports, 2 outcomes: few lines
+        bat.add_lines(lines, n, first)
+        bat.add_folded(c.folded - folded)
+        bat.seal()
+    # and the same records through Python's collector and batcher
+    py_sink = _Sink()
+    py = Batcher(py_sink, host)
+    for part in (recs[:200], recs[200:]):
+        for rec in part:
+            for e in h.col.net(rec, h.next_seq):
+                py.add(e)
+        py.seal()
+
+    def seen(payload: bytes) -> list[tuple[object, ...]]:
+        d = wire.decode_record(payload)
+        assert d.errors == []
+        return [
+            (type(e).__name__, e.local_port, e.remote_ip, e.remote_port, e.success, e.repeats, e.last_time)  # type: ignore[union-attr]
+            for e in d.events
+        ]
+
+    # THEN both make the same events, each standing for the same repeats, in the same order
+    assert [x[1] for x in sink.batches] == [x[1] for x in py_sink.batches] == [200, 200]
+    for (payload, *_), (py_payload, *_) in zip(sink.batches, py_sink.batches, strict=True):
+        got, want = seen(payload), seen(py_payload)
+        assert got == want and sum(1 + x[5] for x in got) == 200  # type: ignore[operator]
+        assert any(x[5] for x in got)

@@ -581,9 +581,10 @@ def _v2_events(n: int) -> list[wire.WireEvent]:
 
 
 def test_v2_batches_define_each_process_once_and_decode_to_the_v1_events() -> None:
-    # GIVEN the same events batched as v1 and as v2 (the default for a gzip'd batch)
+    # GIVEN the same events batched as v1 and as v2 (the default for a gzip'd batch; these connects
+    # repeat, and folding them is tested on its own below)
     evs = _v2_events(300)
-    b1, b2 = Batcher(s1 := _Collect(), HOST, v2=False), Batcher(s2 := _Collect(), HOST)
+    b1, b2 = Batcher(s1 := _Collect(), HOST, v2=False), Batcher(s2 := _Collect(), HOST, fold=False)
     for e in evs:
         b1.add(e)
         b2.add(e)
@@ -601,7 +602,7 @@ def test_v2_batches_define_each_process_once_and_decode_to_the_v1_events() -> No
 
 
 def test_v2_batches_sealed_on_size_each_carry_their_own_table() -> None:
-    b = Batcher(sink := _Collect(), HOST, max_bytes=2048)
+    b = Batcher(sink := _Collect(), HOST, max_bytes=2048, fold=False)  # every seq on a line of its own
     evs = _v2_events(400)
     for e in evs:
         b.add(e)
@@ -670,6 +671,164 @@ def test_v2_batches_are_sealed_before_their_refs_name_too_much(monkeypatch: pyte
     for batch in sink.batches:
         d = wire.decode_record(batch.payload)
         assert d.errors == [] and len(d.events) == 20
+
+
+# --- repeats: equal connects, accepts and queries folded into their first (issue 14) ----------------
+def _busy_network(curl: wire.Process, copy: wire.Process) -> list[wire.WireEvent]:
+    """What a busy host repeats: the same peer over and over (each time from a new ephemeral port),
+    with the odd different one in between, from a process shared and from an equal copy of it."""
+    out: list[wire.WireEvent] = []
+
+    def add(e: type, **kw: object) -> None:
+        out.append(e(time=T0 + len(out) + 1, seq=len(out) + 1, **kw))
+
+    for i in range(5):
+        add(
+            wire.NetConnect,
+            process=curl if i % 2 else copy,
+            remote_ip="198.51.100.7",
+            remote_port=443,
+            local_port=40000 + i,
+        )
+        add(wire.NetAccept, process=curl, local_port=22, remote_ip="203.0.113.9", remote_port=50000 + i)
+        add(wire.DnsQuery, process=curl, hostname="example.com", rcode="NOERROR")
+    add(wire.NetConnect, process=curl, remote_ip="198.51.100.7", remote_port=80)  # another port
+    add(wire.NetConnect, process=curl, remote_ip="198.51.100.7", remote_port=443, success=False)
+    add(wire.ProcessExec, process=curl)
+    add(wire.DnsQuery, process=curl, hostname="example.com", rcode="NXDOMAIN")  # another answer
+    add(wire.DnsQuery, hostname="example.com", rcode="NOERROR")  # no process: another query
+    add(wire.NetConnect, process=curl, remote_ip="198.51.100.7", remote_port=443, local_port=40009)
+    return out
+
+
+def test_repeats_are_counted_on_the_first_equal_event_not_sent() -> None:
+    # GIVEN a batch of network events that repeat, but for their time, seq and ephemeral port
+    curl = wire.Process(pid=1000, uid="u1000", name="curl", args=["curl", "x"], lineage=[_BASH])
+    copy = msgspec.json.decode(msgspec.json.encode(curl), type=wire.Process)
+    evs = _busy_network(curl, copy)
+    b = Batcher(sink := _Collect(), HOST)
+    for e in evs:
+        b.add(e)
+    b.seal()
+    [batch] = sink.batches
+    d = wire.decode_record(batch.payload)
+    # THEN the first of each sends the count and the last time of those after it, which are not sent
+    assert d.errors == [] and batch.count == len(evs) and b.folded == 4 + 4 + 4 + 1
+    kept = {e.seq: e for e in d.events}
+    assert sorted(kept) == [1, 2, 3, 16, 17, 18, 19, 20]
+    assert [(kept[s].repeats, kept[s].last_time) for s in (1, 2, 3)] == [  # type: ignore[union-attr]
+        (5, T0 + 21),  # the five connects to :443 and the one at the end
+        (4, T0 + 14),
+        (4, T0 + 15),
+    ]
+    assert all(not getattr(kept[s], "repeats", 0) for s in (16, 17, 18, 19, 20))
+    # and apart from that the events are the ones sent (the first's ephemeral port kept)
+    unfolded = {e.seq: msgspec.structs.replace(e, host=None) for e in evs}
+    for s, e in kept.items():
+        if isinstance(e, (wire.NetConnect, wire.NetAccept, wire.DnsQuery)):
+            e = msgspec.structs.replace(e, repeats=0, last_time=0)
+        assert msgspec.structs.replace(e, host=None) == unfolded[s]
+    # one repeats line, after every event
+    ndjson = gzip.decompress(batch.payload).splitlines()
+    assert [n for n, line in enumerate(ndjson) if b'"kind":"repeats"' in line] == [len(ndjson) - 1]
+
+
+def test_folding_is_off_for_a_plain_sink_and_on_request() -> None:
+    curl = wire.Process(pid=1000, uid="u1000", name="curl")
+    evs = _busy_network(curl, curl)
+    for b in (
+        Batcher(plain := _Collect(), HOST, compress=False),
+        Batcher(off := _Collect(), HOST, fold=False),
+    ):
+        for e in evs:
+            b.add(e)
+        b.seal()
+    assert len(plain.lines[0]) == len(evs) and not any(b"repeats" in x for x in plain.lines[0])
+    assert len(wire.decode_record(off.batches[0].payload).events) == len(evs)
+
+
+def test_a_full_batch_keeps_room_for_its_repeats_line() -> None:
+    # GIVEN many distinct peers, each connected to a few times, in batches of at most 2 KiB
+    import random
+
+    rng = random.Random(5)
+    curl = wire.Process(pid=1000, uid="u1000", name="curl")
+    evs: list[wire.WireEvent] = []
+    for i in range(1, 3001):
+        port = rng.randrange(1, 400)  # a peer seen again within a batch, or not
+        evs.append(
+            wire.NetConnect(time=T0 + i, seq=i, process=curl, remote_ip="198.51.100.7", remote_port=port)
+        )
+    b = Batcher(sink := _Collect(), HOST, max_bytes=2048, max_raw=16 << 10)
+    for e in evs:
+        b.add(e)
+    b.seal()
+    # THEN every record keeps its bounds, decodes whole, and the events it stands for are all sent
+    assert len(sink.batches) > 3
+    total = 0
+    for batch in sink.batches:
+        d = wire.decode_record(batch.payload)
+        assert (
+            d.errors == [] and len(batch.payload) <= 2048 and len(gzip.decompress(batch.payload)) <= 16 << 10
+        )
+        assert sum(1 + e.repeats for e in d.events) == batch.count  # type: ignore[union-attr]
+        total += batch.count
+    assert total == len(evs) and b.folded > 0
+
+
+def test_a_folded_record_makes_the_findings_its_unfolded_events_make() -> None:
+    """The ingest counts what a folded event stands for: random queries and connects of two
+    processes, batched folded and not, make the same findings with the same counts and times."""
+    import random
+
+    from vigil.pipeline import Pipeline
+    from vigil.state import InMemoryState
+
+    rng = random.Random(11)
+    procs = [wire.Process(pid=1000 + k, uid=f"u{k}", name="curl", args=["curl", str(k)]) for k in range(2)]
+    names = ["guarddutyc2activityb.com", "example.com", "pool.supportxmr.com"]
+    evs: list[wire.WireEvent] = []
+    for i in range(1, 401):
+        p = rng.choice(procs)
+        if rng.random() < 0.5:
+            evs.append(wire.DnsQuery(time=T0 + i * 1000, seq=i, process=p, hostname=rng.choice(names)))
+        else:
+            port = rng.choice([443, 8080])
+            evs.append(
+                wire.NetConnect(
+                    time=T0 + i * 1000,
+                    seq=i,
+                    process=p,
+                    remote_ip="198.51.100.7",
+                    remote_port=port,
+                    local_port=rng.randrange(32768, 61000),
+                )
+            )
+    found = []
+    for fold in (True, False):
+        b = Batcher(sink := _Collect(), HOST, fold=fold)
+        for e in evs:
+            b.add(e)
+        b.seal()
+        assert b.folded > 300 if fold else b.folded == 0
+        [batch] = sink.batches
+        result = Pipeline.default().process_record(batch.payload, InMemoryState())
+        assert not result.rejected
+        found.append(
+            sorted(
+                (
+                    o.finding["type"],
+                    o.id,
+                    o.count,
+                    o.first_seen_ns,
+                    o.last_seen_ns,
+                    o.finding["service"]["count"],
+                    o.finding["service"]["eventLastSeen"],
+                )
+                for o in result.occurrences
+            )
+        )
+    assert found[0] == found[1] and len(found[0]) >= 2 and max(x[2] for x in found[0]) > 10
 
 
 BOOT_ID, BOOT_TIME = "cce47ffd-b636-462f-a2bd-c329f7a18e89", 1_795_816_816 * 10**9

@@ -276,3 +276,40 @@ def test_an_attack_sequence_is_written_when_a_signal_joins_not_by_every_repeat(a
     # it was, by every batch with a signal): same revision, same count
     assert _shell_count(aws) == 3
     assert stored()["rev"] == formed["rev"] and stored()["count"] == formed["count"]
+
+
+def _run_worker(ingest: Any, record: bytes, first_seq: int = 1) -> dict[str, Any]:
+    event = kinesis_event_for([(WORKER, record)], first_seq=first_seq)
+    return dict(ingest.handler(event, context("IngestFunction")))
+
+
+def _finding_of_type(aws: Aws, prefix: str) -> dict[str, Any]:
+    [f] = [f for f in aws.findings().values() if f["type"].startswith(prefix)]
+    return f
+
+
+def test_a_query_the_agent_folded_repeats_into_counts_all_of_them_once(aws: Aws, ingest: Any) -> None:
+    # GIVEN the miner's batch whose one DNS query (seq 3) stands for 4 more, as the agent folds a
+    # busy host's repeated queries (wire ``repeats`` line), and the same 5 queries sent unfolded
+    raw = gzip.decompress((EVENTS / "agent" / "crypto_dns.ndjson.gz").read_bytes())
+    good = raw.rstrip(b"\n").split(b"\n")
+    query = json.loads(good[2])
+    last = query["time"] + 4_000_000
+    folded = gzip.compress(b"\n".join([*good, b'{"kind":"repeats","of":[[3,4,%d]]}' % last]))
+    # WHEN the folded record is delivered, then delivered again (a retry)
+    assert _run_worker(ingest, folded) == {"batchItemFailures": []}
+    first = _finding_of_type(aws, "CryptoCurrency:Runtime/BitcoinTool.B!DNS")
+    assert _run_worker(ingest, folded, 2) == {"batchItemFailures": []}
+    # THEN the finding counts the five queries once, last seen at the last of them
+    again = _finding_of_type(aws, "CryptoCurrency:Runtime/BitcoinTool.B!DNS")
+    assert int(first["count"]) == int(again["count"]) == 5
+    assert again["lastSeen"] == first["lastSeen"] > first["firstSeen"]
+    # and the same queries sent one line each count the same (a fresh table: another delivery)
+    for item in aws.findings():
+        aws.client("dynamodb").delete_item(TableName=aws.findings_table, Key={"id": {"S": item}})
+    ingest.ingestor.findings.forget()
+    repeats = [{**query, "seq": 100 + i, "time": query["time"] + (i + 1) * 1_000_000} for i in range(4)]
+    lines = [*good[:3], *(json.dumps(q).encode() for q in repeats), good[3]]
+    assert _run_worker(ingest, gzip.compress(b"\n".join(lines)), 3) == {"batchItemFailures": []}
+    unfolded = _finding_of_type(aws, "CryptoCurrency:Runtime/BitcoinTool.B!DNS")
+    assert int(unfolded["count"]) == 5 and unfolded["lastSeen"] == first["lastSeen"]

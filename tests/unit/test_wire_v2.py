@@ -203,3 +203,70 @@ def test_what_a_records_refs_name_is_bounded(monkeypatch: pytest.MonkeyPatch) ->
     # an inline block (v1) costs its own bytes, already bounded: not counted here
     v1 = [_j(wire.ProcessExit(time=T0 + i, seq=i, process=big, host=HOST)) for i in range(1, 10)]
     assert len(wire.decode_record(b"\n".join(v1)).events) == 9
+
+
+# --- repeats: events the agent folded into one --------------------------------------------------
+def _repeats(*entries: tuple[int, int, int]) -> bytes:
+    return _j({"kind": "repeats", "of": [list(x) for x in entries]})
+
+
+def _dns(seq: int) -> bytes:
+    return b'{"kind":"dns_query","hostname":"example.com","time":%d,"seq":%d}' % (T0 + seq, seq)
+
+
+def test_a_repeats_line_counts_its_events_on_the_ones_it_names() -> None:
+    # GIVEN a record whose connect (seq 2) and query (seq 4) stand for 5 and 2 more of themselves
+    lines = [*_v2_lines(), _dns(4), _repeats((2, 5, T0 + 90), (4, 2, T0 + 80))]
+    d = wire.decode_record(gzip.compress(b"\n".join(lines)))
+    # THEN they carry their repeats and the time of the last one, and nothing else changed
+    assert d.errors == [] and [e.seq for e in d.events] == [1, 2, 3, 4]
+    assert [(getattr(e, "repeats", None), getattr(e, "last_time", None)) for e in d.events] == [
+        (None, None),
+        (5, T0 + 90),
+        (None, None),
+        (2, T0 + 80),
+    ]
+    assert d.events[:3] == [
+        _v1_events()[0],
+        msgspec.structs.replace(_v1_events()[1], repeats=5, last_time=T0 + 90),
+        _v1_events()[2],
+    ]
+    # and the normalized events say how many they stand for (OCSF count, end_time)
+    events, rejected = normalize_batch(d.events)
+    assert rejected == [] and [(getattr(e, "count", 1), getattr(e, "end_time", 0)) for e in events] == [
+        (1, 0),
+        (6, T0 + 90),
+        (1, 0),
+        (3, T0 + 80),
+    ]
+
+
+@pytest.mark.parametrize(
+    ("line", "reason"),
+    [
+        (_repeats((9, 1, T0 + 9)), "seq 9 names no connect, accept or DNS query before it"),
+        (_repeats((1, 1, T0 + 9)), "seq 1 names no connect"),  # an exec: never folded
+        (_repeats((2, 1, T0 + 9), (2, 1, T0 + 9)), "seq 2 is folded twice"),
+        (_repeats((2, 1, T0)), "is before it"),
+        (_repeats((2, 0, T0 + 9)), "at `$.of[0][1]`"),
+        (_repeats((2, bounds.REPEATS_MAX + 1, T0 + 9)), "at `$.of[0][1]`"),
+        (_repeats((2, 1, 7)), "at `$.of[0][2]`"),
+    ],
+)
+def test_a_bad_repeats_line_is_a_line_error_and_counts_nothing(line: bytes, reason: str) -> None:
+    # GIVEN a good record whose repeats line is wrong
+    lines = [*_v2_lines(), line]
+    d = wire.decode_record(gzip.compress(b"\n".join(lines)))
+    # THEN that line is the one error, with its reason, and every event decodes as if it were absent
+    assert [(e.line, reason in e.reason) for e in d.errors] == [(7, True)], d.errors
+    assert d.events == _v1_events()
+
+
+def test_repeats_already_counted_cannot_be_counted_again() -> None:
+    # GIVEN a connect that carries its repeats inline, and a repeats line naming it
+    lines = _v2_lines()
+    lines[4] = lines[4].replace(b'"seq":2', b'"seq":2,"repeats":3,"last_time":%d' % (T0 + 5))
+    d = wire.decode_record(gzip.compress(b"\n".join([*lines, _repeats((2, 1, T0 + 9))])))
+    # THEN the line is refused and the inline count stands
+    assert [(e.line, "folded twice" in e.reason) for e in d.errors] == [(7, True)]
+    assert (d.events[1].repeats, d.events[1].last_time) == (3, T0 + 5)  # type: ignore[union-attr]

@@ -126,7 +126,14 @@ class _Group:
 
 def _units(occ: Occurrence) -> list[tuple[int, int, int, int, int]]:
     if occ.sightings:
-        return [(seq, seq, 1, t, t) for seq, t in occ.sightings]
+        if not occ.folded:
+            return [(seq, seq, 1, t, t) for seq, t in occ.sightings]
+        folded = {seq: (n, last) for seq, n, last in occ.folded}  # an event standing for n (repeats)
+        units = []
+        for seq, t in occ.sightings:
+            n, last = folded.get(seq, (1, t))
+            units.append((seq, seq, n, t, last))
+        return units
     return [(occ.min_seq, occ.max_seq, occ.count, occ.first_seen_ns, occ.last_seen_ns)]
 
 

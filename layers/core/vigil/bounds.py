@@ -42,6 +42,12 @@ UInt32 = Annotated[int, msgspec.Meta(ge=0, le=UINT32_MAX)]  # DNS TTLs
 Count = Annotated[int, msgspec.Meta(ge=0, le=INT64_MAX)]  # counters, byte sizes
 Vcpus = Annotated[int, msgspec.Meta(ge=0, le=65535)]
 Percent = Annotated[float, msgspec.Meta(ge=0.0, le=1e7)]  # cpu_percent: 100 per vCPU at most
+# wire v2 ``repeats``: further events one connect, accept or DNS query stands for in its record. An
+# agent folds at most a batch's events (a few hundred thousand in its raw bound); a claim beyond
+# this is not a repeat count but a lie that would inflate a finding's count
+REPEATS_MAX: Final = 10_000_000
+Repeats = Annotated[int, msgspec.Meta(ge=0, le=REPEATS_MAX)]
+RepeatCount = Annotated[int, msgspec.Meta(ge=1, le=REPEATS_MAX)]
 
 # --- strings (lengths in characters) -------------------------------------------------------------
 PATH_CHARS: Final = 4096  # PATH_MAX; the agent's eBPF paths are at most 1 KiB
@@ -57,6 +63,7 @@ TEXT_CHARS: Final = 1024  # free text: a sensor's unavailability reason
 LINEAGE_MAX: Final = 16  # ancestors per process; the agent keeps 5
 ANSWERS_MAX: Final = 64  # DNS answers per response; the agent keeps 32
 SENSORS_MAX: Final = 32  # sensors, degraded classes, shed classes in a heartbeat
+FOLDS_MAX: Final = 65536  # wire v2: entries of a record's ``repeats`` lines (the agent writes <= 4,096)
 # wire v2: a record's process table (``proc`` lines, referred to by ``ref``); an agent defines each
 # process and ancestor once per record: a few thousand in the busiest second measured
 PROC_TABLE_MAX: Final = 65536

@@ -156,6 +156,10 @@ class NetworkActivity(_Event, frozen=True, kw_only=True):
     direction: str = "Outbound"  # OCSF connection_info.direction
     family: str = "inet"
     success: bool = True
+    # OCSF count / end_time: the agent folded this many equal events into this one (wire repeats),
+    # the last at end_time (0: it stands alone)
+    count: int = 1
+    end_time: int = 0
 
 
 class DnsQuery(msgspec.Struct, frozen=True, gc=False, omit_defaults=True):
@@ -180,6 +184,8 @@ class DnsActivity(_Event, frozen=True, kw_only=True):
     src_endpoint: Endpoint = Endpoint()
     dst_endpoint: Endpoint = Endpoint()
     protocol_name: str = "udp"
+    count: int = 1  # as on NetworkActivity
+    end_time: int = 0
 
 
 class FileSystemActivity(_Event, frozen=True, kw_only=True):

@@ -15,6 +15,7 @@ from datetime import UTC, datetime
 from typing import Any, Final
 
 from vigil import severity as sev
+from vigil.bounds import SEQ_MAX
 from vigil.confidence import confidence
 from vigil.detection import Context, Detection, action_type
 from vigil.engine import Match
@@ -49,6 +50,8 @@ class Occurrence:
     max_seq: int
     suppressed: bool = False
     sightings: tuple[tuple[int, int], ...] = ()  # (seq, time ns) of each matched event: its identity
+    # (seq, count, last time ns) of the sightings that stand for more than one event (wire repeats)
+    folded: tuple[tuple[int, int, int], ...] = ()
     suppressed_by: str = ""  # the suppression rule (vigil.criteria) that archived it
 
     @property
@@ -193,6 +196,7 @@ def build_finding(
     detector_id: str = DEFAULT_DETECTOR_ID,
     count: int = 1,
     first_seen_ns: int | None = None,
+    last_seen_ns: int | None = None,
     now_ns: int | None = None,
     identity_verified: bool = False,
 ) -> dict[str, Any]:
@@ -220,7 +224,7 @@ def build_finding(
         "archived": False,
         "count": count,
         "eventFirstSeen": iso(first_seen_ns if first_seen_ns is not None else event.time),
-        "eventLastSeen": iso(event.time),
+        "eventLastSeen": iso(last_seen_ns if last_seen_ns is not None else event.time),
         "runtimeDetails": runtime,
         "additionalInfo": {
             "type": "default",
@@ -283,6 +287,19 @@ def build_finding(
     }
 
 
+def _stands_for(m: Match) -> tuple[int, int]:
+    """(events, last time ns) one match counts for. An event the agent folded repeats into (wire
+    ``repeats``: equal but for time, seq and ephemeral port) counts as all of them for a rule
+    without state, which would have matched each of them as it matched the first; a stateful rule
+    (a first sighting, a threshold) might not have, so it counts the one event it saw, as does an
+    attack sequence's signal (its seq above every event's, ``vigil.sequences``)."""
+    e = m.event
+    n = getattr(e, "count", 1)
+    if n > 1 and not m.detection.stateful and e.seq <= SEQ_MAX:
+        return n, max(e.time, getattr(e, "end_time", 0))
+    return 1, e.time
+
+
 def occurrences(
     matches: list[Match],
     ctx: Context,
@@ -301,6 +318,9 @@ def occurrences(
     for group in groups.values():
         latest = max(group, key=lambda x: (x.event.time, x.event.seq))
         first = min(x.event.time for x in group)
+        weights = [_stands_for(x) for x in group]
+        count = sum(n for n, _ in weights)
+        last = max(t for _, t in weights)
         doc = build_finding(
             latest.detection,
             latest.event,
@@ -308,13 +328,13 @@ def occurrences(
             account_id=account_id,
             region=region,
             detector_id=detector_id,
-            count=len(group),
+            count=count,
             first_seen_ns=first,
+            last_seen_ns=last,
             identity_verified=identity_verified,
         )
         seqs = [x.event.seq for x in group]
         sightings = tuple((x.event.seq, x.event.time) for x in group)
-        out.append(
-            Occurrence(doc, len(group), first, latest.event.time, min(seqs), max(seqs), False, sightings)
-        )
+        folded = tuple((x.event.seq, n, t) for x, (n, t) in zip(group, weights, strict=True) if n > 1)
+        out.append(Occurrence(doc, count, first, last, min(seqs), max(seqs), False, sightings, folded=folded))
     return out

@@ -100,6 +100,20 @@ class ProcDef(
     host: Host | None = None
 
 
+class Repeats(
+    msgspec.Struct, frozen=True, gc=False, omit_defaults=True, tag_field="kind", tag="repeats", kw_only=True
+):
+    """Wire v2: events the agent folded into one (a ``repeats`` line, not an event). Each entry is
+    ``[seq, n, last_time]``: after the connect, accept or DNS query ``seq`` of this record, ``n``
+    more events equal to it but for their time, seq and ephemeral port (a connect's local port, an
+    accept's remote port) happened, the last at ``last_time``. A busy host's connects and queries
+    repeat: in a second of the bench's busy mix, 370 connects and accepts name 4 distinct peers and
+    100 queries 15 names. Folding them is two thirds of those events and a third of its bytes."""
+
+    of: Annotated[list[tuple[b.Seq, b.RepeatCount, b.Time]], msgspec.Meta(max_length=b.FOLDS_MAX)]
+    v: b.Version = RECORD_VERSION
+
+
 class _Base(msgspec.Struct, frozen=True, gc=False, omit_defaults=True, tag_field="kind", kw_only=True):
     time: b.Time  # epoch ns
     seq: b.Seq
@@ -125,6 +139,10 @@ class _Net(_Base, frozen=True):
     remote_ip: b.Ip = ""
     remote_port: b.Port = 0
     success: bool = True
+    # wire v2 repeats (``Repeats``): how many more events of this record this one stands for, and
+    # the time of the last of them; set from the record's ``repeats`` line, 0 when it stands alone
+    repeats: b.Repeats = 0
+    last_time: b.OptionalTime = 0
 
 
 class NetConnect(_Net, frozen=True, tag="net_connect"):
@@ -160,6 +178,8 @@ class DnsQuery(_Base, frozen=True, tag="dns_query"):
     resolver_port: b.Port = 53
     rcode: b.Word = ""  # NOERROR|NXDOMAIN|... when a response was seen
     answers: Annotated[list[DnsAnswer], msgspec.Meta(max_length=b.ANSWERS_MAX)] = []
+    repeats: b.Repeats = 0  # as on a connect (``Repeats``)
+    last_time: b.OptionalTime = 0
 
 
 class _File(_Base, frozen=True):
@@ -296,6 +316,9 @@ WireEvent = (
 )
 
 KINDS: Final[tuple[str, ...]] = tuple(str(t.__struct_config__.tag) for t in WireEvent.__args__)
+Net = NetConnect | NetAccept
+# what an agent may fold into one event and a ``repeats`` line (``Repeats``)
+_FOLDABLE: Final[frozenset[type]] = frozenset({NetConnect, NetAccept, DnsQuery})
 # what decode_record's process table looks up per event, by class instead of by getattr
 _NO_PROCESS: Final[frozenset[type]] = frozenset(
     t for t in WireEvent.__args__ if "process" not in t.__struct_fields__
@@ -306,7 +329,9 @@ _HAS_TARGET: Final[frozenset[type]] = frozenset(
 
 _decoder: Final[msgspec.json.Decoder[WireEvent]] = msgspec.json.Decoder(WireEvent)
 # a record's lines: events and (v2) process table entries
-_line_decoder: Final[msgspec.json.Decoder[WireEvent | ProcDef]] = msgspec.json.Decoder(WireEvent | ProcDef)
+_line_decoder: Final[msgspec.json.Decoder[WireEvent | ProcDef | Repeats]] = msgspec.json.Decoder(
+    WireEvent | ProcDef | Repeats
+)
 _encoder: Final = msgspec.json.Encoder()
 
 
@@ -430,8 +455,8 @@ def decode_record(data: bytes, *, max_raw: int = b.RAW_BATCH_BYTES) -> Decoded:
     except _BAD_LINE:
         pass
     else:
-        table = _Table()
-        events = []
+        events: list[WireEvent] = []
+        table = _Table(events)
         for item in items:
             e = table.take(item)
             if e is None:
@@ -448,7 +473,7 @@ def decode_record(data: bytes, *, max_raw: int = b.RAW_BATCH_BYTES) -> Decoded:
     unlisted: list[tuple[int, str, bytes]] = []  # (line, reason, raw) beyond the listed ones
     reasons: Counter[str] = Counter()
     decode = _line_decoder.decode
-    table = _Table()
+    table = _Table(events)
     for n, line in iter_lines(payload):
         lines += 1
         try:
@@ -487,9 +512,23 @@ _DERIVED_MAX: Final = 65_536
 class _Table:
     """A record's process table (wire v2), filled and used in one pass over its lines."""
 
-    __slots__ = ("boot", "error", "expanded", "host", "procs", "unnamed", "weights")
+    __slots__ = (
+        "boot",
+        "by_seq",
+        "error",
+        "events",
+        "expanded",
+        "host",
+        "indexed",
+        "procs",
+        "unnamed",
+        "weights",
+    )
 
-    def __init__(self) -> None:
+    def __init__(self, events: list[WireEvent] | None = None) -> None:
+        self.events = events if events is not None else []  # the record's events so far (repeats)
+        self.by_seq: dict[int, Net | DnsQuery] = {}  # seq -> a foldable event of events[:indexed]
+        self.indexed = 0
         self.procs: dict[int, Process] = {}
         self.weights: dict[int, int] = {}  # ref -> process_weight of it and its ancestors
         self.expanded = 0  # what the events named so far (EXPANDED_MAX)
@@ -518,13 +557,16 @@ class _Table:
             if uid:
                 _set(p, "uid", uid)
 
-    def take(self, item: WireEvent | ProcDef) -> WireEvent | None:
+    def take(self, item: WireEvent | ProcDef | Repeats) -> WireEvent | None:
         """The event with its refs resolved; None for a table entry (stored) or a line in error
         (``error`` says why; the event is dropped, the record goes on)."""
         self.error = ""
         cls = item.__class__
         if cls is ProcDef:
             self._define(item)  # type: ignore[arg-type]
+            return None
+        if cls is Repeats:
+            self._repeat(item)  # type: ignore[arg-type]
             return None
         e: WireEvent = item  # type: ignore[assignment]  # not a ProcDef: checked by class above
         p = e.process if cls not in _NO_PROCESS else None  # type: ignore[union-attr]
@@ -562,6 +604,35 @@ class _Table:
         if self.boot is None:
             self.boot = e.host
         return e
+
+    def _repeat(self, r: Repeats) -> None:
+        """Apply a ``repeats`` line to the events before it: all of its entries or, when one is
+        wrong (a seq that names no foldable event before it, one folded twice, a last time before
+        the event's own), none, and the line is an error with the reason."""
+        by_seq = self.by_seq
+        events = self.events
+        for x in events[self.indexed :]:
+            if x.__class__ in _FOLDABLE and x.seq not in by_seq:
+                by_seq[x.seq] = x  # type: ignore[assignment]  # NetConnect | NetAccept | DnsQuery
+        self.indexed = len(events)
+        todo: dict[int, tuple[Net | DnsQuery, int, int]] = {}
+        for seq, n, last in r.of:
+            e = by_seq.get(seq)
+            if e is None:
+                self.error = (
+                    f"repeats: seq {seq} names no connect, accept or DNS query before it in the record"
+                )
+                return
+            if e.repeats or seq in todo:
+                self.error = f"repeats: seq {seq} is folded twice"
+                return
+            if last < e.time:
+                self.error = f"repeats: the last repeat of seq {seq} ({last}) is before it ({e.time})"
+                return
+            todo[seq] = (e, n, last)
+        for e, n, last in todo.values():
+            _set(e, "repeats", n)
+            _set(e, "last_time", last)
 
     def _define(self, d: ProcDef) -> None:
         procs = self.procs

@@ -90,6 +90,8 @@ def _net(kind: str, activity: int, direction: str) -> _Handler:
             direction=direction,
             family=w.family,
             success=w.success,
+            count=1 + w.repeats,
+            end_time=w.last_time,
         )
 
     return h  # type: ignore[return-value]
@@ -123,6 +125,8 @@ def _h_dns(w: wire.DnsQuery, d: ev.Device) -> ev.Event:
         rcode=w.rcode,
         dst_endpoint=ev.Endpoint(ip=w.resolver_ip, port=w.resolver_port),
         protocol_name=w.protocol,
+        count=1 + w.repeats,
+        end_time=w.last_time,
     )
 
 

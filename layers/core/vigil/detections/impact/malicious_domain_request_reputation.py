@@ -10,6 +10,8 @@ from __future__ import annotations
 
 from typing import Any, ClassVar
 
+import msgspec
+
 from vigil import intel as ti
 from vigil import sample as s
 from vigil import severity
@@ -78,7 +80,7 @@ class MaliciousDomainRequestReputation(Detection):
         if not p.tunnel:
             return False
         key = tunnel_key(event, p.registered)
-        ctx.state.add(key, 1, TUNNEL_TTL_S)
+        ctx.state.add(key, event.count, TUNNEL_TTL_S)  # a query the agent folded repeats into: all of them
         return ctx.state.count(key) >= TUNNEL_QUERIES
 
     def dedup_key(self, event: DnsActivity) -> str:
@@ -93,9 +95,17 @@ class MaliciousDomainRequestReputation(Detection):
             "a DGA-like domain", (s.dns("xjwqkzhvbnrtp.com", rcode="NXDOMAIN", process=s.proc("/tmp/.m/m")),)
         ),
         Example("a DNS tunnel: 25 encoded queries in 25 s", _tunnel_burst(25)),
+        Example(
+            "a DNS tunnel repeating one query: the agent folded 24 repeats into it (wire repeats)",
+            (msgspec.structs.replace(_tunnel_burst(1)[0], count=25, end_time=24_000_000_000),),
+        ),
     )
     near_misses: ClassVar = (
         Example("a few encoded queries (below the volume)", _tunnel_burst(5)),
+        Example(
+            "one encoded query the agent folded 4 repeats into (below the volume)",
+            (msgspec.structs.replace(_tunnel_burst(1)[0], count=5, end_time=4_000_000_000),),
+        ),
         Example("machine-made names under cloud infrastructure", (s.dns("d3kqzx8v7wjq2h.cloudfront.net"),)),
         Example("a word-like domain", (s.dns("grafana-dashboards.example.com"),)),
     )
