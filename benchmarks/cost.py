@@ -46,6 +46,7 @@ from cost_model import (  # noqa: E402
     eventbridge_events,
     fixed_per_month,
     item_size,
+    json_default,
     kinesis_put_units,
     load_prices,
     price_per_vcpu_month,
@@ -268,7 +269,11 @@ class Meter:
             item = dynamodb_backends[self.account_id][self.region].get_item(table, key)
         except Exception:
             return None
-        return None if item is None else json.loads(json.dumps(item.to_json()["Attributes"], default=str))
+        return (
+            None
+            if item is None
+            else json.loads(json.dumps(item.to_json()["Attributes"], default=json_default))
+        )
 
     def _key(self, table: str, item: dict[str, Any]) -> dict[str, Any]:
         t = self._table(table)

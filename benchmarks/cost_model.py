@@ -18,6 +18,7 @@ as AWS documents them):
 
 from __future__ import annotations
 
+import base64
 import math
 import os
 import sys
@@ -103,6 +104,16 @@ def attribute_size(value: Mapping[str, Any]) -> int:
     if kind == "M":
         return 3 + sum(1 + len(k.encode()) + attribute_size(x) for k, x in v.items())
     raise ValueError(f"unknown DynamoDB type {kind!r}")
+
+
+def json_default(value: Any) -> Any:
+    """``json.dumps``'s ``default`` for an emulated item's attributes: a Binary as the base64 text
+    the wire carries (what ``attribute_size`` sizes at 3/4 of its length), anything else as text.
+    (``default=str`` made a Binary its repr, ``b'x\\x9c...'``: ~3x its bytes, so every compressed
+    finding document was billed about three times its size.)"""
+    if isinstance(value, bytes | bytearray):
+        return base64.b64encode(value).decode()
+    return str(value)
 
 
 def item_size(item: Mapping[str, Mapping[str, Any]] | None) -> int:

@@ -76,6 +76,22 @@ def test_item_size_counts_names_and_values_like_dynamodb() -> None:
     assert cm.item_size(None) == 0
 
 
+def test_a_binary_attribute_read_back_from_the_emulator_is_sized_by_its_bytes() -> None:
+    # GIVEN a stored item with a compressed document (what moto holds: bytes), made plain as the
+    # meter reads items back from the emulator (a JSON round trip)
+    import json
+    import zlib
+
+    doc = zlib.compress(
+        json.dumps({"type": "Execution:Runtime/ReverseShell", "n": list(range(300))}).encode()
+    )
+    item = {"id": {"S": "f1"}, "finding": {"B": doc}}
+    plain = json.loads(json.dumps(item, default=cm.json_default))
+    # THEN the Binary counts its bytes (base64 rounds up to 2 bytes), not the length of its repr
+    assert len(doc) <= cm.item_size(plain) - len("id") - 2 - len("finding") <= len(doc) + 2
+    assert cm.item_size(json.loads(json.dumps(item, default=str))) > 2 * cm.item_size(plain)
+
+
 def test_a_bench_span_prices_per_vcpu_month_by_service() -> None:
     # GIVEN 10 hosts x 2 vCPU for 100 s: 1,000 records of 2 KiB, 2,000 WRU, one 512 MB function
     m = cm.Measured("t", hosts=10, vcpus_per_host=2, seconds=100.0, records=1000, record_bytes=2048 * 1000,
