@@ -70,7 +70,7 @@ for _p in (ROOT, ROOT / "layers/core", ROOT / "layers/aws"):
     if str(_p) not in sys.path:
         sys.path.insert(0, str(_p))
 
-from cost import CORPUS_BOOT_TIME_NS  # noqa: E402
+from cost import CORPUS_BOOT_TIME_NS, build_records  # noqa: E402
 
 from vigil import wire  # noqa: E402
 
@@ -150,7 +150,8 @@ def build_batch(
     claimed: wire.Host | None = None,
     extra_lines: Sequence[tuple[int, bytes]] = (),
 ) -> bytes:
-    """THE one place a record is made: gzip NDJSON, the host block in the batch header.
+    """THE one place a record is made: gzip NDJSON, the host block in the batch header; the agent's
+    own batcher makes it (``cost.build_records``) unless it carries hostile lines or a forged header.
 
     ``claimed`` is the host block written in the header (a forged one claims another instance;
     default: the sender's own). ``extra_lines`` are raw lines inserted before the event at that
@@ -159,6 +160,12 @@ def build_batch(
     claims another instance with it, which is all an attacker on the sender could do.
     """
     own = _signed(sender.host)
+    if claimed is None and not extra_lines:
+        # as the agent makes it (wire v2: its process table, derived uuids, repeats folded), so the
+        # in-order oracle, which sees every event, checks what the ingest makes of those end to end
+        records = build_records(own, list(events))
+        if len(records) == 1:
+            return records[0]
     header = own if claimed is None else msgspec.structs.replace(claimed, identity=own.identity)
     lines = [
         wire.encode_event(msgspec.structs.replace(e, host=header if i == 0 else None))
