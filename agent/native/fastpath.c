@@ -157,6 +157,7 @@ struct vf_fold {
 };
 #define FOLD_SLOTS 2048 /* a power of two, twice FOLDS_MAX: probes stay short */
 #define FOLDS_MAX 1024  /* first events a batch folds into (Python reserves their repeats line) */
+#define REPEATS_MAX 10000000ULL /* what one may stand for (vigil.bounds.REPEATS_MAX): then lines again */
 
 struct vf_dead {
 	uint32_t pid;
@@ -826,7 +827,7 @@ static int net(struct vf_ctx *c, const struct net_ev *r, size_t size)
 	struct vf_fold *f = NULL;
 	if (c->v2 && c->fold && kind != EV_LISTEN && proc->def_epoch == c->epoch) {
 		f = fold_slot(c, kind, proc->def_ref, r, ok);
-		if (f && f->seq) { /* an equal one is in the batch: counted on it, no line */
+		if (f && f->seq && f->n < REPEATS_MAX) { /* an equal one is in the batch: counted on it */
 			f->n++;
 			f->last_ns = (uint64_t)((int64_t)r->h.time_ns + c->wall_offset);
 			c->folded++;

@@ -54,7 +54,7 @@ _weigh = wire.process_weight
 RAW_CACHE = 1024  # processes whose encoded block is kept (reused from their second event on)
 EXPRESS_MIN_S = 0.2  # the least time between two express seals
 FOLDS_MAX = 4096  # distinct connects, accepts and queries a batch folds repeats into (wire.Repeats)
-_FOLD_ENTRY = 48  # NDJSON bytes of one [seq,n,last_time] entry of a repeats line, at most
+_FOLD_ENTRY = 52  # NDJSON bytes of one [seq,n,last_time], entry of a repeats line, at most (19+8+19+6)
 _FOLD_HEAD = 32  # and of the line around them
 _URGENT_KINDS = (wire.MemfdExec, wire.Ptrace, wire.ProcessVmWrite, wire.ProcMemWrite, wire.ModuleLoad)
 
@@ -295,7 +295,7 @@ class Batcher:
             key = _fold_key(refd) if foldable else None
             if key is not None and not defs:
                 f = self._folds.get(key)
-                if f is not None and (f[1] or self._reserve_fold()):
+                if f is not None and f[1] < vbounds.REPEATS_MAX and (f[1] or self._reserve_fold()):
                     f[1] += 1
                     f[2] = event.time
                     self.folded += 1

@@ -747,6 +747,21 @@ def test_folding_is_off_for_a_plain_sink_and_on_request() -> None:
     assert len(wire.decode_record(off.batches[0].payload).events) == len(evs)
 
 
+def test_an_event_stands_for_at_most_what_the_ingest_accepts(monkeypatch: pytest.MonkeyPatch) -> None:
+    from vigil import bounds
+
+    monkeypatch.setattr(bounds, "REPEATS_MAX", 3)  # the ingest's bound (10,000,000)
+    curl = wire.Process(pid=1000, uid="u1000", name="curl")
+    b = Batcher(sink := _Collect(), HOST)
+    for i in range(1, 11):
+        b.add(wire.NetConnect(time=T0 + i, seq=i, process=curl, remote_ip="198.51.100.7", remote_port=443))
+    b.seal()
+    d = wire.decode_record(sink.batches[0].payload)
+    # THEN the first stands for 3 more, and the rest go as lines: nothing is lost, nothing refused
+    assert d.errors == [] and [e.repeats for e in d.events] == [3] + [0] * 6  # type: ignore[union-attr]
+    assert sum(1 + e.repeats for e in d.events) == 10  # type: ignore[union-attr]
+
+
 def test_a_full_batch_keeps_room_for_its_repeats_line() -> None:
     # GIVEN many distinct peers, each connected to a few times, in batches of at most 2 KiB
     import random
