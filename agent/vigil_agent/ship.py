@@ -59,9 +59,6 @@ _FOLD_HEAD = 32  # and of the line around them
 _URGENT_KINDS = (wire.MemfdExec, wire.Ptrace, wire.ProcessVmWrite, wire.ProcMemWrite, wire.ModuleLoad)
 
 
-_FOLDABLE = (wire.NetConnect, wire.NetAccept, wire.DnsQuery)
-
-
 def _fold_key(e: Any) -> tuple[Any, ...] | None:
     """What makes two events one with repeats (wire.Repeats), for an event naming its process by
     ref: everything but its time, seq and ephemeral port (a connect's local port, an accept's
@@ -283,7 +280,7 @@ class Batcher:
     def add(self, event: wire.WireEvent) -> None:
         if self.express and urgent(event):
             self.urgent = True
-        foldable = self.fold and event.__class__ in _FOLDABLE and event.host is None  # not a new host
+        foldable = self.fold and event.__class__ in wire.FOLDABLE and event.host is None  # not a new host
         if not self.count:
             if event.host is None:
                 event = _replace(event, host=self.host)

@@ -126,8 +126,6 @@ class _Group:
 
 def _units(occ: Occurrence) -> list[tuple[int, int, int, int, int]]:
     if occ.sightings:
-        if not occ.folded:
-            return [(seq, seq, 1, t, t) for seq, t in occ.sightings]
         folded = {seq: (n, last) for seq, n, last in occ.folded}  # an event standing for n (repeats)
         units = []
         for seq, t in occ.sightings:
