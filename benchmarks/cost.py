@@ -3,8 +3,8 @@
 Starts the offline stack (moto on loopback, template.yaml deployed by CloudFormation, the real
 handlers invoked in-process by local/pollers.py), simulates a fleet of 2-vCPU hosts whose events
 are drawn from the recorded benign corpus (so gzip sees real data), batches them as the agent does
-(its Batcher with its settings: one gzip NDJSON record per host per second, a heartbeat every 60 s,
-seq monotonic per host), puts them on the stream as fast as the stack takes them, and counts every
+(its Batcher with its settings on a simulated clock: a gzip NDJSON record per host when its batch
+is due, a heartbeat every 60 s, seq monotonic per host), puts them on the stream as fast as the stack takes them, and counts every
 billed AWS unit: Kinesis records and bytes (at the producer), Lambda invocations, wall time and log
 bytes (around the in-process runtime), DynamoDB units, EventBridge entries and SQS requests (botocore
 hooks on the clients the handlers use, vigil_aws.clients). benchmarks/cost_model.py prices them.
@@ -27,6 +27,7 @@ import sys
 import threading
 import time
 from collections import Counter
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -121,41 +122,80 @@ def host_speed(events: int = 20_000, repeats: int = 3) -> float:
 _SIGNED: dict[str, wire.Host] = {}
 
 
-def build_records(host: wire.Host, events: list[wire.WireEvent]) -> list[bytes]:
-    """One simulated host's events of one second -> its Kinesis record payloads, exactly as the
-    agent builds them (vigil_agent.ship.Batcher with the agent's defaults: gzip level 1, 960 KiB
-    per record, 8 MiB of NDJSON, the host block on the first event).
-
-    The one place batches are made: the host block carries the instance's identity, signed by
-    the offline stack's test authority (local/identity.py), as the agent's does (+~0.8 KiB of
-    gzip per record, counted)."""
+def _signed(host: wire.Host) -> wire.Host:
+    """The host block with the instance's identity, signed by the offline stack's test authority
+    (local/identity.py), as the agent's carries it (+~0.8 KiB of gzip per record, counted)."""
     from local.identity import sign_host
+
+    if host.identity is not None:
+        return host
+    if host.instance_id not in _SIGNED:
+        _SIGNED[host.instance_id] = sign_host(host)
+    return _SIGNED[host.instance_id]
+
+
+class _Payloads:
+    """A Batcher's sink that keeps what it would send."""
+
+    def __init__(self) -> None:
+        self.out: list[bytes] = []
+
+    def submit(self, batch: Any, lines: list[bytes], hold_s: float = 0.0) -> None:
+        self.out.append(batch.payload)
+
+    def close(self, timeout: float) -> None:
+        pass
+
+
+def _batcher(host: wire.Host, sink: _Payloads, clock: Callable[[], float], **over: float) -> Any:
+    """vigil_agent.ship.Batcher with the agent's defaults (AgentConfig: gzip level 1, 960 KiB per
+    record, 8 MiB of NDJSON, flush_s, stretch_s), ``over`` overriding flush_s / stretch_s."""
     from vigil_agent.config import AgentConfig
     from vigil_agent.ship import Batcher
 
-    if host.identity is None:
-        if host.instance_id not in _SIGNED:
-            _SIGNED[host.instance_id] = sign_host(host)
-        host = _SIGNED[host.instance_id]
-
     cfg = AgentConfig()
-    out: list[bytes] = []
-
-    class _Sink:
-        def submit(self, batch: Any, lines: list[bytes], hold_s: float = 0.0) -> None:
-            out.append(batch.payload)
-
-        def close(self, timeout: float) -> None:
-            pass
-
-    batcher = Batcher(
-        _Sink(), host, flush_s=cfg.flush_s, max_bytes=cfg.batch_max_bytes, max_raw=cfg.batch_max_raw_mb << 20,
-        gzip_level=cfg.gzip_level, clock=lambda: 0.0,
+    return Batcher(
+        sink, _signed(host), flush_s=over.get("flush_s", cfg.flush_s),
+        stretch_s=over.get("stretch_s", cfg.stretch_s), max_bytes=cfg.batch_max_bytes,
+        max_raw=cfg.batch_max_raw_mb << 20, gzip_level=cfg.gzip_level, clock=clock,
     )  # fmt: skip
+
+
+def build_records(host: wire.Host, events: list[wire.WireEvent]) -> list[bytes]:
+    """A host's events -> the Kinesis record payloads of one batch (more when full), exactly as the
+    agent builds them (``_batcher``; the host block on the first event, with its identity)."""
+    sink = _Payloads()
+    batcher = _batcher(host, sink, lambda: 0.0)
     for e in events:
         batcher.add(e)
     batcher.seal()
-    return out
+    return sink.out
+
+
+class SimAgent:
+    """One simulated host's agent over time: its events go through one Batcher on a simulated
+    clock, so its records leave when the agent's would (``flush_s``, ``stretch_s``, full). The
+    agent's loop wakes when its batch is due (``Batcher.due_in``), so the clock is looked at before
+    each event and at the end of each simulated second."""
+
+    def __init__(self, host: wire.Host, **over: float) -> None:
+        self.now = 0.0
+        self.sink = _Payloads()
+        self.batcher = _batcher(host, self.sink, lambda: self.now, **over)
+
+    def _at(self, t: float) -> None:
+        self.now = t
+        if self.batcher.due():
+            self.batcher.seal()
+
+    def second(self, s: int, events: list[wire.WireEvent]) -> list[bytes]:
+        """The record payloads that leave during simulated second ``s`` given its ``events``."""
+        for e in events:
+            self._at(e.time / 1e9)
+            self.batcher.add(e)
+        self._at((T0_NS + (s + 1) * 10**9) / 1e9)
+        out, self.sink.out = self.sink.out, []
+        return out
 
 
 @dataclass
@@ -453,10 +493,10 @@ def run_scenario(
     seconds: int,
     warmup_s: int,
     seed: int,
-    flush_s: int = 1,
+    over: dict[str, float] | None = None,
 ) -> Measured:
-    """``flush_s``: seconds of a host's events per record (the agent's ``flush_s`` is 1; more is a
-    what-if for the docs: fewer, larger records, findings later by up to as many seconds)."""
+    """``over``: what-if values of the agent's ``flush_s`` / ``stretch_s`` (docs/cost.md); by
+    default the agent's own."""
     out = stack.info.outputs
     kinesis = stack.client("kinesis")
     ingest = next(p for p in stack.pollers.pollers if "IngestFunction" in p.function_name)
@@ -465,7 +505,7 @@ def run_scenario(
     put_total = 0
     started = time.perf_counter()
 
-    held: dict[str, list[wire.WireEvent]] = {h.host.instance_id: [] for h in hosts}
+    agents = {h.host.instance_id: SimAgent(h.host, **(over or {})) for h in hosts}
 
     def generate(s: int, count: bool) -> list[tuple[str, bytes]]:
         records: list[tuple[str, bytes]] = []
@@ -474,11 +514,8 @@ def run_scenario(
             if count:
                 m.events += len(events)
                 m.raw_bytes += sum(len(wire.encode_event(e)) + 1 for e in events)
-            batch = held[h.host.instance_id]
-            batch += events
-            if (s + 1) % flush_s == 0:
-                records.extend((h.host.instance_id, payload) for payload in build_records(h.host, batch))
-                batch.clear()
+            key = h.host.instance_id
+            records.extend((key, payload) for payload in agents[key].second(s, events))
         return records
 
     def feed(pending: list[tuple[str, bytes]], count: bool, per_invocation: int) -> None:
@@ -651,9 +688,13 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--seed", type=int, default=14)
     ap.add_argument(
         "--flush-s",
-        type=int,
-        default=1,
-        help="what-if: seconds of a host's events per record (the agent sends one a second; docs/cost.md)",
+        type=float,
+        help="what-if: the agent's agent.flush_s (default its own, 1 s; docs/cost.md)",
+    )
+    ap.add_argument(
+        "--stretch-s",
+        type=float,
+        help="what-if: the agent's agent.stretch_s (default its own, 2 s; = --flush-s: off)",
     )
     ap.add_argument(
         "--prices", help="TOML price overrides (default: $VIGIL_PRICES, then benchmarks/prices.toml)"
@@ -662,10 +703,11 @@ def main(argv: list[str] | None = None) -> int:
         "--save", action="store_true", help=f"write the measured rates to {USAGE_MODEL.relative_to(ROOT)}"
     )
     args = ap.parse_args(argv)
-    if args.flush_s < 1 or args.seconds % args.flush_s or args.warmup % args.flush_s:
-        ap.error("--flush-s must be >= 1 and divide --seconds and --warmup")
-    if args.flush_s != 1 and args.save:
-        ap.error("--save records what the agent does (one record a second): not with a --flush-s what-if")
+    over = {k: v for k, v in (("flush_s", args.flush_s), ("stretch_s", args.stretch_s)) if v is not None}
+    if any(v <= 0 for v in over.values()):
+        ap.error("--flush-s and --stretch-s must be > 0")
+    if over and args.save:
+        ap.error("--save records what the agent does: not with a --flush-s / --stretch-s what-if")
     prices = load_prices(args.prices)
     # moto's Step Functions threads may still log after the stack stops; the last line is a contract
     logging.getLogger("moto.stepfunctions").setLevel(logging.CRITICAL)
@@ -717,9 +759,7 @@ def main(argv: list[str] | None = None) -> int:
             say(
                 f"running {sc.name}: {sc.hosts} hosts, {args.warmup} s warm-up + {args.seconds} s counted ..."
             )
-            m = run_scenario(
-                stack, corpus, meter, sc, args.seconds, args.warmup, args.seed + i, flush_s=args.flush_s
-            )
+            m = run_scenario(stack, corpus, meter, sc, args.seconds, args.warmup, args.seed + i, over=over)
             metric_names |= meter.metric_names
             results[sc.name] = (m, report(m, prices))
 

@@ -116,6 +116,7 @@ class Agent:
             self.sink,
             self.host,
             flush_s=cfg.agent.flush_s,
+            stretch_s=cfg.agent.stretch_s,
             max_bytes=cfg.agent.batch_max_bytes,
             max_raw=cfg.agent.batch_max_raw_mb << 20,
             gzip_level=cfg.agent.gzip_level,
@@ -793,8 +794,8 @@ class Agent:
                 # The batcher dates a batch from the start of the read round before its first
                 # event (nothing in it was recorded earlier), and the loop wakes to read and seal
                 # it when it is due, so events still leave within agent.flush_s of being
-                # recorded, in one batch a second under load. A burst shortens the next wait so
-                # the eBPF ring (2 MiB) does not fill.
+                # recorded (agent.stretch_s while the batch is small), in one batch a second
+                # under load. A burst shortens the next wait so the eBPF ring (2 MiB) does not fill.
                 pause = (BURST_COALESCE_S if self.bpf_burst else self.coalesce_s) - (time.monotonic() - woke)
                 self.bpf_burst = False
                 pause = min(pause, self.batcher.due_in())
@@ -831,6 +832,11 @@ class Agent:
         if self.batcher.express_seals:
             log.info(
                 "express lane: %d batches left ahead of flush_s (urgent events)", self.batcher.express_seals
+            )
+        if self.batcher.stretched:
+            log.info(
+                "stretch: %d small batches waited up to agent.stretch_s (one PUT unit for two seconds)",
+                self.batcher.stretched,
             )
         if self.exec_watch is not None:
             self.exec_watch.stop()

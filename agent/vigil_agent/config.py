@@ -35,6 +35,7 @@ class AgentConfig(_Section):
     state_dir: str = "/var/lib/vigil"
     heartbeat_s: float = 60.0
     flush_s: float = 1.0
+    stretch_s: float = 2.0  # a batch under half a Kinesis PUT unit at flush_s waits up to this (ship.py)
     express: bool = True  # a batch holding an urgent event (a shell on a socket ...) leaves at once (ship.py)
     batch_max_bytes: int = 960 * 1024  # a batch's gzip'd size: a Kinesis record is at most 1 MiB
     batch_max_raw_mb: int = 8  # a batch's NDJSON (what the ingest function inflates per record)
@@ -137,6 +138,10 @@ def parse(text: str, source: str = "<config>") -> Config:
     problems = []
     if cfg.agent.flush_s <= 0 or cfg.agent.flush_s > 1.0:
         problems.append("agent.flush_s must be in (0, 1] (DESIGN: batches leave within a second)")
+    elif not cfg.agent.flush_s <= cfg.agent.stretch_s <= 5.0:
+        problems.append(
+            "agent.stretch_s must be in [agent.flush_s, 5] (a small batch's deadline; = agent.flush_s: off)"
+        )
     if not 1024 <= cfg.agent.batch_max_bytes <= 1000 * 1024:
         problems.append("agent.batch_max_bytes must be between 1 KiB and 1000 KiB")
     if not 1 <= cfg.agent.batch_max_raw_mb <= 8:  # the ingest refuses a record that inflates past 8 MiB

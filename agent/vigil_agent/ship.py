@@ -14,6 +14,15 @@ raises High on by itself) does not wait out ``flush_s``: the loop seals it right
 that brought the event, at most once per ``express_min_s`` (so a host that keeps doing it, e.g.
 inetd-style services, sends at most a few more records a second, not one per event). Ordinary
 traffic is unaffected; an intrusion's first event reaches the ingest up to a second sooner.
+
+**Stretch.** Kinesis bills a record by started 25 KiB (a PUT payload unit), so a quiet host's
+second (~2.5 KiB of gzip) pays for ten times what it sends. A batch still small when it is
+``flush_s`` old (under ``STRETCH_GZ``, half a unit, by its estimated gzip'd size) waits up to
+``stretch_s`` instead: the two seconds then fit the one unit the first would have paid alone.
+A batch that reaches ``STRETCH_GZ`` after ``flush_s`` leaves at once, so a host busy enough to
+fill half a unit a second keeps the one-second cadence, and the express lane is unchanged: an
+urgent event never waits. What it costs is up to ``stretch_s - flush_s`` more for a quiet host's
+ordinary events to reach the ingest (docs/agent.md, docs/cost.md).
 """
 
 from __future__ import annotations
@@ -53,6 +62,9 @@ _Process = wire.Process
 _weigh = wire.process_weight
 RAW_CACHE = 1024  # processes whose encoded block is kept (reused from their second event on)
 EXPRESS_MIN_S = 0.2  # the least time between two express seals
+STRETCH_S = 2.0  # the longest a small batch waits (stretch, above)
+STRETCH_GZ = 12 * 1024  # gzip'd bytes under which a batch stretches: half a Kinesis PUT payload unit
+_GZ_RATIO = 4  # NDJSON bytes per gzip'd byte, at least, for what the compressor still holds (ours: 5-40)
 FOLDS_MAX = 4096  # distinct connects, accepts and queries a batch folds repeats into (wire.Repeats)
 _FOLD_ENTRY = 52  # NDJSON bytes of one [seq,n,last_time], entry of a repeats line, at most (19+8+19+6)
 _FOLD_HEAD = 32  # and of the line around them
@@ -182,6 +194,7 @@ class Batcher:
         host: wire.Host,
         *,
         flush_s: float = 1.0,
+        stretch_s: float = STRETCH_S,
         max_bytes: int = 960 * 1024,
         max_raw: int = 8 << 20,
         gzip_level: int = 1,
@@ -222,6 +235,8 @@ class Batcher:
         self._ancestors: dict[bytes, int] = {}  # this batch: an ancestor's block -> its ref
         self.host = host
         self.flush_s = flush_s
+        self.stretch_s = max(flush_s, stretch_s)  # a small batch's deadline (stretch_s <= flush_s: off)
+        self.stretched = 0  # batches that waited past flush_s because they were small (a counter for its log)
         # the loop reads the kernel in rounds (round()): what it reads in one was recorded after
         # the previous one began, so a batch is dated from there and leaves flush_s later
         self._round_at: float | None = None
@@ -539,15 +554,25 @@ class Batcher:
             self.last_seq = first_seq - 1
             pos = stop + 1
 
+    def small(self) -> bool:
+        """Whether the open batch is under ``STRETCH_GZ`` gzip'd, by estimate: the compressor's
+        output so far and what it still holds at ``_GZ_RATIO`` (an estimate that errs large, so
+        a doubt keeps the one-second cadence)."""
+        return self.gz_size + self.unsynced // _GZ_RATIO < STRETCH_GZ
+
     def due(self) -> bool:
-        return bool(self.count) and self.clock() - self.opened >= self.flush_s
+        if not self.count:
+            return False
+        age = self.clock() - self.opened
+        return age >= self.stretch_s or (age >= self.flush_s and not (self.compress and self.small()))
 
     def due_in(self) -> float:
         """Seconds until the open batch is due (infinity when there is none)."""
         if not self.count:
             return float("inf")
         now = self.clock()
-        due = self.opened + self.flush_s - now
+        wait = self.stretch_s if self.compress and self.small() else self.flush_s
+        due = self.opened + wait - now
         if self.urgent:
             due = min(due, self._express_at + self.express_min_s - now)
         return max(0.0, due)
@@ -586,9 +611,12 @@ class Batcher:
         at once, and takes the held batches with it."""
         if not self.count:
             return None
-        if self.urgent and not full and self.clock() - self.opened < self.flush_s:  # ahead of its time
+        age = self.clock() - self.opened
+        if self.urgent and not full and age < self.flush_s:  # ahead of its time
             self.express_seals += 1
             self._express_at = self.clock()
+        elif age >= self.flush_s and self.stretch_s > self.flush_s and self.small():
+            self.stretched += 1
         self.urgent = False
         if self._folds or self.native_folds is not None:
             self._write_repeats()

@@ -157,6 +157,7 @@ region = "us-east-1"
 state_dir = "{workdir / "state"}"
 heartbeat_s = 2.0
 flush_s = 0.2
+stretch_s = 0.2
 audit_key = "{key}"
 
 [watch]

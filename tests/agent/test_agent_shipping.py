@@ -9,6 +9,7 @@ from __future__ import annotations
 import gzip
 import io
 import itertools
+import random
 import time
 
 import boto3
@@ -128,7 +129,7 @@ def test_native_lines_are_cut_between_lines_at_the_gzipd_bound() -> None:
 def test_batcher_flushes_on_time() -> None:
     now = [0.0]
     sink = _Collect()
-    b = Batcher(sink, HOST, flush_s=1.0, clock=lambda: now[0])
+    b = Batcher(sink, HOST, flush_s=1.0, stretch_s=1.0, clock=lambda: now[0])
     b.add(_ev(1))
     now[0] = 0.5
     assert not b.due()
@@ -136,12 +137,80 @@ def test_batcher_flushes_on_time() -> None:
     assert b.due()
 
 
+def _big(seq: int) -> wire.WireEvent:
+    """An exec whose command line gzip cannot shrink much (its own 1 KiB of random hex)."""
+    arg = random.Random(seq).randbytes(512).hex()
+    return wire.ProcessExec(
+        time=T0 + seq, seq=seq, process=wire.Process(pid=seq, name="x", cmd_line=f"x {arg}", args=["x", arg])
+    )
+
+
+def test_a_small_batch_waits_up_to_stretch_s_and_a_fuller_one_keeps_flush_s() -> None:
+    """Stretch (ship.py): a batch still under half a PUT unit when it is flush_s old waits up to
+    stretch_s (two seconds in the unit one would pay alone); once it reaches half a unit it leaves."""
+    now = [0.0]
+    sink = _Collect()
+    b = Batcher(sink, HOST, flush_s=1.0, stretch_s=2.0, clock=lambda: now[0])
+    # GIVEN a quiet second: a few small events
+    for i in range(1, 6):
+        b.add(_ev(i))
+    now[0] = 1.0
+    # THEN it is not due at flush_s, and the loop may sleep until stretch_s
+    assert b.small() and not b.due() and b.due_in() == 1.0
+    now[0] = 2.0
+    assert b.due()
+    b.seal()
+    assert b.stretched == 1 and len(sink.batches) == 1
+    # GIVEN a batch that is small at flush_s and then fills half a unit (12 KiB of gzip)
+    now[0] = 3.0
+    b.add(_ev(6))
+    now[0] = 4.2
+    assert not b.due()
+    seq = 7
+    while b.small():
+        b.add(_big(seq))
+        seq += 1
+    # THEN it leaves at once, not at stretch_s
+    assert b.due() and b.due_in() == 0.0
+    b.seal()
+    assert b.stretched == 1  # it did not wait for being small
+    events = wire.decode_batch(sink.batches[1].payload)[0]
+    assert len(sink.batches[1].payload) >= ship.STRETCH_GZ // 2 and len(events) == seq - 6
+
+
+def test_a_busy_batch_and_a_plain_sink_keep_flush_s() -> None:
+    now = [0.0]
+    # GIVEN a batch of half a PUT unit or more by its first second
+    b = Batcher(_Collect(), HOST, flush_s=1.0, stretch_s=2.0, clock=lambda: now[0])
+    seq = 1
+    while b.small():
+        b.add(_big(seq))
+        seq += 1
+    # THEN it is due at flush_s, not later
+    now[0] = 0.99
+    assert not b.due() and abs(b.due_in() - 0.01) < 1e-9
+    now[0] = 1.0
+    assert b.due()
+    # GIVEN --stdout (no record to pay for): one event is due at flush_s
+    p = Batcher(
+        StdoutSink(Stats(), io.BytesIO()),
+        HOST,
+        flush_s=1.0,
+        stretch_s=2.0,
+        compress=False,
+        clock=lambda: now[0],
+    )
+    p.add(_ev(1))
+    now[0] = 2.0
+    assert p.due()
+
+
 def test_batcher_dates_a_batch_from_the_read_round_before_it() -> None:
     """The loop reads the kernel in rounds: what it reads in one was recorded after the previous
     one began, so a batch opened at t=0.25 in the round that began then is due 1 s after the
     round before (t=0), and no event in it leaves later than flush_s after it was recorded."""
     now = [0.0]
-    b = Batcher(_Collect(), HOST, flush_s=1.0, clock=lambda: now[0])
+    b = Batcher(_Collect(), HOST, flush_s=1.0, stretch_s=1.0, clock=lambda: now[0])
     assert b.due_in() == float("inf")  # nothing open: the loop may sleep its full round
     b.round(0.0)
     now[0] = 0.25
@@ -505,13 +574,13 @@ def test_an_urgent_event_makes_its_batch_leave_at_once_at_most_every_express_min
     sink = _Collect()
     b = Batcher(sink, HOST, flush_s=1.0, express_min_s=0.2, clock=lambda: now[0])
     b.round(0.0)
-    b.add(_ev(1))  # ordinary
-    assert not b.express_due() and b.due_in() == 1.0
+    b.add(_ev(1))  # ordinary, in a small batch: it would wait stretch_s (2 s)
+    assert not b.express_due() and b.due_in() == 2.0
     shell = wire.Process(pid=7, name="bash", stdin=_sock(), stdout=_sock())
     b.add(wire.ProcessExec(time=T0 + 2, seq=2, process=shell))
     assert b.express_due() and b.due_in() == 0.0
     b.seal()
-    assert len(sink.batches) == 1 and sink.batches[0].count == 2 and b.express_seals == 1
+    assert len(sink.batches) == 1 and sink.batches[0].count == 2 and b.express_seals == 1 and not b.stretched
     # a second urgent event 0.1 s later waits for express_min_s, then leaves
     now[0] = 0.1
     b.round(0.1)
@@ -551,7 +620,7 @@ def test_the_express_lane_can_be_turned_off() -> None:
     b = Batcher(_Collect(), HOST, express=False, clock=lambda: 0.0)
     b.add(wire.MemfdExec(time=T0, seq=1, process=wire.Process(pid=1)))
     b.mark_urgent()
-    assert not b.express_due() and b.due_in() == 1.0
+    assert not b.express_due() and b.due_in() == 2.0  # a small batch: stretch_s
 
 
 # --- wire v2: a process table per batch (issue 14) -------------------------------------------------

@@ -308,6 +308,11 @@ def test_config_defaults_and_errors(tmp_path) -> None:
         config.parse('[limits]\ncpu_percent = "lots"\n')
     with pytest.raises(config.ConfigError, match="flush_s"):
         config.parse("[agent]\nflush_s = 5\n")
+    assert cfg.agent.stretch_s == 2.0
+    for bad in ("stretch_s = 0.5", "stretch_s = 6", "flush_s = 0.5\nstretch_s = 0.4"):
+        with pytest.raises(config.ConfigError, match="stretch_s must be in"):
+            config.parse(f"[agent]\n{bad}\n")
+    assert config.parse("[agent]\nflush_s = 0.5\nstretch_s = 0.5\n").agent.stretch_s == 0.5  # off
     assert cfg.sensors.ebpf and cfg.sensors.ebpf_ring_kb == 2048
     with pytest.raises(config.ConfigError, match="ebpf_ring_kb must be a power of two"):
         config.parse("[sensors]\nebpf_ring_kb = 3000\n")
