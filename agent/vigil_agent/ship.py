@@ -615,7 +615,7 @@ class Batcher:
         if self.urgent and not full and age < self.flush_s:  # ahead of its time
             self.express_seals += 1
             self._express_at = self.clock()
-        elif age >= self.flush_s and self.stretch_s > self.flush_s and self.small():
+        elif age >= self.flush_s and self.stretch_s > self.flush_s and self.compress and self.small():
             self.stretched += 1
         self.urgent = False
         if self._folds or self.native_folds is not None:

@@ -203,6 +203,8 @@ def test_a_busy_batch_and_a_plain_sink_keep_flush_s() -> None:
     p.add(_ev(1))
     now[0] = 2.0
     assert p.due()
+    p.seal()
+    assert p.stretched == 0
 
 
 def test_batcher_dates_a_batch_from_the_read_round_before_it() -> None:
