@@ -4,10 +4,11 @@ Starts the offline stack (moto on loopback, template.yaml deployed by CloudForma
 handlers invoked in-process by local/pollers.py), simulates a fleet of 2-vCPU hosts whose events
 are drawn from the recorded benign corpus (so gzip sees real data), batches them as the agent does
 (its Batcher with its settings on a simulated clock: a gzip NDJSON record per host when its batch
-is due, a heartbeat every 60 s, seq monotonic per host), puts them on the stream as fast as the stack takes them, and counts every
-billed AWS unit: Kinesis records and bytes (at the producer), Lambda invocations, wall time and log
-bytes (around the in-process runtime), DynamoDB units, EventBridge entries and SQS requests (botocore
-hooks on the clients the handlers use, vigil_aws.clients). benchmarks/cost_model.py prices them.
+is due, a heartbeat every 60 s, seq monotonic per host), puts them on the stream as fast as the
+stack takes them, and counts every billed AWS unit: Kinesis records and bytes (at the producer),
+Lambda invocations, wall time and log bytes (around the in-process runtime), DynamoDB units,
+EventBridge entries and SQS requests (botocore hooks on the clients the handlers use,
+vigil_aws.clients). benchmarks/cost_model.py prices them.
 
 Two scenarios: quiet (10 events/s per vCPU, the corpus's own mix) and busy (the bench-agent mix:
 200 exec/s + 500 connects/s + 100 DNS/s per host). The last line is a contract:
