@@ -168,6 +168,7 @@ class FastPath:
         c.tick_ns = 1_000_000_000 // os.sysconf("SC_CLK_TCK")
         c.omit_uid = int(omit_uid and c.tick_ns == wire.CLOCK_TICK_NS)
         self.exec_ready = bool(boot)
+        self._folds_buf = (ctypes.c_uint64 * (3 * FOLDS_MAX))()  # vf_folds' output, reused at every seal
         c.n_comms = len(comms)
         for i, name in enumerate(comms):
             c.comms[i].value = name
@@ -234,7 +235,7 @@ class FastPath:
     def folds(self, epoch: int) -> list[tuple[int, int, int]]:
         """(seq, repeats, last time ns) of each connect or accept C wrote in batch ``epoch`` and
         folded repeats into (``ctx.fold``), for the batch's repeats line (wire.Repeats)."""
-        buf = (ctypes.c_uint64 * (3 * FOLDS_MAX))()
+        buf = self._folds_buf
         n = self.lib.vf_folds(self.ptr, epoch, buf, FOLDS_MAX)
         return [(buf[3 * i], buf[3 * i + 1], buf[3 * i + 2]) for i in range(n)]
 

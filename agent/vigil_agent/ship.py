@@ -235,7 +235,8 @@ class Batcher:
         self._ancestors: dict[bytes, int] = {}  # this batch: an ancestor's block -> its ref
         self.host = host
         self.flush_s = flush_s
-        self.stretch_s = max(flush_s, stretch_s)  # a small batch's deadline (stretch_s <= flush_s: off)
+        # a small batch's deadline (stretch_s <= flush_s: off; a plain sink has no record to pay for)
+        self.stretch_s = max(flush_s, stretch_s) if compress else flush_s
         self.stretched = 0  # batches that waited past flush_s because they were small (a counter for its log)
         # the loop reads the kernel in rounds (round()): what it reads in one was recorded after
         # the previous one began, so a batch is dated from there and leaves flush_s later
@@ -560,19 +561,20 @@ class Batcher:
         a doubt keeps the one-second cadence)."""
         return self.gz_size + self.unsynced // _GZ_RATIO < STRETCH_GZ
 
+    def _wait(self) -> float:
+        """How long after its first event the open batch leaves: ``stretch_s`` while it is small,
+        else ``flush_s``."""
+        return self.stretch_s if self.stretch_s > self.flush_s and self.small() else self.flush_s
+
     def due(self) -> bool:
-        if not self.count:
-            return False
-        age = self.clock() - self.opened
-        return age >= self.stretch_s or (age >= self.flush_s and not (self.compress and self.small()))
+        return bool(self.count) and self.clock() - self.opened >= self._wait()
 
     def due_in(self) -> float:
         """Seconds until the open batch is due (infinity when there is none)."""
         if not self.count:
             return float("inf")
         now = self.clock()
-        wait = self.stretch_s if self.compress and self.small() else self.flush_s
-        due = self.opened + wait - now
+        due = self.opened + self._wait() - now
         if self.urgent:
             due = min(due, self._express_at + self.express_min_s - now)
         return max(0.0, due)
@@ -615,7 +617,7 @@ class Batcher:
         if self.urgent and not full and age < self.flush_s:  # ahead of its time
             self.express_seals += 1
             self._express_at = self.clock()
-        elif age >= self.flush_s and self.stretch_s > self.flush_s and self.compress and self.small():
+        elif age >= self.flush_s and self._wait() > self.flush_s:
             self.stretched += 1
         self.urgent = False
         if self._folds or self.native_folds is not None:
