@@ -170,6 +170,7 @@ class Measured:
     eventbridge_events: int = 0
     sqs_requests: int = 0
     per_invocation: int = 0  # records fed per ingest invocation (a full shard's second)
+    finding_occurrences: int = 0  # findings stored (new or a new occurrence of one), counted
 
     @property
     def vcpus(self) -> int:
