@@ -10,11 +10,13 @@ Lambda invocations, wall time and log bytes (around the in-process runtime), Dyn
 EventBridge entries and SQS requests (botocore hooks on the clients the handlers use,
 vigil_aws.clients). benchmarks/cost_model.py prices them.
 
-Two scenarios: quiet (10 events/s per vCPU, the corpus's own mix) and busy (the bench-agent mix:
-200 exec/s + 500 connects/s + 100 DNS/s per host). The last line is a contract:
+Two scenarios price a benign fleet: quiet (10 events/s per vCPU, the corpus's own mix) and busy
+(the bench-agent mix: 200 exec/s + 500 connects/s + 100 DNS/s per host), both without the agent
+tests' simulated attacks recorded in the corpus (``TEST_MARKERS``). A third, attacked, replays the
+busy mix with them on one host and prices a finding. The last line is a contract:
 ``usd_per_vcpu_month_quiet=X usd_per_vcpu_month_busy=Y guardduty_usd_per_vcpu_month=1.50 ratio_quiet=G/X``.
 
-    python benchmarks/cost.py [--quiet-hosts 30] [--busy-hosts 3] [--seconds 60] [--prices FILE]
+    python benchmarks/cost.py [--quiet-hosts 30] [--busy-hosts 3] [--attacked-hosts 1] [--seconds 60]
 """
 
 from __future__ import annotations

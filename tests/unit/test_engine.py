@@ -83,6 +83,43 @@ def test_stateful_keys_are_prefetched_once_per_batch_and_written_once_per_key() 
     assert sorted(c.key for c in state.changes()) == ["bin|/usr/bin/a", "bin|/usr/bin/b"]
 
 
+class ShellFirstSeen(FirstSeen):
+    """A stateful rule with a program prefilter: only shells are offered to it."""
+
+    meta = _meta("Execution:Runtime/ShellFirstSeen")
+    programs = frozenset({"bash"})
+
+
+class BrokenPrefilter(FirstSeen):
+    meta = _meta("Execution:Runtime/BrokenPrefilter")
+
+    def prefiltered(self) -> bool:
+        return True
+
+    def offered(self, program: str) -> bool:
+        raise RuntimeError("bad prefilter")
+
+
+def test_state_is_prefetched_only_for_the_stateful_rules_a_program_is_offered_to() -> None:
+    # GIVEN a shell-only stateful rule WHEN a shell and two other programs run
+    engine = Engine([ShellFirstSeen()])
+    state = RecordingState()
+    events = [s.exec_(s.proc("/usr/bin/ls")), s.exec_(s.proc("/bin/bash")), s.exec_(s.proc("/usr/bin/id"))]
+    result = engine.run(events, state)
+    # THEN only the shell's key is read, and the rule fires on the shell alone
+    assert state.loads == [{"bin|/bin/bash"}]
+    assert [m.event.process.file.path for m in result.matches] == ["/bin/bash"]
+
+
+def test_a_broken_prefilter_still_prefetches_its_rules_state() -> None:
+    # GIVEN a stateful rule whose prefilter raises, THEN it is offered every event, with its state
+    engine = Engine([BrokenPrefilter()])
+    state = RecordingState()
+    result = engine.run([s.exec_(s.proc("/usr/bin/a"))], state)
+    assert state.loads == [{"bin|/usr/bin/a"}]
+    assert len(result.matches) == 1
+
+
 def test_disabled_detections_do_not_run() -> None:
     engine = Engine(all_detections(), disabled=["Execution:Runtime/ReverseShell"])
     shell = s.exec_(

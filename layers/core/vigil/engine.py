@@ -4,7 +4,8 @@ Detections are indexed by event kind, so an event only meets the rules that cons
 within a kind by the acting program's name for rules that declare a program prefilter
 (``Detection.programs`` / ``program_prefixes``, rule in ``Detection.offered``): a ``curl`` exec
 never calls a rule that only fires on shells. The per-(kind, program) list of rules is computed
-once per distinct program name and cached (bounded), so an event costs one dict lookup to route.
+once per distinct program name and cached (bounded), so an event costs one dict lookup to route;
+the state of stateful rules is prefetched for the rules the event is offered to, the same way.
 Detections that declare the same ``Detection.gate`` (a cheap necessary condition, e.g. "the IP is
 on some threat list") form one entry: the gate runs once per event, its members only when it holds.
 Every detection runs in its own error boundary: one broken rule is counted and reported, and never
@@ -113,6 +114,12 @@ class Engine:
         self._stateful_by_kind = {
             k: s for k, v in self.by_kind.items() if (s := tuple(d for d in v if d.stateful))
         }
+        # kinds with a prefiltered stateful rule load state only for the rules the program is
+        # offered to: program name -> those stateful rules (the same verdicts: a rule never offered
+        # the event never reads its keys)
+        self._stateful_routes: dict[str, dict[str, tuple[Detection, ...]]] = {
+            k: {} for k, v in self._stateful_by_kind.items() if any(d.prefiltered() for d in v)
+        }
 
     def offered(self, kind: str, program: str) -> tuple[Detection, ...]:
         """The detections an event of ``kind`` whose acting program is ``program`` is offered to
@@ -182,11 +189,24 @@ class Engine:
         stateful = self._stateful_by_kind
         if not stateful:
             return
+        routes = self._stateful_routes
         keys: set[str] = set()
         for event in events:
-            dets = stateful.get(event.kind)
+            kind = event.kind
+            dets = stateful.get(kind)
             if dets is None:
                 continue
+            table = routes.get(kind)
+            if table is not None:
+                p = getattr(event, "process", None)
+                name = (p.file.name or p.name) if p is not None else ""  # as in run()
+                offered = table.get(name)
+                if offered is None:
+                    offered = tuple(d for d in dets if _offered(d, name))
+                    if len(table) >= _ROUTES_MAX:
+                        table.clear()
+                    table[name] = offered
+                dets = offered
             for d in dets:
                 try:
                     keys.update(d.state_keys(event))
