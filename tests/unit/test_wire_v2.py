@@ -205,6 +205,29 @@ def test_what_a_records_refs_name_is_bounded(monkeypatch: pytest.MonkeyPatch) ->
     assert len(wire.decode_record(b"\n".join(v1)).events) == 9
 
 
+def test_siblings_naming_one_lineage_each_get_it_and_each_pay_for_it(monkeypatch: pytest.MonkeyPatch) -> None:
+    """The children of one parent resolve their lineage once per record; each still names it whole
+    (its weight counts for every child) and a bad lineage after a good one is still an error."""
+    kids = [wire.Process(pid=2000 + i, uid=f"k{i}", name="true", cmd_line="true " * 50) for i in range(4)]
+    per_child = wire.process_weight(kids[0]) + wire.process_weight(BASH) + wire.process_weight(SSHD)
+    monkeypatch.setattr(bounds, "EXPANDED_MAX", 3 * per_child)  # three children's worth
+    lines = [
+        b'{"kind":"proc","ref":0,"process":%s}' % _j(SSHD),
+        b'{"kind":"proc","ref":1,"process":%s}' % _bare(BASH),
+        _j(wire.Heartbeat(time=T0, seq=1, host=HOST)),
+    ]
+    for i, k in enumerate(kids):
+        lines.append(b'{"kind":"proc","ref":%d,"process":%s,"lineage":[1,0]}' % (10 + i, _j(k)))
+        lines.append(b'{"kind":"process_exec","process":%d,"time":%d,"seq":%d}' % (10 + i, T0 + i, 2 + i))
+    lines.append(b'{"kind":"proc","ref":20,"process":{"pid":1},"lineage":[10,0]}')  # a child as ancestor
+    d = wire.decode_record(b"\n".join(lines))
+    execs = [e for e in d.events if isinstance(e, wire.ProcessExec)]
+    assert [e.process.pid for e in execs] == [2000, 2001, 2002]  # the fourth exceeds the bound
+    assert all([a.name for a in e.process.lineage] == ["bash", "sshd"] for e in execs)
+    assert [e.line for e in d.errors] == [11, 12]
+    assert "process blocks" in d.errors[0].reason and "has a lineage of its own" in d.errors[1].reason
+
+
 # --- repeats: events the agent folded into one --------------------------------------------------
 def _repeats(*entries: tuple[int, int, int]) -> bytes:
     return _j({"kind": "repeats", "of": [list(x) for x in entries]})

@@ -520,6 +520,7 @@ class _Table:
         "expanded",
         "host",
         "indexed",
+        "lineages",
         "procs",
         "unnamed",
         "weights",
@@ -531,6 +532,8 @@ class _Table:
         self.indexed = 0
         self.procs: dict[int, Process] = {}
         self.weights: dict[int, int] = {}  # ref -> process_weight of it and its ancestors
+        # ancestor refs -> (their processes, their weight): the children of one parent share it
+        self.lineages: dict[tuple[int, ...], tuple[list[Process], int]] = {}
         self.expanded = 0  # what the events named so far (EXPANDED_MAX)
         self.host: Host | None = None  # a proc line's host, for the next event
         self.boot: Host | None = None  # the record's first host block: its boot names processes
@@ -651,21 +654,29 @@ class _Table:
             if p.lineage:
                 self.error = f"process ref {ref} has a lineage both inline and by ref"
                 return
-            weights = self.weights
-            lineage = []
-            for r in d.lineage:
-                a = procs.get(r)
-                if a is None:
-                    self.error = f"ancestor ref {r} of process ref {ref} is not defined before it"
-                    return
-                if a.lineage:
-                    self.error = f"ancestor ref {r} of process ref {ref} has a lineage of its own"
-                    return
-                lineage.append(a)
-                weight += weights[r]
+            key = tuple(d.lineage)
+            known = self.lineages.get(key)
+            if known is None:
+                weights = self.weights
+                lineage = []
+                lw = 0
+                for r in key:
+                    a = procs.get(r)
+                    if a is None:
+                        self.error = f"ancestor ref {r} of process ref {ref} is not defined before it"
+                        return
+                    if a.lineage:
+                        self.error = f"ancestor ref {r} of process ref {ref} has a lineage of its own"
+                        return
+                    lineage.append(a)
+                    lw += weights[r]
+                # valid for the rest of the record: a ref is defined once, and never changes
+                known = self.lineages[key] = (lineage, lw)
+            weight += known[1]
             # p was decoded from this line and nothing else holds it: set its lineage in place
-            # (a copy of the block per definition cost more than the rest of the definition)
-            _set(p, "lineage", lineage)
+            # (a copy of the block per definition cost more than the rest of the definition). The
+            # children of one parent share one list: nothing mutates a decoded lineage.
+            _set(p, "lineage", known[0])
         procs[ref] = p
         self.weights[ref] = weight
         if not p.uid:
