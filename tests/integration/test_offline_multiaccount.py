@@ -15,6 +15,7 @@ from __future__ import annotations
 import sys
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -39,13 +40,23 @@ def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LocalStack]:
         yield s
 
 
-def test_a_member_finding_reaches_the_administrator_and_a_stranger_is_refused(stack: LocalStack) -> None:
+@pytest.fixture(scope="module")
+def traffic(stack: LocalStack) -> tuple[dict[str, Any], list[str]]:
+    """The member's and the stranger's recorded batches, sent once for the module's tests (each test
+    asks for it, so one selected alone still has the traffic it reads)."""
+    assert stack.info is not None
+    tap = demo.tap_bus(stack, stack.info.outputs["FindingsBusName"])
+    said: list[str] = []
+    return ma.run_multiaccount_demo(stack, tap, say=said.append, out=said.append), said
+
+
+def test_a_member_finding_reaches_the_administrator_and_a_stranger_is_refused(
+    stack: LocalStack, traffic: tuple[dict[str, Any], list[str]]
+) -> None:
     assert stack.info is not None
     out = stack.info.outputs
     assert "TelemetryKeyArn" in out  # multi-account: the stream is on the stack's own key
-    tap = demo.tap_bus(stack, out["FindingsBusName"])
-    said: list[str] = []
-    result = ma.run_multiaccount_demo(stack, tap, say=said.append, out=said.append)
+    result, said = traffic
     assert result["checks"] == dict.fromkeys(result["checks"], True), "\n".join(said)
     (finding,) = [f for f in result["member_findings"] if f["type"] == ma.REVERSE_SHELL]
     assert finding["accountId"] == ma.MEMBER and f":{ma.MEMBER}:detector/" in finding["arn"]
@@ -58,8 +69,10 @@ def test_a_member_finding_reaches_the_administrator_and_a_stranger_is_refused(st
     assert own.returncode == 0 and ma.MEMBER not in own.stdout
 
 
-def test_coverage_and_usage_list_the_member_instance_under_its_account(stack: LocalStack) -> None:
-    # after the first test the member's heartbeat (in the recorded batch) has been ingested
+def test_coverage_and_usage_list_the_member_instance_under_its_account(
+    stack: LocalStack, traffic: tuple[dict[str, Any], list[str]]
+) -> None:
+    # the member's heartbeat (in the recorded batch) has been ingested
     assert stack.info is not None
     import json
 
