@@ -122,6 +122,7 @@ def test_connect_and_accept_on_loopback(agent: RunningAgent) -> None:
             lambda e: (
                 e["kind"] == "net_connect"
                 and e.get("remote_port") == port
+                and e.get("local_port") == cli.getsockname()[1]  # this connection's, not a reused port's
                 and _proc(e).get("pid") == os.getpid()
             ),
             what="net_connect",
@@ -148,8 +149,17 @@ def test_connect_ipv6_loopback(agent: RunningAgent) -> None:
     port = srv.getsockname()[1]
     cli = socket.create_connection(("::1", port))
     try:
+        # this connection's own event: the agent's events since it started are searched, and an
+        # earlier test's connect may have had this port as its remote port (ports are reused)
+        local = cli.getsockname()[1]
         ev = agent.wait_for(
-            lambda e: e["kind"] == "net_connect" and e.get("remote_port") == port, what="v6 connect"
+            lambda e: (
+                e["kind"] == "net_connect"
+                and e.get("remote_port") == port
+                and e.get("local_port") == local
+                and _proc(e).get("pid") == os.getpid()
+            ),
+            what="v6 connect",
         )
         assert ev["family"] == "inet6" and ev["remote_ip"] == "::1"
     finally:
