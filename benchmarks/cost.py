@@ -31,7 +31,7 @@ import sys
 import threading
 import time
 from collections import Counter
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -129,8 +129,10 @@ class Corpus:
             raise SystemExit(f"{path}: no heartbeat to shape simulated heartbeats on")
         self.heartbeat = heartbeat
         self._recorded = recorded
-        self.tests = [e for e in recorded if agent_test_event(e)]
-        self.all = [e for e in recorded if not agent_test_event(e)]
+        self.tests: list[wire.WireEvent] = []
+        self.all: list[wire.WireEvent] = []
+        for e in recorded:
+            (self.tests if agent_test_event(e) else self.all).append(e)
         self.by_kind = _pools(self.all)
 
     def recorded(self) -> Corpus:
@@ -493,9 +495,8 @@ def _projected(idx: Any, item: dict[str, Any]) -> dict[str, Any]:
     return {k: v for k, v in item.items() if k in keep}
 
 
-def _emf_metrics(logs: str, function: str) -> set[str]:
-    """Metric names (per function: the service dimension) in the Powertools EMF lines of a log."""
-    names: set[str] = set()
+def _emf_docs(logs: str) -> Iterator[dict[str, Any]]:
+    """The Powertools EMF documents among a log's lines."""
     for line in logs.splitlines():
         if '"_aws"' not in line:
             continue
@@ -503,6 +504,14 @@ def _emf_metrics(logs: str, function: str) -> set[str]:
             doc = json.loads(line)
         except ValueError:
             continue
+        if isinstance(doc, dict):
+            yield doc
+
+
+def _emf_metrics(logs: str, function: str) -> set[str]:
+    """Metric names (per function: the service dimension) in the Powertools EMF lines of a log."""
+    names: set[str] = set()
+    for doc in _emf_docs(logs):
         for directive in doc.get("_aws", {}).get("CloudWatchMetrics", []):
             names.update(f"{function}:{m['Name']}" for m in directive.get("Metrics", []))
     return names
@@ -511,13 +520,8 @@ def _emf_metrics(logs: str, function: str) -> set[str]:
 def _emf_sum(logs: str, name: str) -> float:
     """The sum of metric ``name``'s values in the Powertools EMF lines of a log."""
     total = 0.0
-    for line in logs.splitlines():
-        if '"_aws"' not in line or f'"{name}"' not in line:
-            continue
-        try:
-            v = json.loads(line).get(name, 0)
-        except ValueError:
-            continue
+    for doc in _emf_docs(logs):
+        v = doc.get(name, 0)
         total += sum(v) if isinstance(v, list) else v if isinstance(v, int | float) else 0
     return total
 
@@ -705,13 +709,12 @@ def report(m: Measured, prices: dict[str, Any]) -> dict[str, float]:
     return usd
 
 
-def finding_cost(
-    busy_m: Measured, busy: float, m: Measured, usd: dict[str, float], n_tests: int, cycle_s: float
-) -> None:
+def finding_cost(corpus: Corpus, busy_m: Measured, busy: float, m: Measured, usd: dict[str, float]) -> None:
     """What a finding costs: the attacked hosts' $ per vCPU-month over the busy fleet's, per finding
     occurrence stored. Findings are paid per finding, not per vCPU: a fleet adds its own rate."""
     attacked = sum(usd.values())
-    say(f"\n== findings: the busy mix replayed with the corpus's {n_tests} agent-test events ==")
+    cycle_s = len(corpus.by_kind["process_exec"]) / BUSY_MIX["process_exec"]  # a host's pass over the execs
+    say(f"\n== findings: the busy mix replayed with the corpus's {len(corpus.tests)} agent-test events ==")
     if busy_m.finding_occurrences:
         say(f"  the benign busy fleet stored {busy_m.finding_occurrences} finding occurrences itself")
     per_month = m.finding_occurrences * m.monthly_scale()
@@ -863,12 +866,7 @@ def main(argv: list[str] | None = None) -> int:
     quiet = sum(results["quiet"][1].values())
     busy = sum(results["busy"][1].values())
     if "attacked" in results:
-        cycle_s = (
-            len(corpus.by_kind["process_exec"]) / BUSY_MIX["process_exec"]
-        )  # a host's pass over the execs
-        finding_cost(
-            results["busy"][0], busy, *results["attacked"], n_tests=len(corpus.tests), cycle_s=cycle_s
-        )
+        finding_cost(corpus, results["busy"][0], busy, *results["attacked"])
     gd = guardduty_monthly_usd(1) / 1
     if args.save:
         USAGE_MODEL.write_text(

@@ -76,6 +76,13 @@ def _grouped(entries: Sequence[tuple[Detection, _Match]]) -> _Dispatch:
     return tuple(out)
 
 
+def _bounded_put(table: dict[str, Any], key: str, value: Any) -> None:
+    """Cache ``value`` under a program name, clearing the table when full (names are attacker-chosen)."""
+    if len(table) >= _ROUTES_MAX:
+        table.clear()
+    table[key] = value
+
+
 def _offered(d: Detection, program: str) -> bool:
     try:
         return d.offered(program)
@@ -139,9 +146,17 @@ class Engine:
         hit = table.get(program)
         if hit is None:
             hit = _grouped([(d, m) for d, m in self._flat.get(kind, ()) if _offered(d, program)])
-            if len(table) >= _ROUTES_MAX:
-                table.clear()
-            table[program] = hit
+            _bounded_put(table, program, hit)
+        return hit
+
+    def _stateful_route(self, kind: str, program: str) -> tuple[Detection, ...]:
+        """The stateful rules among those ``program``'s events of ``kind`` are offered to (cached
+        per program name, as ``_route`` is)."""
+        table = self._stateful_routes[kind]
+        hit = table.get(program)
+        if hit is None:
+            hit = tuple(d for d in self.offered(kind, program) if d.stateful)
+            _bounded_put(table, program, hit)
         return hit
 
     def run(self, events: Sequence[Event], state: State) -> EngineResult:
@@ -200,13 +215,8 @@ class Engine:
             if table is not None:
                 p = getattr(event, "process", None)
                 name = (p.file.name or p.name) if p is not None else ""  # as in run()
-                offered = table.get(name)
-                if offered is None:
-                    offered = tuple(d for d in dets if _offered(d, name))
-                    if len(table) >= _ROUTES_MAX:
-                        table.clear()
-                    table[name] = offered
-                dets = offered
+                found = table.get(name)
+                dets = found if found is not None else self._stateful_route(kind, name)
             for d in dets:
                 try:
                     keys.update(d.state_keys(event))
